@@ -1,0 +1,20 @@
+// Channel copy between [rows, src_c] and [rows, dst_c] views:
+//   dst[r, dst_off + k] = src[r, src_off + k] for k < count.
+// concat is one copy per input (src_off 0); split is one copy per output (dst_off 0).
+
+struct Params { rows: u32, src_c: u32, dst_c: u32, src_off: u32, dst_off: u32, count: u32, _p0: u32, _p1: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+@compute @workgroup_size(64)
+fn copy_channels(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.y * nwg.x * 64u + gid.x;
+    if (i >= p.rows * p.count) {
+        return;
+    }
+    let r = i / p.count;
+    let k = i % p.count;
+    dst[r * p.dst_c + p.dst_off + k] = src[r * p.src_c + p.src_off + k];
+}

@@ -1,0 +1,132 @@
+// conv2d, NHWC input, HWIO weights, implicit GEMM with an 8x8 register tile and no shared memory.
+//
+//   y[n,oy,ox,o] = sum_{ky,kx,c} x[n, oy*sh - pad_top + ky, ox*sw - pad_left + kx, c] * w[ky,kx,c,o]
+//                  (taps outside the image read as 0: TF SAME/VALID or any explicit padding)
+//   fused epilogue, in this order:
+//     y += bias[o]                       (flags & 1)
+//     y  = y * scale[o] + shift[o]       (flags & 2; inference batch norm folded to an affine)
+//     y  = residual[n,oy,ox,o] + res_scale * y   (flags & 4)
+//     y  = relu(y) (act 1) | max(y,0) + alpha[o]*min(y,0) (act 2, PReLU)
+//
+// Each invocation computes 8 consecutive output pixels (flattened n,oy,ox) x 8 consecutive channels.
+
+struct Params {
+    n: u32, h: u32, w: u32, c: u32,
+    oh: u32, ow: u32, oc: u32, kh: u32,
+    kw: u32, sh: u32, sw: u32, pad_top: u32,
+    pad_left: u32, flags: u32, act: u32, res_scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;        // [n, h, w, c]
+@group(0) @binding(2) var<storage, read> wt: array<f32>;       // [kh, kw, c, oc]
+@group(0) @binding(3) var<storage, read> bias: array<f32>;     // [oc] (flags & 1)
+@group(0) @binding(4) var<storage, read> scale: array<f32>;    // [oc] (flags & 2)
+@group(0) @binding(5) var<storage, read> shift: array<f32>;    // [oc] (flags & 2)
+@group(0) @binding(6) var<storage, read> alpha: array<f32>;    // [oc] (act 2)
+@group(0) @binding(7) var<storage, read> residual: array<f32>; // [n, oh, ow, oc] (flags & 4)
+@group(0) @binding(8) var<storage, read_write> y: array<f32>;  // [n, oh, ow, oc]
+
+@compute @workgroup_size(64)
+fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = gid.y * nwg.x * 64u + gid.x;
+    let m_total = p.n * p.oh * p.ow;
+    let tiles_n = (p.oc + 7u) / 8u;
+    if (idx >= tiles_n * ((m_total + 7u) / 8u)) {
+        return;
+    }
+    let m0 = (idx / tiles_n) * 8u;
+    let n0 = (idx % tiles_n) * 8u;
+
+    var iy0: array<i32, 8>;
+    var ix0: array<i32, 8>;
+    var xb: array<u32, 8>;
+    for (var r = 0u; r < 8u; r++) {
+        let m = min(m0 + r, m_total - 1u);
+        let b = m / (p.oh * p.ow);
+        let rem = m % (p.oh * p.ow);
+        iy0[r] = i32((rem / p.ow) * p.sh) - i32(p.pad_top);
+        ix0[r] = i32((rem % p.ow) * p.sw) - i32(p.pad_left);
+        xb[r] = b * p.h * p.w * p.c;
+    }
+    let col0 = min(n0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.oc - 1u));
+    let col1 = min(n0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));
+
+    // c<r>_<h>: output pixel m0+r, channels n0+4h..n0+4h+3, in registers (arrays spill on llvmpipe).
+    var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>();
+    var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>();
+    var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>();
+    var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>();
+    var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>();
+    var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>();
+    var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>();
+    var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>();
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            // Input offsets of the 8 pixels for this tap; a pixel in the padding reads 0 (mask k).
+            var off0 = vec4<u32>();
+            var off1 = vec4<u32>();
+            var k0 = vec4<f32>();
+            var k1 = vec4<f32>();
+            for (var r = 0u; r < 4u; r++) {
+                let iy = iy0[r] + i32(ky);
+                let ix = ix0[r] + i32(kx);
+                let ok = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+                off0[r] = select(0u, xb[r] + (u32(iy) * p.w + u32(ix)) * p.c, ok);
+                k0[r] = select(0.0, 1.0, ok);
+                let iy1 = iy0[r + 4u] + i32(ky);
+                let ix1 = ix0[r + 4u] + i32(kx);
+                let ok1 = iy1 >= 0 && iy1 < i32(p.h) && ix1 >= 0 && ix1 < i32(p.w);
+                off1[r] = select(0u, xb[r + 4u] + (u32(iy1) * p.w + u32(ix1)) * p.c, ok1);
+                k1[r] = select(0.0, 1.0, ok1);
+            }
+            let kbase = (ky * p.kw + kx) * p.c;
+            for (var ci = 0u; ci < p.c; ci++) {
+                let a0 = k0 * vec4<f32>(x[off0.x + ci], x[off0.y + ci], x[off0.z + ci], x[off0.w + ci]);
+                let a1 = k1 * vec4<f32>(x[off1.x + ci], x[off1.y + ci], x[off1.z + ci], x[off1.w + ci]);
+                let wrow = (kbase + ci) * p.oc;
+                let b0 = vec4<f32>(wt[wrow + col0.x], wt[wrow + col0.y], wt[wrow + col0.z], wt[wrow + col0.w]);
+                let b1 = vec4<f32>(wt[wrow + col1.x], wt[wrow + col1.y], wt[wrow + col1.z], wt[wrow + col1.w]);
+                c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+                c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+                c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+                c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+                c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+                c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+                c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+                c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+            }
+        }
+    }
+    let acc = array<vec4<f32>, 16>(c0_0, c0_1, c1_0, c1_1, c2_0, c2_1, c3_0, c3_1, c4_0, c4_1, c5_0, c5_1, c6_0, c6_1, c7_0, c7_1);
+
+    for (var r = 0u; r < 8u; r++) {
+        let m = m0 + r;
+        if (m >= m_total) {
+            break;
+        }
+        for (var j = 0u; j < 8u; j++) {
+            let o = n0 + j;
+            if (o >= p.oc) {
+                break;
+            }
+            var v = acc[r * 2u + j / 4u][j % 4u];
+            if ((p.flags & 1u) != 0u) {
+                v += bias[o];
+            }
+            if ((p.flags & 2u) != 0u) {
+                v = v * scale[o] + shift[o];
+            }
+            let at = m * p.oc + o;
+            if ((p.flags & 4u) != 0u) {
+                v = residual[at] + p.res_scale * v;
+            }
+            if (p.act == 1u) {
+                v = max(v, 0.0);
+            } else if (p.act == 2u) {
+                v = max(v, 0.0) + alpha[o] * min(v, 0.0);
+            }
+            y[at] = v;
+        }
+    }
+}

@@ -1,0 +1,188 @@
+// Image ops on NHWC float images.
+//
+// resize_bilinear:  half-pixel centres (OpenCV INTER_LINEAR): sx = (ox + 0.5) * w / ow - 0.5, clamped at 0;
+//                   taps floor(sx) and floor(sx)+1 (clamped to the edge), weights 1-f, f; same for y.
+// resize_area:      OpenCV INTER_AREA. Per axis: shrinking, output o averages the input span
+//                   [o*s, (o+1)*s) (s = in/out) weighted by coverage; enlarging, taps floor(o*s), +1 with
+//                   f = (o+1) - (floor(o*s)+1)/s, f = 0 if f <= 0 else frac(f). The 2-D weight is the product.
+// crop_pad:         y[n,oy,ox,c] = x[n, oy+y0, ox+x0, c] inside the image, else 0
+// flip_h:           y[n,oy,ox,c] = x[n, oy, w-1-ox, c]
+// fixed_standardize: y = (x - 127.5) / 128
+// prewhiten_stats + prewhiten_apply: per image, y = (x - mean) / max(std, 1/sqrt(h*w*c))  (std biased)
+
+struct Params { n: u32, h: u32, w: u32, c: u32, oh: u32, ow: u32, y0: i32, x0: i32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;           // [n, h, w, c]
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;     // [n, oh, ow, c]
+@group(0) @binding(3) var<storage, read_write> stats: array<f32>; // [n, 2] mean, divisor (prewhiten)
+
+struct Out { b: u32, oy: u32, ox: u32, ch: u32 }
+
+fn out_index(i: u32) -> Out {
+    let ch = i % p.c;
+    let pix = i / p.c;
+    return Out(pix / (p.ow * p.oh), (pix / p.ow) % p.oh, pix % p.ow, ch);
+}
+
+fn at(b: u32, iy: u32, ix: u32, ch: u32) -> f32 {
+    return x[((b * p.h + iy) * p.w + ix) * p.c + ch];
+}
+
+fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.y * nwg.x * 64u + gid.x;
+}
+
+@compute @workgroup_size(64)
+fn resize_bilinear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.n * p.oh * p.ow * p.c) {
+        return;
+    }
+    let o = out_index(i);
+    let sy = max((f32(o.oy) + 0.5) * f32(p.h) / f32(p.oh) - 0.5, 0.0);
+    let sx = max((f32(o.ox) + 0.5) * f32(p.w) / f32(p.ow) - 0.5, 0.0);
+    let y0 = min(u32(floor(sy)), p.h - 1u);
+    let x0 = min(u32(floor(sx)), p.w - 1u);
+    let y1 = min(y0 + 1u, p.h - 1u);
+    let x1 = min(x0 + 1u, p.w - 1u);
+    let fy = sy - f32(y0);
+    let fx = sx - f32(x0);
+    let top = at(o.b, y0, x0, o.ch) * (1.0 - fx) + at(o.b, y0, x1, o.ch) * fx;
+    let bot = at(o.b, y1, x0, o.ch) * (1.0 - fx) + at(o.b, y1, x1, o.ch) * fx;
+    y[i] = top * (1.0 - fy) + bot * fy;
+}
+
+// Input span [first, last] and weight function of one axis of INTER_AREA.
+struct Span { first: u32, last: u32, lo: f32, scale: f32, frac: f32, shrink: bool }
+
+fn span(o: u32, n_in: u32, n_out: u32) -> Span {
+    let s = f32(n_in) / f32(n_out);
+    if (n_out <= n_in) {
+        let lo = f32(o) * s;
+        let hi = lo + s;
+        return Span(u32(floor(lo)), min(u32(ceil(hi)), n_in) - 1u, lo, s, 0.0, true);
+    }
+    var sx = u32(floor(f32(o) * s));
+    var f = f32(o + 1u) - f32(sx + 1u) / s;
+    f = select(f - floor(f), 0.0, f <= 0.0);
+    if (sx >= n_in - 1u) {
+        sx = n_in - 1u;
+        f = 0.0;
+    }
+    return Span(sx, min(sx + 1u, n_in - 1u), 0.0, s, f, false);
+}
+
+fn weight(sp: Span, i: u32) -> f32 {
+    if (sp.shrink) {
+        return max(min(sp.lo + sp.scale, f32(i + 1u)) - max(sp.lo, f32(i)), 0.0) / sp.scale;
+    }
+    if (i == sp.first) {
+        return 1.0 - sp.frac;
+    }
+    return sp.frac;
+}
+
+@compute @workgroup_size(64)
+fn resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.n * p.oh * p.ow * p.c) {
+        return;
+    }
+    let o = out_index(i);
+    let sy = span(o.oy, p.h, p.oh);
+    let sx = span(o.ox, p.w, p.ow);
+    var acc = 0.0;
+    for (var iy = sy.first; iy <= sy.last; iy++) {
+        let wy = weight(sy, iy);
+        var row = 0.0;
+        for (var ix = sx.first; ix <= sx.last; ix++) {
+            row += weight(sx, ix) * at(o.b, iy, ix, o.ch);
+        }
+        acc += wy * row;
+    }
+    y[i] = acc;
+}
+
+@compute @workgroup_size(64)
+fn crop_pad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.n * p.oh * p.ow * p.c) {
+        return;
+    }
+    let o = out_index(i);
+    let iy = i32(o.oy) + p.y0;
+    let ix = i32(o.ox) + p.x0;
+    var v = 0.0;
+    if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
+        v = at(o.b, u32(iy), u32(ix), o.ch);
+    }
+    y[i] = v;
+}
+
+@compute @workgroup_size(64)
+fn flip_h(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.n * p.oh * p.ow * p.c) {
+        return;
+    }
+    let o = out_index(i);
+    y[i] = at(o.b, o.oy, p.w - 1u - o.ox, o.ch);
+}
+
+@compute @workgroup_size(64)
+fn fixed_standardize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n * p.h * p.w * p.c) {
+        y[i] = (x[i] - 127.5) / 128.0;
+    }
+}
+
+var<workgroup> part: array<f32, 64>;
+
+fn reduce(t: u32) -> f32 {
+    workgroupBarrier();
+    for (var s = 32u; s > 0u; s >>= 1u) {
+        if (t < s) {
+            part[t] += part[t + s];
+        }
+        workgroupBarrier();
+    }
+    let total = part[0];
+    workgroupBarrier();
+    return total;
+}
+
+// One workgroup per image: stats[b] = (mean, max(std, 1/sqrt(size))).
+@compute @workgroup_size(64)
+fn prewhiten_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let size = p.h * p.w * p.c;
+    let base = wg.x * size;
+    var s = 0.0;
+    for (var k = t; k < size; k += 64u) {
+        s += x[base + k];
+    }
+    part[t] = s;
+    let mean = reduce(t) / f32(size);
+    var q = 0.0;
+    for (var k = t; k < size; k += 64u) {
+        let d = x[base + k] - mean;
+        q += d * d;
+    }
+    part[t] = q;
+    let sd = sqrt(reduce(t) / f32(size));
+    if (t == 0u) {
+        stats[wg.x * 2u] = mean;
+        stats[wg.x * 2u + 1u] = max(sd, 1.0 / sqrt(f32(size)));
+    }
+}
+
+@compute @workgroup_size(64)
+fn prewhiten_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    let size = p.h * p.w * p.c;
+    if (i < p.n * size) {
+        let b = i / size;
+        y[i] = (x[i] - stats[b * 2u]) / stats[b * 2u + 1u];
+    }
+}

@@ -1,0 +1,77 @@
+// matmul / linear with an 8x8 register tile and no shared memory.
+//
+//   c[i,j] = beta * c[i,j] + sum_k a[i,k] * b[k,j] + bias[j]
+//   a[i,k] is read at a[i*a_rs + k*a_cs] and b[k,j] at b[k*b_rs + j*b_cs], so a transposed operand is
+//   just swapped strides. beta is 0 (overwrite) or 1 (accumulate, flags & 2); bias when flags & 1.
+
+struct Params {
+    m: u32, n: u32, k: u32, flags: u32,
+    a_rs: u32, a_cs: u32, b_rs: u32, b_cs: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;         // [m, k] (strided)
+@group(0) @binding(2) var<storage, read> b: array<f32>;         // [k, n] (strided)
+@group(0) @binding(3) var<storage, read> bias: array<f32>;      // [n] (flags & 1)
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;   // [m, n]
+
+@compute @workgroup_size(64)
+fn matmul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = gid.y * nwg.x * 64u + gid.x;
+    let tiles_n = (p.n + 7u) / 8u;
+    if (idx >= tiles_n * ((p.m + 7u) / 8u)) {
+        return;
+    }
+    let i0 = (idx / tiles_n) * 8u;
+    let j0 = (idx % tiles_n) * 8u;
+    let ar0 = vec4<u32>(min(i0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.m - 1u))) * p.a_rs;
+    let ar1 = vec4<u32>(min(i0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.m - 1u))) * p.a_rs;
+    let bc0 = vec4<u32>(min(j0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u))) * p.b_cs;
+    let bc1 = vec4<u32>(min(j0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.n - 1u))) * p.b_cs;
+    var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>();
+    var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>();
+    var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>();
+    var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>();
+    var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>();
+    var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>();
+    var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>();
+    var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>();
+    for (var kk = 0u; kk < p.k; kk++) {
+        let ak = kk * p.a_cs;
+        let bk = kk * p.b_rs;
+        let a0 = vec4<f32>(a[ar0.x + ak], a[ar0.y + ak], a[ar0.z + ak], a[ar0.w + ak]);
+        let a1 = vec4<f32>(a[ar1.x + ak], a[ar1.y + ak], a[ar1.z + ak], a[ar1.w + ak]);
+        let b0 = vec4<f32>(b[bk + bc0.x], b[bk + bc0.y], b[bk + bc0.z], b[bk + bc0.w]);
+        let b1 = vec4<f32>(b[bk + bc1.x], b[bk + bc1.y], b[bk + bc1.z], b[bk + bc1.w]);
+        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+    }
+    let acc = array<vec4<f32>, 16>(c0_0, c0_1, c1_0, c1_1, c2_0, c2_1, c3_0, c3_1, c4_0, c4_1, c5_0, c5_1, c6_0, c6_1, c7_0, c7_1);
+    for (var r = 0u; r < 8u; r++) {
+        let i = i0 + r;
+        if (i >= p.m) {
+            break;
+        }
+        for (var j = 0u; j < 8u; j++) {
+            let jj = j0 + j;
+            if (jj >= p.n) {
+                break;
+            }
+            var v = acc[r * 2u + j / 4u][j % 4u];
+            if ((p.flags & 1u) != 0u) {
+                v += bias[jj];
+            }
+            let at = i * p.n + jj;
+            if ((p.flags & 2u) != 0u) {
+                v += c[at];
+            }
+            c[at] = v;
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! CPU twin of `kernels::center_loss`.
+
+use crate::gpu::GpuError;
+use crate::kernels::center_loss::CenterLossParams;
+
+/// Returns the loss (with the centers before the update) and updates `centers` in place.
+pub fn center_loss(x: &[f32], x_shape: &[usize], labels: &[u32], centers: &mut [f32], centers_shape: &[usize], alfa: f32) -> Result<f32, GpuError> {
+    let p = CenterLossParams::new(x_shape, centers_shape, alfa)?;
+    let (b, d) = (p.b as usize, p.d as usize);
+    if labels.len() != b || labels.iter().any(|&l| l >= p.classes) {
+        return Err(GpuError::Invalid { op: "center_loss", detail: format!("need {b} labels below {}", p.classes) });
+    }
+    let mut sq = vec![0f32; b * d];
+    let mut delta = vec![0f32; b * d];
+    for i in 0..b {
+        for k in 0..d {
+            let c = centers[labels[i] as usize * d + k];
+            sq[i * d + k] = (x[i * d + k] - c).powi(2);
+            delta[i * d + k] = (1.0 - alfa) * (c - x[i * d + k]);
+        }
+    }
+    for i in 0..b {
+        for k in 0..d {
+            centers[labels[i] as usize * d + k] -= delta[i * d + k];
+        }
+    }
+    Ok(super::reduce::sum_scaled(&sq, 1.0 / (b * d).max(1) as f32))
+}

@@ -1,0 +1,113 @@
+//! CPU twin of `kernels::image`.
+
+use crate::gpu::GpuError;
+use crate::kernels::image::ImageParams;
+
+fn map_out(p: &ImageParams, mut f: impl FnMut(usize, usize, usize, usize) -> f32) -> Vec<f32> {
+    let (oh, ow, c) = (p.oh as usize, p.ow as usize, p.c as usize);
+    let mut y = Vec::with_capacity(p.n as usize * oh * ow * c);
+    for b in 0..p.n as usize {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for ch in 0..c {
+                    y.push(f(b, oy, ox, ch));
+                }
+            }
+        }
+    }
+    y
+}
+
+fn at(x: &[f32], p: &ImageParams, b: usize, iy: usize, ix: usize, ch: usize) -> f32 {
+    x[((b * p.h as usize + iy) * p.w as usize + ix) * p.c as usize + ch]
+}
+
+pub fn resize_bilinear(x: &[f32], x_shape: &[usize], out_hw: (usize, usize)) -> Result<Vec<f32>, GpuError> {
+    let p = ImageParams::new("resize_bilinear", x_shape, out_hw)?;
+    let src = |o: usize, n_in: u32, n_out: u32| {
+        let s = ((o as f32 + 0.5) * n_in as f32 / n_out as f32 - 0.5).max(0.0);
+        let i0 = (s.floor() as usize).min(n_in as usize - 1);
+        (i0, (i0 + 1).min(n_in as usize - 1), s - i0 as f32)
+    };
+    Ok(map_out(&p, |b, oy, ox, ch| {
+        let (y0, y1, fy) = src(oy, p.h, p.oh);
+        let (x0, x1, fx) = src(ox, p.w, p.ow);
+        let top = at(x, &p, b, y0, x0, ch) * (1.0 - fx) + at(x, &p, b, y0, x1, ch) * fx;
+        let bot = at(x, &p, b, y1, x0, ch) * (1.0 - fx) + at(x, &p, b, y1, x1, ch) * fx;
+        top * (1.0 - fy) + bot * fy
+    }))
+}
+
+/// `(input index, weight)` taps of output `o` along one axis of OpenCV INTER_AREA.
+pub fn area_taps(o: usize, n_in: usize, n_out: usize) -> Vec<(usize, f32)> {
+    let s = n_in as f32 / n_out as f32;
+    if n_out <= n_in {
+        let lo = o as f32 * s;
+        let hi = lo + s;
+        (lo.floor() as usize..(hi.ceil() as usize).min(n_in))
+            .map(|i| (i, ((hi.min(i as f32 + 1.0) - lo.max(i as f32)).max(0.0)) / s))
+            .collect()
+    } else {
+        let mut sx = (o as f32 * s).floor() as usize;
+        let mut f = (o + 1) as f32 - (sx + 1) as f32 / s;
+        f = if f <= 0.0 { 0.0 } else { f - f.floor() };
+        if sx >= n_in - 1 {
+            sx = n_in - 1;
+            f = 0.0;
+        }
+        if sx + 1 < n_in {
+            vec![(sx, 1.0 - f), (sx + 1, f)]
+        } else {
+            vec![(sx, 1.0 - f)]
+        }
+    }
+}
+
+pub fn resize_area(x: &[f32], x_shape: &[usize], out_hw: (usize, usize)) -> Result<Vec<f32>, GpuError> {
+    let p = ImageParams::new("resize_area", x_shape, out_hw)?;
+    Ok(map_out(&p, |b, oy, ox, ch| {
+        let mut acc = 0f32;
+        for (iy, wy) in area_taps(oy, p.h as usize, p.oh as usize) {
+            let row: f32 = area_taps(ox, p.w as usize, p.ow as usize).into_iter().map(|(ix, wx)| wx * at(x, &p, b, iy, ix, ch)).sum();
+            acc += wy * row;
+        }
+        acc
+    }))
+}
+
+pub fn crop_pad(x: &[f32], x_shape: &[usize], out_hw: (usize, usize), top: i32, left: i32) -> Result<Vec<f32>, GpuError> {
+    let p = ImageParams::new("crop_pad", x_shape, out_hw)?;
+    Ok(map_out(&p, |b, oy, ox, ch| {
+        let (iy, ix) = (oy as i64 + top as i64, ox as i64 + left as i64);
+        if iy >= 0 && iy < p.h as i64 && ix >= 0 && ix < p.w as i64 {
+            at(x, &p, b, iy as usize, ix as usize, ch)
+        } else {
+            0.0
+        }
+    }))
+}
+
+pub fn flip_h(x: &[f32], x_shape: &[usize]) -> Result<Vec<f32>, GpuError> {
+    let p = ImageParams::new("flip_h", x_shape, (x_shape.get(1).copied().unwrap_or(0), x_shape.get(2).copied().unwrap_or(0)))?;
+    Ok(map_out(&p, |b, oy, ox, ch| at(x, &p, b, oy, p.w as usize - 1 - ox, ch)))
+}
+
+pub fn fixed_standardize(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|&v| (v - 127.5) / 128.0).collect()
+}
+
+/// Returns `(y, stats)` with stats `[n, 2]` = (mean, max(std, 1/sqrt(size))) per image.
+pub fn prewhiten(x: &[f32], x_shape: &[usize]) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
+    let p = ImageParams::new("prewhiten", x_shape, (x_shape.get(1).copied().unwrap_or(0), x_shape.get(2).copied().unwrap_or(0)))?;
+    let size = (p.h * p.w * p.c) as usize;
+    let mut y = Vec::with_capacity(x.len());
+    let mut stats = Vec::with_capacity(p.n as usize * 2);
+    for img in x.chunks(size.max(1)) {
+        let mean = img.iter().map(|&v| v as f64).sum::<f64>() / size as f64;
+        let std = (img.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / size as f64).sqrt();
+        let div = std.max(1.0 / (size as f64).sqrt());
+        stats.extend([mean as f32, div as f32]);
+        y.extend(img.iter().map(|&v| ((v as f64 - mean) / div) as f32));
+    }
+    Ok((y, stats))
+}

@@ -1,0 +1,128 @@
+use super::{GpuContext, GpuError};
+
+/// Element type of a [`GpuTensor`]'s buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    U32,
+}
+
+/// A shape plus a labelled storage buffer. Cloning shares the buffer.
+#[derive(Debug, Clone)]
+pub struct GpuTensor {
+    pub shape: Vec<usize>,
+    pub dtype: DType,
+    pub buffer: wgpu::Buffer,
+    pub label: String,
+}
+
+impl GpuTensor {
+    fn alloc(ctx: &GpuContext, label: &str, shape: &[usize], dtype: DType) -> Self {
+        let bytes = (shape.iter().product::<usize>() * 4).max(4) as u64;
+        let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Self { shape: shape.to_vec(), dtype, buffer, label: label.to_string() }
+    }
+
+    /// A zero-filled f32 tensor.
+    pub fn zeros(ctx: &GpuContext, label: &str, shape: &[usize]) -> Self {
+        Self::alloc(ctx, label, shape, DType::F32)
+    }
+
+    /// A zero-filled u32 tensor (labels, argmax indices, masks).
+    pub fn zeros_u32(ctx: &GpuContext, label: &str, shape: &[usize]) -> Self {
+        Self::alloc(ctx, label, shape, DType::U32)
+    }
+
+    pub fn upload(ctx: &GpuContext, label: &str, shape: &[usize], data: &[f32]) -> Result<Self, GpuError> {
+        let t = Self::zeros(ctx, label, shape);
+        t.write(ctx, data)?;
+        Ok(t)
+    }
+
+    pub fn upload_u32(ctx: &GpuContext, label: &str, shape: &[usize], data: &[u32]) -> Result<Self, GpuError> {
+        let t = Self::zeros_u32(ctx, label, shape);
+        t.check_len("upload", data.len())?;
+        if !data.is_empty() {
+            ctx.queue.write_buffer(&t.buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(t)
+    }
+
+    /// Overwrites the contents (same element count), reusing the buffer.
+    pub fn write(&self, ctx: &GpuContext, data: &[f32]) -> Result<(), GpuError> {
+        self.check_len("write", data.len())?;
+        if !data.is_empty() {
+            ctx.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+
+    fn check_len(&self, op: &'static str, n: usize) -> Result<(), GpuError> {
+        if n != self.len() {
+            return Err(GpuError::Shape {
+                op,
+                detail: format!("tensor '{}' of shape {:?} holds {} elements, data has {n}", self.label, self.shape, self.len()),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The same buffer seen with another shape of equal size.
+    pub fn reshaped(&self, shape: &[usize]) -> Result<Self, GpuError> {
+        if shape.iter().product::<usize>() != self.len() {
+            return Err(GpuError::Shape {
+                op: "reshape",
+                detail: format!("tensor '{}' {:?} cannot be viewed as {shape:?}", self.label, self.shape),
+            });
+        }
+        Ok(Self { shape: shape.to_vec(), ..self.clone() })
+    }
+
+    fn read_bytes(&self, ctx: &GpuContext) -> Result<Vec<u8>, GpuError> {
+        let size = (self.len() * 4) as u64;
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback staging"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        enc.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
+        ctx.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        ctx.sync()?;
+        let err = |message: String| GpuError::Readback { label: self.label.clone(), message };
+        rx.recv().map_err(|e| err(e.to_string()))?.map_err(|e| err(e.to_string()))?;
+        let bytes = staging.get_mapped_range(..).map_err(|e| err(e.to_string()))?.to_vec();
+        staging.unmap();
+        Ok(bytes)
+    }
+
+    /// Copies an f32 tensor back to the host (waits for all submitted work).
+    pub fn download(&self, ctx: &GpuContext) -> Result<Vec<f32>, GpuError> {
+        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(ctx)?))
+    }
+
+    pub fn download_u32(&self, ctx: &GpuContext) -> Result<Vec<u32>, GpuError> {
+        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(ctx)?))
+    }
+}

@@ -1,0 +1,123 @@
+use std::sync::Mutex;
+
+use super::pipeline::PipelineCache;
+use super::GpuError;
+
+/// What `facegpu info` prints about the chosen adapter.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_workgroups_per_dimension: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_storage_buffers_per_shader_stage: u32,
+}
+
+/// The device, queue and caches every kernel call goes through. Create it once and pass it in.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: wgpu::Adapter,
+    pub(crate) pipelines: PipelineCache,
+    /// Uniform buffer holding every dispatch's `Params` of one submission; grown, never shrunk.
+    pub(crate) params: Mutex<Option<wgpu::Buffer>>,
+    /// A 16-byte storage buffer bound where an optional operand is absent.
+    pub(crate) dummy: wgpu::Buffer,
+    pub(crate) uniform_align: u64,
+}
+
+fn rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+impl GpuContext {
+    /// Picks a discrete GPU, then an integrated one, then anything (lavapipe included).
+    /// `FACEGPU_ADAPTER` (substring of the adapter name, case-insensitive) and `WGPU_BACKEND` override it.
+    pub fn new() -> Result<Self, GpuError> {
+        pollster::block_on(Self::new_async())
+    }
+
+    async fn new_async() -> Result<Self, GpuError> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+        let wanted = std::env::var("FACEGPU_ADAPTER").ok().filter(|s| !s.is_empty());
+        if let Some(w) = &wanted {
+            let w = w.to_lowercase();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&w));
+        }
+        adapters.sort_by_key(|a| (rank(a.get_info().device_type), a.get_info().backend != wgpu::Backend::Vulkan));
+        let adapter = adapters.into_iter().next().ok_or_else(|| GpuError::NoAdapter {
+            filter: wanted.map(|w| format!(" matching FACEGPU_ADAPTER='{w}'")).unwrap_or_default(),
+        })?;
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("facegpu"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|source| GpuError::RequestDevice { adapter: adapter.get_info().name, source })?;
+        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("absent operand"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        Ok(Self {
+            uniform_align: limits.min_uniform_buffer_offset_alignment as u64,
+            device,
+            queue,
+            adapter,
+            pipelines: PipelineCache::default(),
+            params: Mutex::new(None),
+            dummy,
+        })
+    }
+
+    pub fn summary(&self) -> AdapterSummary {
+        let info = self.adapter.get_info();
+        let l = self.device.limits();
+        AdapterSummary {
+            name: info.name,
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: info.driver,
+            driver_info: info.driver_info,
+            max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+            max_buffer_size: l.max_buffer_size,
+            max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
+            max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
+            max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
+        }
+    }
+
+    /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)".
+    pub fn adapter_name(&self) -> String {
+        self.adapter.get_info().name
+    }
+
+    /// Blocks until all submitted work has finished.
+    pub fn sync(&self) -> Result<(), GpuError> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| GpuError::Submit(e.to_string()))
+    }
+}

@@ -1,0 +1,163 @@
+use std::sync::Arc;
+
+use super::{GpuContext, GpuError, Shader};
+
+/// Invocations per workgroup of every 1-D kernel (`@workgroup_size(64)` in the shaders).
+pub const WORKGROUP_1D: u32 = 64;
+
+enum Op {
+    Dispatch {
+        pipeline: Arc<wgpu::ComputePipeline>,
+        buffers: Vec<Option<wgpu::Buffer>>,
+        params_offset: u64,
+        params_size: u64,
+        groups: [u32; 3],
+    },
+    Copy { src: wgpu::Buffer, dst: wgpu::Buffer, bytes: u64 },
+}
+
+/// Records many dispatches and submits them as one command buffer.
+///
+/// Binding 0 of every kernel is its uniform `Params`; `buffers[i]` is bound at binding `i + 1`, and `None`
+/// marks a binding that this entry point does not use (auto layouts only hold the bindings an entry uses). All `Params` of one submission share one uniform buffer owned by the context and reused.
+pub struct Encoder<'a> {
+    ctx: &'a GpuContext,
+    ops: Vec<Op>,
+    params: Vec<u8>,
+}
+
+impl<'a> Encoder<'a> {
+    pub fn new(ctx: &'a GpuContext) -> Self {
+        Self { ctx, ops: Vec::new(), params: Vec::new() }
+    }
+
+    pub fn ctx(&self) -> &'a GpuContext {
+        self.ctx
+    }
+
+    /// Records one dispatch of `shader::entry` over `groups` workgroups.
+    pub fn dispatch<P: bytemuck::Pod>(
+        &mut self,
+        shader: Shader,
+        entry: &'static str,
+        params: &P,
+        buffers: &[Option<&wgpu::Buffer>],
+        groups: [u32; 3],
+    ) -> Result<(), GpuError> {
+        let max = self.ctx.device.limits().max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(GpuError::Invalid {
+                op: entry,
+                detail: format!("dispatch {groups:?} exceeds the adapter's {max} workgroups per dimension"),
+            });
+        }
+        let pipeline = self.ctx.pipeline(shader, entry)?;
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        let align = self.ctx.uniform_align as usize;
+        let offset = self.params.len().div_ceil(align) * align;
+        self.params.resize(offset, 0);
+        self.params.extend_from_slice(bytemuck::bytes_of(params));
+        self.ops.push(Op::Dispatch {
+            pipeline,
+            buffers: buffers.iter().map(|b| b.cloned()).collect(),
+            params_offset: offset as u64,
+            params_size: std::mem::size_of::<P>() as u64,
+            groups,
+        });
+        Ok(())
+    }
+
+    /// Records a buffer-to-buffer copy of `bytes` bytes.
+    pub fn copy(&mut self, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64) {
+        if bytes > 0 {
+            self.ops.push(Op::Copy { src: src.clone(), dst: dst.clone(), bytes });
+        }
+    }
+
+    /// The dummy buffer bound where an optional operand is absent.
+    pub fn absent(&self) -> &'a wgpu::Buffer {
+        &self.ctx.dummy
+    }
+
+    /// Submits everything recorded, in order, as one command buffer. Does not wait.
+    pub fn submit(self) -> Result<(), GpuError> {
+        if self.ops.is_empty() {
+            return Ok(());
+        }
+        let ctx = self.ctx;
+        let mut guard = ctx.params.lock().map_err(|_| GpuError::Submit("params buffer lock poisoned".into()))?;
+        let needed = (self.params.len().max(16) as u64).next_power_of_two();
+        if guard.as_ref().is_none_or(|b| b.size() < needed) {
+            *guard = Some(ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kernel params"),
+                size: needed,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        // The lock is held until the submission is queued: another encoder's params write must not
+        // land between this write and this submit (queue order makes the pair atomic).
+        let params_buf = guard.as_ref().expect("just created").clone();
+        if !self.params.is_empty() {
+            let mut bytes = self.params;
+            bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+            ctx.queue.write_buffer(&params_buf, 0, &bytes);
+        }
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("facegpu step") });
+        let mut pass: Option<wgpu::ComputePass<'static>> = None;
+        for op in &self.ops {
+            match op {
+                Op::Dispatch { pipeline, buffers, params_offset, params_size, groups } => {
+                    let mut entries = vec![wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &params_buf,
+                            offset: *params_offset,
+                            size: wgpu::BufferSize::new(*params_size),
+                        }),
+                    }];
+                    for (i, b) in buffers.iter().enumerate() {
+                        if let Some(b) = b {
+                            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+                        }
+                    }
+                    let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: None,
+                        layout: &pipeline.get_bind_group_layout(0),
+                        entries: &entries,
+                    });
+                    let p = pass.get_or_insert_with(|| {
+                        enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("kernels"), timestamp_writes: None })
+                            .forget_lifetime()
+                    });
+                    p.set_pipeline(pipeline);
+                    p.set_bind_group(0, &bind, &[]);
+                    p.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                }
+                Op::Copy { src, dst, bytes } => {
+                    drop(pass.take());
+                    enc.copy_buffer_to_buffer(src, 0, dst, 0, *bytes);
+                }
+            }
+        }
+        drop(pass);
+        ctx.queue.submit([enc.finish()]);
+        drop(guard);
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Submit(err.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// Workgroup counts covering `n` invocations of a 1-D kernel, folded into y past the per-dimension limit.
+/// Shaders recover the index as `(wg.y * nwg.x + wg.x) * 64 + local`.
+pub fn groups_1d(n: usize) -> [u32; 3] {
+    let groups = n.div_ceil(WORKGROUP_1D as usize).max(if n == 0 { 0 } else { 1 });
+    let x = groups.min(32768);
+    let y = if x == 0 { 0 } else { groups.div_ceil(x) };
+    [x as u32, y as u32, 1]
+}

@@ -1,0 +1,23 @@
+//! GPU runtime: one [`GpuContext`] per process, a pipeline cache keyed by (shader, entry point),
+//! [`GpuTensor`] storage buffers and an [`Encoder`] that records many dispatches into one submission.
+
+mod buffer;
+mod context;
+mod encoder;
+mod error;
+mod pipeline;
+
+pub use buffer::{DType, GpuTensor};
+pub use context::{AdapterSummary, GpuContext};
+pub use encoder::{groups_1d, Encoder, WORKGROUP_1D};
+pub use error::GpuError;
+pub use pipeline::Shader;
+
+/// Checks that `got` equals `want`, naming the op and the operand on mismatch.
+pub fn check_shape(op: &'static str, what: &str, got: &[usize], want: &[usize]) -> Result<(), GpuError> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(GpuError::Shape { op, detail: format!("{what}: expected {want:?}, got {got:?}") })
+    }
+}

@@ -1,0 +1,88 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{GpuContext, GpuError};
+
+macro_rules! shaders {
+    ($($variant:ident => $file:literal),* $(,)?) => {
+        /// Every WGSL source of the crate, entering through one `include_str!` table.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Shader { $($variant),* }
+
+        impl Shader {
+            pub const ALL: &'static [Shader] = &[$(Shader::$variant),*];
+            pub fn file(self) -> &'static str {
+                match self { $(Shader::$variant => $file),* }
+            }
+            pub fn source(self) -> &'static str {
+                match self { $(Shader::$variant => include_str!(concat!("../../shaders/", $file))),* }
+            }
+        }
+    };
+}
+
+shaders! {
+    Conv2d => "conv2d.wgsl",
+    Matmul => "matmul.wgsl",
+    BatchNorm => "batch_norm.wgsl",
+    BatchNormStats => "batch_norm_stats.wgsl",
+    Pool => "pool.wgsl",
+    Softmax => "softmax.wgsl",
+    CenterLoss => "center_loss.wgsl",
+    Elementwise => "elementwise.wgsl",
+    Concat => "concat.wgsl",
+    L2Normalize => "l2_normalize.wgsl",
+    Reduce => "reduce.wgsl",
+    Image => "image.wgsl",
+}
+
+/// Compiled pipelines keyed by (shader, entry point); each is compiled once per context.
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: Mutex<HashMap<Shader, Arc<wgpu::ShaderModule>>>,
+    pipelines: Mutex<HashMap<(Shader, &'static str), Arc<wgpu::ComputePipeline>>>,
+}
+
+impl GpuContext {
+    /// The compiled pipeline of `shader::entry`, compiled on first use and cached.
+    pub fn pipeline(&self, shader: Shader, entry: &'static str) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
+        if let Some(p) = self.pipelines.pipelines.lock().expect("pipeline cache poisoned").get(&(shader, entry)) {
+            return Ok(p.clone());
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = {
+            let mut modules = self.pipelines.modules.lock().expect("pipeline cache poisoned");
+            modules
+                .entry(shader)
+                .or_insert_with(|| {
+                    Arc::new(self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(shader.file()),
+                        source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                    }))
+                })
+                .clone()
+        };
+        let label = format!("{}::{entry}", shader.file());
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&label),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            // Drop the failed module so a later call reports the same error instead of a stale handle.
+            self.pipelines.modules.lock().expect("pipeline cache poisoned").remove(&shader);
+            return Err(GpuError::ShaderValidation { shader: shader.file(), entry, message: err.to_string() });
+        }
+        let pipeline = Arc::new(pipeline);
+        self.pipelines.pipelines.lock().expect("pipeline cache poisoned").insert((shader, entry), pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// How many pipelines have been compiled so far (for tests of the cache).
+    pub fn compiled_pipelines(&self) -> usize {
+        self.pipelines.pipelines.lock().expect("pipeline cache poisoned").len()
+    }
+}

@@ -1,0 +1,41 @@
+//! Center loss forward and facenet's center update (`centers[y] -= (1-alfa)(centers[y]-x)`).
+
+use super::reduce::sum_scaled;
+use crate::gpu::{check_shape, groups_1d, Encoder, GpuError, GpuTensor, Shader};
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct CenterLossParams {
+    pub b: u32,
+    pub d: u32,
+    pub classes: u32,
+    pub alfa: f32,
+}
+
+impl CenterLossParams {
+    pub fn new(x: &[usize], centers: &[usize], alfa: f32) -> Result<Self, GpuError> {
+        if x.len() != 2 || centers.len() != 2 || x[1] != centers[1] {
+            return Err(GpuError::Shape { op: "center_loss", detail: format!("features {x:?} and centers {centers:?} must be [b, d] and [classes, d]") });
+        }
+        Ok(Self { b: x[0] as u32, d: x[1] as u32, classes: centers[0] as u32, alfa })
+    }
+}
+
+/// Scratch a center-loss call writes: squared differences and center deltas, `[b, d]` each.
+pub struct CenterLossScratch {
+    pub sq: GpuTensor,
+    pub delta: GpuTensor,
+}
+
+/// `loss[0] = mean((x - centers[label])^2)` with the centers before the update, then the update.
+/// Labels must be below the number of classes (checked by the caller that owns them on the host).
+pub fn center_loss(enc: &mut Encoder, x: &GpuTensor, labels: &GpuTensor, centers: &GpuTensor, scratch: &CenterLossScratch, loss: &GpuTensor, alfa: f32) -> Result<(), GpuError> {
+    let p = CenterLossParams::new(&x.shape, &centers.shape, alfa)?;
+    check_shape("center_loss", "labels", &labels.shape, &[p.b as usize])?;
+    check_shape("center_loss", "sq scratch", &scratch.sq.shape, &x.shape)?;
+    check_shape("center_loss", "delta scratch", &scratch.delta.shape, &x.shape)?;
+    let bufs = [Some(&x.buffer), Some(&labels.buffer), Some(&centers.buffer), Some(&scratch.sq.buffer), Some(&scratch.delta.buffer)];
+    enc.dispatch(Shader::CenterLoss, "center_terms", &p, &bufs, groups_1d(x.len()))?;
+    sum_scaled(enc, &scratch.sq, loss, 1.0 / x.len().max(1) as f32)?;
+    enc.dispatch(Shader::CenterLoss, "center_update", &p, &[None, Some(&labels.buffer), Some(&centers.buffer), None, Some(&scratch.delta.buffer)], groups_1d(x.len()))
+}

@@ -1,0 +1,76 @@
+//! Elementwise ops: relu, prelu, add_scaled (`x + s*z`), affine (`a*x + b`), seeded dropout.
+
+use super::rows_last;
+use crate::gpu::{check_shape, groups_1d, DType, Encoder, GpuError, GpuTensor, Shader};
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ElementwiseParams {
+    pub n: u32,
+    pub c: u32,
+    pub a: f32,
+    pub b: f32,
+    pub seed: u32,
+    pub _pad: [u32; 3],
+}
+
+impl ElementwiseParams {
+    fn new(n: usize) -> Self {
+        Self { n: n as u32, c: 1, a: 0.0, b: 0.0, seed: 0, _pad: [0; 3] }
+    }
+}
+
+fn same(op: &'static str, x: &GpuTensor, y: &GpuTensor) -> Result<ElementwiseParams, GpuError> {
+    check_shape(op, "output", &y.shape, &x.shape)?;
+    Ok(ElementwiseParams::new(x.len()))
+}
+
+pub fn relu(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor) -> Result<(), GpuError> {
+    let p = same("relu", x, y)?;
+    enc.dispatch(Shader::Elementwise, "relu", &p, &[Some(&x.buffer), None, Some(&y.buffer), None], groups_1d(x.len()))
+}
+
+/// `alpha` has one value per channel (last axis).
+pub fn prelu(enc: &mut Encoder, x: &GpuTensor, alpha: &GpuTensor, y: &GpuTensor) -> Result<(), GpuError> {
+    let mut p = same("prelu", x, y)?;
+    let (_, c) = rows_last("prelu", &x.shape)?;
+    check_shape("prelu", "alpha", &alpha.shape, &[c])?;
+    p.c = c as u32;
+    enc.dispatch(Shader::Elementwise, "prelu", &p, &[Some(&x.buffer), Some(&alpha.buffer), Some(&y.buffer), None], groups_1d(x.len()))
+}
+
+/// `y = x + s * z`.
+pub fn add_scaled(enc: &mut Encoder, x: &GpuTensor, z: &GpuTensor, s: f32, y: &GpuTensor) -> Result<(), GpuError> {
+    let mut p = same("add_scaled", x, y)?;
+    check_shape("add_scaled", "z", &z.shape, &x.shape)?;
+    p.a = s;
+    enc.dispatch(Shader::Elementwise, "add_scaled", &p, &[Some(&x.buffer), Some(&z.buffer), Some(&y.buffer), None], groups_1d(x.len()))
+}
+
+/// `y = a * x + b`.
+pub fn affine(enc: &mut Encoder, x: &GpuTensor, a: f32, b: f32, y: &GpuTensor) -> Result<(), GpuError> {
+    let mut p = same("affine", x, y)?;
+    p.a = a;
+    p.b = b;
+    enc.dispatch(Shader::Elementwise, "affine", &p, &[Some(&x.buffer), None, Some(&y.buffer), None], groups_1d(x.len()))
+}
+
+/// Inverted dropout: keeps each element with probability `keep` (scaled by `1/keep`), writing the u32
+/// keep-mask for backward. The same `seed` gives the same mask.
+pub fn dropout(enc: &mut Encoder, x: &GpuTensor, keep: f32, seed: u32, y: &GpuTensor, mask: &GpuTensor) -> Result<(), GpuError> {
+    let mut p = same("dropout", x, y)?;
+    check_shape("dropout", "mask", &mask.shape, &x.shape)?;
+    if mask.dtype != DType::U32 || !(keep > 0.0 && keep <= 1.0) {
+        return Err(GpuError::Invalid { op: "dropout", detail: format!("keep probability {keep} must be in (0, 1] and the mask u32") });
+    }
+    p.a = keep;
+    p.seed = seed;
+    enc.dispatch(Shader::Elementwise, "dropout", &p, &[Some(&x.buffer), None, Some(&y.buffer), Some(&mask.buffer)], groups_1d(x.len()))
+}
+
+/// The dropout hash shared with the CPU twin: PCG of `seed ^ (i * 0x9E3779B9)`, top 24 bits in [0, 1).
+pub fn dropout_uniform(seed: u32, i: u32) -> f32 {
+    let state = (seed ^ i.wrapping_mul(0x9E37_79B9)).wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
+    let word = ((state >> ((state >> 28) + 4)) ^ state).wrapping_mul(277_803_737);
+    (((word >> 22) ^ word) >> 8) as f32 / 16_777_216.0
+}

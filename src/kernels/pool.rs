@@ -1,0 +1,83 @@
+//! Max, average and global average pooling over NHWC.
+
+use super::conv2d::{out_size, Padding};
+use crate::gpu::{check_shape, groups_1d, DType, Encoder, GpuError, GpuTensor, Shader};
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct PoolParams {
+    pub n: u32,
+    pub h: u32,
+    pub w: u32,
+    pub c: u32,
+    pub oh: u32,
+    pub ow: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub sh: u32,
+    pub sw: u32,
+    pub pad_top: u32,
+    pub pad_left: u32,
+}
+
+impl PoolParams {
+    pub fn new(x: &[usize], k: (usize, usize), stride: (usize, usize), padding: Padding) -> Result<Self, GpuError> {
+        if x.len() != 4 {
+            return Err(GpuError::Shape { op: "pool", detail: format!("input must be NHWC, got {x:?}") });
+        }
+        let (oh, pad_top, _) = out_size("pool", x[1], k.0, stride.0, padding, 0)?;
+        let (ow, pad_left, _) = out_size("pool", x[2], k.1, stride.1, padding, 1)?;
+        Ok(Self {
+            n: x[0] as u32,
+            h: x[1] as u32,
+            w: x[2] as u32,
+            c: x[3] as u32,
+            oh: oh as u32,
+            ow: ow as u32,
+            kh: k.0 as u32,
+            kw: k.1 as u32,
+            sh: stride.0 as u32,
+            sw: stride.1 as u32,
+            pad_top,
+            pad_left,
+        })
+    }
+
+    /// The whole spatial extent as one window (global average pooling).
+    pub fn global(x: &[usize]) -> Result<Self, GpuError> {
+        let (h, w) = (x.get(1).copied().unwrap_or(0), x.get(2).copied().unwrap_or(0));
+        Self::new(x, (h.max(1), w.max(1)), (1, 1), Padding::Valid)
+    }
+
+    pub fn out_shape(&self) -> [usize; 4] {
+        [self.n as usize, self.oh as usize, self.ow as usize, self.c as usize]
+    }
+}
+
+/// Max pool; `argmax` (u32, same shape as `y`) receives the flat input index of each maximum.
+pub fn max_pool(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor, argmax: &GpuTensor, k: (usize, usize), stride: (usize, usize), padding: Padding) -> Result<PoolParams, GpuError> {
+    let p = PoolParams::new(&x.shape, k, stride, padding)?;
+    check_shape("max_pool", "output", &y.shape, &p.out_shape())?;
+    check_shape("max_pool", "argmax", &argmax.shape, &p.out_shape())?;
+    if argmax.dtype != DType::U32 {
+        return Err(GpuError::Invalid { op: "max_pool", detail: format!("argmax tensor '{}' must be u32", argmax.label) });
+    }
+    enc.dispatch(Shader::Pool, "max_pool", &p, &[Some(&x.buffer), Some(&y.buffer), Some(&argmax.buffer)], groups_1d(y.len()))?;
+    Ok(p)
+}
+
+/// Average pool; padded taps are not counted (TF semantics).
+pub fn avg_pool(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor, k: (usize, usize), stride: (usize, usize), padding: Padding) -> Result<PoolParams, GpuError> {
+    let p = PoolParams::new(&x.shape, k, stride, padding)?;
+    check_shape("avg_pool", "output", &y.shape, &p.out_shape())?;
+    enc.dispatch(Shader::Pool, "avg_pool", &p, &[Some(&x.buffer), Some(&y.buffer), None], groups_1d(y.len()))?;
+    Ok(p)
+}
+
+/// `y[n, c]` = mean of `x[n, :, :, c]`.
+pub fn global_avg_pool(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor) -> Result<PoolParams, GpuError> {
+    let p = PoolParams::global(&x.shape)?;
+    check_shape("global_avg_pool", "output", &y.shape, &[p.n as usize, p.c as usize])?;
+    enc.dispatch(Shader::Pool, "global_avg_pool", &p, &[Some(&x.buffer), Some(&y.buffer), None], groups_1d(y.len()))?;
+    Ok(p)
+}

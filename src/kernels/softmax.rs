@@ -1,0 +1,36 @@
+//! Row-wise softmax, and softmax cross-entropy with its mean loss.
+
+use super::reduce::sum_scaled;
+use super::rows_last;
+use crate::gpu::{check_shape, groups_1d, Encoder, GpuError, GpuTensor, Shader};
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SoftmaxParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub _pad: [u32; 2],
+}
+
+impl SoftmaxParams {
+    pub fn new(z: &[usize]) -> Result<Self, GpuError> {
+        let (rows, cols) = rows_last("softmax", z)?;
+        Ok(Self { rows: rows as u32, cols: cols as u32, _pad: [0; 2] })
+    }
+}
+
+pub fn softmax(enc: &mut Encoder, z: &GpuTensor, prob: &GpuTensor) -> Result<(), GpuError> {
+    let p = SoftmaxParams::new(&z.shape)?;
+    check_shape("softmax", "probabilities", &prob.shape, &z.shape)?;
+    enc.dispatch(Shader::Softmax, "softmax", &p, &[Some(&z.buffer), None, Some(&prob.buffer), None], groups_1d(p.rows as usize))
+}
+
+/// Writes `prob` (saved for backward), per-row losses `row_loss` `[rows]` and their mean `loss` `[1]`.
+pub fn softmax_xent(enc: &mut Encoder, z: &GpuTensor, labels: &GpuTensor, prob: &GpuTensor, row_loss: &GpuTensor, loss: &GpuTensor) -> Result<(), GpuError> {
+    let p = SoftmaxParams::new(&z.shape)?;
+    check_shape("softmax_xent", "labels", &labels.shape, &[p.rows as usize])?;
+    check_shape("softmax_xent", "probabilities", &prob.shape, &z.shape)?;
+    check_shape("softmax_xent", "row losses", &row_loss.shape, &[p.rows as usize])?;
+    enc.dispatch(Shader::Softmax, "softmax_xent", &p, &[Some(&z.buffer), Some(&labels.buffer), Some(&prob.buffer), Some(&row_loss.buffer)], groups_1d(p.rows as usize))?;
+    sum_scaled(enc, row_loss, loss, 1.0 / p.rows as f32)
+}

@@ -1,0 +1,9 @@
+//! facegpu: FaceNet (Inception-ResNet-v1 embeddings, MTCNN) on hand-written WGSL kernels run through wgpu.
+//!
+//! Layout: [`gpu`] (context, buffers, pipeline cache, encoder), [`kernels`] (one Rust file per WGSL
+//! shader), [`cpu`] (their plain-loop twins), [`bench`] (`facegpu bench`).
+
+pub mod bench;
+pub mod cpu;
+pub mod gpu;
+pub mod kernels;

@@ -1,0 +1,68 @@
+//! Shared test helpers: the one GPU context, seeded inputs and `assert_close`.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use facegpu::gpu::GpuContext;
+
+/// The shared context, or `None` (with a printed reason) when no adapter exists and
+/// `FACEGPU_REQUIRE_GPU` is not set. With `FACEGPU_REQUIRE_GPU=1` a missing adapter fails the test.
+pub fn gpu() -> Option<&'static GpuContext> {
+    static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
+    match CTX.get_or_init(|| GpuContext::new().map_err(|e| e.to_string())) {
+        Ok(ctx) => Some(ctx),
+        Err(e) if std::env::var("FACEGPU_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
+            panic!("FACEGPU_REQUIRE_GPU=1 but no GPU adapter: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+    }
+}
+
+/// Returns the context or skips the test (returns early) when there is none.
+#[macro_export]
+macro_rules! gpu_or_skip {
+    () => {
+        match common::gpu() {
+            Some(ctx) => ctx,
+            None => return,
+        }
+    };
+}
+
+/// Deterministic uniform values in [lo, hi) (xorshift64*).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_f32(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
+    }
+    pub fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| lo + (hi - lo) * self.next_f32()).collect()
+    }
+    pub fn labels(&mut self, n: usize, classes: u32) -> Vec<u32> {
+        (0..n).map(|_| ((self.next_f32() * classes as f32) as u32).min(classes - 1)).collect()
+    }
+}
+
+/// Asserts `|got - want| <= atol + rtol * |want|` elementwise, printing the first mismatches with
+/// their index, the op name and both values.
+pub fn assert_close(name: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(got.len(), want.len(), "{name}: length {} vs expected {}", got.len(), want.len());
+    let bad: Vec<usize> = (0..got.len())
+        .filter(|&i| !((got[i] - want[i]).abs() <= atol + rtol * want[i].abs()) || got[i].is_nan() != want[i].is_nan())
+        .collect();
+    if !bad.is_empty() {
+        let max_err = (0..got.len()).map(|i| (got[i] - want[i]).abs()).fold(0f32, f32::max);
+        let first: Vec<String> = bad.iter().take(8).map(|&i| format!("[{i}] got {} want {}", got[i], want[i])).collect();
+        panic!("{name}: {} of {} elements differ (atol {atol}, rtol {rtol}, max abs err {max_err}); first: {}", bad.len(), got.len(), first.join(", "));
+    }
+}

@@ -1,0 +1,381 @@
+//! Every GPU kernel against its CPU twin on seeded inputs of awkward shapes.
+//! Tolerances are per op and written next to each test.
+
+mod common;
+
+use common::{assert_close, Rng};
+use facegpu::cpu;
+use facegpu::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
+use facegpu::kernels::center_loss::CenterLossScratch;
+use facegpu::kernels::conv2d::{Activation, Epilogue, Padding};
+use facegpu::kernels::{self as k};
+
+fn record(ctx: &GpuContext, f: impl FnOnce(&mut Encoder) -> Result<(), GpuError>) {
+    let mut enc = Encoder::new(ctx);
+    f(&mut enc).expect("record");
+    enc.submit().expect("submit");
+}
+
+fn up(ctx: &GpuContext, name: &str, shape: &[usize], data: &[f32]) -> GpuTensor {
+    GpuTensor::upload(ctx, name, shape, data).expect("upload")
+}
+
+/// Runs conv2d on both paths with bias, affine, residual and activation as asked, and compares.
+#[allow(clippy::too_many_arguments)]
+fn check_conv(seed: u64, xs: [usize; 4], ws: [usize; 4], stride: (usize, usize), padding: Padding, bias: bool, affine: bool, residual: Option<f32>, act: u32) {
+    let ctx = match common::gpu() {
+        Some(c) => c,
+        None => return,
+    };
+    let mut rng = Rng::new(seed);
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+    let oc = ws[3];
+    let (b, sc, sh, al) = (rng.vec(oc, -1.0, 1.0), rng.vec(oc, 0.5, 1.5), rng.vec(oc, -0.5, 0.5), rng.vec(oc, 0.0, 0.3));
+    let p = facegpu::kernels::conv2d::Conv2dParams::new(&xs, &ws, stride, padding).unwrap();
+    let res = rng.vec(p.out_shape().iter().product(), -1.0, 1.0);
+    let cpu_epi = Epilogue {
+        bias: bias.then_some(b.as_slice()),
+        affine: affine.then_some((sc.as_slice(), sh.as_slice())),
+        residual: residual.map(|s| (res.as_slice(), s)),
+        act: match act {
+            0 => Activation::None,
+            1 => Activation::Relu,
+            _ => Activation::Prelu(al.as_slice()),
+        },
+    };
+    let (want, _) = cpu::conv2d::conv2d(&x, &xs, &w, &ws, &cpu_epi, stride, padding).unwrap();
+    let (gx, gw) = (up(ctx, "x", &xs, &x), up(ctx, "w", &ws, &w));
+    let (gb, gsc, gsh, gal) = (up(ctx, "b", &[oc], &b), up(ctx, "sc", &[oc], &sc), up(ctx, "sh", &[oc], &sh), up(ctx, "al", &[oc], &al));
+    let gres = up(ctx, "res", &p.out_shape(), &res);
+    let gpu_epi = Epilogue {
+        bias: bias.then_some(&gb),
+        affine: affine.then_some((&gsc, &gsh)),
+        residual: residual.map(|s| (&gres, s)),
+        act: match act {
+            0 => Activation::None,
+            1 => Activation::Relu,
+            _ => Activation::Prelu(&gal),
+        },
+    };
+    let gy = GpuTensor::zeros(ctx, "y", &p.out_shape());
+    record(ctx, |enc| k::conv2d::conv2d(enc, &gx, &gw, &gpu_epi, &gy, stride, padding).map(|_| ()));
+    // fp32 sums of up to ~500 products of magnitude <= 0.5 in a different order.
+    assert_close("conv2d", &gy.download(ctx).unwrap(), &want, 1e-4, 1e-4);
+}
+
+#[test]
+fn conv2d_same_stride2_asymmetric_matches_cpu() {
+    // 11x13 input, stride 2, 3x3 SAME: pad total 2 in h (1/1) and 2 in w; 4x4 pads unevenly.
+    check_conv(1, [2, 11, 13, 5], [3, 3, 5, 7], (2, 2), Padding::Same, true, true, None, 2);
+    check_conv(2, [3, 10, 9, 3], [4, 4, 3, 9], (2, 2), Padding::Same, false, false, None, 1);
+}
+
+#[test]
+fn conv2d_valid_stride1_and_2_match_cpu() {
+    check_conv(3, [3, 9, 10, 3], [3, 3, 3, 10], (1, 1), Padding::Valid, true, false, None, 1);
+    check_conv(4, [2, 15, 17, 6], [3, 3, 6, 13], (2, 2), Padding::Valid, false, true, None, 0);
+}
+
+#[test]
+fn conv2d_1x7_7x1_1x3_3x1_same_match_cpu() {
+    check_conv(5, [2, 8, 8, 17], [1, 7, 17, 9], (1, 1), Padding::Same, false, true, None, 1);
+    check_conv(6, [2, 8, 8, 17], [7, 1, 17, 9], (1, 1), Padding::Same, false, true, None, 1);
+    check_conv(7, [1, 3, 5, 11], [1, 3, 11, 12], (1, 1), Padding::Same, false, true, None, 1);
+    check_conv(8, [1, 3, 5, 11], [3, 1, 11, 12], (1, 1), Padding::Same, false, true, None, 1);
+}
+
+#[test]
+fn conv2d_bias_residual_relu_epilogue_matches_cpu() {
+    // block35's up-projection: 1x1 conv with bias, x + 0.17*up, then ReLU.
+    check_conv(9, [2, 5, 7, 19], [1, 1, 19, 21], (1, 1), Padding::Same, true, false, Some(0.17), 1);
+    check_conv(10, [2, 5, 7, 19], [1, 1, 19, 21], (1, 1), Padding::Same, true, false, Some(1.0), 0);
+}
+
+#[test]
+fn conv2d_explicit_padding_matches_cpu() {
+    check_conv(11, [1, 6, 7, 4], [3, 2, 4, 5], (1, 2), Padding::Explicit(2, 0, 1, 3), true, false, None, 0);
+}
+
+#[test]
+fn conv2d_channel_mismatch_is_an_error_naming_both_shapes() {
+    let err = facegpu::kernels::conv2d::Conv2dParams::new(&[1, 5, 5, 3], &[3, 3, 4, 8], (1, 1), Padding::Same).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("conv2d") && msg.contains("[1, 5, 5, 3]") && msg.contains("[3, 3, 4, 8]"), "{msg}");
+}
+
+#[test]
+fn matmul_with_bias_and_transposes_matches_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(20);
+    let (m, n, kk) = (37, 29, 53);
+    for (ta, tb, acc) in [(false, false, false), (true, false, false), (false, true, true), (true, true, true)] {
+        let a_shape = if ta { [kk, m] } else { [m, kk] };
+        let b_shape = if tb { [n, kk] } else { [kk, n] };
+        let (a, b, bias, c0) = (rng.vec(m * kk, -1.0, 1.0), rng.vec(kk * n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(m * n, -1.0, 1.0));
+        let mut want = c0.clone();
+        cpu::matmul::matmul(&a, &a_shape, &b, &b_shape, Some(&bias), &mut want, ta, tb, acc).unwrap();
+        let (ga, gb, gbias, gc) = (up(ctx, "a", &a_shape, &a), up(ctx, "b", &b_shape, &b), up(ctx, "bias", &[n], &bias), up(ctx, "c", &[m, n], &c0));
+        record(ctx, |enc| k::matmul::matmul(enc, &ga, &gb, Some(&gbias), &gc, ta, tb, acc).map(|_| ()));
+        assert_close(&format!("matmul ta={ta} tb={tb} acc={acc}"), &gc.download(ctx).unwrap(), &want, 1e-4, 1e-4);
+    }
+}
+
+#[test]
+fn matmul_inner_dimension_mismatch_is_an_error() {
+    let msg = facegpu::kernels::matmul::MatmulParams::new(&[3, 4], &[5, 6], false, false).unwrap_err().to_string();
+    assert!(msg.contains("matmul") && msg.contains("[3, 4]") && msg.contains("[5, 6]"), "{msg}");
+}
+
+#[test]
+fn batch_norm_inference_with_and_without_gamma_matches_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(30);
+    let xs = [3, 5, 7, 13];
+    let x = rng.vec(xs.iter().product(), -2.0, 2.0);
+    let (mm, mv, g, b) = (rng.vec(13, -1.0, 1.0), rng.vec(13, 0.1, 2.0), rng.vec(13, 0.5, 1.5), rng.vec(13, -1.0, 1.0));
+    let (gx, gmm, gmv, gg, gb) = (up(ctx, "x", &xs, &x), up(ctx, "mm", &[13], &mm), up(ctx, "mv", &[13], &mv), up(ctx, "g", &[13], &g), up(ctx, "b", &[13], &b));
+    for gamma in [false, true] {
+        let want = cpu::batch_norm::batch_norm_inference(&x, &xs, &mm, &mv, gamma.then_some(g.as_slice()), &b, 1e-3).unwrap();
+        let gy = GpuTensor::zeros(ctx, "y", &xs);
+        record(ctx, |enc| k::batch_norm::batch_norm_inference(enc, &gx, &gmm, &gmv, gamma.then_some(&gg), &gb, &gy, 1e-3));
+        assert_close("batch_norm_inference", &gy.download(ctx).unwrap(), &want, 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn batch_norm_train_matches_cpu_including_saved_stats_and_moving_averages() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(31);
+    let xs = [4, 9, 5, 11];
+    let x = rng.vec(xs.iter().product(), -1.0, 3.0);
+    let (mm0, mv0, b) = (rng.vec(11, -1.0, 1.0), rng.vec(11, 0.5, 2.0), rng.vec(11, -1.0, 1.0));
+    let (mut mm, mut mv) = (mm0.clone(), mv0.clone());
+    let (want_y, want_mean, want_invstd) = cpu::batch_norm::batch_norm_train(&x, &xs, None, &b, &mut mm, &mut mv, 1e-3, 0.995).unwrap();
+    let (gx, gb, gmm, gmv) = (up(ctx, "x", &xs, &x), up(ctx, "b", &[11], &b), up(ctx, "mm", &[11], &mm0), up(ctx, "mv", &[11], &mv0));
+    let (gy, gmean, ginv) = (GpuTensor::zeros(ctx, "y", &xs), GpuTensor::zeros(ctx, "mean", &[11]), GpuTensor::zeros(ctx, "invstd", &[11]));
+    record(ctx, |enc| k::batch_norm::batch_norm_train(enc, &gx, None, &gb, &gmm, &gmv, &gy, &gmean, &ginv, 1e-3, 0.995));
+    assert_close("batch_norm_train y", &gy.download(ctx).unwrap(), &want_y, 1e-4, 1e-4);
+    assert_close("batch_norm_train mean", &gmean.download(ctx).unwrap(), &want_mean, 1e-5, 1e-5);
+    assert_close("batch_norm_train invstd", &ginv.download(ctx).unwrap(), &want_invstd, 1e-4, 1e-4);
+    assert_close("batch_norm_train moving_mean", &gmm.download(ctx).unwrap(), &mm, 1e-6, 1e-5);
+    assert_close("batch_norm_train moving_var", &gmv.download(ctx).unwrap(), &mv, 1e-6, 1e-5);
+}
+
+#[test]
+fn max_pool_same_and_valid_match_cpu_including_argmax() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(40);
+    for (xs, kk, s, pad) in [([2, 9, 11, 5], (3, 3), (2, 2), Padding::Valid), ([2, 7, 10, 3], (2, 2), (2, 2), Padding::Same), ([1, 8, 9, 4], (3, 3), (2, 2), Padding::Same)] {
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let (want, want_arg, p) = cpu::pool::max_pool(&x, &xs, kk, s, pad).unwrap();
+        let gx = up(ctx, "x", &xs, &x);
+        let (gy, garg) = (GpuTensor::zeros(ctx, "y", &p.out_shape()), GpuTensor::zeros_u32(ctx, "argmax", &p.out_shape()));
+        record(ctx, |enc| k::pool::max_pool(enc, &gx, &gy, &garg, kk, s, pad).map(|_| ()));
+        assert_close("max_pool", &gy.download(ctx).unwrap(), &want, 0.0, 0.0);
+        assert_eq!(garg.download_u32(ctx).unwrap(), want_arg, "max_pool argmax {xs:?}");
+    }
+}
+
+#[test]
+fn avg_pool_same_excludes_padding_and_global_avg_pool_match_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(41);
+    let xs = [2, 7, 10, 3];
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let gx = up(ctx, "x", &xs, &x);
+    for (kk, s, pad) in [((3, 3), (1, 1), Padding::Same), ((3, 3), (2, 2), Padding::Valid), ((2, 2), (2, 2), Padding::Same)] {
+        let (want, p) = cpu::pool::avg_pool(&x, &xs, kk, s, pad).unwrap();
+        let gy = GpuTensor::zeros(ctx, "y", &p.out_shape());
+        record(ctx, |enc| k::pool::avg_pool(enc, &gx, &gy, kk, s, pad).map(|_| ()));
+        assert_close("avg_pool", &gy.download(ctx).unwrap(), &want, 1e-6, 1e-5);
+    }
+    let want = cpu::pool::global_avg_pool(&x, &xs).unwrap();
+    let gy = GpuTensor::zeros(ctx, "y", &[2, 3]);
+    record(ctx, |enc| k::pool::global_avg_pool(enc, &gx, &gy).map(|_| ()));
+    assert_close("global_avg_pool", &gy.download(ctx).unwrap(), &want, 1e-6, 1e-5);
+}
+
+#[test]
+fn softmax_and_softmax_xent_match_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(50);
+    let (rows, cols) = (13, 37);
+    let z = rng.vec(rows * cols, -8.0, 8.0);
+    let labels = rng.labels(rows, cols as u32);
+    let gz = up(ctx, "z", &[rows, cols], &z);
+    let glab = GpuTensor::upload_u32(ctx, "labels", &[rows], &labels).unwrap();
+    let (gp, grl, gl) = (GpuTensor::zeros(ctx, "prob", &[rows, cols]), GpuTensor::zeros(ctx, "row_loss", &[rows]), GpuTensor::zeros(ctx, "loss", &[1]));
+    record(ctx, |enc| k::softmax::softmax_xent(enc, &gz, &glab, &gp, &grl, &gl));
+    let (want_p, want_rl, want_l) = cpu::softmax::softmax_xent(&z, &[rows, cols], &labels).unwrap();
+    assert_close("softmax_xent prob", &gp.download(ctx).unwrap(), &want_p, 1e-6, 1e-4);
+    assert_close("softmax_xent row loss", &grl.download(ctx).unwrap(), &want_rl, 1e-5, 1e-5);
+    assert_close("softmax_xent loss", &gl.download(ctx).unwrap(), &[want_l], 1e-5, 1e-5);
+    let gp2 = GpuTensor::zeros(ctx, "prob2", &[rows, cols]);
+    record(ctx, |enc| k::softmax::softmax(enc, &gz, &gp2));
+    assert_close("softmax", &gp2.download(ctx).unwrap(), &cpu::softmax::softmax(&z, &[rows, cols]).unwrap(), 1e-6, 1e-4);
+}
+
+#[test]
+fn center_loss_with_repeated_labels_matches_cpu_loss_and_update() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(60);
+    let (b, d, classes) = (17, 9, 5);
+    let x = rng.vec(b * d, -1.0, 1.0);
+    let labels = rng.labels(b, classes as u32);
+    let c0 = rng.vec(classes * d, -0.5, 0.5);
+    let mut want_c = c0.clone();
+    let want_l = cpu::center_loss::center_loss(&x, &[b, d], &labels, &mut want_c, &[classes, d], 0.95).unwrap();
+    let (gx, gc) = (up(ctx, "x", &[b, d], &x), up(ctx, "centers", &[classes, d], &c0));
+    let glab = GpuTensor::upload_u32(ctx, "labels", &[b], &labels).unwrap();
+    let scratch = CenterLossScratch { sq: GpuTensor::zeros(ctx, "sq", &[b, d]), delta: GpuTensor::zeros(ctx, "delta", &[b, d]) };
+    let gl = GpuTensor::zeros(ctx, "loss", &[1]);
+    record(ctx, |enc| k::center_loss::center_loss(enc, &gx, &glab, &gc, &scratch, &gl, 0.95));
+    assert_close("center_loss loss", &gl.download(ctx).unwrap(), &[want_l], 1e-6, 1e-5);
+    assert_close("center_loss centers", &gc.download(ctx).unwrap(), &want_c, 1e-6, 1e-5);
+}
+
+#[test]
+fn elementwise_relu_prelu_add_scaled_affine_match_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(70);
+    let shape = [3, 5, 7];
+    let n = 105;
+    let (x, z, alpha) = (rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(7, 0.0, 0.5));
+    let (gx, gz, ga) = (up(ctx, "x", &shape, &x), up(ctx, "z", &shape, &z), up(ctx, "alpha", &[7], &alpha));
+    let ys: Vec<GpuTensor> = (0..4).map(|i| GpuTensor::zeros(ctx, &format!("y{i}"), &shape)).collect();
+    record(ctx, |enc| {
+        k::elementwise::relu(enc, &gx, &ys[0])?;
+        k::elementwise::prelu(enc, &gx, &ga, &ys[1])?;
+        k::elementwise::add_scaled(enc, &gx, &gz, 0.17, &ys[2])?;
+        k::elementwise::affine(enc, &gx, -1.5, 0.25, &ys[3])
+    });
+    assert_close("relu", &ys[0].download(ctx).unwrap(), &cpu::elementwise::relu(&x), 0.0, 0.0);
+    assert_close("prelu", &ys[1].download(ctx).unwrap(), &cpu::elementwise::prelu(&x, &alpha), 1e-7, 1e-6);
+    assert_close("add_scaled", &ys[2].download(ctx).unwrap(), &cpu::elementwise::add_scaled(&x, &z, 0.17), 1e-7, 1e-6);
+    assert_close("affine", &ys[3].download(ctx).unwrap(), &cpu::elementwise::affine(&x, -1.5, 0.25), 1e-7, 1e-6);
+}
+
+#[test]
+fn dropout_is_seeded_and_matches_cpu_mask() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(71);
+    let n = 4099;
+    let x = rng.vec(n, -1.0, 1.0);
+    let gx = up(ctx, "x", &[n], &x);
+    let (gy, gm) = (GpuTensor::zeros(ctx, "y", &[n]), GpuTensor::zeros_u32(ctx, "mask", &[n]));
+    record(ctx, |enc| k::elementwise::dropout(enc, &gx, 0.8, 1234, &gy, &gm));
+    let (want_y, want_m) = cpu::elementwise::dropout(&x, 0.8, 1234);
+    assert_eq!(gm.download_u32(ctx).unwrap(), want_m, "dropout mask");
+    assert_close("dropout", &gy.download(ctx).unwrap(), &want_y, 1e-7, 1e-6);
+    let kept = want_m.iter().sum::<u32>() as f32 / n as f32;
+    assert!((kept - 0.8).abs() < 0.03, "kept fraction {kept} should be near 0.8");
+    let (_, other) = cpu::elementwise::dropout(&x, 0.8, 1235);
+    assert_ne!(other, want_m, "another seed gives another mask");
+}
+
+#[test]
+fn concat_and_split_channels_match_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(80);
+    let shapes = [[2, 3, 5, 7], [2, 3, 5, 1], [2, 3, 5, 12]];
+    let parts: Vec<Vec<f32>> = shapes.iter().map(|s| rng.vec(s.iter().product(), -1.0, 1.0)).collect();
+    let out_shape = [2, 3, 5, 20];
+    let want = cpu::concat::concat_channels(&parts.iter().zip(&shapes).map(|(p, s)| (p.as_slice(), s.as_slice())).collect::<Vec<_>>(), &out_shape).unwrap();
+    let gparts: Vec<GpuTensor> = parts.iter().zip(&shapes).map(|(p, s)| up(ctx, "part", s, p)).collect();
+    let gout = GpuTensor::zeros(ctx, "concat", &out_shape);
+    record(ctx, |enc| k::concat::concat_channels(enc, &gparts.iter().collect::<Vec<_>>(), &gout));
+    assert_close("concat", &gout.download(ctx).unwrap(), &want, 0.0, 0.0);
+    let splits: Vec<GpuTensor> = shapes.iter().map(|s| GpuTensor::zeros(ctx, "split", s)).collect();
+    record(ctx, |enc| k::concat::split_channels(enc, &gout, &splits.iter().collect::<Vec<_>>()));
+    let want_split = cpu::concat::split_channels(&want, &out_shape, &shapes.iter().map(|s| s.as_slice()).collect::<Vec<_>>()).unwrap();
+    for ((g, w), p) in splits.iter().zip(&want_split).zip(&parts) {
+        assert_close("split", &g.download(ctx).unwrap(), w, 0.0, 0.0);
+        assert_close("split round trip", w, p, 0.0, 0.0);
+    }
+    let err = k::concat::channel_offsets("concat", &[&[2, 3, 5, 7], &[2, 4, 5, 1]], &[2, 3, 5, 8]).unwrap_err().to_string();
+    assert!(err.contains("[2, 4, 5, 1]"), "{err}");
+}
+
+#[test]
+fn l2_normalize_matches_cpu_including_inverse_norm() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(90);
+    let (rows, cols) = (11, 128);
+    let mut x = rng.vec(rows * cols, -1.0, 1.0);
+    x[cols..2 * cols].iter_mut().for_each(|v| *v = 0.0); // an all-zero row hits eps
+    let (want_y, want_inv) = cpu::l2_normalize::l2_normalize(&x, &[rows, cols], 1e-10).unwrap();
+    let gx = up(ctx, "x", &[rows, cols], &x);
+    let (gy, ginv) = (GpuTensor::zeros(ctx, "y", &[rows, cols]), GpuTensor::zeros(ctx, "inv", &[rows]));
+    record(ctx, |enc| k::l2_normalize::l2_normalize(enc, &gx, &gy, &ginv, 1e-10));
+    assert_close("l2_normalize", &gy.download(ctx).unwrap(), &want_y, 1e-6, 1e-5);
+    assert_close("l2_normalize inv", &ginv.download(ctx).unwrap(), &want_inv, 1e-6, 1e-5);
+}
+
+#[test]
+fn resize_bilinear_and_area_up_and_down_match_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(100);
+    let xs = [2, 23, 17, 3];
+    let x = rng.vec(xs.iter().product(), 0.0, 255.0);
+    let gx = up(ctx, "x", &xs, &x);
+    for out in [(12, 9), (7, 5), (40, 31), (24, 24), (23, 17)] {
+        let gy = GpuTensor::zeros(ctx, "y", &[2, out.0, out.1, 3]);
+        record(ctx, |enc| k::image::resize_bilinear(enc, &gx, &gy));
+        assert_close(&format!("resize_bilinear {out:?}"), &gy.download(ctx).unwrap(), &cpu::image::resize_bilinear(&x, &xs, out).unwrap(), 1e-3, 1e-5);
+        record(ctx, |enc| k::image::resize_area(enc, &gx, &gy));
+        assert_close(&format!("resize_area {out:?}"), &gy.download(ctx).unwrap(), &cpu::image::resize_area(&x, &xs, out).unwrap(), 1e-3, 1e-5);
+    }
+}
+
+#[test]
+fn resize_area_integer_shrink_is_the_block_mean() {
+    // A 2x shrink of a known image: every output is the mean of its 2x2 block.
+    let xs = [1, 4, 4, 1];
+    let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
+    let y = cpu::image::resize_area(&x, &xs, (2, 2)).unwrap();
+    assert_close("area 2x", &y, &[2.5, 4.5, 10.5, 12.5], 1e-6, 0.0);
+}
+
+#[test]
+fn crop_pad_flip_and_standardizations_match_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(110);
+    let xs = [2, 9, 11, 3];
+    let n: usize = xs.iter().product();
+    let x = rng.vec(n, 0.0, 255.0);
+    let gx = up(ctx, "x", &xs, &x);
+    let gc = GpuTensor::zeros(ctx, "crop", &[2, 8, 14, 3]);
+    let (gf, gs, gp, gst) = (GpuTensor::zeros(ctx, "flip", &xs), GpuTensor::zeros(ctx, "fixed", &xs), GpuTensor::zeros(ctx, "prewhiten", &xs), GpuTensor::zeros(ctx, "stats", &[2, 2]));
+    record(ctx, |enc| {
+        k::image::crop_pad(enc, &gx, &gc, -2, 3)?;
+        k::image::flip_h(enc, &gx, &gf)?;
+        k::image::fixed_standardize(enc, &gx, &gs)?;
+        k::image::prewhiten(enc, &gx, &gp, &gst)
+    });
+    assert_close("crop_pad", &gc.download(ctx).unwrap(), &cpu::image::crop_pad(&x, &xs, (8, 14), -2, 3).unwrap(), 0.0, 0.0);
+    assert_close("flip_h", &gf.download(ctx).unwrap(), &cpu::image::flip_h(&x, &xs).unwrap(), 0.0, 0.0);
+    assert_close("fixed_standardize", &gs.download(ctx).unwrap(), &cpu::image::fixed_standardize(&x), 1e-6, 1e-6);
+    let (want, want_stats) = cpu::image::prewhiten(&x, &xs).unwrap();
+    assert_close("prewhiten", &gp.download(ctx).unwrap(), &want, 1e-4, 1e-4);
+    assert_close("prewhiten stats", &gst.download(ctx).unwrap(), &want_stats, 1e-3, 1e-5);
+}
+
+#[test]
+fn pipelines_are_compiled_once_per_shader_and_entry() {
+    let ctx = gpu_or_skip!();
+    let first = ctx.pipeline(facegpu::gpu::Shader::Elementwise, "relu").unwrap();
+    let x = up(ctx, "x", &[4], &[1.0, -2.0, 3.0, -4.0]);
+    let y = GpuTensor::zeros(ctx, "y", &[4]);
+    record(ctx, |enc| k::elementwise::relu(enc, &x, &y));
+    let again = ctx.pipeline(facegpu::gpu::Shader::Elementwise, "relu").unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "relu must come from the cache, not be recompiled");
+    assert_eq!(y.download(ctx).unwrap(), vec![1.0, 0.0, 3.0, 0.0]);
+}
+
+#[test]
+fn missing_entry_point_is_an_error_naming_shader_and_entry() {
+    let ctx = gpu_or_skip!();
+    let msg = ctx.pipeline(facegpu::gpu::Shader::Elementwise, "no_such_entry").unwrap_err().to_string();
+    assert!(msg.contains("elementwise.wgsl") && msg.contains("no_such_entry"), "{msg}");
+}

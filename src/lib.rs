@@ -4,6 +4,7 @@
 //! shader), [`cpu`] (their plain-loop twins), [`bench`] (`facegpu bench`).
 
 pub mod bench;
+pub mod checkpoint;
 pub mod cpu;
 pub mod gpu;
 pub mod kernels;

@@ -6,5 +6,8 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod cpu;
+pub mod data;
 pub mod gpu;
 pub mod kernels;
+pub mod models;
+pub mod nn;

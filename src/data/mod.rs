@@ -1,0 +1,4 @@
+//! Input and output files: images and `.npy` arrays.
+
+pub mod images;
+pub mod npy;

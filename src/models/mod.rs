@@ -1,0 +1,3 @@
+//! The networks, built from the GPU kernels with the checkpoint's scope names.
+
+pub mod inception_resnet_v1;

@@ -1,0 +1,99 @@
+use super::Arena;
+use crate::checkpoint::{CheckpointError, Weights};
+use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
+use crate::kernels::conv2d::{conv2d, out_size, Activation, Epilogue, Padding};
+
+/// What follows the convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvKind {
+    /// Batch norm without gamma (folded into a per-channel affine), then ReLU.
+    BnRelu,
+    /// Batch norm without gamma, no activation (the Bottleneck).
+    BnLinear,
+    /// Bias, no batch norm (the residual up-projections).
+    Bias,
+}
+
+/// One conv layer on the GPU, named by its TF scope.
+pub struct Conv {
+    pub name: String,
+    pub w: GpuTensor,
+    /// (scale, shift) of the folded batch norm.
+    pub affine: Option<(GpuTensor, GpuTensor)>,
+    pub bias: Option<GpuTensor>,
+    pub stride: usize,
+    pub padding: Padding,
+    pub kind: ConvKind,
+}
+
+/// A TF variable scope over loaded weights: `scope.sub("Repeat/block35_1").conv(...)` reads
+/// `<prefix>/Repeat/block35_1/<name>/weights`, so a missing tensor's error names the exact variable.
+pub struct Scope<'a> {
+    pub ctx: &'a GpuContext,
+    pub weights: &'a Weights,
+    pub prefix: String,
+}
+
+/// Batch-norm epsilon of every facenet layer.
+pub const BN_EPS: f32 = 0.001;
+
+impl<'a> Scope<'a> {
+    pub fn sub(&self, name: &str) -> Scope<'a> {
+        Scope { ctx: self.ctx, weights: self.weights, prefix: format!("{}/{name}", self.prefix) }
+    }
+
+    fn upload(&self, name: &str, shape: &[usize], data: &[f32]) -> Result<GpuTensor, CheckpointError> {
+        GpuTensor::upload(self.ctx, name, shape, data).map_err(|e| CheckpointError::BadTensor { path: self.weights.source.clone(), tensor: name.into(), detail: e.to_string() })
+    }
+
+    /// Loads `<prefix>/<name>` as a `kh x kw`, `cin -> cout` conv of the given kind.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv(&self, name: &str, k: (usize, usize), cin: usize, cout: usize, stride: usize, padding: Padding, kind: ConvKind) -> Result<Conv, CheckpointError> {
+        let full = format!("{}/{name}", self.prefix);
+        let wname = format!("{full}/weights");
+        // The Bottleneck's weights are stored (in, out); view them as a 1x1 conv.
+        let w = if kind == ConvKind::BnLinear {
+            self.weights.get(&wname, &[cin, cout])?
+        } else {
+            self.weights.get(&wname, &[k.0, k.1, cin, cout])?
+        };
+        let w = self.upload(&wname, &[k.0, k.1, cin, cout], &w.data)?;
+        let (affine, bias) = match kind {
+            ConvKind::Bias => {
+                let b = self.weights.get(&format!("{full}/biases"), &[cout])?;
+                (None, Some(self.upload(&format!("{full}/biases"), &[cout], &b.data)?))
+            }
+            ConvKind::BnRelu | ConvKind::BnLinear => {
+                let beta = self.weights.get(&format!("{full}/BatchNorm/beta"), &[cout])?;
+                let mean = self.weights.get(&format!("{full}/BatchNorm/moving_mean"), &[cout])?;
+                let var = self.weights.get(&format!("{full}/BatchNorm/moving_variance"), &[cout])?;
+                let scale: Vec<f32> = var.data.iter().map(|v| 1.0 / (v + BN_EPS).sqrt()).collect();
+                let shift: Vec<f32> = (0..cout).map(|c| beta.data[c] - mean.data[c] * scale[c]).collect();
+                (Some((self.upload(&format!("{full}/BatchNorm scale"), &[cout], &scale)?, self.upload(&format!("{full}/BatchNorm shift"), &[cout], &shift)?)), None)
+            }
+        };
+        Ok(Conv { name: full, w, affine, bias, stride, padding, kind })
+    }
+}
+
+impl Conv {
+    pub fn out_channels(&self) -> usize {
+        self.w.shape[3]
+    }
+
+    /// Output NHWC shape for an input shape.
+    pub fn out_shape(&self, x: &[usize]) -> Result<[usize; 4], GpuError> {
+        let (oh, _, _) = out_size("conv2d", x[1], self.w.shape[0], self.stride, self.padding, 0)?;
+        let (ow, _, _) = out_size("conv2d", x[2], self.w.shape[1], self.stride, self.padding, 1)?;
+        Ok([x[0], oh, ow, self.out_channels()])
+    }
+
+    /// Records this layer; `residual` = (x, scale) gives `act(x + scale * conv)`, with ReLU when `relu`.
+    pub fn forward(&self, enc: &mut Encoder, arena: &mut Arena, x: &GpuTensor, residual: Option<(&GpuTensor, f32)>, relu: bool) -> Result<GpuTensor, GpuError> {
+        let y = arena.take(enc.ctx(), &self.name, &self.out_shape(&x.shape)?);
+        let act = if self.kind == ConvKind::BnRelu || relu { Activation::Relu } else { Activation::None };
+        let epi = Epilogue { bias: self.bias.as_ref(), affine: self.affine.as_ref().map(|(s, t)| (s, t)), residual, act };
+        conv2d(enc, x, &self.w, &epi, &y, (self.stride, self.stride), self.padding)?;
+        Ok(y)
+    }
+}

@@ -1,6 +1,11 @@
 //! The `facegpu` command line: argument parsing only; the work lives in the library.
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
+use facegpu::checkpoint::safetensors::StorageDtype;
+use facegpu::checkpoint::Standardization;
+use facegpu::embed::{bench_embed, convert, distance_matrix, Embedder};
 use facegpu::gpu::GpuContext;
 
 #[derive(Parser)]
@@ -17,6 +22,60 @@ enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Embed aligned face images with Inception-ResNet-v1 (L2-normalized embeddings).
+    Embed {
+        /// Model: a facenet model folder, a TF checkpoint prefix or .index, or a .safetensors file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Image standardization; default: what the model file records, else prewhiten.
+        #[arg(long, value_enum)]
+        standardization: Option<Standardization>,
+        /// Input size; images of another size are resized bilinearly.
+        #[arg(long, default_value_t = 160)]
+        image_size: u32,
+        /// Images per GPU batch.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Print one JSON object per line: {"image": PATH, "embedding": [...]}.
+        #[arg(long)]
+        json: bool,
+        /// Also write an (N, d) float32 .npy here, with the image paths in <out>.names.txt.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Aligned face images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Print the squared-L2 distance matrix between aligned face images (facenet's compare.py).
+    Compare {
+        /// Model: a facenet model folder, a TF checkpoint prefix or .index, or a .safetensors file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Image standardization; default: what the model file records, else prewhiten.
+        #[arg(long, value_enum)]
+        standardization: Option<Standardization>,
+        /// Input size; images of another size are resized bilinearly.
+        #[arg(long, default_value_t = 160)]
+        image_size: u32,
+        /// Aligned face images.
+        #[arg(required = true, num_args = 2..)]
+        images: Vec<PathBuf>,
+    },
+    /// Convert a facenet TF checkpoint into facegpu's safetensors format (never overwrites).
+    Convert {
+        /// TF model folder, checkpoint prefix or .index file.
+        #[arg(long)]
+        tf_checkpoint: PathBuf,
+        /// Output .safetensors path.
+        #[arg(long)]
+        out: PathBuf,
+        /// Standardization the model expects, recorded in the file (20170512 and older: prewhiten).
+        #[arg(long, value_enum, default_value = "prewhiten")]
+        standardization: Standardization,
+        /// Storage precision; compute stays f32.
+        #[arg(long, value_enum, default_value = "f32")]
+        dtype: StorageDtype,
     },
     /// Benchmarks with medians over repeated runs (GPU sync included).
     #[command(subcommand)]
@@ -37,10 +96,88 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Inception-ResNet-v1 forward passes: images/s at a batch size (input upload and readback included).
+    Embed {
+        /// Model weights (TF model folder or .safetensors).
+        #[arg(long)]
+        model: PathBuf,
+        /// Images per forward pass.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Timed passes after one warm-up; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
+        Command::Embed { model, standardization, image_size, batch_size, json, out, images } => {
+            let ctx = GpuContext::new()?;
+            let mut embedder = Embedder::load(&ctx, &model, standardization, image_size)?;
+            let rows = embedder.embed_files(&ctx, &images, batch_size)?;
+            for (path, e) in &rows {
+                if json {
+                    println!("{}", serde_json::json!({ "image": path, "embedding": e }));
+                } else {
+                    let head: Vec<String> = e.iter().take(4).map(|v| format!("{v:.5}")).collect();
+                    println!("{}  d={}  [{}, ...]", path.display(), e.len(), head.join(", "));
+                }
+            }
+            if let Some(out) = out {
+                let d = embedder.model.embedding_size;
+                let flat: Vec<f32> = rows.iter().flat_map(|(_, e)| e.iter().copied()).collect();
+                facegpu::data::npy::write_f32(&out, &[rows.len(), d], &flat)?;
+                let names: String = rows.iter().map(|(p, _)| format!("{}\n", p.display())).collect();
+                let names_path = PathBuf::from(format!("{}.names.txt", out.display()));
+                std::fs::write(&names_path, names).map_err(|e| format!("{}: {e}", names_path.display()))?;
+                eprintln!("wrote {} embeddings to {} and names to {}", rows.len(), out.display(), names_path.display());
+            }
+            if rows.len() < images.len() {
+                eprintln!("{} of {} images skipped (see above)", images.len() - rows.len(), images.len());
+            }
+        }
+        Command::Compare { model, standardization, image_size, images } => {
+            let ctx = GpuContext::new()?;
+            let mut embedder = Embedder::load(&ctx, &model, standardization, image_size)?;
+            let rows = embedder.embed_files(&ctx, &images, 32)?;
+            println!("Images:");
+            for (i, (p, _)) in rows.iter().enumerate() {
+                println!("{i}: {}", p.display());
+            }
+            println!("\nDistance matrix");
+            print!("    ");
+            for i in 0..rows.len() {
+                print!("    {i:<6}");
+            }
+            println!();
+            let embs: Vec<Vec<f32>> = rows.into_iter().map(|(_, e)| e).collect();
+            for (i, row) in distance_matrix(&embs).iter().enumerate() {
+                print!("{i:<4}");
+                for d in row {
+                    print!("  {d:1.4}  ");
+                }
+                println!();
+            }
+        }
+        Command::Convert { tf_checkpoint, out, standardization, dtype } => {
+            let n = convert(&tf_checkpoint, &out, standardization, dtype)?;
+            println!("wrote {n} tensors to {}", out.display());
+        }
+        Command::Bench(BenchCommand::Embed { model, batch_size, reps, json }) => {
+            let ctx = GpuContext::new()?;
+            let mut embedder = Embedder::load(&ctx, &model, None, 160)?;
+            let b = bench_embed(&ctx, &mut embedder, batch_size, reps)?;
+            if json {
+                println!("{}", serde_json::to_string(&b)?);
+            } else {
+                println!("adapter: {}\nbatch {}: {:.2} images/s ({:.1} ms per batch, median of {reps})", b.adapter, b.batch_size, b.images_per_s, b.ms_per_batch);
+                println!("activation memory: {} bytes after the first pass, {} after the last", b.activation_bytes_first, b.activation_bytes_last);
+            }
+        }
         Command::Info { json } => {
             let ctx = GpuContext::new()?;
             let s = ctx.summary();

@@ -52,3 +52,71 @@ fn embeddings_match_tensorflow_within_1e4_for_both_standardizations_and_taps_loc
         assert_close(&format!("embeddings {std:?}"), &emb, &want, 1e-4, 0.0);
     }
 }
+
+#[test]
+fn convert_then_load_safetensors_gives_identical_embeddings_and_records_standardization() {
+    let ctx = gpu_or_skip!();
+    let Some((ckpt, golden)) = fixtures() else { return };
+    let dir = std::env::temp_dir().join(format!("facegpu-convert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("model.safetensors");
+    let n = facegpu::embed::convert(&ckpt, &out, Standardization::Fixed, facegpu::checkpoint::safetensors::StorageDtype::F32).unwrap();
+    assert_eq!(n, 490);
+    let again = facegpu::embed::convert(&ckpt, &out, Standardization::Fixed, facegpu::checkpoint::safetensors::StorageDtype::F32).unwrap_err().to_string();
+    assert!(again.contains("already exists"), "{again}");
+    let tf = Weights::load(&ckpt).unwrap();
+    let st = Weights::load(&out).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(st.standardization, Some(Standardization::Fixed));
+    assert_eq!(st.tensors, tf.tensors, "safetensors round trip keeps every tensor bit for bit");
+    let images = golden_images(&golden);
+    let a = InceptionResnetV1::load(ctx, &tf).unwrap().embed(ctx, &images, [5, 160, 160, 3], Standardization::Prewhiten).unwrap();
+    let b = InceptionResnetV1::load(ctx, &st).unwrap().embed(ctx, &images, [5, 160, 160, 3], Standardization::Prewhiten).unwrap();
+    assert_eq!(a, b, "embeddings from the converted file are identical");
+}
+
+#[test]
+fn missing_or_misshapen_variable_is_refused_by_name() {
+    let ctx = gpu_or_skip!();
+    let Some((ckpt, _)) = fixtures() else { return };
+    let full = Weights::load(&ckpt).unwrap();
+    let name = "InceptionResnetV1/Repeat_1/block17_4/Branch_1/Conv2d_0c_7x1/weights";
+    let mut missing = full.clone();
+    missing.tensors.remove(name);
+    let msg = InceptionResnetV1::load(ctx, &missing).err().expect("missing variable must fail").to_string();
+    assert!(msg.contains(name) && msg.contains("missing"), "{msg}");
+    let mut wrong = full;
+    wrong.tensors.get_mut(name).unwrap().shape = vec![1, 7, 128, 128];
+    let msg = InceptionResnetV1::load(ctx, &wrong).err().expect("wrong shape must fail").to_string();
+    assert!(msg.contains(name) && msg.contains("[1, 7, 128, 128]") && msg.contains("[7, 1, 128, 128]"), "{msg}");
+}
+
+#[test]
+fn embed_json_prints_one_object_per_line_and_skips_unreadable_files() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let Some((ckpt, golden)) = fixtures() else { return };
+    let img = golden.join("images/paul_rudd.png");
+    let bad = std::env::temp_dir().join(format!("facegpu-not-an-image-{}.png", std::process::id()));
+    std::fs::write(&bad, b"not a png").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facegpu"))
+        .args(["embed", "--json", "--model"])
+        .arg(&ckpt)
+        .arg(&img)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&bad).ok();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(v["image"].as_str().unwrap(), img.to_str().unwrap());
+    let e: Vec<f32> = v["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    let (_, want) = npy::read_f32(&golden.join("embeddings_prewhiten.npy")).unwrap();
+    assert_close("embed --json paul_rudd", &e, &want[3 * 128..4 * 128], 1e-4, 0.0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("facegpu-not-an-image") && stderr.contains("skipping"), "{stderr}");
+}

@@ -1,0 +1,119 @@
+//! The `embed`, `compare` and `convert` workflows, and `bench embed`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::checkpoint::safetensors::{save, StorageDtype};
+use crate::checkpoint::{CheckpointError, Standardization, Weights};
+use crate::data::images::load_rgb;
+use crate::gpu::GpuContext;
+use crate::models::inception_resnet_v1::{InceptionResnetV1, ModelError};
+
+/// A model ready to embed, with the standardization to use.
+pub struct Embedder {
+    pub model: InceptionResnetV1,
+    pub standardization: Standardization,
+    pub image_size: u32,
+}
+
+impl Embedder {
+    /// Loads `--model` (TF model folder, prefix, `.index`, or `.safetensors`). The standardization is
+    /// `override_std`, else the one the file records, else prewhiten (facenet's 2017 models).
+    pub fn load(ctx: &GpuContext, model: &Path, override_std: Option<Standardization>, image_size: u32) -> Result<Self, CheckpointError> {
+        let weights = Weights::load(model)?;
+        let model = InceptionResnetV1::load(ctx, &weights)?;
+        let standardization = override_std.or(weights.standardization).unwrap_or(Standardization::Prewhiten);
+        Ok(Self { model, standardization, image_size })
+    }
+
+    /// Embeds image files in batches. Unreadable files are reported on stderr and skipped; the result
+    /// lists the files that were embedded with their embeddings.
+    pub fn embed_files(&mut self, ctx: &GpuContext, files: &[PathBuf], batch_size: usize) -> Result<Vec<(PathBuf, Vec<f32>)>, ModelError> {
+        let s = self.image_size as usize;
+        let mut out = Vec::with_capacity(files.len());
+        for chunk in files.chunks(batch_size.max(1)) {
+            let mut pixels = Vec::with_capacity(chunk.len() * s * s * 3);
+            let mut names = Vec::new();
+            for f in chunk {
+                match load_rgb(f, self.image_size) {
+                    Ok(p) => {
+                        pixels.extend(p);
+                        names.push(f.clone());
+                    }
+                    Err(e) => eprintln!("skipping {e}"),
+                }
+            }
+            if names.is_empty() {
+                continue;
+            }
+            let emb = self.model.embed(ctx, &pixels, [names.len(), s, s, 3], self.standardization)?;
+            let d = self.model.embedding_size;
+            out.extend(names.into_iter().zip(emb.chunks(d).map(<[f32]>::to_vec)));
+        }
+        Ok(out)
+    }
+}
+
+/// Squared L2 distances between all pairs, row-major `n x n` (facenet's compare.py).
+pub fn distance_matrix(embeddings: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    embeddings.iter().map(|a| embeddings.iter().map(|b| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()).collect()).collect()
+}
+
+/// `facegpu convert`: a TF checkpoint to facegpu's safetensors with metadata. Refuses to overwrite.
+pub fn convert(tf_checkpoint: &Path, out: &Path, standardization: Standardization, dtype: StorageDtype) -> Result<usize, CheckpointError> {
+    if out.exists() {
+        return Err(CheckpointError::Safetensors { path: out.to_path_buf(), detail: "already exists; remove it or choose another --out (facegpu never overwrites)".into() });
+    }
+    let weights = crate::checkpoint::tf::load(tf_checkpoint)?;
+    let emb = weights.get_any("InceptionResnetV1/Bottleneck/weights")?.shape.get(1).copied().unwrap_or(0);
+    let std = match standardization {
+        Standardization::Prewhiten => "prewhiten",
+        Standardization::Fixed => "fixed",
+    };
+    let meta = HashMap::from([
+        ("format".to_string(), "facegpu".to_string()),
+        ("architecture".to_string(), "inception_resnet_v1".to_string()),
+        ("embedding_size".to_string(), emb.to_string()),
+        ("standardization".to_string(), std.to_string()),
+        ("source".to_string(), tf_checkpoint.display().to_string()),
+    ]);
+    save(&weights, out, meta, dtype)?;
+    Ok(weights.tensors.len())
+}
+
+/// `facegpu bench embed`: median images/s of forward passes at `batch` (after upload, GPU synced), and
+/// the activation memory after the first and the last pass (flat: no per-batch growth).
+#[derive(Debug, serde::Serialize)]
+pub struct EmbedBench {
+    pub adapter: String,
+    pub batch_size: usize,
+    pub images_per_s: f64,
+    pub ms_per_batch: f64,
+    pub activation_bytes_first: usize,
+    pub activation_bytes_last: usize,
+}
+
+pub fn bench_embed(ctx: &GpuContext, embedder: &mut Embedder, batch: usize, reps: usize) -> Result<EmbedBench, ModelError> {
+    let s = embedder.image_size as usize;
+    let shape = [batch, s, s, 3];
+    let pixels: Vec<f32> = (0..batch * s * s * 3).map(|i| ((i * 2_654_435_761) % 256) as f32).collect();
+    embedder.model.embed(ctx, &pixels, shape, embedder.standardization)?;
+    let first = embedder.model.activation_bytes();
+    let mut times = Vec::new();
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        embedder.model.embed(ctx, &pixels, shape, embedder.standardization)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let med = times[times.len() / 2];
+    Ok(EmbedBench {
+        adapter: ctx.adapter_name(),
+        batch_size: batch,
+        images_per_s: batch as f64 / med,
+        ms_per_batch: med * 1e3,
+        activation_bytes_first: first,
+        activation_bytes_last: embedder.model.activation_bytes(),
+    })
+}

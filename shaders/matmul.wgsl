@@ -16,14 +16,20 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;   // [m, n]
 
 @compute @workgroup_size(64)
-fn matmul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = gid.y * nwg.x * 64u + gid.x;
+fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    // Each workgroup owns an 8x8 block of 8x8 tiles (64x64 outputs), so its invocations share rows of a
+    // and columns of b in cache.
     let tiles_n = (p.n + 7u) / 8u;
-    if (idx >= tiles_n * ((p.m + 7u) / 8u)) {
+    let tiles_m = (p.m + 7u) / 8u;
+    let blocks_n = (tiles_n + 7u) / 8u;
+    let block = wg.y * nwg.x + wg.x;
+    let tm = (block / blocks_n) * 8u + lid / 8u;
+    let tn = (block % blocks_n) * 8u + lid % 8u;
+    if (tm >= tiles_m || tn >= tiles_n) {
         return;
     }
-    let i0 = (idx / tiles_n) * 8u;
-    let j0 = (idx % tiles_n) * 8u;
+    let i0 = tm * 8u;
+    let j0 = tn * 8u;
     let ar0 = vec4<u32>(min(i0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.m - 1u))) * p.a_rs;
     let ar1 = vec4<u32>(min(i0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.m - 1u))) * p.a_rs;
     let bc0 = vec4<u32>(min(j0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u))) * p.b_cs;

@@ -76,6 +76,11 @@ pub fn kernels(ctx: &GpuContext, batch: usize, reps: usize) -> Result<Vec<Kernel
     let b = GpuTensor::upload(ctx, "bench b", &[n, n], &seeded(n * n, 8))?;
     let c = GpuTensor::zeros(ctx, "bench c", &[n, n]);
     let ms = time_ms(ctx, reps, |enc| matmul(enc, &a, &b, None, &c, false, false, false).map(|_| ()))?;
-    rows.push(KernelBench { name: "matmul".into(), shape: "1024x1024 * 1024x1024".into(), ms, gflops: 2.0 * (n as f64).powi(3) / ms / 1e6 });
+    rows.push(KernelBench {
+        name: "matmul".into(),
+        shape: "1024x1024 * 1024x1024".into(),
+        ms,
+        gflops: 2.0 * (n as f64).powi(3) / ms / 1e6,
+    });
     Ok(rows)
 }

@@ -55,6 +55,24 @@ impl Embedder {
     }
 }
 
+impl Embedder {
+    /// Writes facenet's named activations for `files` (one batch) as `dir/activation_<tap>.npy`, tap names
+    /// with `/` replaced by `_`, shaped `[n, ...]`. Returns how many taps were written.
+    pub fn dump_activations(&mut self, ctx: &GpuContext, files: &[PathBuf], dir: &Path) -> Result<usize, Box<dyn std::error::Error>> {
+        let s = self.image_size as usize;
+        let mut pixels = Vec::new();
+        for f in files {
+            pixels.extend(load_rgb(f, self.image_size)?);
+        }
+        let (_, taps) = self.model.embed_with_taps(ctx, &pixels, [files.len(), s, s, 3], self.standardization, true)?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for (name, (shape, data)) in &taps {
+            crate::data::npy::write_f32(&dir.join(format!("activation_{}.npy", name.replace('/', "_"))), shape, data)?;
+        }
+        Ok(taps.len())
+    }
+}
+
 /// Squared L2 distances between all pairs, row-major `n x n` (facenet's compare.py).
 pub fn distance_matrix(embeddings: &[Vec<f32>]) -> Vec<Vec<f32>> {
     embeddings.iter().map(|a| embeddings.iter().map(|b| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()).collect()).collect()
@@ -63,7 +81,10 @@ pub fn distance_matrix(embeddings: &[Vec<f32>]) -> Vec<Vec<f32>> {
 /// `facegpu convert`: a TF checkpoint to facegpu's safetensors with metadata. Refuses to overwrite.
 pub fn convert(tf_checkpoint: &Path, out: &Path, standardization: Standardization, dtype: StorageDtype) -> Result<usize, CheckpointError> {
     if out.exists() {
-        return Err(CheckpointError::Safetensors { path: out.to_path_buf(), detail: "already exists; remove it or choose another --out (facegpu never overwrites)".into() });
+        return Err(CheckpointError::Safetensors {
+            path: out.to_path_buf(),
+            detail: "already exists; remove it or choose another --out (facegpu never overwrites)".into(),
+        });
     }
     let weights = crate::checkpoint::tf::load(tf_checkpoint)?;
     let emb = weights.get_any("InceptionResnetV1/Bottleneck/weights")?.shape.get(1).copied().unwrap_or(0);

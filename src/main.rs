@@ -43,6 +43,10 @@ enum Command {
         /// Also write an (N, d) float32 .npy here, with the image paths in <out>.names.txt.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Debug: write facenet's named activations of the first batch as DIR/activation_<tap>.npy
+        /// (Conv2d_1a_3x3, Conv2d_4b_3x3, Repeat/block35_5, Mixed_6a, Mixed_7a, Block8, prelogits).
+        #[arg(long, value_name = "DIR")]
+        dump_activations: Option<PathBuf>,
         /// Aligned face images.
         #[arg(required = true)]
         images: Vec<PathBuf>,
@@ -115,9 +119,13 @@ enum BenchCommand {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Embed { model, standardization, image_size, batch_size, json, out, images } => {
+        Command::Embed { model, standardization, image_size, batch_size, json, out, dump_activations, images } => {
             let ctx = GpuContext::new()?;
             let mut embedder = Embedder::load(&ctx, &model, standardization, image_size)?;
+            if let Some(dir) = dump_activations {
+                let written = embedder.dump_activations(&ctx, &images[..images.len().min(batch_size)], &dir)?;
+                eprintln!("wrote {written} activation taps to {}", dir.display());
+            }
             let rows = embedder.embed_files(&ctx, &images, batch_size)?;
             for (path, e) in &rows {
                 if json {
@@ -174,8 +182,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if json {
                 println!("{}", serde_json::to_string(&b)?);
             } else {
-                println!("adapter: {}\nbatch {}: {:.2} images/s ({:.1} ms per batch, median of {reps})", b.adapter, b.batch_size, b.images_per_s, b.ms_per_batch);
-                println!("activation memory: {} bytes after the first pass, {} after the last", b.activation_bytes_first, b.activation_bytes_last);
+                println!(
+                    "adapter: {}\nbatch {}: {:.2} images/s ({:.1} ms per batch, median of {reps})",
+                    b.adapter, b.batch_size, b.images_per_s, b.ms_per_batch
+                );
+                println!(
+                    "activation memory: {} bytes after the first pass, {} after the last",
+                    b.activation_bytes_first, b.activation_bytes_last
+                );
             }
         }
         Command::Info { json } => {

@@ -33,12 +33,23 @@ fn embeddings_match_tensorflow_within_1e4_for_both_standardizations_and_taps_loc
     let mut model = InceptionResnetV1::load(ctx, &weights).unwrap();
     assert_eq!(model.embedding_size, 128);
     let images = golden_images(&golden);
-    for (std, file) in [(Standardization::Prewhiten, "embeddings_prewhiten.npy"), (Standardization::Fixed, "embeddings_fixed_standardization.npy")] {
+    for (std, file) in
+        [(Standardization::Prewhiten, "embeddings_prewhiten.npy"), (Standardization::Fixed, "embeddings_fixed_standardization.npy")]
+    {
         let (emb, taps) = model.embed_with_taps(ctx, &images, [5, 160, 160, 3], std, std == Standardization::Prewhiten).unwrap();
         if std == Standardization::Prewhiten {
             // Taps of image 0: relative tolerance grows with depth (fp32 sums in another order).
-            for (tap, atol) in [("Conv2d_1a_3x3", 1e-4), ("Conv2d_4b_3x3", 2e-4), ("Repeat/block35_5", 5e-4), ("Mixed_6a", 5e-4), ("Mixed_7a", 1e-3), ("Block8", 1e-3), ("prelogits", 1e-3)] {
-                let (want_shape, want) = npy::read_f32(&golden.join(format!("activation_{}_image0_prewhiten.npy", tap.replace('/', "_")))).unwrap();
+            for (tap, atol) in [
+                ("Conv2d_1a_3x3", 1e-4),
+                ("Conv2d_4b_3x3", 2e-4),
+                ("Repeat/block35_5", 5e-4),
+                ("Mixed_6a", 5e-4),
+                ("Mixed_7a", 1e-3),
+                ("Block8", 1e-3),
+                ("prelogits", 1e-3),
+            ] {
+                let (want_shape, want) =
+                    npy::read_f32(&golden.join(format!("activation_{}_image0_prewhiten.npy", tap.replace('/', "_")))).unwrap();
                 let (shape, got) = &taps[tap];
                 let per_image: usize = shape[1..].iter().product();
                 assert_eq!(&shape[1..], &want_shape[want_shape.len() - shape.len() + 1..], "tap {tap}");
@@ -62,7 +73,9 @@ fn convert_then_load_safetensors_gives_identical_embeddings_and_records_standard
     let out = dir.join("model.safetensors");
     let n = facegpu::embed::convert(&ckpt, &out, Standardization::Fixed, facegpu::checkpoint::safetensors::StorageDtype::F32).unwrap();
     assert_eq!(n, 490);
-    let again = facegpu::embed::convert(&ckpt, &out, Standardization::Fixed, facegpu::checkpoint::safetensors::StorageDtype::F32).unwrap_err().to_string();
+    let again = facegpu::embed::convert(&ckpt, &out, Standardization::Fixed, facegpu::checkpoint::safetensors::StorageDtype::F32)
+        .unwrap_err()
+        .to_string();
     assert!(again.contains("already exists"), "{again}");
     let tf = Weights::load(&ckpt).unwrap();
     let st = Weights::load(&out).unwrap();

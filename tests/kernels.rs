@@ -22,7 +22,17 @@ fn up(ctx: &GpuContext, name: &str, shape: &[usize], data: &[f32]) -> GpuTensor 
 
 /// Runs conv2d on both paths with bias, affine, residual and activation as asked, and compares.
 #[allow(clippy::too_many_arguments)]
-fn check_conv(seed: u64, xs: [usize; 4], ws: [usize; 4], stride: (usize, usize), padding: Padding, bias: bool, affine: bool, residual: Option<f32>, act: u32) {
+fn check_conv(
+    seed: u64,
+    xs: [usize; 4],
+    ws: [usize; 4],
+    stride: (usize, usize),
+    padding: Padding,
+    bias: bool,
+    affine: bool,
+    residual: Option<f32>,
+    act: u32,
+) {
     let ctx = match common::gpu() {
         Some(c) => c,
         None => return,
@@ -108,14 +118,18 @@ fn conv2d_channel_mismatch_is_an_error_naming_both_shapes() {
 fn matmul_with_bias_and_transposes_matches_cpu() {
     let ctx = gpu_or_skip!();
     let mut rng = Rng::new(20);
-    let (m, n, kk) = (37, 29, 53);
-    for (ta, tb, acc) in [(false, false, false), (true, false, false), (false, true, true), (true, true, true)] {
+    // 37x29 fits one workgroup block; 131x75 spans several (64x64 outputs per workgroup) with ragged edges.
+    for ((m, n, kk), (ta, tb, acc)) in [(37, 29, 53), (131, 75, 33)]
+        .into_iter()
+        .flat_map(|s| [(false, false, false), (true, false, false), (false, true, true), (true, true, true)].map(|t| (s, t)))
+    {
         let a_shape = if ta { [kk, m] } else { [m, kk] };
         let b_shape = if tb { [n, kk] } else { [kk, n] };
         let (a, b, bias, c0) = (rng.vec(m * kk, -1.0, 1.0), rng.vec(kk * n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(m * n, -1.0, 1.0));
         let mut want = c0.clone();
         cpu::matmul::matmul(&a, &a_shape, &b, &b_shape, Some(&bias), &mut want, ta, tb, acc).unwrap();
-        let (ga, gb, gbias, gc) = (up(ctx, "a", &a_shape, &a), up(ctx, "b", &b_shape, &b), up(ctx, "bias", &[n], &bias), up(ctx, "c", &[m, n], &c0));
+        let (ga, gb, gbias, gc) =
+            (up(ctx, "a", &a_shape, &a), up(ctx, "b", &b_shape, &b), up(ctx, "bias", &[n], &bias), up(ctx, "c", &[m, n], &c0));
         record(ctx, |enc| k::matmul::matmul(enc, &ga, &gb, Some(&gbias), &gc, ta, tb, acc).map(|_| ()));
         assert_close(&format!("matmul ta={ta} tb={tb} acc={acc}"), &gc.download(ctx).unwrap(), &want, 1e-4, 1e-4);
     }
@@ -134,7 +148,8 @@ fn batch_norm_inference_with_and_without_gamma_matches_cpu() {
     let xs = [3, 5, 7, 13];
     let x = rng.vec(xs.iter().product(), -2.0, 2.0);
     let (mm, mv, g, b) = (rng.vec(13, -1.0, 1.0), rng.vec(13, 0.1, 2.0), rng.vec(13, 0.5, 1.5), rng.vec(13, -1.0, 1.0));
-    let (gx, gmm, gmv, gg, gb) = (up(ctx, "x", &xs, &x), up(ctx, "mm", &[13], &mm), up(ctx, "mv", &[13], &mv), up(ctx, "g", &[13], &g), up(ctx, "b", &[13], &b));
+    let (gx, gmm, gmv, gg, gb) =
+        (up(ctx, "x", &xs, &x), up(ctx, "mm", &[13], &mm), up(ctx, "mv", &[13], &mv), up(ctx, "g", &[13], &g), up(ctx, "b", &[13], &b));
     for gamma in [false, true] {
         let want = cpu::batch_norm::batch_norm_inference(&x, &xs, &mm, &mv, gamma.then_some(g.as_slice()), &b, 1e-3).unwrap();
         let gy = GpuTensor::zeros(ctx, "y", &xs);
@@ -166,7 +181,11 @@ fn batch_norm_train_matches_cpu_including_saved_stats_and_moving_averages() {
 fn max_pool_same_and_valid_match_cpu_including_argmax() {
     let ctx = gpu_or_skip!();
     let mut rng = Rng::new(40);
-    for (xs, kk, s, pad) in [([2, 9, 11, 5], (3, 3), (2, 2), Padding::Valid), ([2, 7, 10, 3], (2, 2), (2, 2), Padding::Same), ([1, 8, 9, 4], (3, 3), (2, 2), Padding::Same)] {
+    for (xs, kk, s, pad) in [
+        ([2, 9, 11, 5], (3, 3), (2, 2), Padding::Valid),
+        ([2, 7, 10, 3], (2, 2), (2, 2), Padding::Same),
+        ([1, 8, 9, 4], (3, 3), (2, 2), Padding::Same),
+    ] {
         let x = rng.vec(xs.iter().product(), -1.0, 1.0);
         let (want, want_arg, p) = cpu::pool::max_pool(&x, &xs, kk, s, pad).unwrap();
         let gx = up(ctx, "x", &xs, &x);
@@ -205,7 +224,8 @@ fn softmax_and_softmax_xent_match_cpu() {
     let labels = rng.labels(rows, cols as u32);
     let gz = up(ctx, "z", &[rows, cols], &z);
     let glab = GpuTensor::upload_u32(ctx, "labels", &[rows], &labels).unwrap();
-    let (gp, grl, gl) = (GpuTensor::zeros(ctx, "prob", &[rows, cols]), GpuTensor::zeros(ctx, "row_loss", &[rows]), GpuTensor::zeros(ctx, "loss", &[1]));
+    let (gp, grl, gl) =
+        (GpuTensor::zeros(ctx, "prob", &[rows, cols]), GpuTensor::zeros(ctx, "row_loss", &[rows]), GpuTensor::zeros(ctx, "loss", &[1]));
     record(ctx, |enc| k::softmax::softmax_xent(enc, &gz, &glab, &gp, &grl, &gl));
     let (want_p, want_rl, want_l) = cpu::softmax::softmax_xent(&z, &[rows, cols], &labels).unwrap();
     assert_close("softmax_xent prob", &gp.download(ctx).unwrap(), &want_p, 1e-6, 1e-4);
@@ -281,7 +301,9 @@ fn concat_and_split_channels_match_cpu() {
     let shapes = [[2, 3, 5, 7], [2, 3, 5, 1], [2, 3, 5, 12]];
     let parts: Vec<Vec<f32>> = shapes.iter().map(|s| rng.vec(s.iter().product(), -1.0, 1.0)).collect();
     let out_shape = [2, 3, 5, 20];
-    let want = cpu::concat::concat_channels(&parts.iter().zip(&shapes).map(|(p, s)| (p.as_slice(), s.as_slice())).collect::<Vec<_>>(), &out_shape).unwrap();
+    let want =
+        cpu::concat::concat_channels(&parts.iter().zip(&shapes).map(|(p, s)| (p.as_slice(), s.as_slice())).collect::<Vec<_>>(), &out_shape)
+            .unwrap();
     let gparts: Vec<GpuTensor> = parts.iter().zip(&shapes).map(|(p, s)| up(ctx, "part", s, p)).collect();
     let gout = GpuTensor::zeros(ctx, "concat", &out_shape);
     record(ctx, |enc| k::concat::concat_channels(enc, &gparts.iter().collect::<Vec<_>>(), &gout));
@@ -322,9 +344,21 @@ fn resize_bilinear_and_area_up_and_down_match_cpu() {
     for out in [(12, 9), (7, 5), (40, 31), (24, 24), (23, 17)] {
         let gy = GpuTensor::zeros(ctx, "y", &[2, out.0, out.1, 3]);
         record(ctx, |enc| k::image::resize_bilinear(enc, &gx, &gy));
-        assert_close(&format!("resize_bilinear {out:?}"), &gy.download(ctx).unwrap(), &cpu::image::resize_bilinear(&x, &xs, out).unwrap(), 1e-3, 1e-5);
+        assert_close(
+            &format!("resize_bilinear {out:?}"),
+            &gy.download(ctx).unwrap(),
+            &cpu::image::resize_bilinear(&x, &xs, out).unwrap(),
+            1e-3,
+            1e-5,
+        );
         record(ctx, |enc| k::image::resize_area(enc, &gx, &gy));
-        assert_close(&format!("resize_area {out:?}"), &gy.download(ctx).unwrap(), &cpu::image::resize_area(&x, &xs, out).unwrap(), 1e-3, 1e-5);
+        assert_close(
+            &format!("resize_area {out:?}"),
+            &gy.download(ctx).unwrap(),
+            &cpu::image::resize_area(&x, &xs, out).unwrap(),
+            1e-3,
+            1e-5,
+        );
     }
 }
 
@@ -346,7 +380,12 @@ fn crop_pad_flip_and_standardizations_match_cpu() {
     let x = rng.vec(n, 0.0, 255.0);
     let gx = up(ctx, "x", &xs, &x);
     let gc = GpuTensor::zeros(ctx, "crop", &[2, 8, 14, 3]);
-    let (gf, gs, gp, gst) = (GpuTensor::zeros(ctx, "flip", &xs), GpuTensor::zeros(ctx, "fixed", &xs), GpuTensor::zeros(ctx, "prewhiten", &xs), GpuTensor::zeros(ctx, "stats", &[2, 2]));
+    let (gf, gs, gp, gst) = (
+        GpuTensor::zeros(ctx, "flip", &xs),
+        GpuTensor::zeros(ctx, "fixed", &xs),
+        GpuTensor::zeros(ctx, "prewhiten", &xs),
+        GpuTensor::zeros(ctx, "stats", &[2, 2]),
+    );
     record(ctx, |enc| {
         k::image::crop_pad(enc, &gx, &gc, -2, 3)?;
         k::image::flip_h(enc, &gx, &gf)?;

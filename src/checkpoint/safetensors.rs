@@ -58,7 +58,9 @@ pub fn save(weights: &Weights, path: &Path, metadata: HashMap<String, String>, d
     };
     let views = buffers
         .iter()
-        .map(|(name, shape, bytes)| TensorView::new(st_dtype, shape.clone(), bytes).map(|v| (name.clone(), v)).map_err(|e| err(e.to_string())))
+        .map(|(name, shape, bytes)| {
+            TensorView::new(st_dtype, shape.clone(), bytes).map(|v| (name.clone(), v)).map_err(|e| err(e.to_string()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let tmp = path.with_extension("safetensors.partial");
     safetensors::serialize_to_file(views, Some(metadata), &tmp).map_err(|e| err(e.to_string()))?;

@@ -73,8 +73,14 @@ pub fn resolve_prefix(path: &Path) -> Result<PathBuf, CheckpointError> {
             .collect();
         return match indexes.as_slice() {
             [one] => Ok(one.with_extension("")),
-            [] => Err(CheckpointError::NotFound { path: path.to_path_buf(), detail: "the folder has no `checkpoint` file and no .index file".into() }),
-            _ => Err(CheckpointError::NotFound { path: path.to_path_buf(), detail: "several .index files and no `checkpoint` file naming one".into() }),
+            [] => Err(CheckpointError::NotFound {
+                path: path.to_path_buf(),
+                detail: "the folder has no `checkpoint` file and no .index file".into(),
+            }),
+            _ => Err(CheckpointError::NotFound {
+                path: path.to_path_buf(),
+                detail: "several .index files and no `checkpoint` file naming one".into(),
+            }),
         };
     }
     let s = path.to_string_lossy();
@@ -124,7 +130,10 @@ pub fn read_index(index_path: &Path) -> Result<Vec<(String, BundleEntry)>, Check
 /// The contents of the block at (offset, size), without its 5-byte trailer, after checking the trailer's crc.
 fn block(data: &[u8], off: u64, size: u64) -> Result<&[u8], String> {
     let (off, size) = (off as usize, size as usize);
-    let end = off.checked_add(size).filter(|&e| e + 5 <= data.len()).ok_or_else(|| format!("block at {off}+{size} runs past the end of the file"))?;
+    let end = off
+        .checked_add(size)
+        .filter(|&e| e + 5 <= data.len())
+        .ok_or_else(|| format!("block at {off}+{size} runs past the end of the file"))?;
     let contents = &data[off..end];
     if data[end] != 0 {
         return Err(format!("block at {off} is compressed (type {}), which facenet's checkpoints never are", data[end]));

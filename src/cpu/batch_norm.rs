@@ -3,7 +3,15 @@
 use crate::gpu::GpuError;
 use crate::kernels::batch_norm::BatchNormParams;
 
-pub fn batch_norm_inference(x: &[f32], x_shape: &[usize], moving_mean: &[f32], moving_var: &[f32], gamma: Option<&[f32]>, beta: &[f32], eps: f32) -> Result<Vec<f32>, GpuError> {
+pub fn batch_norm_inference(
+    x: &[f32],
+    x_shape: &[usize],
+    moving_mean: &[f32],
+    moving_var: &[f32],
+    gamma: Option<&[f32]>,
+    beta: &[f32],
+    eps: f32,
+) -> Result<Vec<f32>, GpuError> {
     let p = BatchNormParams::new(x_shape, gamma.is_some(), eps, 0.0)?;
     let c = p.c as usize;
     Ok(x.iter()
@@ -17,7 +25,16 @@ pub fn batch_norm_inference(x: &[f32], x_shape: &[usize], moving_mean: &[f32], m
 
 /// Returns `(y, mean, invstd)` and updates the moving statistics in place.
 #[allow(clippy::too_many_arguments)]
-pub fn batch_norm_train(x: &[f32], x_shape: &[usize], gamma: Option<&[f32]>, beta: &[f32], moving_mean: &mut [f32], moving_var: &mut [f32], eps: f32, decay: f32) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>), GpuError> {
+pub fn batch_norm_train(
+    x: &[f32],
+    x_shape: &[usize],
+    gamma: Option<&[f32]>,
+    beta: &[f32],
+    moving_mean: &mut [f32],
+    moving_var: &mut [f32],
+    eps: f32,
+    decay: f32,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>), GpuError> {
     let p = BatchNormParams::new(x_shape, gamma.is_some(), eps, decay)?;
     let (rows, c) = (p.rows as usize, p.c as usize);
     let mut mean = vec![0f32; c];

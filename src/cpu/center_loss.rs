@@ -4,7 +4,14 @@ use crate::gpu::GpuError;
 use crate::kernels::center_loss::CenterLossParams;
 
 /// Returns the loss (with the centers before the update) and updates `centers` in place.
-pub fn center_loss(x: &[f32], x_shape: &[usize], labels: &[u32], centers: &mut [f32], centers_shape: &[usize], alfa: f32) -> Result<f32, GpuError> {
+pub fn center_loss(
+    x: &[f32],
+    x_shape: &[usize],
+    labels: &[u32],
+    centers: &mut [f32],
+    centers_shape: &[usize],
+    alfa: f32,
+) -> Result<f32, GpuError> {
     let p = CenterLossParams::new(x_shape, centers_shape, alfa)?;
     let (b, d) = (p.b as usize, p.d as usize);
     if labels.len() != b || labels.iter().any(|&l| l >= p.classes) {

@@ -5,7 +5,17 @@ use crate::kernels::matmul::MatmulParams;
 
 /// `c = [c +] op(a)·op(b) [+ bias]`; `c` is read only when `accumulate`.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul(a: &[f32], a_shape: &[usize], b: &[f32], b_shape: &[usize], bias: Option<&[f32]>, c: &mut [f32], trans_a: bool, trans_b: bool, accumulate: bool) -> Result<MatmulParams, GpuError> {
+pub fn matmul(
+    a: &[f32],
+    a_shape: &[usize],
+    b: &[f32],
+    b_shape: &[usize],
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    trans_a: bool,
+    trans_b: bool,
+    accumulate: bool,
+) -> Result<MatmulParams, GpuError> {
     let p = MatmulParams::new(a_shape, b_shape, trans_a, trans_b)?;
     let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
     if c.len() != m * n {

@@ -25,7 +25,13 @@ fn taps(p: &PoolParams, i: usize, mut f: impl FnMut(usize)) {
 }
 
 /// Returns `(y, argmax)`.
-pub fn max_pool(x: &[f32], x_shape: &[usize], k: (usize, usize), stride: (usize, usize), padding: Padding) -> Result<(Vec<f32>, Vec<u32>, PoolParams), GpuError> {
+pub fn max_pool(
+    x: &[f32],
+    x_shape: &[usize],
+    k: (usize, usize),
+    stride: (usize, usize),
+    padding: Padding,
+) -> Result<(Vec<f32>, Vec<u32>, PoolParams), GpuError> {
     let p = PoolParams::new(x_shape, k, stride, padding)?;
     let n_out: usize = p.out_shape().iter().product();
     let (mut y, mut arg) = (vec![0f32; n_out], vec![0u32; n_out]);
@@ -43,7 +49,13 @@ pub fn max_pool(x: &[f32], x_shape: &[usize], k: (usize, usize), stride: (usize,
     Ok((y, arg, p))
 }
 
-pub fn avg_pool(x: &[f32], x_shape: &[usize], k: (usize, usize), stride: (usize, usize), padding: Padding) -> Result<(Vec<f32>, PoolParams), GpuError> {
+pub fn avg_pool(
+    x: &[f32],
+    x_shape: &[usize],
+    k: (usize, usize),
+    stride: (usize, usize),
+    padding: Padding,
+) -> Result<(Vec<f32>, PoolParams), GpuError> {
     let p = PoolParams::new(x_shape, k, stride, padding)?;
     let n_out: usize = p.out_shape().iter().product();
     let y = (0..n_out)

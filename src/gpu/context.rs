@@ -115,9 +115,6 @@ impl GpuContext {
 
     /// Blocks until all submitted work has finished.
     pub fn sync(&self) -> Result<(), GpuError> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| GpuError::Submit(e.to_string()))
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map(|_| ()).map_err(|e| GpuError::Submit(e.to_string()))
     }
 }

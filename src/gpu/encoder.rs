@@ -13,7 +13,11 @@ enum Op {
         params_size: u64,
         groups: [u32; 3],
     },
-    Copy { src: wgpu::Buffer, dst: wgpu::Buffer, bytes: u64 },
+    Copy {
+        src: wgpu::Buffer,
+        dst: wgpu::Buffer,
+        bytes: u64,
+    },
 }
 
 /// Records many dispatches and submits them as one command buffer.

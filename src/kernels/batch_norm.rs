@@ -34,22 +34,71 @@ fn check_channels(p: &BatchNormParams, named: &[(&str, Option<&GpuTensor>)]) -> 
 
 /// `y = (x - moving_mean) / sqrt(moving_var + eps) * gamma + beta`.
 #[allow(clippy::too_many_arguments)]
-pub fn batch_norm_inference(enc: &mut Encoder, x: &GpuTensor, moving_mean: &GpuTensor, moving_var: &GpuTensor, gamma: Option<&GpuTensor>, beta: &GpuTensor, y: &GpuTensor, eps: f32) -> Result<(), GpuError> {
+pub fn batch_norm_inference(
+    enc: &mut Encoder,
+    x: &GpuTensor,
+    moving_mean: &GpuTensor,
+    moving_var: &GpuTensor,
+    gamma: Option<&GpuTensor>,
+    beta: &GpuTensor,
+    y: &GpuTensor,
+    eps: f32,
+) -> Result<(), GpuError> {
     let p = BatchNormParams::new(&x.shape, gamma.is_some(), eps, 0.0)?;
     check_channels(&p, &[("moving_mean", Some(moving_mean)), ("moving_var", Some(moving_var)), ("gamma", gamma), ("beta", Some(beta))])?;
     check_shape("batch_norm", "output", &y.shape, &x.shape)?;
     let g = gamma.map(|t| &t.buffer).unwrap_or(enc.absent());
-    enc.dispatch(Shader::BatchNorm, "bn_inference", &p, &[Some(&x.buffer), Some(&moving_mean.buffer), Some(&moving_var.buffer), Some(g), Some(&beta.buffer), Some(&y.buffer)], groups_1d(x.len()))
+    enc.dispatch(
+        Shader::BatchNorm,
+        "bn_inference",
+        &p,
+        &[Some(&x.buffer), Some(&moving_mean.buffer), Some(&moving_var.buffer), Some(g), Some(&beta.buffer), Some(&y.buffer)],
+        groups_1d(x.len()),
+    )
 }
 
 /// Training forward: writes `y`, the batch `mean` and `invstd` (saved for backward) and updates the
 /// moving statistics with `decay`.
 #[allow(clippy::too_many_arguments)]
-pub fn batch_norm_train(enc: &mut Encoder, x: &GpuTensor, gamma: Option<&GpuTensor>, beta: &GpuTensor, moving_mean: &GpuTensor, moving_var: &GpuTensor, y: &GpuTensor, mean: &GpuTensor, invstd: &GpuTensor, eps: f32, decay: f32) -> Result<(), GpuError> {
+pub fn batch_norm_train(
+    enc: &mut Encoder,
+    x: &GpuTensor,
+    gamma: Option<&GpuTensor>,
+    beta: &GpuTensor,
+    moving_mean: &GpuTensor,
+    moving_var: &GpuTensor,
+    y: &GpuTensor,
+    mean: &GpuTensor,
+    invstd: &GpuTensor,
+    eps: f32,
+    decay: f32,
+) -> Result<(), GpuError> {
     let p = BatchNormParams::new(&x.shape, gamma.is_some(), eps, decay)?;
-    check_channels(&p, &[("gamma", gamma), ("beta", Some(beta)), ("moving_mean", Some(moving_mean)), ("moving_var", Some(moving_var)), ("mean", Some(mean)), ("invstd", Some(invstd))])?;
+    check_channels(
+        &p,
+        &[
+            ("gamma", gamma),
+            ("beta", Some(beta)),
+            ("moving_mean", Some(moving_mean)),
+            ("moving_var", Some(moving_var)),
+            ("mean", Some(mean)),
+            ("invstd", Some(invstd)),
+        ],
+    )?;
     check_shape("batch_norm", "output", &y.shape, &x.shape)?;
-    enc.dispatch(Shader::BatchNormStats, "bn_stats", &p, &[Some(&x.buffer), Some(&mean.buffer), Some(&invstd.buffer), Some(&moving_mean.buffer), Some(&moving_var.buffer)], [p.c, 1, 1])?;
+    enc.dispatch(
+        Shader::BatchNormStats,
+        "bn_stats",
+        &p,
+        &[Some(&x.buffer), Some(&mean.buffer), Some(&invstd.buffer), Some(&moving_mean.buffer), Some(&moving_var.buffer)],
+        [p.c, 1, 1],
+    )?;
     let g = gamma.map(|t| &t.buffer).unwrap_or(enc.absent());
-    enc.dispatch(Shader::BatchNorm, "bn_normalize", &p, &[Some(&x.buffer), Some(&mean.buffer), Some(&invstd.buffer), Some(g), Some(&beta.buffer), Some(&y.buffer)], groups_1d(x.len()))
+    enc.dispatch(
+        Shader::BatchNorm,
+        "bn_normalize",
+        &p,
+        &[Some(&x.buffer), Some(&mean.buffer), Some(&invstd.buffer), Some(g), Some(&beta.buffer), Some(&y.buffer)],
+        groups_1d(x.len()),
+    )
 }

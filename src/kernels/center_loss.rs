@@ -15,7 +15,10 @@ pub struct CenterLossParams {
 impl CenterLossParams {
     pub fn new(x: &[usize], centers: &[usize], alfa: f32) -> Result<Self, GpuError> {
         if x.len() != 2 || centers.len() != 2 || x[1] != centers[1] {
-            return Err(GpuError::Shape { op: "center_loss", detail: format!("features {x:?} and centers {centers:?} must be [b, d] and [classes, d]") });
+            return Err(GpuError::Shape {
+                op: "center_loss",
+                detail: format!("features {x:?} and centers {centers:?} must be [b, d] and [classes, d]"),
+            });
         }
         Ok(Self { b: x[0] as u32, d: x[1] as u32, classes: centers[0] as u32, alfa })
     }
@@ -29,7 +32,15 @@ pub struct CenterLossScratch {
 
 /// `loss[0] = mean((x - centers[label])^2)` with the centers before the update, then the update.
 /// Labels must be below the number of classes (checked by the caller that owns them on the host).
-pub fn center_loss(enc: &mut Encoder, x: &GpuTensor, labels: &GpuTensor, centers: &GpuTensor, scratch: &CenterLossScratch, loss: &GpuTensor, alfa: f32) -> Result<(), GpuError> {
+pub fn center_loss(
+    enc: &mut Encoder,
+    x: &GpuTensor,
+    labels: &GpuTensor,
+    centers: &GpuTensor,
+    scratch: &CenterLossScratch,
+    loss: &GpuTensor,
+    alfa: f32,
+) -> Result<(), GpuError> {
     let p = CenterLossParams::new(&x.shape, &centers.shape, alfa)?;
     check_shape("center_loss", "labels", &labels.shape, &[p.b as usize])?;
     check_shape("center_loss", "sq scratch", &scratch.sq.shape, &x.shape)?;
@@ -37,5 +48,11 @@ pub fn center_loss(enc: &mut Encoder, x: &GpuTensor, labels: &GpuTensor, centers
     let bufs = [Some(&x.buffer), Some(&labels.buffer), Some(&centers.buffer), Some(&scratch.sq.buffer), Some(&scratch.delta.buffer)];
     enc.dispatch(Shader::CenterLoss, "center_terms", &p, &bufs, groups_1d(x.len()))?;
     sum_scaled(enc, &scratch.sq, loss, 1.0 / x.len().max(1) as f32)?;
-    enc.dispatch(Shader::CenterLoss, "center_update", &p, &[None, Some(&labels.buffer), Some(&centers.buffer), None, Some(&scratch.delta.buffer)], groups_1d(x.len()))
+    enc.dispatch(
+        Shader::CenterLoss,
+        "center_update",
+        &p,
+        &[None, Some(&labels.buffer), Some(&centers.buffer), None, Some(&scratch.delta.buffer)],
+        groups_1d(x.len()),
+    )
 }

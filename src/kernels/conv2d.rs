@@ -14,7 +14,14 @@ pub enum Padding {
 }
 
 /// Output size and (before, after) padding along one axis.
-pub fn out_size(op: &'static str, input: usize, k: usize, stride: usize, padding: Padding, axis: usize) -> Result<(usize, u32, u32), GpuError> {
+pub fn out_size(
+    op: &'static str,
+    input: usize,
+    k: usize,
+    stride: usize,
+    padding: Padding,
+    axis: usize,
+) -> Result<(usize, u32, u32), GpuError> {
     if stride == 0 || k == 0 {
         return Err(GpuError::Invalid { op, detail: format!("kernel {k} and stride {stride} must be positive") });
     }
@@ -25,11 +32,20 @@ pub fn out_size(op: &'static str, input: usize, k: usize, stride: usize, padding
             let total = ((out.max(1) - 1) * stride + k).saturating_sub(input);
             ((total / 2) as u32, (total - total / 2) as u32)
         }
-        Padding::Explicit(t, b, l, r) => if axis == 0 { (t, b) } else { (l, r) },
+        Padding::Explicit(t, b, l, r) => {
+            if axis == 0 {
+                (t, b)
+            } else {
+                (l, r)
+            }
+        }
     };
     let padded = input + (before + after) as usize;
     if padded < k {
-        return Err(GpuError::Shape { op, detail: format!("input extent {input} (padded {padded}) is smaller than the kernel extent {k}") });
+        return Err(GpuError::Shape {
+            op,
+            detail: format!("input extent {input} (padded {padded}) is smaller than the kernel extent {k}"),
+        });
     }
     Ok(((padded - k) / stride + 1, before, after))
 }
@@ -162,7 +178,15 @@ impl Conv2dParams {
 }
 
 /// Records `y = epilogue(conv2d(x, w))` into `enc`. `y` must have shape `p.out_shape()`.
-pub fn conv2d(enc: &mut Encoder, x: &GpuTensor, w: &GpuTensor, epi: &Epilogue<&GpuTensor>, y: &GpuTensor, stride: (usize, usize), padding: Padding) -> Result<Conv2dParams, GpuError> {
+pub fn conv2d(
+    enc: &mut Encoder,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    epi: &Epilogue<&GpuTensor>,
+    y: &GpuTensor,
+    stride: (usize, usize),
+    padding: Padding,
+) -> Result<Conv2dParams, GpuError> {
     let p = Conv2dParams::new(&x.shape, &w.shape, stride, padding)?.with_epilogue(epi, |t| t.len())?;
     check_shape("conv2d", "output", &y.shape, &p.out_shape())?;
     let absent = enc.absent();
@@ -176,6 +200,21 @@ pub fn conv2d(enc: &mut Encoder, x: &GpuTensor, w: &GpuTensor, epi: &Epilogue<&G
     };
     let residual = epi.residual.as_ref().map(|(r, _)| &r.buffer).unwrap_or(absent);
     let tiles = (p.n * p.oh * p.ow).div_ceil(8) as usize * p.oc.div_ceil(8) as usize;
-    enc.dispatch(Shader::Conv2d, "conv2d", &p, &[Some(&x.buffer), Some(&w.buffer), Some(epi.bias.map(|t| &t.buffer).unwrap_or(absent)), Some(scale), Some(shift), Some(alpha), Some(residual), Some(&y.buffer)], groups_1d(tiles))?;
+    enc.dispatch(
+        Shader::Conv2d,
+        "conv2d",
+        &p,
+        &[
+            Some(&x.buffer),
+            Some(&w.buffer),
+            Some(epi.bias.map(|t| &t.buffer).unwrap_or(absent)),
+            Some(scale),
+            Some(shift),
+            Some(alpha),
+            Some(residual),
+            Some(&y.buffer),
+        ],
+        groups_1d(tiles),
+    )?;
     Ok(p)
 }

@@ -20,7 +20,10 @@ impl ImageParams {
     /// From an NHWC input shape and an output size.
     pub fn new(op: &'static str, x: &[usize], out_hw: (usize, usize)) -> Result<Self, GpuError> {
         if x.len() != 4 || x[1] == 0 || x[2] == 0 || out_hw.0 == 0 || out_hw.1 == 0 {
-            return Err(GpuError::Shape { op, detail: format!("input {x:?} must be a non-empty NHWC image and the output {out_hw:?} non-empty") });
+            return Err(GpuError::Shape {
+                op,
+                detail: format!("input {x:?} must be a non-empty NHWC image and the output {out_hw:?} non-empty"),
+            });
         }
         Ok(Self { n: x[0] as u32, h: x[1] as u32, w: x[2] as u32, c: x[3] as u32, oh: out_hw.0 as u32, ow: out_hw.1 as u32, y0: 0, x0: 0 })
     }

@@ -24,5 +24,11 @@ pub fn l2_normalize(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor, inv: &GpuTe
     let p = L2NormalizeParams::new(&x.shape, eps)?;
     check_shape("l2_normalize", "output", &y.shape, &x.shape)?;
     check_shape("l2_normalize", "inverse norms", &inv.shape, &[p.rows as usize])?;
-    enc.dispatch(Shader::L2Normalize, "l2_normalize", &p, &[Some(&x.buffer), Some(&y.buffer), Some(&inv.buffer)], groups_1d(p.rows as usize))
+    enc.dispatch(
+        Shader::L2Normalize,
+        "l2_normalize",
+        &p,
+        &[Some(&x.buffer), Some(&y.buffer), Some(&inv.buffer)],
+        groups_1d(p.rows as usize),
+    )
 }

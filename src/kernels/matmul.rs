@@ -32,7 +32,16 @@ impl MatmulParams {
         }
         let (a_rs, a_cs) = if trans_a { (1, m) } else { (ka, 1) };
         let (b_rs, b_cs) = if trans_b { (1, kb) } else { (n, 1) };
-        Ok(Self { m: m as u32, n: n as u32, k: ka as u32, flags: 0, a_rs: a_rs as u32, a_cs: a_cs as u32, b_rs: b_rs as u32, b_cs: b_cs as u32 })
+        Ok(Self {
+            m: m as u32,
+            n: n as u32,
+            k: ka as u32,
+            flags: 0,
+            a_rs: a_rs as u32,
+            a_cs: a_cs as u32,
+            b_rs: b_rs as u32,
+            b_cs: b_cs as u32,
+        })
     }
 
     pub fn flops(&self) -> f64 {
@@ -42,7 +51,16 @@ impl MatmulParams {
 
 /// Records `c = [c +] op(a)·op(b) [+ bias]`. `c` must be `[m, n]`.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul(enc: &mut Encoder, a: &GpuTensor, b: &GpuTensor, bias: Option<&GpuTensor>, c: &GpuTensor, trans_a: bool, trans_b: bool, accumulate: bool) -> Result<MatmulParams, GpuError> {
+pub fn matmul(
+    enc: &mut Encoder,
+    a: &GpuTensor,
+    b: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    c: &GpuTensor,
+    trans_a: bool,
+    trans_b: bool,
+    accumulate: bool,
+) -> Result<MatmulParams, GpuError> {
     let mut p = MatmulParams::new(&a.shape, &b.shape, trans_a, trans_b)?;
     check_shape("matmul", "output", &c.shape, &[p.m as usize, p.n as usize])?;
     if let Some(bias) = bias {
@@ -53,7 +71,14 @@ pub fn matmul(enc: &mut Encoder, a: &GpuTensor, b: &GpuTensor, bias: Option<&Gpu
         p.flags |= 2;
     }
     let bias_buf = bias.map(|t| &t.buffer).unwrap_or(enc.absent());
-    let tiles = p.m.div_ceil(8) as usize * p.n.div_ceil(8) as usize;
-    enc.dispatch(Shader::Matmul, "matmul", &p, &[Some(&a.buffer), Some(&b.buffer), Some(bias_buf), Some(&c.buffer)], groups_1d(tiles))?;
+    // One workgroup per 8x8 block of 8x8 output tiles.
+    let blocks = p.m.div_ceil(64) as usize * p.n.div_ceil(8).div_ceil(8) as usize;
+    enc.dispatch(
+        Shader::Matmul,
+        "matmul",
+        &p,
+        &[Some(&a.buffer), Some(&b.buffer), Some(bias_buf), Some(&c.buffer)],
+        groups_1d(blocks * 64),
+    )?;
     Ok(p)
 }

@@ -55,7 +55,15 @@ impl PoolParams {
 }
 
 /// Max pool; `argmax` (u32, same shape as `y`) receives the flat input index of each maximum.
-pub fn max_pool(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor, argmax: &GpuTensor, k: (usize, usize), stride: (usize, usize), padding: Padding) -> Result<PoolParams, GpuError> {
+pub fn max_pool(
+    enc: &mut Encoder,
+    x: &GpuTensor,
+    y: &GpuTensor,
+    argmax: &GpuTensor,
+    k: (usize, usize),
+    stride: (usize, usize),
+    padding: Padding,
+) -> Result<PoolParams, GpuError> {
     let p = PoolParams::new(&x.shape, k, stride, padding)?;
     check_shape("max_pool", "output", &y.shape, &p.out_shape())?;
     check_shape("max_pool", "argmax", &argmax.shape, &p.out_shape())?;
@@ -67,7 +75,14 @@ pub fn max_pool(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor, argmax: &GpuTen
 }
 
 /// Average pool; padded taps are not counted (TF semantics).
-pub fn avg_pool(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor, k: (usize, usize), stride: (usize, usize), padding: Padding) -> Result<PoolParams, GpuError> {
+pub fn avg_pool(
+    enc: &mut Encoder,
+    x: &GpuTensor,
+    y: &GpuTensor,
+    k: (usize, usize),
+    stride: (usize, usize),
+    padding: Padding,
+) -> Result<PoolParams, GpuError> {
     let p = PoolParams::new(&x.shape, k, stride, padding)?;
     check_shape("avg_pool", "output", &y.shape, &p.out_shape())?;
     enc.dispatch(Shader::Pool, "avg_pool", &p, &[Some(&x.buffer), Some(&y.buffer), None], groups_1d(y.len()))?;

@@ -26,11 +26,24 @@ pub fn softmax(enc: &mut Encoder, z: &GpuTensor, prob: &GpuTensor) -> Result<(),
 }
 
 /// Writes `prob` (saved for backward), per-row losses `row_loss` `[rows]` and their mean `loss` `[1]`.
-pub fn softmax_xent(enc: &mut Encoder, z: &GpuTensor, labels: &GpuTensor, prob: &GpuTensor, row_loss: &GpuTensor, loss: &GpuTensor) -> Result<(), GpuError> {
+pub fn softmax_xent(
+    enc: &mut Encoder,
+    z: &GpuTensor,
+    labels: &GpuTensor,
+    prob: &GpuTensor,
+    row_loss: &GpuTensor,
+    loss: &GpuTensor,
+) -> Result<(), GpuError> {
     let p = SoftmaxParams::new(&z.shape)?;
     check_shape("softmax_xent", "labels", &labels.shape, &[p.rows as usize])?;
     check_shape("softmax_xent", "probabilities", &prob.shape, &z.shape)?;
     check_shape("softmax_xent", "row losses", &row_loss.shape, &[p.rows as usize])?;
-    enc.dispatch(Shader::Softmax, "softmax_xent", &p, &[Some(&z.buffer), Some(&labels.buffer), Some(&prob.buffer), Some(&row_loss.buffer)], groups_1d(p.rows as usize))?;
+    enc.dispatch(
+        Shader::Softmax,
+        "softmax_xent",
+        &p,
+        &[Some(&z.buffer), Some(&labels.buffer), Some(&prob.buffer), Some(&row_loss.buffer)],
+        groups_1d(p.rows as usize),
+    )?;
     sum_scaled(enc, row_loss, loss, 1.0 / p.rows as f32)
 }

@@ -80,10 +80,24 @@ impl InceptionResnetV1 {
         let bottleneck_w = weights.get_any("InceptionResnetV1/Bottleneck/weights")?;
         let embedding_size = match bottleneck_w.shape.as_slice() {
             [1792, e] => *e,
-            other => return Err(CheckpointError::WrongShape { name: "InceptionResnetV1/Bottleneck/weights".into(), got: other.to_vec(), want: vec![1792, 128] }),
+            other => {
+                return Err(CheckpointError::WrongShape {
+                    name: "InceptionResnetV1/Bottleneck/weights".into(),
+                    got: other.to_vec(),
+                    want: vec![1792, 128],
+                })
+            }
         };
-        let stem_a = chain(&root, 3, &[("Conv2d_1a_3x3", (3, 3), 32, 2, VALID), ("Conv2d_2a_3x3", (3, 3), 32, 1, VALID), ("Conv2d_2b_3x3", (3, 3), 64, 1, SAME)])?;
-        let stem_b = chain(&root, 64, &[("Conv2d_3b_1x1", (1, 1), 80, 1, VALID), ("Conv2d_4a_3x3", (3, 3), 192, 1, VALID), ("Conv2d_4b_3x3", (3, 3), 256, 2, VALID)])?;
+        let stem_a = chain(
+            &root,
+            3,
+            &[("Conv2d_1a_3x3", (3, 3), 32, 2, VALID), ("Conv2d_2a_3x3", (3, 3), 32, 1, VALID), ("Conv2d_2b_3x3", (3, 3), 64, 1, SAME)],
+        )?;
+        let stem_b = chain(
+            &root,
+            64,
+            &[("Conv2d_3b_1x1", (1, 1), 80, 1, VALID), ("Conv2d_4a_3x3", (3, 3), 192, 1, VALID), ("Conv2d_4b_3x3", (3, 3), 256, 2, VALID)],
+        )?;
         let block35 = (1..=5)
             .map(|i| {
                 let s = root.sub(&format!("Repeat/block35_{i}"));
@@ -91,7 +105,15 @@ impl InceptionResnetV1 {
                     branches: vec![
                         chain(&s.sub("Branch_0"), 256, &[("Conv2d_1x1", (1, 1), 32, 1, SAME)])?,
                         chain(&s.sub("Branch_1"), 256, &[("Conv2d_0a_1x1", (1, 1), 32, 1, SAME), ("Conv2d_0b_3x3", (3, 3), 32, 1, SAME)])?,
-                        chain(&s.sub("Branch_2"), 256, &[("Conv2d_0a_1x1", (1, 1), 32, 1, SAME), ("Conv2d_0b_3x3", (3, 3), 32, 1, SAME), ("Conv2d_0c_3x3", (3, 3), 32, 1, SAME)])?,
+                        chain(
+                            &s.sub("Branch_2"),
+                            256,
+                            &[
+                                ("Conv2d_0a_1x1", (1, 1), 32, 1, SAME),
+                                ("Conv2d_0b_3x3", (3, 3), 32, 1, SAME),
+                                ("Conv2d_0c_3x3", (3, 3), 32, 1, SAME),
+                            ],
+                        )?,
                     ],
                     up: s.conv("Conv2d_1x1", (1, 1), 96, 256, 1, SAME, Bias)?,
                     scale: 0.17,
@@ -103,7 +125,15 @@ impl InceptionResnetV1 {
         let mixed_6a = Reduction {
             branches: vec![
                 chain(&s.sub("Branch_0"), 256, &[("Conv2d_1a_3x3", (3, 3), 384, 2, VALID)])?,
-                chain(&s.sub("Branch_1"), 256, &[("Conv2d_0a_1x1", (1, 1), 192, 1, SAME), ("Conv2d_0b_3x3", (3, 3), 192, 1, SAME), ("Conv2d_1a_3x3", (3, 3), 256, 2, VALID)])?,
+                chain(
+                    &s.sub("Branch_1"),
+                    256,
+                    &[
+                        ("Conv2d_0a_1x1", (1, 1), 192, 1, SAME),
+                        ("Conv2d_0b_3x3", (3, 3), 192, 1, SAME),
+                        ("Conv2d_1a_3x3", (3, 3), 256, 2, VALID),
+                    ],
+                )?,
             ],
         };
         let block17 = (1..=10)
@@ -112,7 +142,15 @@ impl InceptionResnetV1 {
                 Ok(Block {
                     branches: vec![
                         chain(&s.sub("Branch_0"), 896, &[("Conv2d_1x1", (1, 1), 128, 1, SAME)])?,
-                        chain(&s.sub("Branch_1"), 896, &[("Conv2d_0a_1x1", (1, 1), 128, 1, SAME), ("Conv2d_0b_1x7", (1, 7), 128, 1, SAME), ("Conv2d_0c_7x1", (7, 1), 128, 1, SAME)])?,
+                        chain(
+                            &s.sub("Branch_1"),
+                            896,
+                            &[
+                                ("Conv2d_0a_1x1", (1, 1), 128, 1, SAME),
+                                ("Conv2d_0b_1x7", (1, 7), 128, 1, SAME),
+                                ("Conv2d_0c_7x1", (7, 1), 128, 1, SAME),
+                            ],
+                        )?,
                     ],
                     up: s.conv("Conv2d_1x1", (1, 1), 256, 896, 1, SAME, Bias)?,
                     scale: 0.10,
@@ -125,24 +163,53 @@ impl InceptionResnetV1 {
             branches: vec![
                 chain(&s.sub("Branch_0"), 896, &[("Conv2d_0a_1x1", (1, 1), 256, 1, SAME), ("Conv2d_1a_3x3", (3, 3), 384, 2, VALID)])?,
                 chain(&s.sub("Branch_1"), 896, &[("Conv2d_0a_1x1", (1, 1), 256, 1, SAME), ("Conv2d_1a_3x3", (3, 3), 256, 2, VALID)])?,
-                chain(&s.sub("Branch_2"), 896, &[("Conv2d_0a_1x1", (1, 1), 256, 1, SAME), ("Conv2d_0b_3x3", (3, 3), 256, 1, SAME), ("Conv2d_1a_3x3", (3, 3), 256, 2, VALID)])?,
+                chain(
+                    &s.sub("Branch_2"),
+                    896,
+                    &[
+                        ("Conv2d_0a_1x1", (1, 1), 256, 1, SAME),
+                        ("Conv2d_0b_3x3", (3, 3), 256, 1, SAME),
+                        ("Conv2d_1a_3x3", (3, 3), 256, 2, VALID),
+                    ],
+                )?,
             ],
         };
         let block8_at = |s: Scope, scale: f32, relu: bool| -> Result<Block, CheckpointError> {
             Ok(Block {
                 branches: vec![
                     chain(&s.sub("Branch_0"), 1792, &[("Conv2d_1x1", (1, 1), 192, 1, SAME)])?,
-                    chain(&s.sub("Branch_1"), 1792, &[("Conv2d_0a_1x1", (1, 1), 192, 1, SAME), ("Conv2d_0b_1x3", (1, 3), 192, 1, SAME), ("Conv2d_0c_3x1", (3, 1), 192, 1, SAME)])?,
+                    chain(
+                        &s.sub("Branch_1"),
+                        1792,
+                        &[
+                            ("Conv2d_0a_1x1", (1, 1), 192, 1, SAME),
+                            ("Conv2d_0b_1x3", (1, 3), 192, 1, SAME),
+                            ("Conv2d_0c_3x1", (3, 1), 192, 1, SAME),
+                        ],
+                    )?,
                 ],
                 up: s.conv("Conv2d_1x1", (1, 1), 384, 1792, 1, SAME, Bias)?,
                 scale,
                 relu,
             })
         };
-        let mut block8 = (1..=5).map(|i| block8_at(root.sub(&format!("Repeat_2/block8_{i}")), 0.20, true)).collect::<Result<Vec<_>, _>>()?;
+        let mut block8 =
+            (1..=5).map(|i| block8_at(root.sub(&format!("Repeat_2/block8_{i}")), 0.20, true)).collect::<Result<Vec<_>, _>>()?;
         block8.push(block8_at(root.sub("Block8"), 1.0, false)?);
         let bottleneck = root.conv("Bottleneck", (1, 1), 1792, embedding_size, 1, VALID, ConvKind::BnLinear)?;
-        Ok(Self { stem_a, stem_b, block35, mixed_6a, block17, mixed_7a, block8, bottleneck, embedding_size, standardization: weights.standardization, arena: Arena::default() })
+        Ok(Self {
+            stem_a,
+            stem_b,
+            block35,
+            mixed_6a,
+            block17,
+            mixed_7a,
+            block8,
+            bottleneck,
+            embedding_size,
+            standardization: weights.standardization,
+            arena: Arena::default(),
+        })
     }
 
     /// Records the forward pass of standardized images `x` `[n, h, w, 3]`; returns (embeddings, prelogits)
@@ -187,7 +254,10 @@ impl InceptionResnetV1 {
         let n = h.shape[0];
         let pooled = arena.take(ctx, "Logits/AvgPool_1a_8x8", &[n, h.shape[3]]);
         global_avg_pool(enc, &h, &pooled)?;
-        let prelogits = self.bottleneck.forward(enc, arena, &pooled.reshaped(&[n, 1, 1, h.shape[3]])?, None, false)?.reshaped(&[n, self.embedding_size])?;
+        let prelogits = self
+            .bottleneck
+            .forward(enc, arena, &pooled.reshaped(&[n, 1, 1, h.shape[3]])?, None, false)?
+            .reshaped(&[n, self.embedding_size])?;
         tap("prelogits", &prelogits);
         let emb = arena.take(ctx, "embeddings", &[n, self.embedding_size]);
         let inv = arena.take(ctx, "embeddings inv norm", &[n]);
@@ -197,12 +267,25 @@ impl InceptionResnetV1 {
 
     /// Embeds raw RGB images `[n, size, size, 3]` (pixel values 0..255): standardization on the GPU, the
     /// network, L2 normalization. Returns `n x embedding_size` values, row-major.
-    pub fn embed(&mut self, ctx: &GpuContext, images: &[f32], shape: [usize; 4], standardization: Standardization) -> Result<Vec<f32>, ModelError> {
+    pub fn embed(
+        &mut self,
+        ctx: &GpuContext,
+        images: &[f32],
+        shape: [usize; 4],
+        standardization: Standardization,
+    ) -> Result<Vec<f32>, ModelError> {
         Ok(self.embed_with_taps(ctx, images, shape, standardization, false)?.0)
     }
 
     /// Like [`embed`](Self::embed); with `want_taps` also downloads facenet's named activations.
-    pub fn embed_with_taps(&mut self, ctx: &GpuContext, images: &[f32], shape: [usize; 4], standardization: Standardization, want_taps: bool) -> Result<(Vec<f32>, BTreeMap<String, (Vec<usize>, Vec<f32>)>), ModelError> {
+    pub fn embed_with_taps(
+        &mut self,
+        ctx: &GpuContext,
+        images: &[f32],
+        shape: [usize; 4],
+        standardization: Standardization,
+        want_taps: bool,
+    ) -> Result<(Vec<f32>, BTreeMap<String, (Vec<usize>, Vec<f32>)>), ModelError> {
         if shape[3] != 3 || shape[1] != shape[2] || shape[1] < 75 {
             return Err(ModelError::Input { got: shape.to_vec(), size: 160 });
         }

@@ -43,12 +43,25 @@ impl<'a> Scope<'a> {
     }
 
     fn upload(&self, name: &str, shape: &[usize], data: &[f32]) -> Result<GpuTensor, CheckpointError> {
-        GpuTensor::upload(self.ctx, name, shape, data).map_err(|e| CheckpointError::BadTensor { path: self.weights.source.clone(), tensor: name.into(), detail: e.to_string() })
+        GpuTensor::upload(self.ctx, name, shape, data).map_err(|e| CheckpointError::BadTensor {
+            path: self.weights.source.clone(),
+            tensor: name.into(),
+            detail: e.to_string(),
+        })
     }
 
     /// Loads `<prefix>/<name>` as a `kh x kw`, `cin -> cout` conv of the given kind.
     #[allow(clippy::too_many_arguments)]
-    pub fn conv(&self, name: &str, k: (usize, usize), cin: usize, cout: usize, stride: usize, padding: Padding, kind: ConvKind) -> Result<Conv, CheckpointError> {
+    pub fn conv(
+        &self,
+        name: &str,
+        k: (usize, usize),
+        cin: usize,
+        cout: usize,
+        stride: usize,
+        padding: Padding,
+        kind: ConvKind,
+    ) -> Result<Conv, CheckpointError> {
         let full = format!("{}/{name}", self.prefix);
         let wname = format!("{full}/weights");
         // The Bottleneck's weights are stored (in, out); view them as a 1x1 conv.
@@ -69,7 +82,13 @@ impl<'a> Scope<'a> {
                 let var = self.weights.get(&format!("{full}/BatchNorm/moving_variance"), &[cout])?;
                 let scale: Vec<f32> = var.data.iter().map(|v| 1.0 / (v + BN_EPS).sqrt()).collect();
                 let shift: Vec<f32> = (0..cout).map(|c| beta.data[c] - mean.data[c] * scale[c]).collect();
-                (Some((self.upload(&format!("{full}/BatchNorm scale"), &[cout], &scale)?, self.upload(&format!("{full}/BatchNorm shift"), &[cout], &shift)?)), None)
+                (
+                    Some((
+                        self.upload(&format!("{full}/BatchNorm scale"), &[cout], &scale)?,
+                        self.upload(&format!("{full}/BatchNorm shift"), &[cout], &shift)?,
+                    )),
+                    None,
+                )
             }
         };
         Ok(Conv { name: full, w, affine, bias, stride, padding, kind })
@@ -89,7 +108,14 @@ impl Conv {
     }
 
     /// Records this layer; `residual` = (x, scale) gives `act(x + scale * conv)`, with ReLU when `relu`.
-    pub fn forward(&self, enc: &mut Encoder, arena: &mut Arena, x: &GpuTensor, residual: Option<(&GpuTensor, f32)>, relu: bool) -> Result<GpuTensor, GpuError> {
+    pub fn forward(
+        &self,
+        enc: &mut Encoder,
+        arena: &mut Arena,
+        x: &GpuTensor,
+        residual: Option<(&GpuTensor, f32)>,
+        relu: bool,
+    ) -> Result<GpuTensor, GpuError> {
         let y = arena.take(enc.ctx(), &self.name, &self.out_shape(&x.shape)?);
         let act = if self.kind == ConvKind::BnRelu || relu { Activation::Relu } else { Activation::None };
         let epi = Epilogue { bias: self.bias.as_ref(), affine: self.affine.as_ref().map(|(s, t)| (s, t)), residual, act };

@@ -63,6 +63,11 @@ pub fn assert_close(name: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
     if !bad.is_empty() {
         let max_err = (0..got.len()).map(|i| (got[i] - want[i]).abs()).fold(0f32, f32::max);
         let first: Vec<String> = bad.iter().take(8).map(|&i| format!("[{i}] got {} want {}", got[i], want[i])).collect();
-        panic!("{name}: {} of {} elements differ (atol {atol}, rtol {rtol}, max abs err {max_err}); first: {}", bad.len(), got.len(), first.join(", "));
+        panic!(
+            "{name}: {} of {} elements differ (atol {atol}, rtol {rtol}, max abs err {max_err}); first: {}",
+            bad.len(),
+            got.len(),
+            first.join(", ")
+        );
     }
 }

@@ -15,6 +15,26 @@ struct Cli {
     command: Command,
 }
 
+/// How to load and feed Inception-ResNet-v1 (shared by `embed` and `compare`).
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// Model: a facenet model folder, a TF checkpoint prefix or .index, or a .safetensors file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Image standardization; default: what the model file records, else prewhiten.
+    #[arg(long, value_enum)]
+    standardization: Option<Standardization>,
+    /// Input size; images of another size are resized bilinearly.
+    #[arg(long, default_value_t = 160)]
+    image_size: u32,
+}
+
+impl ModelArgs {
+    fn load(&self, ctx: &GpuContext) -> Result<Embedder, facegpu::checkpoint::CheckpointError> {
+        Embedder::load(ctx, &self.model, self.standardization, self.image_size)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Print the chosen GPU adapter, backend, driver and limits.
@@ -25,15 +45,8 @@ enum Command {
     },
     /// Embed aligned face images with Inception-ResNet-v1 (L2-normalized embeddings).
     Embed {
-        /// Model: a facenet model folder, a TF checkpoint prefix or .index, or a .safetensors file.
-        #[arg(long)]
-        model: PathBuf,
-        /// Image standardization; default: what the model file records, else prewhiten.
-        #[arg(long, value_enum)]
-        standardization: Option<Standardization>,
-        /// Input size; images of another size are resized bilinearly.
-        #[arg(long, default_value_t = 160)]
-        image_size: u32,
+        #[command(flatten)]
+        model: ModelArgs,
         /// Images per GPU batch.
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
@@ -53,15 +66,8 @@ enum Command {
     },
     /// Print the squared-L2 distance matrix between aligned face images (facenet's compare.py).
     Compare {
-        /// Model: a facenet model folder, a TF checkpoint prefix or .index, or a .safetensors file.
-        #[arg(long)]
-        model: PathBuf,
-        /// Image standardization; default: what the model file records, else prewhiten.
-        #[arg(long, value_enum)]
-        standardization: Option<Standardization>,
-        /// Input size; images of another size are resized bilinearly.
-        #[arg(long, default_value_t = 160)]
-        image_size: u32,
+        #[command(flatten)]
+        model: ModelArgs,
         /// Aligned face images.
         #[arg(required = true, num_args = 2..)]
         images: Vec<PathBuf>,
@@ -119,9 +125,9 @@ enum BenchCommand {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Embed { model, standardization, image_size, batch_size, json, out, dump_activations, images } => {
+        Command::Embed { model, batch_size, json, out, dump_activations, images } => {
             let ctx = GpuContext::new()?;
-            let mut embedder = Embedder::load(&ctx, &model, standardization, image_size)?;
+            let mut embedder = model.load(&ctx)?;
             if let Some(dir) = dump_activations {
                 let written = embedder.dump_activations(&ctx, &images[..images.len().min(batch_size)], &dir)?;
                 eprintln!("wrote {written} activation taps to {}", dir.display());
@@ -148,9 +154,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("{} of {} images skipped (see above)", images.len() - rows.len(), images.len());
             }
         }
-        Command::Compare { model, standardization, image_size, images } => {
+        Command::Compare { model, images } => {
             let ctx = GpuContext::new()?;
-            let mut embedder = Embedder::load(&ctx, &model, standardization, image_size)?;
+            let mut embedder = model.load(&ctx)?;
             let rows = embedder.embed_files(&ctx, &images, 32)?;
             println!("Images:");
             for (i, (p, _)) in rows.iter().enumerate() {

@@ -93,3 +93,29 @@ fn missing_folder_and_garbage_index_give_clear_errors() {
     std::fs::remove_dir_all(&tmp).ok();
     assert!(msg.contains("m.index") && msg.contains("magic"), "{msg}");
 }
+
+#[test]
+fn f16_safetensors_store_each_weight_rounded_to_half_and_load_back_as_f32() {
+    let Some(dir) = fixture_dir() else { return };
+    let tmp = std::env::temp_dir().join(format!("facegpu-f16-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out = tmp.join("m16.safetensors");
+    let n = facegpu::embed::convert(
+        &dir,
+        &out,
+        facegpu::checkpoint::Standardization::Prewhiten,
+        facegpu::checkpoint::safetensors::StorageDtype::F16,
+    )
+    .unwrap();
+    let f16 = Weights::load(&out).unwrap();
+    let size = std::fs::metadata(&out).unwrap().len();
+    std::fs::remove_dir_all(&tmp).ok();
+    let f32w = Weights::load(&dir).unwrap();
+    assert_eq!(n, 490);
+    assert!(size < 22_808_144 * 2 + 200_000, "f16 file is {size} bytes, about 2 bytes per parameter");
+    for (name, t) in &f32w.tensors {
+        let h = &f16.tensors[name];
+        assert_eq!(h.shape, t.shape, "{name}");
+        assert!(h.data.iter().zip(&t.data).all(|(a, b)| *a == half::f16::from_f32(*b).to_f32()), "{name}: values are not the f16 rounding");
+    }
+}

@@ -92,34 +92,34 @@ enum Command {
     Bench(BenchCommand),
 }
 
+/// Batch size, repetitions and output form shared by every benchmark.
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Batch size (images per forward pass; the conv2d shapes' batch).
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Timed repetitions after one warm-up; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum BenchCommand {
     /// conv2d at Inception-ResNet-v1 layer shapes and a 1024^3 matmul: ms and GFLOP/s.
     Kernels {
-        /// Batch size of the conv2d shapes.
-        #[arg(long, default_value_t = 32)]
-        batch_size: usize,
-        /// Timed repetitions per kernel (after one warm-up); the median is reported.
-        #[arg(long, default_value_t = 3)]
-        reps: usize,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        run: BenchArgs,
     },
     /// Inception-ResNet-v1 forward passes: images/s at a batch size (input upload and readback included).
     Embed {
         /// Model weights (TF model folder or .safetensors).
         #[arg(long)]
         model: PathBuf,
-        /// Images per forward pass.
-        #[arg(long, default_value_t = 32)]
-        batch_size: usize,
-        /// Timed passes after one warm-up; the median is reported.
-        #[arg(long, default_value_t = 3)]
-        reps: usize,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        run: BenchArgs,
     },
 }
 
@@ -181,7 +181,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let n = convert(&tf_checkpoint, &out, standardization, dtype)?;
             println!("wrote {n} tensors to {}", out.display());
         }
-        Command::Bench(BenchCommand::Embed { model, batch_size, reps, json }) => {
+        Command::Bench(BenchCommand::Embed { model, run: BenchArgs { batch_size, reps, json } }) => {
             let ctx = GpuContext::new()?;
             let mut embedder = Embedder::load(&ctx, &model, None, 160)?;
             let b = bench_embed(&ctx, &mut embedder, batch_size, reps)?;
@@ -212,7 +212,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 println!("max storage buffers per stage: {}", s.max_storage_buffers_per_shader_stage);
             }
         }
-        Command::Bench(BenchCommand::Kernels { batch_size, reps, json }) => {
+        Command::Bench(BenchCommand::Kernels { run: BenchArgs { batch_size, reps, json } }) => {
             let ctx = GpuContext::new()?;
             let rows = facegpu::bench::kernels(&ctx, batch_size, reps)?;
             let adapter = ctx.adapter_name();

@@ -1,7 +1,7 @@
 //! CPU twin of `kernels::image`.
 
 use crate::gpu::GpuError;
-use crate::kernels::image::ImageParams;
+use crate::kernels::image::{hw, ImageParams};
 
 fn map_out(p: &ImageParams, mut f: impl FnMut(usize, usize, usize, usize) -> f32) -> Vec<f32> {
     let (oh, ow, c) = (p.oh as usize, p.ow as usize, p.c as usize);
@@ -88,7 +88,7 @@ pub fn crop_pad(x: &[f32], x_shape: &[usize], out_hw: (usize, usize), top: i32, 
 }
 
 pub fn flip_h(x: &[f32], x_shape: &[usize]) -> Result<Vec<f32>, GpuError> {
-    let p = ImageParams::new("flip_h", x_shape, (x_shape.get(1).copied().unwrap_or(0), x_shape.get(2).copied().unwrap_or(0)))?;
+    let p = ImageParams::new("flip_h", x_shape, hw(x_shape))?;
     Ok(map_out(&p, |b, oy, ox, ch| at(x, &p, b, oy, p.w as usize - 1 - ox, ch)))
 }
 
@@ -98,7 +98,7 @@ pub fn fixed_standardize(x: &[f32]) -> Vec<f32> {
 
 /// Returns `(y, stats)` with stats `[n, 2]` = (mean, max(std, 1/sqrt(size))) per image.
 pub fn prewhiten(x: &[f32], x_shape: &[usize]) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
-    let p = ImageParams::new("prewhiten", x_shape, (x_shape.get(1).copied().unwrap_or(0), x_shape.get(2).copied().unwrap_or(0)))?;
+    let p = ImageParams::new("prewhiten", x_shape, hw(x_shape))?;
     let size = (p.h * p.w * p.c) as usize;
     let mut y = Vec::with_capacity(x.len());
     let mut stats = Vec::with_capacity(p.n as usize * 2);

@@ -33,6 +33,11 @@ impl ImageParams {
     }
 }
 
+/// `(height, width)` of an NHWC shape (0 where absent; `ImageParams::new` then refuses it).
+pub fn hw(shape: &[usize]) -> (usize, usize) {
+    (shape.get(1).copied().unwrap_or(0), shape.get(2).copied().unwrap_or(0))
+}
+
 fn run(enc: &mut Encoder, entry: &'static str, p: &ImageParams, x: &GpuTensor, y: &GpuTensor) -> Result<(), GpuError> {
     check_shape(entry, "output", &y.shape, &p.out_shape())?;
     enc.dispatch(Shader::Image, entry, p, &[Some(&x.buffer), Some(&y.buffer), None], groups_1d(y.len()))
@@ -40,19 +45,19 @@ fn run(enc: &mut Encoder, entry: &'static str, p: &ImageParams, x: &GpuTensor, y
 
 /// Resizes to `y`'s height and width with half-pixel bilinear interpolation (OpenCV INTER_LINEAR).
 pub fn resize_bilinear(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor) -> Result<(), GpuError> {
-    let p = ImageParams::new("resize_bilinear", &x.shape, (y.shape.get(1).copied().unwrap_or(0), y.shape.get(2).copied().unwrap_or(0)))?;
+    let p = ImageParams::new("resize_bilinear", &x.shape, hw(&y.shape))?;
     run(enc, "resize_bilinear", &p, x, y)
 }
 
 /// Resizes to `y`'s height and width as OpenCV INTER_AREA (the MTCNN pyramid and crops).
 pub fn resize_area(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor) -> Result<(), GpuError> {
-    let p = ImageParams::new("resize_area", &x.shape, (y.shape.get(1).copied().unwrap_or(0), y.shape.get(2).copied().unwrap_or(0)))?;
+    let p = ImageParams::new("resize_area", &x.shape, hw(&y.shape))?;
     run(enc, "resize_area", &p, x, y)
 }
 
 /// `y[oy, ox] = x[oy + top, ox + left]`, zero outside the image; `top`/`left` may be negative.
 pub fn crop_pad(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor, top: i32, left: i32) -> Result<(), GpuError> {
-    let mut p = ImageParams::new("crop_pad", &x.shape, (y.shape.get(1).copied().unwrap_or(0), y.shape.get(2).copied().unwrap_or(0)))?;
+    let mut p = ImageParams::new("crop_pad", &x.shape, hw(&y.shape))?;
     p.y0 = top;
     p.x0 = left;
     run(enc, "crop_pad", &p, x, y)
@@ -60,19 +65,19 @@ pub fn crop_pad(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor, top: i32, left:
 
 /// Mirrors left-right.
 pub fn flip_h(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor) -> Result<(), GpuError> {
-    let p = ImageParams::new("flip_h", &x.shape, (x.shape.get(1).copied().unwrap_or(0), x.shape.get(2).copied().unwrap_or(0)))?;
+    let p = ImageParams::new("flip_h", &x.shape, hw(&x.shape))?;
     run(enc, "flip_h", &p, x, y)
 }
 
 /// `y = (x - 127.5) / 128`.
 pub fn fixed_standardize(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor) -> Result<(), GpuError> {
-    let p = ImageParams::new("fixed_standardize", &x.shape, (x.shape.get(1).copied().unwrap_or(0), x.shape.get(2).copied().unwrap_or(0)))?;
+    let p = ImageParams::new("fixed_standardize", &x.shape, hw(&x.shape))?;
     run(enc, "fixed_standardize", &p, x, y)
 }
 
 /// Per image: `y = (x - mean) / max(std, 1/sqrt(size))`; `stats` `[n, 2]` receives (mean, divisor).
 pub fn prewhiten(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor, stats: &GpuTensor) -> Result<(), GpuError> {
-    let p = ImageParams::new("prewhiten", &x.shape, (x.shape.get(1).copied().unwrap_or(0), x.shape.get(2).copied().unwrap_or(0)))?;
+    let p = ImageParams::new("prewhiten", &x.shape, hw(&x.shape))?;
     check_shape("prewhiten", "output", &y.shape, &x.shape)?;
     check_shape("prewhiten", "stats", &stats.shape, &[p.n as usize, 2])?;
     enc.dispatch(Shader::Image, "prewhiten_stats", &p, &[Some(&x.buffer), None, Some(&stats.buffer)], [p.n, 1, 1])?;

@@ -2,20 +2,25 @@
 //
 // resize_bilinear:  half-pixel centres (OpenCV INTER_LINEAR): sx = (ox + 0.5) * w / ow - 0.5, clamped at 0;
 //                   taps floor(sx) and floor(sx)+1 (clamped to the edge), weights 1-f, f; same for y.
-// resize_area:      OpenCV INTER_AREA. Per axis: shrinking, output o averages the input span
-//                   [o*s, (o+1)*s) (s = in/out) weighted by coverage; enlarging, taps floor(o*s), +1 with
-//                   f = (o+1) - (floor(o*s)+1)/s, f = 0 if f <= 0 else frac(f). The 2-D weight is the product.
+// resize_area:      OpenCV INTER_AREA. When neither axis grows, output o averages the input span
+//                   [o*s, (o+1)*s) (s = in/out) weighted by coverage; otherwise (OpenCV's rule) both axes
+//                   use taps floor(o*s), +1 with f = (o+1) - (floor(o*s)+1)/s, f = 0 if f <= 0 else
+//                   frac(f). The 2-D weight is the product. Then the output transform (below).
+// crop_resize_area: per box b = (image, x0, y0, cw, ch): resize_area of the ch x cw window at (y0, x0) of
+//                   that image (zero outside it) to oh x ow, then the output transform (MTCNN's crops).
+// output transform: v -> (round_half_even(v) if p.round else v + p.add) * p.mul (identity by default).
 // crop_pad:         y[n,oy,ox,c] = x[n, oy+y0, ox+x0, c] inside the image, else 0
 // flip_h:           y[n,oy,ox,c] = x[n, oy, w-1-ox, c]
 // fixed_standardize: y = (x - 127.5) / 128
 // prewhiten_stats + prewhiten_apply: per image, y = (x - mean) / max(std, 1/sqrt(h*w*c))  (std biased)
 
-struct Params { n: u32, h: u32, w: u32, c: u32, oh: u32, ow: u32, y0: i32, x0: i32 }
+struct Params { n: u32, h: u32, w: u32, c: u32, oh: u32, ow: u32, y0: i32, x0: i32, add: f32, mul: f32, round: u32, pad: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;           // [n, h, w, c]
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;     // [n, oh, ow, c]
 @group(0) @binding(3) var<storage, read_write> stats: array<f32>; // [n, 2] mean, divisor (prewhiten)
+@group(0) @binding(4) var<storage, read> boxes: array<i32>;       // [n, 5] image, x0, y0, cw, ch (crop_resize_area)
 
 struct Out { b: u32, oy: u32, ox: u32, ch: u32 }
 
@@ -54,14 +59,19 @@ fn resize_bilinear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 }
 
 // Input span [first, last] and weight function of one axis of INTER_AREA.
-struct Span { first: u32, last: u32, lo: f32, scale: f32, frac: f32, shrink: bool }
+// Shrinking follows OpenCV's computeResizeAreaTab: output o covers [lo, hi) = [o*s, (o+1)*s); whole pixels
+// weigh 1/cell, the partial ones at either end their covered fraction / cell (skipped below 1e-3), with
+// cell = min(s, n_in - lo) so a span that runs past the last pixel is still normalized to 1.
+struct Span { first: u32, last: u32, lo: f32, hi: f32, cell: f32, inner: u32, frac: f32, shrink: bool }
 
-fn span(o: u32, n_in: u32, n_out: u32) -> Span {
+fn span(o: u32, n_in: u32, n_out: u32, shrink: bool) -> Span {
     let s = f32(n_in) / f32(n_out);
-    if (n_out <= n_in) {
+    if (shrink) {
         let lo = f32(o) * s;
         let hi = lo + s;
-        return Span(u32(floor(lo)), min(u32(ceil(hi)), n_in) - 1u, lo, s, 0.0, true);
+        let last = min(u32(floor(hi)), n_in - 1u);
+        let inner = min(u32(ceil(lo)), last);
+        return Span(u32(floor(lo)), last, lo, hi, min(s, f32(n_in) - lo), inner, 0.0, true);
     }
     var sx = u32(floor(f32(o) * s));
     var f = f32(o + 1u) - f32(sx + 1u) / s;
@@ -70,12 +80,22 @@ fn span(o: u32, n_in: u32, n_out: u32) -> Span {
         sx = n_in - 1u;
         f = 0.0;
     }
-    return Span(sx, min(sx + 1u, n_in - 1u), 0.0, s, f, false);
+    return Span(sx, min(sx + 1u, n_in - 1u), 0.0, 0.0, 1.0, 0u, f, false);
 }
 
 fn weight(sp: Span, i: u32) -> f32 {
     if (sp.shrink) {
-        return max(min(sp.lo + sp.scale, f32(i + 1u)) - max(sp.lo, f32(i)), 0.0) / sp.scale;
+        var w = 0.0;
+        if (i + 1u == sp.inner && f32(sp.inner) - sp.lo > 1e-3) {
+            w += f32(sp.inner) - sp.lo;
+        }
+        if (i >= sp.inner && i < sp.last) {
+            w += 1.0;
+        }
+        if (i == sp.last && sp.hi - f32(sp.last) > 1e-3) {
+            w += min(min(sp.hi - f32(sp.last), 1.0), sp.cell);
+        }
+        return w / sp.cell;
     }
     if (i == sp.first) {
         return 1.0 - sp.frac;
@@ -90,8 +110,9 @@ fn resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         return;
     }
     let o = out_index(i);
-    let sy = span(o.oy, p.h, p.oh);
-    let sx = span(o.ox, p.w, p.ow);
+    let shrink = p.oh <= p.h && p.ow <= p.w;
+    let sy = span(o.oy, p.h, p.oh, shrink);
+    let sx = span(o.ox, p.w, p.ow, shrink);
     var acc = 0.0;
     for (var iy = sy.first; iy <= sy.last; iy++) {
         let wy = weight(sy, iy);
@@ -101,7 +122,46 @@ fn resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         }
         acc += wy * row;
     }
-    y[i] = acc;
+    y[i] = transform(acc);
+}
+
+fn transform(v: f32) -> f32 {
+    return (select(v, round(v), p.round != 0u) + p.add) * p.mul;
+}
+
+// Pixel (iy, ix) of image b, zero outside it.
+fn at_or_zero(b: u32, iy: i32, ix: i32, ch: u32) -> f32 {
+    if (iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w)) {
+        return 0.0;
+    }
+    return at(b, u32(iy), u32(ix), ch);
+}
+
+@compute @workgroup_size(64)
+fn crop_resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.n * p.oh * p.ow * p.c) {
+        return;
+    }
+    let o = out_index(i);
+    let src = u32(boxes[o.b * 5u]);
+    let x0 = boxes[o.b * 5u + 1u];
+    let y0 = boxes[o.b * 5u + 2u];
+    let cw = u32(max(boxes[o.b * 5u + 3u], 1));
+    let ch = u32(max(boxes[o.b * 5u + 4u], 1));
+    let shrink = p.oh <= ch && p.ow <= cw;
+    let sy = span(o.oy, ch, p.oh, shrink);
+    let sx = span(o.ox, cw, p.ow, shrink);
+    var acc = 0.0;
+    for (var iy = sy.first; iy <= sy.last; iy++) {
+        let wy = weight(sy, iy);
+        var row = 0.0;
+        for (var ix = sx.first; ix <= sx.last; ix++) {
+            row += weight(sx, ix) * at_or_zero(src, y0 + i32(iy), x0 + i32(ix), o.ch);
+        }
+        acc += wy * row;
+    }
+    y[i] = transform(acc);
 }
 
 @compute @workgroup_size(64)

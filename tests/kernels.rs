@@ -8,6 +8,7 @@ use facegpu::cpu;
 use facegpu::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
 use facegpu::kernels::center_loss::CenterLossScratch;
 use facegpu::kernels::conv2d::{Activation, Epilogue, Padding};
+use facegpu::kernels::image::Transform;
 use facegpu::kernels::{self as k};
 
 fn record(ctx: &GpuContext, f: impl FnOnce(&mut Encoder) -> Result<(), GpuError>) {
@@ -341,7 +342,8 @@ fn resize_bilinear_and_area_up_and_down_match_cpu() {
     let xs = [2, 23, 17, 3];
     let x = rng.vec(xs.iter().product(), 0.0, 255.0);
     let gx = up(ctx, "x", &xs, &x);
-    for out in [(12, 9), (7, 5), (40, 31), (24, 24), (23, 17)] {
+    // Shrink, shrink, grow, grow, identity, and mixed (one axis grows: OpenCV's enlarging rule on both).
+    for out in [(12, 9), (7, 5), (40, 31), (24, 24), (23, 17), (30, 10)] {
         let gy = GpuTensor::zeros(ctx, "y", &[2, out.0, out.1, 3]);
         record(ctx, |enc| k::image::resize_bilinear(enc, &gx, &gy));
         assert_close(
@@ -351,11 +353,11 @@ fn resize_bilinear_and_area_up_and_down_match_cpu() {
             1e-3,
             1e-5,
         );
-        record(ctx, |enc| k::image::resize_area(enc, &gx, &gy));
+        record(ctx, |enc| k::image::resize_area(enc, &gx, &gy, Transform::IDENTITY));
         assert_close(
             &format!("resize_area {out:?}"),
             &gy.download(ctx).unwrap(),
-            &cpu::image::resize_area(&x, &xs, out).unwrap(),
+            &cpu::image::resize_area(&x, &xs, out, Transform::IDENTITY).unwrap(),
             1e-3,
             1e-5,
         );
@@ -363,11 +365,62 @@ fn resize_bilinear_and_area_up_and_down_match_cpu() {
 }
 
 #[test]
+fn resize_area_rounds_and_normalizes_like_mtcnn_pyramid() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(101);
+    let xs = [1, 31, 26, 3];
+    let x = rng.vec(xs.iter().product(), 0.0, 255.0);
+    let t = Transform { round: true, add: -127.5, mul: 0.0078125 };
+    let gx = up(ctx, "x", &xs, &x);
+    let gy = GpuTensor::zeros(ctx, "y", &[1, 19, 16, 3]);
+    record(ctx, |enc| k::image::resize_area(enc, &gx, &gy, t));
+    let want = cpu::image::resize_area(&x, &xs, (19, 16), t).unwrap();
+    assert_close("resize_area rounded", &gy.download(ctx).unwrap(), &want, 1e-6, 0.0);
+    // Rounded to whole pixel values before normalizing.
+    assert!(want.iter().all(|&v| ((v / 0.0078125 + 127.5) - (v / 0.0078125 + 127.5).round()).abs() < 1e-3));
+}
+
+#[test]
+fn crop_resize_area_pads_with_zeros_and_matches_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(102);
+    let xs = [2, 20, 27, 3];
+    let x = rng.vec(xs.iter().product(), 0.0, 255.0);
+    let gx = up(ctx, "x", &xs, &x);
+    // (image, x0, y0, cw, ch): inside, across the top-left and bottom-right borders, smaller than the
+    // output, non-square (one axis grows), wholly outside.
+    #[rustfmt::skip]
+    let boxes: Vec<i32> = vec![0, 2, 3, 12, 12,  1, -5, -4, 30, 30,  0, 20, 10, 15, 15,  1, 4, 4, 7, 7,  0, 3, 2, 25, 9,  1, 40, 40, 5, 5];
+    let n = boxes.len() / 5;
+    let gb = GpuTensor::upload_u32(ctx, "boxes", &[n, 5], &boxes.iter().map(|&v| v as u32).collect::<Vec<_>>()).unwrap();
+    let t = Transform { round: false, add: -127.5, mul: 0.0078125 };
+    let gy = GpuTensor::zeros(ctx, "y", &[n, 24, 24, 3]);
+    record(ctx, |enc| k::image::crop_resize_area(enc, &gx, &gb, &gy, t));
+    let want = cpu::image::crop_resize_area(&x, &xs, &boxes, (24, 24), t).unwrap();
+    assert_close("crop_resize_area", &gy.download(ctx).unwrap(), &want, 1e-4, 1e-5);
+    // A box wholly outside the image is the normalized zero everywhere.
+    let last = &want[(n - 1) * 24 * 24 * 3..];
+    assert!(last.iter().all(|&v| v == -127.5 * 0.0078125));
+    // A 12x12 box resized to 24x24 equals resize_area of the same crop taken on the CPU.
+    let crop: Vec<f32> = (0..12)
+        .flat_map(|r| (0..12).flat_map(move |c| (0..3).map(move |ch| (r, c, ch))))
+        .map(|(r, c, ch)| x[((3 + r) * 27 + 2 + c) * 3 + ch])
+        .collect();
+    assert_close(
+        "crop == resize of crop",
+        &want[..24 * 24 * 3],
+        &cpu::image::resize_area(&crop, &[1, 12, 12, 3], (24, 24), t).unwrap(),
+        1e-6,
+        0.0,
+    );
+}
+
+#[test]
 fn resize_area_integer_shrink_is_the_block_mean() {
     // A 2x shrink of a known image: every output is the mean of its 2x2 block.
     let xs = [1, 4, 4, 1];
     let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
-    let y = cpu::image::resize_area(&x, &xs, (2, 2)).unwrap();
+    let y = cpu::image::resize_area(&x, &xs, (2, 2), Transform::IDENTITY).unwrap();
     assert_close("area 2x", &y, &[2.5, 4.5, 10.5, 12.5], 1e-6, 0.0);
 }
 

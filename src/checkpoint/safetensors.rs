@@ -18,9 +18,14 @@ pub enum StorageDtype {
 
 pub fn load(path: &Path) -> Result<Weights, CheckpointError> {
     let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
+    load_bytes(&bytes, path)
+}
+
+/// Parses safetensors `bytes`; `path` names them in errors (a file, or e.g. the embedded MTCNN weights).
+pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Weights, CheckpointError> {
     let err = |detail: String| CheckpointError::Safetensors { path: path.to_path_buf(), detail };
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| err(e.to_string()))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| err(e.to_string()))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| err(e.to_string()))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| err(e.to_string()))?;
     let standardization = meta.metadata().as_ref().and_then(|m| m.get("standardization")).and_then(|s| match s.as_str() {
         "prewhiten" => Some(Standardization::Prewhiten),
         "fixed" => Some(Standardization::Fixed),

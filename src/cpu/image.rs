@@ -1,7 +1,7 @@
 //! CPU twin of `kernels::image`.
 
 use crate::gpu::GpuError;
-use crate::kernels::image::{hw, ImageParams};
+use crate::kernels::image::{hw, ImageParams, Transform};
 
 fn map_out(p: &ImageParams, mut f: impl FnMut(usize, usize, usize, usize) -> f32) -> Vec<f32> {
     let (oh, ow, c) = (p.oh as usize, p.ow as usize, p.c as usize);
@@ -38,15 +38,27 @@ pub fn resize_bilinear(x: &[f32], x_shape: &[usize], out_hw: (usize, usize)) -> 
     }))
 }
 
-/// `(input index, weight)` taps of output `o` along one axis of OpenCV INTER_AREA.
-pub fn area_taps(o: usize, n_in: usize, n_out: usize) -> Vec<(usize, f32)> {
+/// `(input index, weight)` taps of output `o` along one axis of OpenCV INTER_AREA; `shrink` is true when
+/// neither axis of the image grows (otherwise OpenCV uses its enlarging rule on both axes).
+pub fn area_taps(o: usize, n_in: usize, n_out: usize, shrink: bool) -> Vec<(usize, f32)> {
     let s = n_in as f32 / n_out as f32;
-    if n_out <= n_in {
+    if shrink {
+        // OpenCV's computeResizeAreaTab: whole pixels weigh 1/cell, the partial ends their covered
+        // fraction / cell (dropped below 1e-3), cell = min(s, n_in - lo).
         let lo = o as f32 * s;
         let hi = lo + s;
-        (lo.floor() as usize..(hi.ceil() as usize).min(n_in))
-            .map(|i| (i, ((hi.min(i as f32 + 1.0) - lo.max(i as f32)).max(0.0)) / s))
-            .collect()
+        let cell = s.min(n_in as f32 - lo);
+        let last = (hi.floor() as usize).min(n_in - 1);
+        let inner = (lo.ceil() as usize).min(last);
+        let mut taps = Vec::new();
+        if inner as f32 - lo > 1e-3 {
+            taps.push((inner - 1, (inner as f32 - lo) / cell));
+        }
+        taps.extend((inner..last).map(|i| (i, 1.0 / cell)));
+        if hi - last as f32 > 1e-3 {
+            taps.push((last, (hi - last as f32).min(1.0).min(cell) / cell));
+        }
+        taps
     } else {
         let mut sx = (o as f32 * s).floor() as usize;
         let mut f = (o + 1) as f32 - (sx + 1) as f32 / s;
@@ -63,16 +75,54 @@ pub fn area_taps(o: usize, n_in: usize, n_out: usize) -> Vec<(usize, f32)> {
     }
 }
 
-pub fn resize_area(x: &[f32], x_shape: &[usize], out_hw: (usize, usize)) -> Result<Vec<f32>, GpuError> {
-    let p = ImageParams::new("resize_area", x_shape, out_hw)?;
-    Ok(map_out(&p, |b, oy, ox, ch| {
+/// Area resize of the `ch x cw` window at `(y0, x0)` of a virtual image given by `pixel(iy, ix, ch)`.
+fn area_window(
+    p: &ImageParams,
+    (cw, ch): (usize, usize),
+    t: Transform,
+    pixel: impl Fn(usize, i64, i64, usize) -> f32,
+) -> impl FnMut(usize, usize, usize, usize) -> f32 {
+    let shrink = p.oh as usize <= ch && p.ow as usize <= cw;
+    let (oh, ow) = (p.oh as usize, p.ow as usize);
+    move |b, oy, ox, c| {
         let mut acc = 0f32;
-        for (iy, wy) in area_taps(oy, p.h as usize, p.oh as usize) {
-            let row: f32 = area_taps(ox, p.w as usize, p.ow as usize).into_iter().map(|(ix, wx)| wx * at(x, &p, b, iy, ix, ch)).sum();
+        for (iy, wy) in area_taps(oy, ch, oh, shrink) {
+            let row: f32 = area_taps(ox, cw, ow, shrink).into_iter().map(|(ix, wx)| wx * pixel(b, iy as i64, ix as i64, c)).sum();
             acc += wy * row;
         }
-        acc
-    }))
+        t.apply(acc)
+    }
+}
+
+pub fn resize_area(x: &[f32], x_shape: &[usize], out_hw: (usize, usize), t: Transform) -> Result<Vec<f32>, GpuError> {
+    let p = ImageParams::new("resize_area", x_shape, out_hw)?;
+    Ok(map_out(&p, area_window(&p, (p.w as usize, p.h as usize), t, |b, iy, ix, c| at(x, &p, b, iy as usize, ix as usize, c))))
+}
+
+/// `boxes` holds `(image, x0, y0, cw, ch)` per output image; see `kernels::image::crop_resize_area`.
+pub fn crop_resize_area(x: &[f32], x_shape: &[usize], boxes: &[i32], out_hw: (usize, usize), t: Transform) -> Result<Vec<f32>, GpuError> {
+    let p = ImageParams::new("crop_resize_area", x_shape, out_hw)?;
+    let mut y = Vec::new();
+    for bx in boxes.chunks_exact(5) {
+        let (src, x0, y0) = (bx[0] as usize, bx[1] as i64, bx[2] as i64);
+        if src >= p.n as usize {
+            return Err(GpuError::Shape { op: "crop_resize_area", detail: format!("box {bx:?} names image {src} of {}", p.n) });
+        }
+        let size = (bx[3].max(1) as usize, bx[4].max(1) as usize);
+        let one = ImageParams { n: 1, ..p };
+        y.extend(map_out(
+            &one,
+            area_window(&one, size, t, |_, iy, ix, c| {
+                let (iy, ix) = (iy + y0, ix + x0);
+                if iy >= 0 && ix >= 0 && iy < p.h as i64 && ix < p.w as i64 {
+                    at(x, &p, src, iy as usize, ix as usize, c)
+                } else {
+                    0.0
+                }
+            }),
+        ));
+    }
+    Ok(y)
 }
 
 pub fn crop_pad(x: &[f32], x_shape: &[usize], out_hw: (usize, usize), top: i32, left: i32) -> Result<Vec<f32>, GpuError> {

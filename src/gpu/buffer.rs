@@ -62,6 +62,15 @@ impl GpuTensor {
         Ok(())
     }
 
+    /// Overwrites the contents of a u32 tensor (same element count), reusing the buffer.
+    pub fn write_u32(&self, ctx: &GpuContext, data: &[u32]) -> Result<(), GpuError> {
+        self.check_len("write", data.len())?;
+        if !data.is_empty() {
+            ctx.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+
     fn check_len(&self, op: &'static str, n: usize) -> Result<(), GpuError> {
         if n != self.len() {
             return Err(GpuError::Shape {

@@ -14,6 +14,29 @@ pub struct ImageParams {
     pub ow: u32,
     pub y0: i32,
     pub x0: i32,
+    /// Output transform of the resizes: `v -> (round(v) if round else v + add) * mul`.
+    pub add: f32,
+    pub mul: f32,
+    pub round: u32,
+    pub pad: u32,
+}
+
+/// What the area resizes do to each output value: `(round_half_even(v) if round else v, + add) * mul`.
+/// MTCNN's pyramid rounds like OpenCV on uint8 and then normalizes with `(v - 127.5) * 0.0078125`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transform {
+    pub round: bool,
+    pub add: f32,
+    pub mul: f32,
+}
+
+impl Transform {
+    pub const IDENTITY: Self = Self { round: false, add: 0.0, mul: 1.0 };
+
+    pub fn apply(&self, v: f32) -> f32 {
+        let v = if self.round { v.round_ties_even() } else { v };
+        (v + self.add) * self.mul
+    }
 }
 
 impl ImageParams {
@@ -25,11 +48,29 @@ impl ImageParams {
                 detail: format!("input {x:?} must be a non-empty NHWC image and the output {out_hw:?} non-empty"),
             });
         }
-        Ok(Self { n: x[0] as u32, h: x[1] as u32, w: x[2] as u32, c: x[3] as u32, oh: out_hw.0 as u32, ow: out_hw.1 as u32, y0: 0, x0: 0 })
+        Ok(Self {
+            n: x[0] as u32,
+            h: x[1] as u32,
+            w: x[2] as u32,
+            c: x[3] as u32,
+            oh: out_hw.0 as u32,
+            ow: out_hw.1 as u32,
+            y0: 0,
+            x0: 0,
+            add: 0.0,
+            mul: 1.0,
+            round: 0,
+            pad: 0,
+        })
     }
 
     pub fn out_shape(&self) -> [usize; 4] {
         [self.n as usize, self.oh as usize, self.ow as usize, self.c as usize]
+    }
+
+    pub fn with_transform(mut self, t: Transform) -> Self {
+        (self.add, self.mul, self.round) = (t.add, t.mul, t.round as u32);
+        self
     }
 }
 
@@ -40,7 +81,7 @@ pub fn hw(shape: &[usize]) -> (usize, usize) {
 
 fn run(enc: &mut Encoder, entry: &'static str, p: &ImageParams, x: &GpuTensor, y: &GpuTensor) -> Result<(), GpuError> {
     check_shape(entry, "output", &y.shape, &p.out_shape())?;
-    enc.dispatch(Shader::Image, entry, p, &[Some(&x.buffer), Some(&y.buffer), None], groups_1d(y.len()))
+    enc.dispatch(Shader::Image, entry, p, &[Some(&x.buffer), Some(&y.buffer), None, None], groups_1d(y.len()))
 }
 
 /// Resizes to `y`'s height and width with half-pixel bilinear interpolation (OpenCV INTER_LINEAR).
@@ -49,10 +90,21 @@ pub fn resize_bilinear(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor) -> Resul
     run(enc, "resize_bilinear", &p, x, y)
 }
 
-/// Resizes to `y`'s height and width as OpenCV INTER_AREA (the MTCNN pyramid and crops).
-pub fn resize_area(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor) -> Result<(), GpuError> {
-    let p = ImageParams::new("resize_area", &x.shape, hw(&y.shape))?;
+/// Resizes to `y`'s height and width as OpenCV INTER_AREA, then applies `t` (the MTCNN pyramid).
+pub fn resize_area(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor, t: Transform) -> Result<(), GpuError> {
+    let p = ImageParams::new("resize_area", &x.shape, hw(&y.shape))?.with_transform(t);
     run(enc, "resize_area", &p, x, y)
+}
+
+/// MTCNN's crops: for each box `(image, x0, y0, cw, ch)` of `boxes` (i32 stored in a u32 tensor `[n, 5]`),
+/// the `ch x cw` window at `(y0, x0)` of that image of `x`, zero outside the image, area-resized to `y`'s
+/// `[n, oh, ow, c]`, then `t`. Image indices must be below `x`'s batch.
+pub fn crop_resize_area(enc: &mut Encoder, x: &GpuTensor, boxes: &GpuTensor, y: &GpuTensor, t: Transform) -> Result<(), GpuError> {
+    let mut p = ImageParams::new("crop_resize_area", &x.shape, hw(&y.shape))?.with_transform(t);
+    p.n = y.shape[0] as u32;
+    check_shape("crop_resize_area", "boxes", &boxes.shape, &[p.n as usize, 5])?;
+    check_shape("crop_resize_area", "output", &y.shape, &p.out_shape())?;
+    enc.dispatch(Shader::Image, "crop_resize_area", &p, &[Some(&x.buffer), Some(&y.buffer), None, Some(&boxes.buffer)], groups_1d(y.len()))
 }
 
 /// `y[oy, ox] = x[oy + top, ox + left]`, zero outside the image; `top`/`left` may be negative.
@@ -80,6 +132,6 @@ pub fn prewhiten(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor, stats: &GpuTen
     let p = ImageParams::new("prewhiten", &x.shape, hw(&x.shape))?;
     check_shape("prewhiten", "output", &y.shape, &x.shape)?;
     check_shape("prewhiten", "stats", &stats.shape, &[p.n as usize, 2])?;
-    enc.dispatch(Shader::Image, "prewhiten_stats", &p, &[Some(&x.buffer), None, Some(&stats.buffer)], [p.n, 1, 1])?;
-    enc.dispatch(Shader::Image, "prewhiten_apply", &p, &[Some(&x.buffer), Some(&y.buffer), Some(&stats.buffer)], groups_1d(x.len()))
+    enc.dispatch(Shader::Image, "prewhiten_stats", &p, &[Some(&x.buffer), None, Some(&stats.buffer), None], [p.n, 1, 1])?;
+    enc.dispatch(Shader::Image, "prewhiten_apply", &p, &[Some(&x.buffer), Some(&y.buffer), Some(&stats.buffer), None], groups_1d(x.len()))
 }

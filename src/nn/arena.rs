@@ -1,7 +1,8 @@
 use crate::gpu::{GpuContext, GpuTensor};
 
-/// Activation buffers handed out in call order and reused by the next pass with the same shapes, so
-/// memory after many batches equals memory after the first (no per-batch growth).
+/// Activation buffers handed out in call order and reused by the next pass, so memory after many batches
+/// equals memory after the first (no per-batch growth). A buffer is reused for any shape that fits in it
+/// (a smaller last batch, a smaller pyramid scale); only a larger one replaces it.
 #[derive(Default)]
 pub struct Arena {
     buffers: Vec<GpuTensor>,
@@ -18,8 +19,8 @@ impl Arena {
         let i = self.next;
         self.next += 1;
         if let Some(t) = self.buffers.get(i) {
-            if t.shape == shape && (t.dtype == crate::gpu::DType::U32) == u32s {
-                return t.clone();
+            if t.len() >= shape.iter().product::<usize>() && (t.dtype == crate::gpu::DType::U32) == u32s {
+                return GpuTensor { shape: shape.to_vec(), ..t.clone() };
             }
         }
         let t = if u32s { GpuTensor::zeros_u32(ctx, label, shape) } else { GpuTensor::zeros(ctx, label, shape) };
@@ -41,7 +42,7 @@ impl Arena {
         self.take_with(ctx, label, shape, true)
     }
 
-    /// Bytes held by all buffers.
+    /// Bytes held by all buffers (their capacity).
     pub fn bytes(&self) -> usize {
         self.buffers.iter().map(|t| t.len() * 4).sum()
     }

@@ -1,0 +1,476 @@
+//! MTCNN face detection as facenet's `align/detect_face.py` (FACENET_REFERENCE.md section 3): PNet over
+//! an area-resized image pyramid, then RNet and ONet over the candidate crops, with facenet's box
+//! arithmetic ([`boxes`]) between the stages.
+//!
+//! The weights are `weights/mtcnn.safetensors` (converted once by `weights/convert_mtcnn.py`, which folds
+//! facenet's H/W transposition into them), embedded in the binary. Images of the same size are detected
+//! together: one pyramid and PNet pass per scale for the whole batch, and the crops of all images share the
+//! RNet and ONet batches, which are cut into chunks so memory stays bounded whatever the number of
+//! candidates.
+
+pub mod boxes;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+
+use self::boxes::{bbreg, face_prob, fix, generate, nms, pad, regress_exclusive, rerec, scales, BBox, Candidate, Overlap};
+use super::inception_resnet_v1::ModelError;
+use crate::checkpoint::{safetensors, CheckpointError, Weights};
+use crate::cpu;
+use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
+use crate::kernels::conv2d::{conv2d, Activation, Conv2dParams, Epilogue, Padding};
+use crate::kernels::image::{crop_resize_area, resize_area, Transform};
+use crate::kernels::pool::{max_pool, PoolParams};
+use crate::nn::Arena;
+
+/// facegpu's converted MTCNN weights (MIT, from facenet's det1-3.npy).
+pub const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../weights/mtcnn.safetensors");
+
+/// MTCNN's input scaling `(x - 127.5) * 0.0078125`.
+const NORMALIZE: Transform = Transform { round: false, add: -127.5, mul: 0.0078125 };
+/// The pyramid: facenet resizes the uint8 image with OpenCV, which rounds, then normalizes.
+const NORMALIZE_ROUNDED: Transform = Transform { round: true, ..NORMALIZE };
+
+/// Detection settings; the defaults are facenet's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetectOptions {
+    /// Smallest face searched for, in pixels.
+    pub min_size: f64,
+    /// Score thresholds of PNet, RNet and ONet.
+    pub thresholds: [f64; 3],
+    /// Pyramid scale step.
+    pub factor: f64,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        Self { min_size: 20.0, thresholds: [0.6, 0.7, 0.7], factor: 0.709 }
+    }
+}
+
+/// One detected face: box `[x1, y1, x2, y2]`, ONet's score, and five landmarks (left eye, right eye, nose,
+/// left and right mouth corners) as `[x, y]`, all in pixels of the input image.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Face {
+    #[serde(rename = "box")]
+    pub bbox: BBox,
+    pub score: f64,
+    pub landmarks: [[f64; 2]; 5],
+}
+
+/// Where detection time went, summed over calls.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    pub images: usize,
+    /// Upload, pyramid and PNet, with the readback of its maps.
+    pub pnet: Duration,
+    /// Crops and RNet, with readback.
+    pub rnet: Duration,
+    /// Crops and ONet, with readback.
+    pub onet: Duration,
+    /// Box generation, NMS, regression and the rest of the CPU work.
+    pub cpu: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Spec {
+    /// A 3x3-or-other VALID conv with bias, then PReLU with the named alpha.
+    Conv(&'static str, &'static str),
+    /// Max pool `k x k`, stride `s`.
+    Pool(usize, usize, Padding),
+    /// The output heads: 1x1 convs with bias, concatenated along channels into one output.
+    Heads(&'static [&'static str]),
+}
+
+use Padding::{Same, Valid};
+use Spec::{Conv, Heads, Pool};
+
+const PNET: &[Spec] =
+    &[Conv("conv1", "PReLU1"), Pool(2, 2, Same), Conv("conv2", "PReLU2"), Conv("conv3", "PReLU3"), Heads(&["conv4-1", "conv4-2"])];
+const RNET: &[Spec] = &[
+    Conv("conv1", "prelu1"),
+    Pool(3, 2, Same),
+    Conv("conv2", "prelu2"),
+    Pool(3, 2, Valid),
+    Conv("conv3", "prelu3"),
+    Conv("conv4", "prelu4"),
+    Heads(&["conv5-1", "conv5-2"]),
+];
+const ONET: &[Spec] = &[
+    Conv("conv1", "prelu1"),
+    Pool(3, 2, Same),
+    Conv("conv2", "prelu2"),
+    Pool(3, 2, Valid),
+    Conv("conv3", "prelu3"),
+    Pool(2, 2, Same),
+    Conv("conv4", "prelu4"),
+    Conv("conv5", "prelu5"),
+    Heads(&["conv6-1", "conv6-2", "conv6-3"]),
+];
+
+/// A conv layer's weights, kept on the GPU and (small) on the CPU for the twin forward.
+struct ConvWeights {
+    w_shape: Vec<usize>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    alpha: Option<Vec<f32>>,
+    gw: GpuTensor,
+    gb: GpuTensor,
+    galpha: Option<GpuTensor>,
+}
+
+enum Layer {
+    Conv(ConvWeights),
+    Pool(usize, usize, Padding),
+}
+
+/// PNet, RNet or ONet: a chain of VALID convs with PReLU and max pools, ending in concatenated heads.
+pub struct Net {
+    pub name: &'static str,
+    layers: Vec<Layer>,
+    /// Channels of the output: 2 face logits, 4 box offsets, then (ONet) 10 landmark coordinates.
+    pub outputs: usize,
+}
+
+impl Net {
+    fn load(ctx: &GpuContext, weights: &Weights, name: &'static str, spec: &[Spec]) -> Result<Self, CheckpointError> {
+        let mut layers = Vec::new();
+        let mut channels = 3;
+        for s in spec {
+            match *s {
+                Pool(k, stride, padding) => layers.push(Layer::Pool(k, stride, padding)),
+                Conv(conv, act) => {
+                    let (w_shape, w, b) = conv_weights(weights, &format!("{name}/{conv}"), channels, None)?;
+                    let cout = w_shape[3];
+                    let alpha = weights.get(&format!("{name}/{act}/alpha"), &[cout])?.data.clone();
+                    layers.push(Layer::Conv(ConvWeights::upload(ctx, weights, format!("{name}/{conv}"), w_shape, w, b, Some(alpha))?));
+                    channels = cout;
+                }
+                Heads(heads) => {
+                    let parts = heads
+                        .iter()
+                        .map(|h| conv_weights(weights, &format!("{name}/{h}"), channels, Some((1, 1))))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let cout: usize = parts.iter().map(|(s, _, _)| s[3]).sum();
+                    let mut w = Vec::with_capacity(channels * cout);
+                    for ci in 0..channels {
+                        for (s, pw, _) in &parts {
+                            w.extend_from_slice(&pw[ci * s[3]..(ci + 1) * s[3]]);
+                        }
+                    }
+                    let b = parts.iter().flat_map(|(_, _, pb)| pb.iter().copied()).collect();
+                    layers.push(Layer::Conv(ConvWeights::upload(
+                        ctx,
+                        weights,
+                        format!("{name}/{}", heads.join("+")),
+                        vec![1, 1, channels, cout],
+                        w,
+                        b,
+                        None,
+                    )?));
+                    channels = cout;
+                }
+            }
+        }
+        Ok(Self { name, layers, outputs: channels })
+    }
+
+    /// Records the forward pass of `x` (`[n, h, w, 3]`, normalized) and returns the output `[n, oh, ow, outputs]`.
+    pub fn forward(&self, enc: &mut Encoder, arena: &mut Arena, x: &GpuTensor) -> Result<GpuTensor, GpuError> {
+        let ctx = enc.ctx();
+        let mut x = x.clone();
+        for layer in &self.layers {
+            x = match layer {
+                Layer::Conv(c) => {
+                    let y = arena.take(ctx, self.name, &Conv2dParams::new(&x.shape, &c.w_shape, (1, 1), Valid)?.out_shape());
+                    let act = c.galpha.as_ref().map_or(Activation::None, Activation::Prelu);
+                    let epi = Epilogue { bias: Some(&c.gb), act, ..Default::default() };
+                    conv2d(enc, &x, &c.gw, &epi, &y, (1, 1), Valid)?;
+                    y
+                }
+                &Layer::Pool(k, s, padding) => {
+                    let shape = PoolParams::new(&x.shape, (k, k), (s, s), padding)?.out_shape();
+                    let (y, argmax) = (arena.take(ctx, self.name, &shape), arena.take_u32(ctx, self.name, &shape));
+                    max_pool(enc, &x, &y, &argmax, (k, k), (s, s), padding)?;
+                    y
+                }
+            };
+        }
+        Ok(x)
+    }
+
+    /// The same forward pass with the CPU twins; returns the output and its shape.
+    pub fn forward_cpu(&self, x: &[f32], shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>), GpuError> {
+        let (mut x, mut shape) = (x.to_vec(), shape.to_vec());
+        for layer in &self.layers {
+            (x, shape) = match layer {
+                Layer::Conv(c) => {
+                    let act = c.alpha.as_deref().map_or(Activation::None, Activation::Prelu);
+                    let epi = Epilogue { bias: Some(c.b.as_slice()), act, ..Default::default() };
+                    let (y, p) = cpu::conv2d::conv2d(&x, &shape, &c.w, &c.w_shape, &epi, (1, 1), Valid)?;
+                    (y, p.out_shape().to_vec())
+                }
+                &Layer::Pool(k, s, padding) => {
+                    let (y, _, p) = cpu::pool::max_pool(&x, &shape, (k, k), (s, s), padding)?;
+                    (y, p.out_shape().to_vec())
+                }
+            };
+        }
+        Ok((x, shape))
+    }
+}
+
+/// Reads `<scope>/weights` (HWIO with `cin` inputs, and `k` as its kernel size when given) and `<scope>/biases`.
+fn conv_weights(
+    weights: &Weights,
+    scope: &str,
+    cin: usize,
+    k: Option<(usize, usize)>,
+) -> Result<(Vec<usize>, Vec<f32>, Vec<f32>), CheckpointError> {
+    let name = format!("{scope}/weights");
+    let w = weights.get_any(&name)?;
+    let fits = w.shape.len() == 4 && w.shape[2] == cin && k.is_none_or(|(kh, kw)| w.shape[0] == kh && w.shape[1] == kw);
+    if !fits {
+        let (kh, kw) = k.unwrap_or((w.shape.first().copied().unwrap_or(0), w.shape.get(1).copied().unwrap_or(0)));
+        return Err(CheckpointError::WrongShape {
+            name,
+            got: w.shape.clone(),
+            want: vec![kh, kw, cin, w.shape.last().copied().unwrap_or(0)],
+        });
+    }
+    let b = weights.get(&format!("{scope}/biases"), &[w.shape[3]])?;
+    Ok((w.shape.clone(), w.data.clone(), b.data.clone()))
+}
+
+impl ConvWeights {
+    fn upload(
+        ctx: &GpuContext,
+        weights: &Weights,
+        name: String,
+        w_shape: Vec<usize>,
+        w: Vec<f32>,
+        b: Vec<f32>,
+        alpha: Option<Vec<f32>>,
+    ) -> Result<Self, CheckpointError> {
+        let bad = |e: GpuError| CheckpointError::BadTensor { path: weights.source.clone(), tensor: name.clone(), detail: e.to_string() };
+        let gw = GpuTensor::upload(ctx, &name, &w_shape, &w).map_err(bad)?;
+        let gb = GpuTensor::upload(ctx, &name, &[b.len()], &b).map_err(bad)?;
+        let galpha = alpha.as_ref().map(|a| GpuTensor::upload(ctx, &name, &[a.len()], a)).transpose().map_err(bad)?;
+        Ok(Self { w_shape, w, b, alpha, gw, gb, galpha })
+    }
+}
+
+/// The three networks with their working buffers.
+pub struct Mtcnn {
+    pub pnet: Net,
+    pub rnet: Net,
+    pub onet: Net,
+    /// Most crops per RNet/ONet pass; bounds memory whatever the number of candidates.
+    pub chunk: usize,
+    /// Most pixel values (n*h*w*3) of same-size images detected together.
+    pub max_batch_values: usize,
+    pub times: StageTimes,
+    input: Arena,
+    arena: Arena,
+}
+
+impl Mtcnn {
+    pub fn load(ctx: &GpuContext, weights: &Weights) -> Result<Self, CheckpointError> {
+        Ok(Self {
+            pnet: Net::load(ctx, weights, "pnet", PNET)?,
+            rnet: Net::load(ctx, weights, "rnet", RNET)?,
+            onet: Net::load(ctx, weights, "onet", ONET)?,
+            chunk: 256,
+            max_batch_values: 32 << 20,
+            times: StageTimes::default(),
+            input: Arena::default(),
+            arena: Arena::default(),
+        })
+    }
+
+    /// Loads `path` (a safetensors file in facegpu's MTCNN layout), or the embedded weights.
+    pub fn load_from(ctx: &GpuContext, path: Option<&Path>) -> Result<Self, CheckpointError> {
+        let weights = match path {
+            Some(p) => Weights::load(p)?,
+            None => safetensors::load_bytes(EMBEDDED_WEIGHTS, Path::new("<embedded weights/mtcnn.safetensors>"))?,
+        };
+        Self::load(ctx, &weights)
+    }
+
+    /// Bytes of GPU working memory held (input and activation buffers).
+    pub fn activation_bytes(&self) -> usize {
+        self.input.bytes() + self.arena.bytes()
+    }
+
+    /// Detects faces in each image. Images of the same size are batched through the pyramid and PNet; all
+    /// candidates share the RNet and ONet batches. Returns the faces of each image, in facenet's order.
+    pub fn detect(&mut self, ctx: &GpuContext, images: &[&RgbImage], opts: &DetectOptions) -> Result<Vec<Vec<Face>>, ModelError> {
+        let mut out = vec![Vec::new(); images.len()];
+        let mut order: Vec<usize> = (0..images.len()).filter(|&i| images[i].width() > 0 && images[i].height() > 0).collect();
+        order.sort_by_key(|&i| (images[i].height(), images[i].width()));
+        let mut start = 0;
+        while start < order.len() {
+            let size = images[order[start]].dimensions();
+            let per_image = (size.0 * size.1 * 3) as usize;
+            let most = (self.max_batch_values / per_image).max(1);
+            let mut end = start;
+            while end < order.len() && end - start < most && images[order[end]].dimensions() == size {
+                end += 1;
+            }
+            let group: Vec<&RgbImage> = order[start..end].iter().map(|&i| images[i]).collect();
+            for (faces, &i) in self.detect_same_size(ctx, &group, opts)?.into_iter().zip(&order[start..end]) {
+                out[i] = faces;
+            }
+            start = end;
+        }
+        self.times.images += images.len();
+        Ok(out)
+    }
+
+    fn detect_same_size(&mut self, ctx: &GpuContext, images: &[&RgbImage], opts: &DetectOptions) -> Result<Vec<Vec<Face>>, ModelError> {
+        let n = images.len();
+        let (w, h) = (images[0].width() as usize, images[0].height() as usize);
+        let t = Instant::now();
+        self.input.reset();
+        let input = self.input.take(ctx, "mtcnn input images", &[n, h, w, 3]);
+        let pixels: Vec<f32> = images.iter().flat_map(|im| im.as_raw().iter().map(|&v| f32::from(v))).collect();
+        input.write(ctx, &pixels)?;
+
+        // Stage 1: PNet on every scale, NMS 0.5 per scale, then NMS 0.7 over all scales.
+        let mut cands: Vec<Vec<Candidate>> = vec![Vec::new(); n];
+        let mut cpu_time = Duration::ZERO;
+        for scale in scales(h, w, opts.min_size, opts.factor) {
+            let (hs, ws) = ((h as f64 * scale).ceil() as usize, (w as f64 * scale).ceil() as usize);
+            self.arena.reset();
+            let mut enc = Encoder::new(ctx);
+            let scaled = self.arena.take(ctx, "pyramid level", &[n, hs, ws, 3]);
+            resize_area(&mut enc, &input, &scaled, NORMALIZE_ROUNDED)?;
+            let maps = self.pnet.forward(&mut enc, &mut self.arena, &scaled)?;
+            enc.submit()?;
+            let data = maps.download(ctx)?;
+            let c0 = Instant::now();
+            let (oh, ow, k) = (maps.shape[1], maps.shape[2], self.pnet.outputs);
+            for (i, map) in data.chunks_exact(oh * ow * k).enumerate() {
+                let prob: Vec<f32> = map.chunks_exact(k).map(|v| face_prob(v[0], v[1]) as f32).collect();
+                let found = generate(&prob, oh, ow, |y, x, r| map[(y * ow + x) * k + 2 + r], scale, opts.thresholds[0]);
+                let (bbs, scores) = split(&found);
+                cands[i].extend(nms(&bbs, &scores, 0.5, Overlap::Union).into_iter().map(|j| found[j]));
+            }
+            cpu_time += c0.elapsed();
+        }
+        let c0 = Instant::now();
+        let stage1: Vec<Vec<BBox>> = cands
+            .iter()
+            .map(|c| {
+                let (bbs, scores) = split(c);
+                nms(&bbs, &scores, 0.7, Overlap::Union)
+                    .into_iter()
+                    .map(|j| fix(&rerec(&regress_exclusive(&c[j].bbox, &c[j].reg))))
+                    .collect()
+            })
+            .collect();
+        cpu_time += c0.elapsed();
+        self.times.pnet += t.elapsed() - cpu_time;
+
+        // Stage 2: RNet on 24x24 crops; keep > t2, NMS 0.7, regression, square.
+        let t = Instant::now();
+        let rows = self.run_crops(ctx, &input, Which::R, &stage1, (w, h), 24)?;
+        self.times.rnet += t.elapsed();
+        let c0 = Instant::now();
+        let k = self.rnet.outputs;
+        let mut rows = rows.chunks_exact(k);
+        let stage2: Vec<Vec<BBox>> = stage1
+            .iter()
+            .map(|bbs| {
+                let kept: Vec<Candidate> = bbs
+                    .iter()
+                    .zip(rows.by_ref())
+                    .map(|(b, r)| Candidate { bbox: *b, score: face_prob(r[0], r[1]), reg: std::array::from_fn(|j| r[2 + j] as f64) })
+                    .filter(|c| c.score > opts.thresholds[1])
+                    .collect();
+                let (bbs, scores) = split(&kept);
+                nms(&bbs, &scores, 0.7, Overlap::Union).into_iter().map(|j| fix(&rerec(&bbreg(&kept[j].bbox, &kept[j].reg)))).collect()
+            })
+            .collect();
+        cpu_time = c0.elapsed();
+
+        // Stage 3: ONet on 48x48 crops; keep > t3, landmarks, regression, NMS 0.7 Min.
+        let t = Instant::now();
+        let rows = self.run_crops(ctx, &input, Which::O, &stage2, (w, h), 48)?;
+        self.times.onet += t.elapsed();
+        let c0 = Instant::now();
+        let k = self.onet.outputs;
+        let mut rows = rows.chunks_exact(k);
+        let faces = stage2
+            .iter()
+            .map(|bbs| {
+                let kept: Vec<Face> = bbs
+                    .iter()
+                    .zip(rows.by_ref())
+                    .filter_map(|(b, r)| {
+                        let score = face_prob(r[0], r[1]);
+                        (score > opts.thresholds[2]).then(|| {
+                            let (bw, bh) = (b[2] - b[0] + 1.0, b[3] - b[1] + 1.0);
+                            let landmarks =
+                                std::array::from_fn(|j| [bw * r[6 + j] as f64 + b[0] - 1.0, bh * r[11 + j] as f64 + b[1] - 1.0]);
+                            Face { bbox: bbreg(b, &std::array::from_fn(|j| r[2 + j] as f64)), score, landmarks }
+                        })
+                    })
+                    .collect();
+                let bbs: Vec<BBox> = kept.iter().map(|f| f.bbox).collect();
+                let scores: Vec<f64> = kept.iter().map(|f| f.score).collect();
+                nms(&bbs, &scores, 0.7, Overlap::Min).into_iter().map(|j| kept[j].clone()).collect()
+            })
+            .collect();
+        self.times.cpu += cpu_time + c0.elapsed();
+        Ok(faces)
+    }
+
+    /// Crops every box of every image (facenet's `pad` windows), resizes them to `size x size`, runs RNet or
+    /// ONet in chunks of `self.chunk`, and returns the output rows in box order.
+    fn run_crops(
+        &mut self,
+        ctx: &GpuContext,
+        input: &GpuTensor,
+        which: Which,
+        boxes: &[Vec<BBox>],
+        (w, h): (usize, usize),
+        size: usize,
+    ) -> Result<Vec<f32>, ModelError> {
+        let windows: Vec<i32> = boxes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, bbs)| bbs.iter().flat_map(move |b| std::iter::once(i as i32).chain(pad(b, w, h).window())))
+            .collect();
+        let net = match which {
+            Which::R => &self.rnet,
+            Which::O => &self.onet,
+        };
+        let mut out = Vec::with_capacity(windows.len() / 5 * net.outputs);
+        for chunk in windows.chunks(self.chunk.max(1) * 5) {
+            let m = chunk.len() / 5;
+            self.arena.reset();
+            let gboxes = self.arena.take_u32(ctx, "crop windows", &[m, 5]);
+            gboxes.write_u32(ctx, &chunk.iter().map(|&v| v as u32).collect::<Vec<_>>())?;
+            let crops = self.arena.take(ctx, "crops", &[m, size, size, 3]);
+            let mut enc = Encoder::new(ctx);
+            crop_resize_area(&mut enc, input, &gboxes, &crops, NORMALIZE)?;
+            let y = net.forward(&mut enc, &mut self.arena, &crops)?;
+            enc.submit()?;
+            out.extend(y.download(ctx)?);
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    R,
+    O,
+}
+
+fn split(c: &[Candidate]) -> (Vec<BBox>, Vec<f64>) {
+    (c.iter().map(|c| c.bbox).collect(), c.iter().map(|c| c.score).collect())
+}

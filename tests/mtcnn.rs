@@ -1,0 +1,173 @@
+//! MTCNN: detections match facenet's own detect_face output (golden.json), the GPU networks match their
+//! CPU twins, and the box arithmetic handles borders and tiny images as facenet does.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::{assert_close, Rng};
+use facegpu::gpu::{Encoder, GpuTensor};
+use facegpu::models::mtcnn::boxes::{self, nms, pad, rerec, Overlap};
+use facegpu::models::mtcnn::{DetectOptions, Face, Mtcnn};
+use facegpu::nn::Arena;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/mtcnn")
+}
+
+#[derive(serde::Deserialize)]
+struct Golden {
+    width: u32,
+    height: u32,
+    faces: Vec<Face>,
+}
+
+fn iou(a: &[f64; 4], b: &[f64; 4]) -> f64 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+}
+
+#[test]
+fn detections_match_facenet_golden() {
+    let ctx = gpu_or_skip!();
+    let text = std::fs::read_to_string(fixtures().join("golden.json")).expect("golden.json");
+    let golden: BTreeMap<String, Golden> = serde_json::from_str(&text).unwrap();
+    let images: Vec<image::RgbImage> =
+        golden.keys().map(|name| image::open(fixtures().join("images").join(name)).unwrap().to_rgb8()).collect();
+    let refs: Vec<&image::RgbImage> = images.iter().collect();
+    let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
+    let found = mtcnn.detect(ctx, &refs, &DetectOptions::default()).unwrap();
+    let mut worst_iou = 1f64;
+    let mut worst_landmark = 0f64;
+    for (((name, want), got), img) in golden.iter().zip(&found).zip(&images) {
+        assert_eq!((img.width(), img.height()), (want.width, want.height), "{name}: size");
+        println!("{name}: {} faces (facenet {})", got.len(), want.faces.len());
+        assert_eq!(got.len(), want.faces.len(), "{name}: face count");
+        for w in &want.faces {
+            // Match each facenet face with the detection that overlaps it most.
+            let g = got.iter().max_by(|a, b| iou(&a.bbox, &w.bbox).total_cmp(&iou(&b.bbox, &w.bbox))).unwrap();
+            let o = iou(&g.bbox, &w.bbox);
+            let lm = (0..5)
+                .map(|k| ((g.landmarks[k][0] - w.landmarks[k][0]).powi(2) + (g.landmarks[k][1] - w.landmarks[k][1]).powi(2)).sqrt())
+                .sum::<f64>()
+                / 5.0;
+            println!(
+                "  box {:?} vs {:?}: IoU {o:.4}, mean landmark error {lm:.3} px, score {:.5} vs {:.5}",
+                g.bbox, w.bbox, g.score, w.score
+            );
+            worst_iou = worst_iou.min(o);
+            worst_landmark = worst_landmark.max(lm);
+        }
+    }
+    println!("worst IoU {worst_iou:.4}, worst mean landmark error {worst_landmark:.3} px");
+    assert!(worst_iou >= 0.9, "worst IoU {worst_iou}");
+    assert!(worst_landmark <= 2.0, "worst landmark error {worst_landmark}");
+}
+
+/// Runs `net` on random `[n, size, size, 3]` inputs on the GPU and with the CPU twin.
+fn net_matches_cpu(net: &facegpu::models::mtcnn::Net, shape: [usize; 4], seed: u64) {
+    let ctx = common::gpu().unwrap();
+    let x = Rng::new(seed).vec(shape.iter().product(), -1.0, 1.0);
+    let gx = GpuTensor::upload(ctx, "x", &shape, &x).unwrap();
+    let mut arena = Arena::default();
+    let mut enc = Encoder::new(ctx);
+    let y = net.forward(&mut enc, &mut arena, &gx).unwrap();
+    enc.submit().unwrap();
+    let (want, want_shape) = net.forward_cpu(&x, &shape).unwrap();
+    assert_eq!(y.shape, want_shape, "{} output shape", net.name);
+    assert_eq!(*y.shape.last().unwrap(), net.outputs);
+    assert_close(net.name, &y.download(ctx).unwrap(), &want, 1e-4, 1e-4);
+}
+
+#[test]
+fn pnet_rnet_onet_match_cpu_twins() {
+    let ctx = gpu_or_skip!();
+    let mtcnn = Mtcnn::load_from(ctx, None).unwrap();
+    // PNet on an odd-sized pyramid level (SAME pooling pads one side), RNet/ONet on crop batches.
+    net_matches_cpu(&mtcnn.pnet, [2, 37, 29, 3], 1);
+    net_matches_cpu(&mtcnn.rnet, [7, 24, 24, 3], 2);
+    net_matches_cpu(&mtcnn.onet, [5, 48, 48, 3], 3);
+    assert_eq!((mtcnn.pnet.outputs, mtcnn.rnet.outputs, mtcnn.onet.outputs), (6, 6, 16));
+}
+
+#[test]
+fn nms_union_and_min() {
+    let b = [[0.0, 0.0, 9.0, 9.0], [1.0, 1.0, 10.0, 10.0], [20.0, 20.0, 29.0, 29.0], [2.0, 2.0, 7.0, 7.0]];
+    let s = [0.9, 0.95, 0.5, 0.8];
+    // Box 1 wins; box 0 overlaps it by IoU 81/119 = 0.68 > 0.5; box 3 (6x6 inside both) by 36/100.
+    assert_eq!(nms(&b, &s, 0.5, Overlap::Union), vec![1, 3, 2]);
+    // With 'Min' box 3 lies wholly inside box 1: overlap 36/36 = 1.
+    assert_eq!(nms(&b, &s, 0.7, Overlap::Min), vec![1, 2]);
+    // A threshold of exactly the overlap keeps the box (suppress only when greater).
+    assert_eq!(nms(&b[..2], &s[..2], 81.0 / 119.0, Overlap::Union), vec![1, 0]);
+    assert!(nms(&[], &[], 0.5, Overlap::Union).is_empty());
+}
+
+#[test]
+fn rerec_bbreg_and_stage_one_regression() {
+    assert_eq!(rerec(&[10.0, 20.0, 30.0, 60.0]), [0.0, 20.0, 40.0, 60.0]);
+    assert_eq!(rerec(&[0.0, 0.0, 50.0, 10.0]), [0.0, -20.0, 50.0, 30.0]);
+    // bbreg scales offsets by the inclusive size (x2 - x1 + 1), stage 1 by x2 - x1.
+    assert_eq!(boxes::bbreg(&[10.0, 10.0, 19.0, 29.0], &[0.1, -0.1, 0.2, 0.5]), [11.0, 8.0, 21.0, 39.0]);
+    assert_eq!(boxes::regress_exclusive(&[10.0, 10.0, 20.0, 30.0], &[0.1, -0.1, 0.2, 0.5]), [11.0, 8.0, 22.0, 40.0]);
+    assert_eq!(boxes::fix(&[-1.7, 2.7, -0.2, 3.0]), [-1.0, 2.0, 0.0, 3.0]);
+}
+
+#[test]
+fn pad_windows_at_every_border() {
+    // Inside: no padding, the window starts one pixel up-left of the box (facenet's 1-based crop).
+    let p = pad(&[10.0, 20.0, 33.0, 43.0], 100, 80);
+    assert_eq!((p.dx, p.edx, p.x, p.ex, p.tmpw), (1, 24, 10, 33, 24));
+    assert_eq!(p.window(), [9, 19, 24, 24]);
+    // Past the right and bottom edges: the buffer keeps the full box size, the copy stops at the image.
+    let p = pad(&[90.0, 70.0, 109.0, 89.0], 100, 80);
+    assert_eq!((p.edx, p.ex, p.edy, p.ey), (11, 100, 11, 80));
+    assert_eq!(p.window(), [89, 69, 20, 20]);
+    // Before the left and top edges: dx = 2 - x, copy starts at image pixel 1.
+    let p = pad(&[-5.0, -2.0, 14.0, 17.0], 100, 80);
+    assert_eq!((p.dx, p.x, p.dy, p.y), (7, 1, 4, 1));
+    assert_eq!(p.window(), [-6, -3, 20, 20]);
+    // Every case: the window is (x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1).
+    for b in [[0.0, 0.0, 5.0, 5.0], [-30.0, 60.0, 130.0, 220.0], [99.0, 79.0, 99.0, 79.0]] {
+        let w = pad(&b, 100, 80).window();
+        assert_eq!(w, [b[0] as i32 - 1, b[1] as i32 - 1, (b[2] - b[0]) as i32 + 1, (b[3] - b[1]) as i32 + 1]);
+    }
+}
+
+#[test]
+fn generate_maps_cells_to_windows_and_keeps_facenets_single_cell_flip() {
+    // A 2x3 probability map; cells (row 1, col 0) and (row 0, col 2) pass 0.6.
+    let prob = [0.1, 0.2, 0.7, 0.9, 0.3, 0.5];
+    let reg = |y: usize, x: usize, k: usize| (y * 100 + x * 10 + k) as f32;
+    let c = boxes::generate(&prob, 2, 3, reg, 0.5, 0.6);
+    // Column-major order: (0, 1) first, then (2, 0).
+    assert_eq!(c.len(), 2);
+    assert_eq!(c[0].bbox, [2.0, 6.0, 24.0, 28.0]);
+    assert_eq!(c[0].reg, [100.0, 101.0, 102.0, 103.0]);
+    assert_eq!(c[1].bbox, [10.0, 2.0, 32.0, 24.0]);
+    assert_eq!(c[1].reg, [20.0, 21.0, 22.0, 23.0]);
+    // One passing cell: facenet reads its regression at the mirrored column (ow - 1 - x).
+    let c = boxes::generate(&prob, 2, 3, reg, 1.0, 0.8);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].bbox, [1.0, 3.0, 12.0, 14.0]);
+    assert_eq!(c[0].reg, [120.0, 121.0, 122.0, 123.0]);
+}
+
+#[test]
+fn pyramid_scales_and_tiny_images() {
+    // 250x250, minsize 20: m = 0.6, min side 150 -> scales while 150*0.709^k >= 12.
+    let s = boxes::scales(250, 250, 20.0, 0.709);
+    assert_eq!(s.len(), 8);
+    assert!((s[0] - 0.6).abs() < 1e-12 && (s[7] - 0.6 * 0.709f64.powi(7)).abs() < 1e-12);
+    // Smaller than the minimum face: no scale, so no detection (and no GPU work).
+    assert!(boxes::scales(19, 300, 20.0, 0.709).is_empty());
+    let ctx = gpu_or_skip!();
+    let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
+    let tiny = image::RgbImage::from_pixel(15, 15, image::Rgb([128, 100, 90]));
+    let blank = image::RgbImage::from_pixel(64, 48, image::Rgb([0, 0, 0]));
+    let found = mtcnn.detect(ctx, &[&tiny, &blank], &DetectOptions::default()).unwrap();
+    assert_eq!(found, vec![vec![], vec![]]);
+}

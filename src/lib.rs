@@ -7,6 +7,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;
+pub mod detect;
 pub mod embed;
 pub mod gpu;
 pub mod kernels;

@@ -7,6 +7,7 @@ use facegpu::checkpoint::safetensors::StorageDtype;
 use facegpu::checkpoint::Standardization;
 use facegpu::embed::{bench_embed, convert, distance_matrix, Embedder};
 use facegpu::gpu::GpuContext;
+use facegpu::models::mtcnn::{DetectOptions, Mtcnn};
 
 #[derive(Parser)]
 #[command(name = "facegpu", version, about = "FaceNet face recognition on hand-written WGSL kernels (wgpu)")]
@@ -35,8 +36,54 @@ impl ModelArgs {
     }
 }
 
+/// MTCNN weights and facenet's detection settings (shared by `detect` and `bench detect`).
+#[derive(clap::Args)]
+struct MtcnnArgs {
+    /// MTCNN weights in facegpu's layout (default: the embedded weights/mtcnn.safetensors).
+    #[arg(long)]
+    mtcnn_weights: Option<PathBuf>,
+    /// Smallest face searched for, in pixels.
+    #[arg(long, default_value_t = 20.0)]
+    min_size: f64,
+    /// Score thresholds of PNet, RNet and ONet.
+    #[arg(long, num_args = 3, value_delimiter = ',', default_values_t = [0.6, 0.7, 0.7])]
+    thresholds: Vec<f64>,
+    /// Pyramid scale factor.
+    #[arg(long, default_value_t = 0.709)]
+    factor: f64,
+    /// Most RNet/ONet crops per GPU pass (bounds memory).
+    #[arg(long, default_value_t = 256)]
+    crop_batch: usize,
+}
+
+impl MtcnnArgs {
+    fn load(&self, ctx: &GpuContext) -> Result<(Mtcnn, DetectOptions), Box<dyn std::error::Error>> {
+        let mut mtcnn = Mtcnn::load_from(ctx, self.mtcnn_weights.as_deref())?;
+        mtcnn.chunk = self.crop_batch.max(1);
+        let t = &self.thresholds;
+        Ok((mtcnn, DetectOptions { min_size: self.min_size, thresholds: [t[0], t[1], t[2]], factor: self.factor }))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Detect faces and their 5 landmarks with MTCNN (facenet's detect_face).
+    Detect {
+        #[command(flatten)]
+        mtcnn: MtcnnArgs,
+        /// Print one JSON object per image per line: {"image", "width", "height", "faces": [{"box", "score", "landmarks"}]}.
+        #[arg(long)]
+        json: bool,
+        /// Also write DIR/<name>_faces.png with boxes and landmarks drawn.
+        #[arg(long, value_name = "DIR")]
+        draw: Option<PathBuf>,
+        /// Images decoded and detected together (same-size images share GPU passes).
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+        /// Photos.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
     /// Print the chosen GPU adapter, backend, driver and limits.
     Info {
         /// Print one JSON object instead of text.
@@ -113,6 +160,16 @@ enum BenchCommand {
         #[command(flatten)]
         run: BenchArgs,
     },
+    /// MTCNN detection: ms per photo, split into stages (decoding not timed).
+    Detect {
+        #[command(flatten)]
+        mtcnn: MtcnnArgs,
+        #[command(flatten)]
+        run: BenchArgs,
+        /// Photos.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
     /// Inception-ResNet-v1 forward passes: images/s at a batch size (input upload and readback included).
     Embed {
         /// Model weights (TF model folder or .safetensors).
@@ -125,6 +182,53 @@ enum BenchCommand {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
+        Command::Detect { mtcnn, json, draw, batch_size, images } => {
+            let ctx = GpuContext::new()?;
+            let (mut mtcnn, opts) = mtcnn.load(&ctx)?;
+            if let Some(dir) = &draw {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            let skipped = facegpu::detect::detect_files(&ctx, &mut mtcnn, &images, &opts, batch_size, |d, img| {
+                if json {
+                    println!("{}", serde_json::to_string(d)?);
+                } else {
+                    println!("{}: {}x{}, {} faces", d.image.display(), d.width, d.height, d.faces.len());
+                    for f in &d.faces {
+                        let [x1, y1, x2, y2] = f.bbox;
+                        println!("  box [{x1:.1}, {y1:.1}, {x2:.1}, {y2:.1}]  score {:.4}", f.score);
+                    }
+                }
+                if let Some(dir) = &draw {
+                    let stem = d.image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+                    let out = dir.join(format!("{stem}_faces.png"));
+                    facegpu::detect::draw(img, &d.faces).save(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+                }
+                Ok(())
+            })?;
+            if skipped > 0 {
+                eprintln!("{skipped} of {} images skipped (see above)", images.len());
+            }
+        }
+        Command::Bench(BenchCommand::Detect { mtcnn, run: BenchArgs { reps, json, .. }, images }) => {
+            let ctx = GpuContext::new()?;
+            let (mut mtcnn, opts) = mtcnn.load(&ctx)?;
+            let imgs = images.iter().map(|p| facegpu::detect::load_image(p)).collect::<Result<Vec<_>, _>>()?;
+            let b = facegpu::detect::bench_detect(&ctx, &mut mtcnn, &imgs, &opts, reps)?;
+            if json {
+                println!("{}", serde_json::to_string(&b)?);
+            } else {
+                println!(
+                    "adapter: {}
+{} photos, {} faces: {:.1} ms per photo (median of {reps})",
+                    b.adapter, b.photos, b.faces, b.ms_per_image
+                );
+                println!(
+                    "  pyramid+PNet {:.1} ms, RNet {:.1} ms, ONet {:.1} ms, NMS and CPU work {:.1} ms per photo",
+                    b.pnet_ms_per_image, b.rnet_ms_per_image, b.onet_ms_per_image, b.cpu_ms_per_image
+                );
+                println!("GPU working memory: {} bytes", b.activation_bytes);
+            }
+        }
         Command::Embed { model, batch_size, json, out, dump_activations, images } => {
             let ctx = GpuContext::new()?;
             let mut embedder = model.load(&ctx)?;

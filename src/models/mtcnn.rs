@@ -373,6 +373,7 @@ impl Mtcnn {
             .collect();
         cpu_time += c0.elapsed();
         self.times.pnet += t.elapsed() - cpu_time;
+        self.times.cpu += cpu_time;
 
         // Stage 2: RNet on 24x24 crops; keep > t2, NMS 0.7, regression, square.
         let t = Instant::now();

@@ -1,0 +1,149 @@
+//! The `detect` workflow and `bench detect`: decode photos, run MTCNN in batches, print or draw faces.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use image::{Rgb, RgbImage};
+
+use crate::gpu::GpuContext;
+use crate::models::inception_resnet_v1::ModelError;
+use crate::models::mtcnn::{DetectOptions, Face, Mtcnn};
+
+/// Decodes any supported image (format taken from the content, not the extension) as RGB; grey images
+/// become RGB and alpha is dropped, as facenet's `to_rgb` / `img[:, :, 0:3]`. The error names the file.
+pub fn load_image(path: &Path) -> Result<RgbImage, String> {
+    let fail = |e: &dyn std::fmt::Display| format!("{}: cannot read image: {e}", path.display());
+    let img = image::ImageReader::open(path)
+        .map_err(|e| fail(&e))?
+        .with_guessed_format()
+        .map_err(|e| fail(&e))?
+        .decode()
+        .map_err(|e| fail(&e))?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(fail(&"the image is empty"));
+    }
+    Ok(img.to_rgb8())
+}
+
+/// One image's detections, in the JSON form of `facegpu detect --json` (and golden.json).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Detection {
+    pub image: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    pub faces: Vec<Face>,
+}
+
+/// Detects faces in `files`, `batch` images at a time, calling `each` per readable image in input
+/// order. Unreadable files are reported on stderr and skipped; returns how many were skipped.
+pub fn detect_files(
+    ctx: &GpuContext,
+    mtcnn: &mut Mtcnn,
+    files: &[PathBuf],
+    opts: &DetectOptions,
+    batch: usize,
+    mut each: impl FnMut(&Detection, &RgbImage) -> Result<(), Box<dyn std::error::Error>>,
+) -> Result<usize, Box<dyn std::error::Error>> {
+    let mut skipped = 0;
+    for chunk in files.chunks(batch.max(1)) {
+        let mut imgs = Vec::new();
+        for f in chunk {
+            match load_image(f) {
+                Ok(img) => imgs.push((f, img)),
+                Err(e) => {
+                    eprintln!("skipping {e}");
+                    skipped += 1;
+                }
+            }
+        }
+        let refs: Vec<&RgbImage> = imgs.iter().map(|(_, i)| i).collect();
+        let found = mtcnn.detect(ctx, &refs, opts)?;
+        for ((path, img), faces) in imgs.iter().zip(found) {
+            let d = Detection { image: path.to_path_buf(), width: img.width(), height: img.height(), faces };
+            each(&d, img)?;
+        }
+    }
+    Ok(skipped)
+}
+
+/// The image with each face's box (green, 2 px) and landmarks (red, 5x5 dots).
+pub fn draw(img: &RgbImage, faces: &[Face]) -> RgbImage {
+    let mut out = img.clone();
+    let (w, h) = (out.width() as i64, out.height() as i64);
+    let mut put = |x: i64, y: i64, c: Rgb<u8>| {
+        if x >= 0 && y >= 0 && x < w && y < h {
+            out.put_pixel(x as u32, y as u32, c);
+        }
+    };
+    let green = Rgb([0, 255, 0]);
+    for f in faces {
+        let [x1, y1, x2, y2] = f.bbox.map(|v| v.round() as i64);
+        for t in 0..2 {
+            for x in x1..=x2 {
+                put(x, y1 + t, green);
+                put(x, y2 - t, green);
+            }
+            for y in y1..=y2 {
+                put(x1 + t, y, green);
+                put(x2 - t, y, green);
+            }
+        }
+        for [lx, ly] in f.landmarks {
+            for dy in -2..=2 {
+                for dx in -2..=2 {
+                    put(lx.round() as i64 + dx, ly.round() as i64 + dy, Rgb([255, 0, 0]));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `bench detect` figures: ms per photo and where the time went.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DetectBench {
+    pub adapter: String,
+    pub photos: usize,
+    pub faces: usize,
+    pub ms_per_image: f64,
+    pub pnet_ms_per_image: f64,
+    pub rnet_ms_per_image: f64,
+    pub onet_ms_per_image: f64,
+    pub cpu_ms_per_image: f64,
+    pub activation_bytes: usize,
+}
+
+/// Detects in all `images` (decoded beforehand, not timed) `reps` times after one warm-up; reports the
+/// median run per photo and the stage split averaged over the timed runs.
+pub fn bench_detect(
+    ctx: &GpuContext,
+    mtcnn: &mut Mtcnn,
+    images: &[RgbImage],
+    opts: &DetectOptions,
+    reps: usize,
+) -> Result<DetectBench, ModelError> {
+    let refs: Vec<&RgbImage> = images.iter().collect();
+    let faces = mtcnn.detect(ctx, &refs, opts)?.iter().map(Vec::len).sum();
+    mtcnn.times = Default::default();
+    let mut runs = Vec::new();
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        mtcnn.detect(ctx, &refs, opts)?;
+        runs.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    runs.sort_by(f64::total_cmp);
+    let n = (images.len() * runs.len()).max(1) as f64;
+    let t = mtcnn.times;
+    let per = |d: std::time::Duration| d.as_secs_f64() * 1e3 / n;
+    Ok(DetectBench {
+        adapter: ctx.adapter_name(),
+        photos: images.len(),
+        faces,
+        ms_per_image: runs[runs.len() / 2] / images.len().max(1) as f64,
+        pnet_ms_per_image: per(t.pnet),
+        rnet_ms_per_image: per(t.rnet),
+        onet_ms_per_image: per(t.onet),
+        cpu_ms_per_image: per(t.cpu),
+        activation_bytes: mtcnn.activation_bytes(),
+    })
+}

@@ -3,6 +3,7 @@
 //! Layout: [`gpu`] (context, buffers, pipeline cache, encoder), [`kernels`] (one Rust file per WGSL
 //! shader), [`cpu`] (their plain-loop twins), [`bench`] (`facegpu bench`).
 
+pub mod align;
 pub mod bench;
 pub mod checkpoint;
 pub mod cpu;

@@ -67,6 +67,30 @@ impl MtcnnArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Align a dataset (one folder per identity) with MTCNN, as facenet's align_dataset_mtcnn.py.
+    Align {
+        #[command(flatten)]
+        mtcnn: MtcnnArgs,
+        /// Input: one folder per identity.
+        input_dir: PathBuf,
+        /// Output: the same folders with PNG face crops; existing outputs are kept and skipped.
+        output_dir: PathBuf,
+        /// Side of the square output crops.
+        #[arg(long, default_value_t = 182)]
+        image_size: u32,
+        /// Pixels added around the box (half on each side) before resizing.
+        #[arg(long, default_value_t = 44.0)]
+        margin: f64,
+        /// Write every face (NAME_0.png, NAME_1.png, ...) instead of the largest central one.
+        #[arg(long)]
+        detect_multiple_faces: bool,
+        /// Shuffle the order (lets several processes share one dataset).
+        #[arg(long)]
+        random_order: bool,
+        /// Images detected together.
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+    },
     /// Detect faces and their 5 landmarks with MTCNN (facenet's detect_face).
     Detect {
         #[command(flatten)]
@@ -182,6 +206,22 @@ enum BenchCommand {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
+        Command::Align { mtcnn, input_dir, output_dir, image_size, margin, detect_multiple_faces, random_order, batch_size } => {
+            let ctx = GpuContext::new()?;
+            let (mut mtcnn, det) = mtcnn.load(&ctx)?;
+            let opts = facegpu::align::AlignOptions { image_size, margin, detect_multiple_faces, random_order, batch: batch_size };
+            let t = std::time::Instant::now();
+            let s = facegpu::align::align(&ctx, &mut mtcnn, &det, &input_dir, &output_dir, &opts)?;
+            let secs = t.elapsed().as_secs_f64();
+            println!("Total number of images: {}", s.images);
+            println!("Number of successfully aligned images: {} ({} faces written)", s.aligned, s.faces_written);
+            println!("Already aligned (skipped): {}", s.already_done);
+            println!("No face found: {}{}", s.no_face.len(), names(&s.no_face));
+            println!("Unreadable: {}{}", s.unreadable.len(), names(&s.unreadable));
+            println!("Bounding boxes: {}", s.bounding_boxes.display());
+            let processed = s.images - s.already_done;
+            println!("{processed} images in {secs:.1} s ({:.2} images/s)", processed as f64 / secs.max(1e-9));
+        }
         Command::Detect { mtcnn, json, draw, batch_size, images } => {
             let ctx = GpuContext::new()?;
             let (mut mtcnn, opts) = mtcnn.load(&ctx)?;
@@ -334,6 +374,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+fn names(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| format!("\n  {}", p.display())).collect()
 }
 
 fn main() {

@@ -171,3 +171,48 @@ fn pyramid_scales_and_tiny_images() {
     let found = mtcnn.detect(ctx, &[&tiny, &blank], &DetectOptions::default()).unwrap();
     assert_eq!(found, vec![vec![], vec![]]);
 }
+
+#[test]
+fn align_writes_every_good_face_reports_bad_files_and_resumes() {
+    let ctx = gpu_or_skip!();
+    let root = std::env::temp_dir().join(format!("facegpu-align-test-{}", std::process::id()));
+    let (input, output) = (root.join("in"), root.join("out"));
+    let _ = std::fs::remove_dir_all(&root);
+    let deepface = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/faces/deepface/person_01");
+    std::fs::create_dir_all(input.join("person_01")).unwrap();
+    let mut good = 0;
+    for f in std::fs::read_dir(&deepface).unwrap().map(|e| e.unwrap().path()) {
+        std::fs::copy(&f, input.join("person_01").join(f.file_name().unwrap())).unwrap();
+        good += 1;
+    }
+    std::fs::write(input.join("person_01/broken.jpg"), b"not a jpeg").unwrap();
+    std::fs::write(input.join("person_01/notes.txt"), b"hello").unwrap();
+    let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
+    let opts = facegpu::align::AlignOptions { image_size: 160, margin: 32.0, detect_multiple_faces: false, random_order: false, batch: 4 };
+    let s = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
+    assert_eq!(s.images, good + 2);
+    assert_eq!(s.unreadable.len(), 2, "{:?}", s.unreadable);
+    assert_eq!(s.aligned + s.no_face.len(), good);
+    assert!(s.aligned >= good - 1, "aligned {} of {good}", s.aligned);
+    for e in std::fs::read_dir(output.join("person_01")).unwrap() {
+        let img = image::open(e.unwrap().path()).unwrap();
+        assert_eq!((img.width(), img.height()), (160, 160));
+    }
+    let lines = std::fs::read_to_string(&s.bounding_boxes).unwrap();
+    assert_eq!(lines.lines().count(), good);
+    // Resumed: nothing is redone, nothing is lost.
+    let again = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
+    assert_eq!(again.already_done, s.aligned);
+    assert_eq!(again.aligned, 0);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn central_face_and_crop_box_follow_facenet() {
+    let face = |b: [f64; 4]| Face { bbox: b, score: 1.0, landmarks: [[0.0; 2]; 5] };
+    // A big face off to the side loses to a slightly smaller one at the centre: 2 * offset^2 counts.
+    let faces = [face([0.0, 0.0, 60.0, 60.0]), face([70.0, 70.0, 125.0, 125.0])];
+    assert_eq!(facegpu::align::central_face(&faces, 200, 200), Some(1));
+    assert_eq!(facegpu::align::central_face(&[], 200, 200), None);
+    assert_eq!(facegpu::align::crop_box(&[5.5, 30.2, 190.7, 120.9], 32.0, 200, 130), [0, 14, 200, 130]);
+}

@@ -1,0 +1,173 @@
+//! `facegpu align`: facenet's align_dataset_mtcnn.py. Every identity folder of INPUT_DIR is mirrored in
+//! OUTPUT_DIR with one PNG face crop per image (the largest central face, or all with
+//! `--detect-multiple-faces`), and `bounding_boxes_NNNNN.txt` lists each output with its crop box.
+//! Existing outputs are skipped (resumable); unreadable files and images without a face are reported by
+//! name and skipped.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use image::imageops::FilterType;
+use image::RgbImage;
+
+use crate::detect::load_image;
+use crate::gpu::GpuContext;
+use crate::models::mtcnn::{DetectOptions, Face, Mtcnn};
+
+#[derive(Debug, Clone)]
+pub struct AlignOptions {
+    pub image_size: u32,
+    pub margin: f64,
+    pub detect_multiple_faces: bool,
+    pub random_order: bool,
+    /// Images detected together.
+    pub batch: usize,
+}
+
+/// What an align run did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct AlignSummary {
+    pub images: usize,
+    pub aligned: usize,
+    pub faces_written: usize,
+    pub already_done: usize,
+    pub no_face: Vec<PathBuf>,
+    pub unreadable: Vec<PathBuf>,
+    pub bounding_boxes: PathBuf,
+}
+
+/// facenet's choice among several faces: the largest `area - 2 * squared offset from the image centre`.
+pub fn central_face(faces: &[Face], width: u32, height: u32) -> Option<usize> {
+    let (cx, cy) = (width as f64 / 2.0, height as f64 / 2.0);
+    let value = |f: &Face| {
+        let b = f.bbox;
+        let area = (b[2] - b[0]) * (b[3] - b[1]);
+        let (ox, oy) = ((b[0] + b[2]) / 2.0 - cx, (b[1] + b[3]) / 2.0 - cy);
+        area - 2.0 * (ox * ox + oy * oy)
+    };
+    (0..faces.len()).max_by(|&a, &b| value(&faces[a]).total_cmp(&value(&faces[b])))
+}
+
+/// facenet's crop: the box grown by `margin / 2` on each side, clipped to the image, truncated to ints.
+pub fn crop_box(b: &[f64; 4], margin: f64, width: u32, height: u32) -> [u32; 4] {
+    [
+        (b[0] - margin / 2.0).max(0.0) as u32,
+        (b[1] - margin / 2.0).max(0.0) as u32,
+        (b[2] + margin / 2.0).min(width as f64) as u32,
+        (b[3] + margin / 2.0).min(height as f64) as u32,
+    ]
+}
+
+/// `(class name, files)` per identity folder, both sorted (facenet's `get_dataset`).
+pub fn dataset(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, String> {
+    let list = |d: &Path| -> Result<Vec<PathBuf>, String> {
+        let mut v: Vec<PathBuf> =
+            fs::read_dir(d).map_err(|e| format!("{}: {e}", d.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        v.sort();
+        Ok(v)
+    };
+    let mut out = Vec::new();
+    for class in list(dir)?.into_iter().filter(|p| p.is_dir()) {
+        let files = list(&class)?.into_iter().filter(|p| p.is_file()).collect();
+        out.push((class.file_name().unwrap_or_default().to_string_lossy().into_owned(), files));
+    }
+    Ok(out)
+}
+
+pub fn align(
+    ctx: &GpuContext,
+    mtcnn: &mut Mtcnn,
+    det: &DetectOptions,
+    input: &Path,
+    output: &Path,
+    opts: &AlignOptions,
+) -> Result<AlignSummary, Box<dyn std::error::Error>> {
+    let classes = dataset(input)?;
+    fs::create_dir_all(output).map_err(|e| format!("{}: {e}", output.display()))?;
+    let mut jobs: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for (class, files) in &classes {
+        let dir = output.join(class);
+        for f in files {
+            let stem = f.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+            jobs.push((f.clone(), dir.join(format!("{stem}.png"))));
+        }
+    }
+    if opts.random_order {
+        // facenet shuffles so several processes can share the work; a time-seeded shuffle does the same.
+        let mut state = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1;
+        for i in (1..jobs.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            jobs.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+    }
+    let key = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() % 100_000).unwrap_or(0);
+    let mut summary =
+        AlignSummary { images: jobs.len(), bounding_boxes: output.join(format!("bounding_boxes_{key:05}.txt")), ..Default::default() };
+    let mut boxes_file = fs::File::create(&summary.bounding_boxes).map_err(|e| format!("{}: {e}", summary.bounding_boxes.display()))?;
+    let done = |out: &Path| {
+        out.exists() || out.with_file_name(format!("{}_0.png", out.file_stem().unwrap_or_default().to_string_lossy())).exists()
+    };
+    let todo: Vec<&(PathBuf, PathBuf)> = jobs.iter().filter(|(_, out)| !done(out)).collect();
+    summary.already_done = jobs.len() - todo.len();
+    let bar = indicatif::ProgressBar::new(todo.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    for chunk in todo.chunks(opts.batch.max(1)) {
+        let mut imgs: Vec<(&PathBuf, &PathBuf, RgbImage)> = Vec::new();
+        for (src, out) in chunk {
+            match load_image(src) {
+                Ok(img) => imgs.push((src, out, img)),
+                Err(e) => {
+                    bar.suspend(|| eprintln!("skipping {e}"));
+                    summary.unreadable.push(src.clone());
+                    bar.inc(1);
+                }
+            }
+        }
+        let refs: Vec<&RgbImage> = imgs.iter().map(|(_, _, i)| i).collect();
+        let found = mtcnn.detect(ctx, &refs, det)?;
+        for ((src, out, img), faces) in imgs.iter().zip(found) {
+            bar.inc(1);
+            let chosen: Vec<usize> = if opts.detect_multiple_faces {
+                (0..faces.len()).collect()
+            } else {
+                central_face(&faces, img.width(), img.height()).into_iter().collect()
+            };
+            if chosen.is_empty() {
+                bar.suspend(|| eprintln!("Unable to align \"{}\": no face found", src.display()));
+                summary.no_face.push(src.to_path_buf());
+                writeln!(boxes_file, "{}", out.display())?;
+                continue;
+            }
+            if let Some(dir) = out.parent() {
+                fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            for (n, &i) in chosen.iter().enumerate() {
+                let bb = crop_box(&faces[i].bbox, opts.margin, img.width(), img.height());
+                let (w, h) = (bb[2].saturating_sub(bb[0]).max(1), bb[3].saturating_sub(bb[1]).max(1));
+                let crop = image::imageops::crop_imm(img, bb[0], bb[1], w, h).to_image();
+                let scaled = image::imageops::resize(&crop, opts.image_size, opts.image_size, FilterType::Triangle);
+                let path = if opts.detect_multiple_faces {
+                    out.with_file_name(format!("{}_{n}.png", out.file_stem().unwrap_or_default().to_string_lossy()))
+                } else {
+                    out.to_path_buf()
+                };
+                // Write to a temporary name, then rename: an interrupted run never leaves a half PNG that
+                // the next (resumed) run would take as done.
+                let tmp = path.with_extension("png.partial");
+                scaled.save_with_format(&tmp, image::ImageFormat::Png).map_err(|e| format!("{}: {e}", tmp.display()))?;
+                fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+                writeln!(boxes_file, "{} {} {} {} {}", path.display(), bb[0], bb[1], bb[2], bb[3])?;
+                summary.faces_written += 1;
+            }
+            summary.aligned += 1;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(summary)
+}

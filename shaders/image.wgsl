@@ -103,28 +103,6 @@ fn weight(sp: Span, i: u32) -> f32 {
     return sp.frac;
 }
 
-@compute @workgroup_size(64)
-fn resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    if (i >= p.n * p.oh * p.ow * p.c) {
-        return;
-    }
-    let o = out_index(i);
-    let shrink = p.oh <= p.h && p.ow <= p.w;
-    let sy = span(o.oy, p.h, p.oh, shrink);
-    let sx = span(o.ox, p.w, p.ow, shrink);
-    var acc = 0.0;
-    for (var iy = sy.first; iy <= sy.last; iy++) {
-        let wy = weight(sy, iy);
-        var row = 0.0;
-        for (var ix = sx.first; ix <= sx.last; ix++) {
-            row += weight(sx, ix) * at(o.b, iy, ix, o.ch);
-        }
-        acc += wy * row;
-    }
-    y[i] = transform(acc);
-}
-
 fn transform(v: f32) -> f32 {
     return (select(v, round(v), p.round != 0u) + p.add) * p.mul;
 }
@@ -137,18 +115,8 @@ fn at_or_zero(b: u32, iy: i32, ix: i32, ch: u32) -> f32 {
     return at(b, u32(iy), u32(ix), ch);
 }
 
-@compute @workgroup_size(64)
-fn crop_resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    if (i >= p.n * p.oh * p.ow * p.c) {
-        return;
-    }
-    let o = out_index(i);
-    let src = u32(boxes[o.b * 5u]);
-    let x0 = boxes[o.b * 5u + 1u];
-    let y0 = boxes[o.b * 5u + 2u];
-    let cw = u32(max(boxes[o.b * 5u + 3u], 1));
-    let ch = u32(max(boxes[o.b * 5u + 4u], 1));
+// INTER_AREA output (o.oy, o.ox, o.ch) of the ch x cw window at (y0, x0) of image b, transformed.
+fn area(o: Out, b: u32, x0: i32, y0: i32, cw: u32, ch: u32) -> f32 {
     let shrink = p.oh <= ch && p.ow <= cw;
     let sy = span(o.oy, ch, p.oh, shrink);
     let sx = span(o.ox, cw, p.ow, shrink);
@@ -157,11 +125,30 @@ fn crop_resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         let wy = weight(sy, iy);
         var row = 0.0;
         for (var ix = sx.first; ix <= sx.last; ix++) {
-            row += weight(sx, ix) * at_or_zero(src, y0 + i32(iy), x0 + i32(ix), o.ch);
+            row += weight(sx, ix) * at_or_zero(b, y0 + i32(iy), x0 + i32(ix), o.ch);
         }
         acc += wy * row;
     }
-    y[i] = transform(acc);
+    return transform(acc);
+}
+
+@compute @workgroup_size(64)
+fn resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n * p.oh * p.ow * p.c) {
+        let o = out_index(i);
+        y[i] = area(o, o.b, 0, 0, p.w, p.h);
+    }
+}
+
+@compute @workgroup_size(64)
+fn crop_resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n * p.oh * p.ow * p.c) {
+        let o = out_index(i);
+        let bx = o.b * 5u;
+        y[i] = area(o, u32(boxes[bx]), boxes[bx + 1u], boxes[bx + 2u], u32(max(boxes[bx + 3u], 1)), u32(max(boxes[bx + 4u], 1)));
+    }
 }
 
 @compute @workgroup_size(64)

@@ -23,6 +23,7 @@ pub struct AlignOptions {
     pub random_order: bool,
     /// Images detected together.
     pub batch: usize,
+    pub mode: AlignMode,
 }
 
 /// What an align run did.
@@ -149,9 +150,14 @@ pub fn align(
             }
             for (n, &i) in chosen.iter().enumerate() {
                 let bb = crop_box(&faces[i].bbox, opts.margin, img.width(), img.height());
-                let (w, h) = (bb[2].saturating_sub(bb[0]).max(1), bb[3].saturating_sub(bb[1]).max(1));
-                let crop = image::imageops::crop_imm(img, bb[0], bb[1], w, h).to_image();
-                let scaled = image::imageops::resize(&crop, opts.image_size, opts.image_size, FilterType::Triangle);
+                let scaled = match opts.mode {
+                    AlignMode::Crop => {
+                        let (w, h) = (bb[2].saturating_sub(bb[0]).max(1), bb[3].saturating_sub(bb[1]).max(1));
+                        let crop = image::imageops::crop_imm(img, bb[0], bb[1], w, h).to_image();
+                        image::imageops::resize(&crop, opts.image_size, opts.image_size, FilterType::Triangle)
+                    }
+                    AlignMode::Similarity => warp_similarity(img, &faces[i].landmarks, opts.image_size),
+                };
                 let path = if opts.detect_multiple_faces {
                     out.with_file_name(format!("{}_{n}.png", out.file_stem().unwrap_or_default().to_string_lossy()))
                 } else {
@@ -170,4 +176,58 @@ pub fn align(
     }
     bar.finish_and_clear();
     Ok(summary)
+}
+
+/// How `align` turns a detection into a face image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlignMode {
+    /// facenet: the box plus margin, resized (no landmark warp).
+    Crop,
+    /// The similarity transform (rotation, uniform scale, shift) that best maps the 5 landmarks onto the
+    /// ArcFace 112x112 template scaled to the output size, then a bilinear warp.
+    Similarity,
+}
+
+/// The 5-point template of a 112x112 face (eyes, nose, mouth corners), from ArcFace/insightface.
+pub const TEMPLATE_112: [[f64; 2]; 5] =
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]];
+
+/// Least-squares similarity `dst ~ s*R*src + t` (Umeyama, 2-D). Returns `[a, b, tx, ty]` with the map
+/// `x' = a*x - b*y + tx`, `y' = b*x + a*y + ty`.
+pub fn similarity(src: &[[f64; 2]], dst: &[[f64; 2]]) -> [f64; 4] {
+    let n = src.len() as f64;
+    let mean = |p: &[[f64; 2]]| [p.iter().map(|v| v[0]).sum::<f64>() / n, p.iter().map(|v| v[1]).sum::<f64>() / n];
+    let (ms, md) = (mean(src), mean(dst));
+    let (mut sxx, mut sxy, mut var) = (0.0, 0.0, 0.0);
+    for (s, d) in src.iter().zip(dst) {
+        let (x, y) = (s[0] - ms[0], s[1] - ms[1]);
+        let (u, v) = (d[0] - md[0], d[1] - md[1]);
+        sxx += x * u + y * v;
+        sxy += x * v - y * u;
+        var += x * x + y * y;
+    }
+    let (a, b) = if var > 0.0 { (sxx / var, sxy / var) } else { (1.0, 0.0) };
+    [a, b, md[0] - (a * ms[0] - b * ms[1]), md[1] - (b * ms[0] + a * ms[1])]
+}
+
+/// Warps `img` so the face's landmarks land on the template scaled to `size`; bilinear, black outside.
+pub fn warp_similarity(img: &RgbImage, landmarks: &[[f64; 2]; 5], size: u32) -> RgbImage {
+    let k = size as f64 / 112.0;
+    let dst: Vec<[f64; 2]> = TEMPLATE_112.iter().map(|p| [p[0] * k, p[1] * k]).collect();
+    // Map output pixels back into the image: the similarity from template to landmarks.
+    let [a, b, tx, ty] = similarity(&dst, landmarks);
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let px = |x: i64, y: i64, c: usize| if x >= 0 && y >= 0 && x < w && y < h { img.get_pixel(x as u32, y as u32)[c] as f64 } else { 0.0 };
+    RgbImage::from_fn(size, size, |ox, oy| {
+        let (u, v) = (ox as f64, oy as f64);
+        let (x, y) = (a * u - b * v + tx, b * u + a * v + ty);
+        let (x0, y0) = (x.floor(), y.floor());
+        let (fx, fy) = (x - x0, y - y0);
+        let (x0, y0) = (x0 as i64, y0 as i64);
+        image::Rgb(std::array::from_fn(|c| {
+            let top = px(x0, y0, c) * (1.0 - fx) + px(x0 + 1, y0, c) * fx;
+            let bot = px(x0, y0 + 1, c) * (1.0 - fx) + px(x0 + 1, y0 + 1, c) * fx;
+            (top * (1.0 - fy) + bot * fy).round().clamp(0.0, 255.0) as u8
+        }))
+    })
 }

@@ -90,6 +90,10 @@ enum Command {
         /// Images detected together.
         #[arg(long, default_value_t = 8)]
         batch_size: usize,
+        /// crop: facenet's box + margin (default); similarity: warp the 5 landmarks onto a canonical
+        /// template (ArcFace's, scaled to --image-size; --margin is then unused).
+        #[arg(long, value_enum, default_value = "crop")]
+        align_mode: facegpu::align::AlignMode,
     },
     /// Detect faces and their 5 landmarks with MTCNN (facenet's detect_face).
     Detect {
@@ -206,10 +210,27 @@ enum BenchCommand {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Align { mtcnn, input_dir, output_dir, image_size, margin, detect_multiple_faces, random_order, batch_size } => {
+        Command::Align {
+            mtcnn,
+            input_dir,
+            output_dir,
+            image_size,
+            margin,
+            detect_multiple_faces,
+            random_order,
+            batch_size,
+            align_mode,
+        } => {
             let ctx = GpuContext::new()?;
             let (mut mtcnn, det) = mtcnn.load(&ctx)?;
-            let opts = facegpu::align::AlignOptions { image_size, margin, detect_multiple_faces, random_order, batch: batch_size };
+            let opts = facegpu::align::AlignOptions {
+                image_size,
+                margin,
+                detect_multiple_faces,
+                random_order,
+                batch: batch_size,
+                mode: align_mode,
+            };
             let t = std::time::Instant::now();
             let s = facegpu::align::align(&ctx, &mut mtcnn, &det, &input_dir, &output_dir, &opts)?;
             let secs = t.elapsed().as_secs_f64();

@@ -188,7 +188,14 @@ fn align_writes_every_good_face_reports_bad_files_and_resumes() {
     std::fs::write(input.join("person_01/broken.jpg"), b"not a jpeg").unwrap();
     std::fs::write(input.join("person_01/notes.txt"), b"hello").unwrap();
     let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
-    let opts = facegpu::align::AlignOptions { image_size: 160, margin: 32.0, detect_multiple_faces: false, random_order: false, batch: 4 };
+    let opts = facegpu::align::AlignOptions {
+        image_size: 160,
+        margin: 32.0,
+        detect_multiple_faces: false,
+        random_order: false,
+        batch: 4,
+        mode: facegpu::align::AlignMode::Crop,
+    };
     let s = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
     assert_eq!(s.images, good + 2);
     assert_eq!(s.unreadable.len(), 2, "{:?}", s.unreadable);
@@ -215,4 +222,31 @@ fn central_face_and_crop_box_follow_facenet() {
     assert_eq!(facegpu::align::central_face(&faces, 200, 200), Some(1));
     assert_eq!(facegpu::align::central_face(&[], 200, 200), None);
     assert_eq!(facegpu::align::crop_box(&[5.5, 30.2, 190.7, 120.9], 32.0, 200, 130), [0, 14, 200, 130]);
+}
+
+#[test]
+fn similarity_recovers_a_known_transform_and_warp_puts_landmarks_on_the_template() {
+    use facegpu::align::{similarity, warp_similarity, TEMPLATE_112};
+    // dst = s*R(theta)*src + t with s = 1.7, theta = 0.3: the fit recovers a = s cos, b = s sin, t exactly.
+    let (a, b, tx, ty) = (1.7 * 0.3f64.cos(), 1.7 * 0.3f64.sin(), 12.5, -4.0);
+    let dst: Vec<[f64; 2]> = TEMPLATE_112.iter().map(|p| [a * p[0] - b * p[1] + tx, b * p[0] + a * p[1] + ty]).collect();
+    let got = similarity(&TEMPLATE_112, &dst);
+    for (g, w) in got.iter().zip([a, b, tx, ty]) {
+        assert!((g - w).abs() < 1e-9, "{got:?}");
+    }
+    // An image with a bright dot at each landmark: after the warp the dots sit at the scaled template.
+    let mut img = image::RgbImage::new(300, 260);
+    let lm: [[f64; 2]; 5] = std::array::from_fn(|i| dst[i]);
+    for p in lm {
+        for dy in -1..=1 {
+            for dx in -1..=1 {
+                img.put_pixel((p[0].round() as i64 + dx) as u32, (p[1].round() as i64 + dy) as u32, image::Rgb([255, 255, 255]));
+            }
+        }
+    }
+    let out = warp_similarity(&img, &lm, 160);
+    for t in TEMPLATE_112 {
+        let (x, y) = ((t[0] * 160.0 / 112.0).round() as u32, (t[1] * 160.0 / 112.0).round() as u32);
+        assert!(out.get_pixel(x, y)[0] > 100, "template point ({x}, {y}) is dark: {:?}", out.get_pixel(x, y));
+    }
 }

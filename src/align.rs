@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use image::imageops::FilterType;
 use image::RgbImage;
 
-use crate::detect::load_image;
+use crate::detect::{detect_files, Outcome};
 use crate::gpu::GpuContext;
 use crate::models::mtcnn::{DetectOptions, Face, Mtcnn};
 
@@ -118,62 +118,59 @@ pub fn align(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}  {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    for chunk in todo.chunks(opts.batch.max(1)) {
-        let mut imgs: Vec<(&PathBuf, &PathBuf, RgbImage)> = Vec::new();
-        for (src, out) in chunk {
-            match load_image(src) {
-                Ok(img) => imgs.push((src, out, img)),
-                Err(e) => {
-                    bar.suspend(|| eprintln!("skipping {e}"));
-                    summary.unreadable.push(src.clone());
-                    bar.inc(1);
+    let sources: Vec<PathBuf> = todo.iter().map(|(src, _)| src.clone()).collect();
+    detect_files(ctx, mtcnn, &sources, det, opts.batch, |i, outcome| {
+        bar.inc(1);
+        let (src, out) = todo[i];
+        let (d, img) = match outcome {
+            Outcome::Detected(d, img) => (d, img),
+            Outcome::Unreadable(e) => {
+                bar.suspend(|| eprintln!("skipping {e}"));
+                summary.unreadable.push(src.clone());
+                return Ok(());
+            }
+        };
+        let faces = &d.faces;
+        let chosen: Vec<usize> = if opts.detect_multiple_faces {
+            (0..faces.len()).collect()
+        } else {
+            central_face(faces, img.width(), img.height()).into_iter().collect()
+        };
+        if chosen.is_empty() {
+            bar.suspend(|| eprintln!("Unable to align \"{}\": no face found", src.display()));
+            summary.no_face.push(src.clone());
+            writeln!(boxes_file, "{}", out.display())?;
+            return Ok(());
+        }
+        if let Some(dir) = out.parent() {
+            fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        for (n, &i) in chosen.iter().enumerate() {
+            let bb = crop_box(&faces[i].bbox, opts.margin, img.width(), img.height());
+            let scaled = match opts.mode {
+                AlignMode::Crop => {
+                    let (w, h) = (bb[2].saturating_sub(bb[0]).max(1), bb[3].saturating_sub(bb[1]).max(1));
+                    let crop = image::imageops::crop_imm(img, bb[0], bb[1], w, h).to_image();
+                    image::imageops::resize(&crop, opts.image_size, opts.image_size, FilterType::Triangle)
                 }
-            }
-        }
-        let refs: Vec<&RgbImage> = imgs.iter().map(|(_, _, i)| i).collect();
-        let found = mtcnn.detect(ctx, &refs, det)?;
-        for ((src, out, img), faces) in imgs.iter().zip(found) {
-            bar.inc(1);
-            let chosen: Vec<usize> = if opts.detect_multiple_faces {
-                (0..faces.len()).collect()
-            } else {
-                central_face(&faces, img.width(), img.height()).into_iter().collect()
+                AlignMode::Similarity => warp_similarity(img, &faces[i].landmarks, opts.image_size),
             };
-            if chosen.is_empty() {
-                bar.suspend(|| eprintln!("Unable to align \"{}\": no face found", src.display()));
-                summary.no_face.push(src.to_path_buf());
-                writeln!(boxes_file, "{}", out.display())?;
-                continue;
-            }
-            if let Some(dir) = out.parent() {
-                fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            }
-            for (n, &i) in chosen.iter().enumerate() {
-                let bb = crop_box(&faces[i].bbox, opts.margin, img.width(), img.height());
-                let scaled = match opts.mode {
-                    AlignMode::Crop => {
-                        let (w, h) = (bb[2].saturating_sub(bb[0]).max(1), bb[3].saturating_sub(bb[1]).max(1));
-                        let crop = image::imageops::crop_imm(img, bb[0], bb[1], w, h).to_image();
-                        image::imageops::resize(&crop, opts.image_size, opts.image_size, FilterType::Triangle)
-                    }
-                    AlignMode::Similarity => warp_similarity(img, &faces[i].landmarks, opts.image_size),
-                };
-                let path = if opts.detect_multiple_faces {
-                    out.with_file_name(format!("{}_{n}.png", out.file_stem().unwrap_or_default().to_string_lossy()))
-                } else {
-                    out.to_path_buf()
-                };
-                // Write to a temporary name, then rename: an interrupted run never leaves a half PNG that
-                // the next (resumed) run would take as done.
-                let tmp = path.with_extension("png.partial");
-                scaled.save_with_format(&tmp, image::ImageFormat::Png).map_err(|e| format!("{}: {e}", tmp.display()))?;
-                fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
-                writeln!(boxes_file, "{} {} {} {} {}", path.display(), bb[0], bb[1], bb[2], bb[3])?;
-                summary.faces_written += 1;
-            }
-            summary.aligned += 1;
+            let path = if opts.detect_multiple_faces {
+                out.with_file_name(format!("{}_{n}.png", out.file_stem().unwrap_or_default().to_string_lossy()))
+            } else {
+                out.to_path_buf()
+            };
+            // Write to a temporary name, then rename: an interrupted run never leaves a half PNG that
+            // the next (resumed) run would take as done.
+            let tmp = path.with_extension("png.partial");
+            scaled.save_with_format(&tmp, image::ImageFormat::Png).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+            writeln!(boxes_file, "{} {} {} {} {}", path.display(), bb[0], bb[1], bb[2], bb[3])?;
+            summary.faces_written += 1;
         }
-    }
+        summary.aligned += 1;
+        Ok(())
+    })?;
     bar.finish_and_clear();
     Ok(summary)
 }

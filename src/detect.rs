@@ -34,36 +34,40 @@ pub struct Detection {
     pub faces: Vec<Face>,
 }
 
-/// Detects faces in `files`, `batch` images at a time, calling `each` per readable image in input
-/// order. Unreadable files are reported on stderr and skipped; returns how many were skipped.
+/// What became of one input file.
+pub enum Outcome<'a> {
+    Detected(&'a Detection, &'a RgbImage),
+    /// The file could not be decoded; the message names it.
+    Unreadable(String),
+}
+
+/// Detects faces in `files`, `batch` images at a time, calling `each(index into files, outcome)` for every
+/// file in input order; unreadable files are passed on as such and never stop the run.
 pub fn detect_files(
     ctx: &GpuContext,
     mtcnn: &mut Mtcnn,
     files: &[PathBuf],
     opts: &DetectOptions,
     batch: usize,
-    mut each: impl FnMut(&Detection, &RgbImage) -> Result<(), Box<dyn std::error::Error>>,
-) -> Result<usize, Box<dyn std::error::Error>> {
-    let mut skipped = 0;
-    for chunk in files.chunks(batch.max(1)) {
+    mut each: impl FnMut(usize, Outcome) -> Result<(), Box<dyn std::error::Error>>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let batch = batch.max(1);
+    for (c, chunk) in files.chunks(batch).enumerate() {
         let mut imgs = Vec::new();
-        for f in chunk {
+        for (j, f) in chunk.iter().enumerate() {
             match load_image(f) {
-                Ok(img) => imgs.push((f, img)),
-                Err(e) => {
-                    eprintln!("skipping {e}");
-                    skipped += 1;
-                }
+                Ok(img) => imgs.push((c * batch + j, f, img)),
+                Err(e) => each(c * batch + j, Outcome::Unreadable(e))?,
             }
         }
-        let refs: Vec<&RgbImage> = imgs.iter().map(|(_, i)| i).collect();
+        let refs: Vec<&RgbImage> = imgs.iter().map(|(_, _, i)| i).collect();
         let found = mtcnn.detect(ctx, &refs, opts)?;
-        for ((path, img), faces) in imgs.iter().zip(found) {
+        for ((i, path, img), faces) in imgs.iter().zip(found) {
             let d = Detection { image: path.to_path_buf(), width: img.width(), height: img.height(), faces };
-            each(&d, img)?;
+            each(*i, Outcome::Detected(&d, img))?;
         }
     }
-    Ok(skipped)
+    Ok(())
 }
 
 /// The image with each face's box (green, 2 px) and landmarks (red, 5x5 dots).

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use facegpu::checkpoint::safetensors::StorageDtype;
 use facegpu::checkpoint::Standardization;
+use facegpu::detect::Outcome;
 use facegpu::embed::{bench_embed, convert, distance_matrix, Embedder};
 use facegpu::gpu::GpuContext;
 use facegpu::models::mtcnn::{DetectOptions, Mtcnn};
@@ -249,7 +250,16 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if let Some(dir) = &draw {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
-            let skipped = facegpu::detect::detect_files(&ctx, &mut mtcnn, &images, &opts, batch_size, |d, img| {
+            let mut skipped = 0;
+            facegpu::detect::detect_files(&ctx, &mut mtcnn, &images, &opts, batch_size, |_, outcome| {
+                let (d, img) = match outcome {
+                    Outcome::Detected(d, img) => (d, img),
+                    Outcome::Unreadable(e) => {
+                        eprintln!("skipping {e}");
+                        skipped += 1;
+                        return Ok(());
+                    }
+                };
                 if json {
                     println!("{}", serde_json::to_string(d)?);
                 } else {

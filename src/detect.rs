@@ -1,29 +1,14 @@
 //! The `detect` workflow and `bench detect`: decode photos, run MTCNN in batches, print or draw faces.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use image::{Rgb, RgbImage};
 
+use crate::data::images::load_image;
 use crate::gpu::GpuContext;
 use crate::models::inception_resnet_v1::ModelError;
 use crate::models::mtcnn::{DetectOptions, Face, Mtcnn};
-
-/// Decodes any supported image (format taken from the content, not the extension) as RGB; grey images
-/// become RGB and alpha is dropped, as facenet's `to_rgb` / `img[:, :, 0:3]`. The error names the file.
-pub fn load_image(path: &Path) -> Result<RgbImage, String> {
-    let fail = |e: &dyn std::fmt::Display| format!("{}: cannot read image: {e}", path.display());
-    let img = image::ImageReader::open(path)
-        .map_err(|e| fail(&e))?
-        .with_guessed_format()
-        .map_err(|e| fail(&e))?
-        .decode()
-        .map_err(|e| fail(&e))?;
-    if img.width() == 0 || img.height() == 0 {
-        return Err(fail(&"the image is empty"));
-    }
-    Ok(img.to_rgb8())
-}
 
 /// One image's detections, in the JSON form of `facegpu detect --json` (and golden.json).
 #[derive(Debug, Clone, serde::Serialize)]

@@ -283,7 +283,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Command::Bench(BenchCommand::Detect { mtcnn, run: BenchArgs { reps, json, .. }, images }) => {
             let ctx = GpuContext::new()?;
             let (mut mtcnn, opts) = mtcnn.load(&ctx)?;
-            let imgs = images.iter().map(|p| facegpu::detect::load_image(p)).collect::<Result<Vec<_>, _>>()?;
+            let imgs = images.iter().map(|p| facegpu::data::images::load_image(p)).collect::<Result<Vec<_>, _>>()?;
             let b = facegpu::detect::bench_detect(&ctx, &mut mtcnn, &imgs, &opts, reps)?;
             if json {
                 println!("{}", serde_json::to_string(&b)?);

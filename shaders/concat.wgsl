@@ -1,8 +1,9 @@
 // Channel copy between [rows, src_c] and [rows, dst_c] views:
 //   dst[r, dst_off + k] = src[r, src_off + k] for k < count.
 // concat is one copy per input (src_off 0); split is one copy per output (dst_off 0).
+// With flags & 1 the copy adds to dst (gradients of concat and split are split and concat that accumulate).
 
-struct Params { rows: u32, src_c: u32, dst_c: u32, src_off: u32, dst_off: u32, count: u32, _p0: u32, _p1: u32 }
+struct Params { rows: u32, src_c: u32, dst_c: u32, src_off: u32, dst_off: u32, count: u32, flags: u32, _p1: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -16,5 +17,6 @@ fn copy_channels(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     }
     let r = i / p.count;
     let k = i % p.count;
-    dst[r * p.dst_c + p.dst_off + k] = src[r * p.src_c + p.src_off + k];
+    let at = r * p.dst_c + p.dst_off + k;
+    dst[at] = select(0.0, dst[at], (p.flags & 1u) != 0u) + src[r * p.src_c + p.src_off + k];
 }

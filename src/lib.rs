@@ -14,3 +14,5 @@ pub mod gpu;
 pub mod kernels;
 pub mod models;
 pub mod nn;
+pub mod tape;
+pub mod train;

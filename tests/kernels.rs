@@ -246,14 +246,15 @@ fn center_loss_with_repeated_labels_matches_cpu_loss_and_update() {
     let labels = rng.labels(b, classes as u32);
     let c0 = rng.vec(classes * d, -0.5, 0.5);
     let mut want_c = c0.clone();
-    let want_l = cpu::center_loss::center_loss(&x, &[b, d], &labels, &mut want_c, &[classes, d], 0.95).unwrap();
+    let (want_l, want_diff) = cpu::center_loss::center_loss(&x, &[b, d], &labels, &mut want_c, &[classes, d], 0.95).unwrap();
     let (gx, gc) = (up(ctx, "x", &[b, d], &x), up(ctx, "centers", &[classes, d], &c0));
     let glab = GpuTensor::upload_u32(ctx, "labels", &[b], &labels).unwrap();
-    let scratch = CenterLossScratch { sq: GpuTensor::zeros(ctx, "sq", &[b, d]), delta: GpuTensor::zeros(ctx, "delta", &[b, d]) };
+    let scratch = CenterLossScratch { sq: GpuTensor::zeros(ctx, "sq", &[b, d]), diff: GpuTensor::zeros(ctx, "diff", &[b, d]) };
     let gl = GpuTensor::zeros(ctx, "loss", &[1]);
     record(ctx, |enc| k::center_loss::center_loss(enc, &gx, &glab, &gc, &scratch, &gl, 0.95));
     assert_close("center_loss loss", &gl.download(ctx).unwrap(), &[want_l], 1e-6, 1e-5);
     assert_close("center_loss centers", &gc.download(ctx).unwrap(), &want_c, 1e-6, 1e-5);
+    assert_close("center_loss diff", &scratch.diff.download(ctx).unwrap(), &want_diff, 1e-6, 1e-5);
 }
 
 #[test]

@@ -58,3 +58,40 @@ pub fn batch_norm_train(
         .collect();
     Ok((y, mean, invstd))
 }
+
+/// Backward of `batch_norm_train`: writes (or adds to) `dx` and adds to `dgamma`/`dbeta`.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward(
+    x: &[f32],
+    dy: &[f32],
+    gamma: Option<&[f32]>,
+    mean: &[f32],
+    invstd: &[f32],
+    dx: &mut [f32],
+    dgamma: Option<&mut [f32]>,
+    dbeta: Option<&mut [f32]>,
+    accumulate: bool,
+) {
+    let c = mean.len();
+    let rows = x.len() / c;
+    let mut sum_dy = vec![0f32; c];
+    let mut sum_dyxh = vec![0f32; c];
+    for i in 0..x.len() {
+        let ch = i % c;
+        sum_dy[ch] += dy[i];
+        sum_dyxh[ch] += dy[i] * (x[i] - mean[ch]) * invstd[ch];
+    }
+    if let Some(dg) = dgamma {
+        dg.iter_mut().zip(&sum_dyxh).for_each(|(d, s)| *d += s);
+    }
+    if let Some(db) = dbeta {
+        db.iter_mut().zip(&sum_dy).for_each(|(d, s)| *d += s);
+    }
+    let n = rows as f32;
+    for i in 0..x.len() {
+        let ch = i % c;
+        let xh = (x[i] - mean[ch]) * invstd[ch];
+        let v = gamma.map_or(1.0, |g| g[ch]) * invstd[ch] * (dy[i] - sum_dy[ch] / n - xh * sum_dyxh[ch] / n);
+        dx[i] = if accumulate { dx[i] + v } else { v };
+    }
+}

@@ -81,3 +81,47 @@ pub fn global_avg_pool(x: &[f32], x_shape: &[usize]) -> Result<Vec<f32>, GpuErro
         })
         .collect())
 }
+
+fn store(dx: &mut [f32], accumulate: bool) {
+    if !accumulate {
+        dx.iter_mut().for_each(|v| *v = 0.0);
+    }
+}
+
+/// Scatters each `dy` to the input its window's `argmax` names.
+pub fn max_pool_backward(dy: &[f32], argmax: &[u32], dx: &mut [f32], accumulate: bool) {
+    store(dx, accumulate);
+    for (&d, &a) in dy.iter().zip(argmax) {
+        dx[a as usize] += d;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn avg_pool_backward(
+    dy: &[f32],
+    dx: &mut [f32],
+    x_shape: &[usize],
+    k: (usize, usize),
+    stride: (usize, usize),
+    padding: Padding,
+    accumulate: bool,
+) -> Result<(), GpuError> {
+    let p = PoolParams::new(x_shape, k, stride, padding)?;
+    store(dx, accumulate);
+    for (i, &d) in dy.iter().enumerate() {
+        let mut count = 0usize;
+        taps(&p, i, |_| count += 1);
+        taps(&p, i, |j| dx[j] += d / count.max(1) as f32);
+    }
+    Ok(())
+}
+
+pub fn global_avg_pool_backward(dy: &[f32], dx: &mut [f32], x_shape: &[usize], accumulate: bool) -> Result<(), GpuError> {
+    let p = PoolParams::global(x_shape)?;
+    let (hw, c) = ((p.h * p.w) as usize, p.c as usize);
+    store(dx, accumulate);
+    for (i, v) in dx.iter_mut().enumerate() {
+        *v += dy[(i / (hw * c)) * c + i % c] / hw as f32;
+    }
+    Ok(())
+}

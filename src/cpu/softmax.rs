@@ -40,3 +40,14 @@ pub fn softmax_xent(z: &[f32], z_shape: &[usize], labels: &[u32]) -> Result<(Vec
     let mean = super::reduce::sum_scaled(&row_loss, 1.0 / p.rows as f32);
     Ok((prob, row_loss, mean))
 }
+
+/// `dz (+)= weight / rows * (prob - onehot(labels))`.
+pub fn softmax_xent_backward(prob: &[f32], labels: &[u32], weight: f32, dz: &mut [f32], accumulate: bool) {
+    let cols = prob.len() / labels.len().max(1);
+    let scale = weight / labels.len().max(1) as f32;
+    for (i, d) in dz.iter_mut().enumerate() {
+        let hot = if i % cols == labels[i / cols] as usize { 1.0 } else { 0.0 };
+        let v = scale * (prob[i] - hot);
+        *d = if accumulate { *d + v } else { v };
+    }
+}

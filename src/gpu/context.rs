@@ -28,6 +28,9 @@ pub struct GpuContext {
     pub(crate) params: Mutex<Option<wgpu::Buffer>>,
     /// A 16-byte storage buffer bound where an optional operand is absent.
     pub(crate) dummy: wgpu::Buffer,
+    /// A second one for absent writable operands: one buffer may not be bound read-only and writable in
+    /// the same dispatch.
+    pub(crate) dummy_rw: wgpu::Buffer,
     pub(crate) uniform_align: u64,
 }
 
@@ -80,6 +83,12 @@ impl GpuContext {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let dummy_rw = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("absent writable operand"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
         Ok(Self {
             uniform_align: limits.min_uniform_buffer_offset_alignment as u64,
             device,
@@ -88,6 +97,7 @@ impl GpuContext {
             pipelines: PipelineCache::default(),
             params: Mutex::new(None),
             dummy,
+            dummy_rw,
         })
     }
 

@@ -18,6 +18,10 @@ enum Op {
         dst: wgpu::Buffer,
         bytes: u64,
     },
+    Clear {
+        dst: wgpu::Buffer,
+        bytes: u64,
+    },
 }
 
 /// Records many dispatches and submits them as one command buffer.
@@ -80,9 +84,21 @@ impl<'a> Encoder<'a> {
         }
     }
 
+    /// Records zeroing the first `bytes` bytes of `dst` (a multiple of 4).
+    pub fn clear(&mut self, dst: &wgpu::Buffer, bytes: u64) {
+        if bytes > 0 {
+            self.ops.push(Op::Clear { dst: dst.clone(), bytes: bytes.div_ceil(4) * 4 });
+        }
+    }
+
     /// The dummy buffer bound where an optional operand is absent.
     pub fn absent(&self) -> &'a wgpu::Buffer {
         &self.ctx.dummy
+    }
+
+    /// The dummy buffer bound where an optional writable operand is absent.
+    pub fn absent_rw(&self) -> &'a wgpu::Buffer {
+        &self.ctx.dummy_rw
     }
 
     /// Submits everything recorded, in order, as one command buffer. Does not wait.
@@ -144,6 +160,10 @@ impl<'a> Encoder<'a> {
                 Op::Copy { src, dst, bytes } => {
                     drop(pass.take());
                     enc.copy_buffer_to_buffer(src, 0, dst, 0, *bytes);
+                }
+                Op::Clear { dst, bytes } => {
+                    drop(pass.take());
+                    enc.clear_buffer(dst, 0, Some(*bytes));
                 }
             }
         }

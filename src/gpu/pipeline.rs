@@ -23,9 +23,11 @@ macro_rules! shaders {
 
 shaders! {
     Conv2d => "conv2d.wgsl",
+    Conv2dBackward => "conv2d_backward.wgsl",
     Matmul => "matmul.wgsl",
     BatchNorm => "batch_norm.wgsl",
     BatchNormStats => "batch_norm_stats.wgsl",
+    BatchNormBackward => "batch_norm_backward.wgsl",
     Pool => "pool.wgsl",
     Softmax => "softmax.wgsl",
     CenterLoss => "center_loss.wgsl",
@@ -34,6 +36,7 @@ shaders! {
     L2Normalize => "l2_normalize.wgsl",
     Reduce => "reduce.wgsl",
     Image => "image.wgsl",
+    Optimizer => "optimizer.wgsl",
 }
 
 /// Compiled pipelines keyed by (shader, entry point); each is compiled once per context.

@@ -102,3 +102,76 @@ pub fn batch_norm_train(
         groups_1d(x.len()),
     )
 }
+
+/// Gradients of a training batch norm. `dgamma`/`dbeta` are parameter gradients (added to); `sums`
+/// (`[2c]`) is scratch; `dx` is written, or added to when `accumulate`.
+pub struct BatchNormGrads<'a> {
+    pub dx: &'a GpuTensor,
+    pub dgamma: Option<&'a GpuTensor>,
+    pub dbeta: Option<&'a GpuTensor>,
+    pub sums: &'a GpuTensor,
+    pub accumulate: bool,
+}
+
+/// Records the backward of `batch_norm_train` from the saved `mean` and `invstd`.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward(
+    enc: &mut Encoder,
+    x: &GpuTensor,
+    dy: &GpuTensor,
+    gamma: Option<&GpuTensor>,
+    mean: &GpuTensor,
+    invstd: &GpuTensor,
+    grads: &BatchNormGrads,
+) -> Result<(), GpuError> {
+    let mut p = BatchNormParams::new(&x.shape, gamma.is_some(), 0.0, 0.0)?;
+    check_channels(
+        &p,
+        &[("gamma", gamma), ("mean", Some(mean)), ("invstd", Some(invstd)), ("dgamma", grads.dgamma), ("dbeta", grads.dbeta)],
+    )?;
+    check_shape("batch_norm_backward", "dy", &dy.shape, &x.shape)?;
+    check_shape("batch_norm_backward", "dx", &grads.dx.shape, &x.shape)?;
+    check_shape("batch_norm_backward", "sums", &grads.sums.shape, &[2 * p.c as usize])?;
+    if gamma.is_some() != grads.dgamma.is_some() {
+        return Err(GpuError::Invalid { op: "batch_norm_backward", detail: "gamma and its gradient go together".into() });
+    }
+    let absent = enc.absent();
+    let absent_rw = enc.absent_rw();
+    let g = gamma.map(|t| &t.buffer).unwrap_or(absent);
+    if grads.dbeta.is_some() {
+        p.flags |= 4;
+    }
+    enc.dispatch(
+        Shader::BatchNormBackward,
+        "bn_backward_stats",
+        &p,
+        &[
+            Some(&x.buffer),
+            Some(&dy.buffer),
+            Some(&mean.buffer),
+            Some(&invstd.buffer),
+            None,
+            Some(&grads.sums.buffer),
+            Some(grads.dgamma.map(|t| &t.buffer).unwrap_or(absent_rw)),
+            Some(grads.dbeta.map(|t| &t.buffer).unwrap_or(absent_rw)),
+        ],
+        [p.c, 1, 1],
+    )?;
+    p.flags = (p.flags & 1) | if grads.accumulate { 2 } else { 0 };
+    enc.dispatch(
+        Shader::BatchNormBackward,
+        "bn_backward_input",
+        &p,
+        &[
+            Some(&x.buffer),
+            Some(&dy.buffer),
+            Some(&mean.buffer),
+            Some(&invstd.buffer),
+            Some(g),
+            Some(&grads.sums.buffer),
+            Some(&grads.dx.buffer),
+            None,
+        ],
+        groups_1d(x.len()),
+    )
+}

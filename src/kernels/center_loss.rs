@@ -24,10 +24,11 @@ impl CenterLossParams {
     }
 }
 
-/// Scratch a center-loss call writes: squared differences and center deltas, `[b, d]` each.
+/// Scratch a center-loss call writes: squared differences and `diff = x - centers[label]` (with the
+/// centers before the update), `[b, d]` each. The loss's gradient is `2 diff / (b d)`.
 pub struct CenterLossScratch {
     pub sq: GpuTensor,
-    pub delta: GpuTensor,
+    pub diff: GpuTensor,
 }
 
 /// `loss[0] = mean((x - centers[label])^2)` with the centers before the update, then the update.
@@ -44,15 +45,15 @@ pub fn center_loss(
     let p = CenterLossParams::new(&x.shape, &centers.shape, alfa)?;
     check_shape("center_loss", "labels", &labels.shape, &[p.b as usize])?;
     check_shape("center_loss", "sq scratch", &scratch.sq.shape, &x.shape)?;
-    check_shape("center_loss", "delta scratch", &scratch.delta.shape, &x.shape)?;
-    let bufs = [Some(&x.buffer), Some(&labels.buffer), Some(&centers.buffer), Some(&scratch.sq.buffer), Some(&scratch.delta.buffer)];
+    check_shape("center_loss", "diff scratch", &scratch.diff.shape, &x.shape)?;
+    let bufs = [Some(&x.buffer), Some(&labels.buffer), Some(&centers.buffer), Some(&scratch.sq.buffer), Some(&scratch.diff.buffer)];
     enc.dispatch(Shader::CenterLoss, "center_terms", &p, &bufs, groups_1d(x.len()))?;
     sum_scaled(enc, &scratch.sq, loss, 1.0 / x.len().max(1) as f32)?;
     enc.dispatch(
         Shader::CenterLoss,
         "center_update",
         &p,
-        &[None, Some(&labels.buffer), Some(&centers.buffer), None, Some(&scratch.delta.buffer)],
+        &[None, Some(&labels.buffer), Some(&centers.buffer), None, Some(&scratch.diff.buffer)],
         groups_1d(x.len()),
     )
 }

@@ -12,7 +12,9 @@ pub struct CopyChannelsParams {
     pub src_off: u32,
     pub dst_off: u32,
     pub count: u32,
-    pub _pad: [u32; 2],
+    /// bit 0: add to `dst` instead of overwriting it.
+    pub flags: u32,
+    pub _pad: u32,
 }
 
 /// Checks that `parts` stack along the last axis into `whole`; returns each part's channel offset.
@@ -34,7 +36,16 @@ pub fn channel_offsets(op: &'static str, parts: &[&[usize]], whole: &[usize]) ->
     Ok(offsets)
 }
 
-fn copy(enc: &mut Encoder, src: &GpuTensor, dst: &GpuTensor, src_off: usize, dst_off: usize, count: usize) -> Result<(), GpuError> {
+#[allow(clippy::too_many_arguments)]
+fn copy(
+    enc: &mut Encoder,
+    src: &GpuTensor,
+    dst: &GpuTensor,
+    src_off: usize,
+    dst_off: usize,
+    count: usize,
+    accumulate: bool,
+) -> Result<(), GpuError> {
     let (rows, src_c) = rows_last("copy_channels", &src.shape)?;
     let (_, dst_c) = rows_last("copy_channels", &dst.shape)?;
     let p = CopyChannelsParams {
@@ -44,25 +55,36 @@ fn copy(enc: &mut Encoder, src: &GpuTensor, dst: &GpuTensor, src_off: usize, dst
         src_off: src_off as u32,
         dst_off: dst_off as u32,
         count: count as u32,
-        _pad: [0; 2],
+        flags: accumulate as u32,
+        _pad: 0,
     };
     enc.dispatch(Shader::Concat, "copy_channels", &p, &[Some(&src.buffer), Some(&dst.buffer)], groups_1d(rows * count))
 }
 
 pub fn concat_channels(enc: &mut Encoder, parts: &[&GpuTensor], out: &GpuTensor) -> Result<(), GpuError> {
+    concat_channels_into(enc, parts, out, false)
+}
+
+pub fn split_channels(enc: &mut Encoder, x: &GpuTensor, parts: &[&GpuTensor]) -> Result<(), GpuError> {
+    split_channels_into(enc, x, parts, &vec![false; parts.len()])
+}
+
+/// Concatenation that adds to `out` when `accumulate` (the backward of split).
+pub fn concat_channels_into(enc: &mut Encoder, parts: &[&GpuTensor], out: &GpuTensor, accumulate: bool) -> Result<(), GpuError> {
     let shapes: Vec<&[usize]> = parts.iter().map(|t| t.shape.as_slice()).collect();
     let offsets = channel_offsets("concat", &shapes, &out.shape)?;
     for (part, off) in parts.iter().zip(offsets) {
-        copy(enc, part, out, 0, off, *part.shape.last().unwrap_or(&0))?;
+        copy(enc, part, out, 0, off, *part.shape.last().unwrap_or(&0), accumulate)?;
     }
     Ok(())
 }
 
-pub fn split_channels(enc: &mut Encoder, x: &GpuTensor, parts: &[&GpuTensor]) -> Result<(), GpuError> {
+/// Split whose part `i` is added to when `accumulate[i]` (the backward of concat).
+pub fn split_channels_into(enc: &mut Encoder, x: &GpuTensor, parts: &[&GpuTensor], accumulate: &[bool]) -> Result<(), GpuError> {
     let shapes: Vec<&[usize]> = parts.iter().map(|t| t.shape.as_slice()).collect();
     let offsets = channel_offsets("split", &shapes, &x.shape)?;
-    for (part, off) in parts.iter().zip(offsets) {
-        copy(enc, x, part, off, 0, *part.shape.last().unwrap_or(&0))?;
+    for ((part, off), &acc) in parts.iter().zip(offsets).zip(accumulate) {
+        copy(enc, x, part, off, 0, *part.shape.last().unwrap_or(&0), acc)?;
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! Elementwise ops: relu, prelu, add_scaled (`x + s*z`), affine (`a*x + b`), seeded dropout.
+//! Elementwise ops: relu, prelu, add_scaled (`x + s*z`), affine (`a*x + b`), seeded dropout, in-place axpy,
+//! and the backward of relu, prelu and dropout.
 
 use super::rows_last;
 use crate::gpu::{check_shape, groups_1d, DType, Encoder, GpuError, GpuTensor, Shader};
@@ -11,12 +12,14 @@ pub struct ElementwiseParams {
     pub a: f32,
     pub b: f32,
     pub seed: u32,
-    pub _pad: [u32; 3],
+    /// bit 0: backward kernels add to the gradient instead of writing it.
+    pub flags: u32,
+    pub _pad: [u32; 2],
 }
 
 impl ElementwiseParams {
     fn new(n: usize) -> Self {
-        Self { n: n as u32, c: 1, a: 0.0, b: 0.0, seed: 0, _pad: [0; 3] }
+        Self { n: n as u32, c: 1, a: 0.0, b: 0.0, seed: 0, flags: 0, _pad: [0; 2] }
     }
 }
 
@@ -73,4 +76,92 @@ pub fn dropout_uniform(seed: u32, i: u32) -> f32 {
     let state = (seed ^ i.wrapping_mul(0x9E37_79B9)).wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
     let word = ((state >> ((state >> 28) + 4)) ^ state).wrapping_mul(277_803_737);
     (((word >> 22) ^ word) >> 8) as f32 / 16_777_216.0
+}
+
+/// `y += a * x` in place.
+pub fn axpy(enc: &mut Encoder, a: f32, x: &GpuTensor, y: &GpuTensor) -> Result<(), GpuError> {
+    if x.len() != y.len() {
+        return Err(GpuError::Shape { op: "axpy", detail: format!("x {:?} and y {:?} differ in size", x.shape, y.shape) });
+    }
+    let mut p = ElementwiseParams::new(x.len());
+    p.a = a;
+    enc.dispatch(Shader::Elementwise, "axpy", &p, &[Some(&x.buffer), None, Some(&y.buffer), None], groups_1d(x.len()))
+}
+
+/// `dst = s * src`, or `dst += s * src` when `accumulate`: how a gradient reaches a tensor that may
+/// already hold one.
+pub fn scale_into(enc: &mut Encoder, src: &GpuTensor, s: f32, dst: &GpuTensor, accumulate: bool) -> Result<(), GpuError> {
+    if accumulate {
+        axpy(enc, s, src, dst)
+    } else {
+        if src.len() != dst.len() {
+            return Err(GpuError::Shape { op: "scale_into", detail: format!("{:?} into {:?}", src.shape, dst.shape) });
+        }
+        let mut p = ElementwiseParams::new(src.len());
+        p.a = s;
+        enc.dispatch(Shader::Elementwise, "affine", &p, &[Some(&src.buffer), None, Some(&dst.buffer), None], groups_1d(src.len()))
+    }
+}
+
+/// `dx (+)= dy * (y > 0)`.
+pub fn relu_backward(enc: &mut Encoder, dy: &GpuTensor, y: &GpuTensor, dx: &GpuTensor, accumulate: bool) -> Result<(), GpuError> {
+    let mut p = same("relu_backward", dy, dx)?;
+    check_shape("relu_backward", "y", &y.shape, &dy.shape)?;
+    p.flags = accumulate as u32;
+    enc.dispatch(
+        Shader::Elementwise,
+        "relu_backward",
+        &p,
+        &[Some(&dy.buffer), Some(&y.buffer), Some(&dx.buffer), None],
+        groups_1d(dy.len()),
+    )
+}
+
+/// `dx (+)= dy * (x > 0 ? 1 : alpha)`; `prod = dy * min(x, 0)`, whose column sums are d alpha.
+#[allow(clippy::too_many_arguments)]
+pub fn prelu_backward(
+    enc: &mut Encoder,
+    dy: &GpuTensor,
+    x: &GpuTensor,
+    alpha: &GpuTensor,
+    dx: &GpuTensor,
+    prod: &GpuTensor,
+    accumulate: bool,
+) -> Result<(), GpuError> {
+    let mut p = same("prelu_backward", dy, dx)?;
+    let (_, c) = rows_last("prelu_backward", &x.shape)?;
+    check_shape("prelu_backward", "x", &x.shape, &dy.shape)?;
+    check_shape("prelu_backward", "alpha", &alpha.shape, &[c])?;
+    check_shape("prelu_backward", "product", &prod.shape, &dy.shape)?;
+    p.c = c as u32;
+    p.flags = accumulate as u32;
+    enc.dispatch(
+        Shader::Elementwise,
+        "prelu_backward",
+        &p,
+        &[Some(&dy.buffer), Some(&alpha.buffer), Some(&dx.buffer), None, Some(&x.buffer), Some(&prod.buffer)],
+        groups_1d(dy.len()),
+    )
+}
+
+/// `dx (+)= dy * mask / keep`.
+pub fn dropout_backward(
+    enc: &mut Encoder,
+    dy: &GpuTensor,
+    mask: &GpuTensor,
+    keep: f32,
+    dx: &GpuTensor,
+    accumulate: bool,
+) -> Result<(), GpuError> {
+    let mut p = same("dropout_backward", dy, dx)?;
+    check_shape("dropout_backward", "mask", &mask.shape, &dy.shape)?;
+    p.a = keep;
+    p.flags = accumulate as u32;
+    enc.dispatch(
+        Shader::Elementwise,
+        "dropout_backward",
+        &p,
+        &[Some(&dy.buffer), None, Some(&dx.buffer), Some(&mask.buffer)],
+        groups_1d(dy.len()),
+    )
 }

@@ -18,6 +18,9 @@ pub struct PoolParams {
     pub sw: u32,
     pub pad_top: u32,
     pub pad_left: u32,
+    /// bit 0: backward kernels add to the gradient instead of writing it.
+    pub flags: u32,
+    pub _pad: [u32; 3],
 }
 
 impl PoolParams {
@@ -40,6 +43,8 @@ impl PoolParams {
             sw: stride.1 as u32,
             pad_top,
             pad_left,
+            flags: 0,
+            _pad: [0; 3],
         })
     }
 
@@ -95,4 +100,49 @@ pub fn global_avg_pool(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor) -> Resul
     check_shape("global_avg_pool", "output", &y.shape, &[p.n as usize, p.c as usize])?;
     enc.dispatch(Shader::Pool, "global_avg_pool", &p, &[Some(&x.buffer), Some(&y.buffer), None], groups_1d(y.len()))?;
     Ok(p)
+}
+
+/// `dx (+)=` the max-pool gradient: each `dy` goes to the input its window's `argmax` names.
+#[allow(clippy::too_many_arguments)]
+pub fn max_pool_backward(
+    enc: &mut Encoder,
+    dy: &GpuTensor,
+    argmax: &GpuTensor,
+    dx: &GpuTensor,
+    k: (usize, usize),
+    stride: (usize, usize),
+    padding: Padding,
+    accumulate: bool,
+) -> Result<(), GpuError> {
+    let mut p = PoolParams::new(&dx.shape, k, stride, padding)?;
+    check_shape("max_pool_backward", "dy", &dy.shape, &p.out_shape())?;
+    check_shape("max_pool_backward", "argmax", &argmax.shape, &p.out_shape())?;
+    p.flags = accumulate as u32;
+    enc.dispatch(Shader::Pool, "max_pool_backward", &p, &[Some(&dy.buffer), Some(&dx.buffer), Some(&argmax.buffer)], groups_1d(dx.len()))
+}
+
+/// `dx (+)=` the average-pool gradient (each window's `dy` shared by its in-image taps).
+pub fn avg_pool_backward(
+    enc: &mut Encoder,
+    dy: &GpuTensor,
+    dx: &GpuTensor,
+    k: (usize, usize),
+    stride: (usize, usize),
+    padding: Padding,
+    accumulate: bool,
+) -> Result<(), GpuError> {
+    let mut p = PoolParams::new(&dx.shape, k, stride, padding)?;
+    check_shape("avg_pool_backward", "dy", &dy.shape, &p.out_shape())?;
+    p.flags = accumulate as u32;
+    // The shader's shared gather references argmax, so the entry's layout holds it: bind a stand-in.
+    let unused = enc.absent_rw();
+    enc.dispatch(Shader::Pool, "avg_pool_backward", &p, &[Some(&dy.buffer), Some(&dx.buffer), Some(unused)], groups_1d(dx.len()))
+}
+
+/// `dx[n, y, x, c] (+)= dy[n, c] / (h * w)`.
+pub fn global_avg_pool_backward(enc: &mut Encoder, dy: &GpuTensor, dx: &GpuTensor, accumulate: bool) -> Result<(), GpuError> {
+    let mut p = PoolParams::global(&dx.shape)?;
+    check_shape("global_avg_pool_backward", "dy", &dy.shape, &[p.n as usize, p.c as usize])?;
+    p.flags = accumulate as u32;
+    enc.dispatch(Shader::Pool, "global_avg_pool_backward", &p, &[Some(&dy.buffer), Some(&dx.buffer), None], groups_1d(dx.len()))
 }

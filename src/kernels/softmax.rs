@@ -9,13 +9,16 @@ use crate::gpu::{check_shape, groups_1d, Encoder, GpuError, GpuTensor, Shader};
 pub struct SoftmaxParams {
     pub rows: u32,
     pub cols: u32,
-    pub _pad: [u32; 2],
+    /// bit 0: the backward adds to the gradient instead of writing it.
+    pub flags: u32,
+    /// Backward: the loss weight divided by the rows (mean loss).
+    pub scale: f32,
 }
 
 impl SoftmaxParams {
     pub fn new(z: &[usize]) -> Result<Self, GpuError> {
         let (rows, cols) = rows_last("softmax", z)?;
-        Ok(Self { rows: rows as u32, cols: cols as u32, _pad: [0; 2] })
+        Ok(Self { rows: rows as u32, cols: cols as u32, flags: 0, scale: 0.0 })
     }
 }
 
@@ -46,4 +49,27 @@ pub fn softmax_xent(
         groups_1d(p.rows as usize),
     )?;
     sum_scaled(enc, row_loss, loss, 1.0 / p.rows as f32)
+}
+
+/// `dz (+)= weight / rows * (prob - onehot(labels))`: the gradient of `weight * mean cross-entropy`.
+pub fn softmax_xent_backward(
+    enc: &mut Encoder,
+    prob: &GpuTensor,
+    labels: &GpuTensor,
+    weight: f32,
+    dz: &GpuTensor,
+    accumulate: bool,
+) -> Result<(), GpuError> {
+    let mut p = SoftmaxParams::new(&prob.shape)?;
+    check_shape("softmax_xent_backward", "labels", &labels.shape, &[p.rows as usize])?;
+    check_shape("softmax_xent_backward", "dz", &dz.shape, &prob.shape)?;
+    p.flags = accumulate as u32;
+    p.scale = weight / p.rows as f32;
+    enc.dispatch(
+        Shader::Softmax,
+        "softmax_xent_backward",
+        &p,
+        &[None, Some(&labels.buffer), Some(&prob.buffer), None, Some(&dz.buffer)],
+        groups_1d(prob.len()),
+    )
 }

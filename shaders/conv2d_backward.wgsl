@@ -1,0 +1,263 @@
+// Backward of conv2d (NHWC x HWIO) and of its fused epilogue; the forward is in conv2d.wgsl.
+//
+// Forward, per output element (m = flattened n,oy,ox; o = output channel):
+//   v = conv(x, w)[m,o] + bias[o];  t = v*scale[o] + shift[o];  u = residual[m,o] + res_scale*t;  y = act(u)
+//
+// epilogue_backward (one invocation per output element):
+//   du   = dy * act'(u)            relu: y > 0;  prelu: u > 0 ? 1 : alpha[o]  (u read from `preact`)
+//   prod = dy * min(u, 0)          (act 2: summed per channel by reduce.wgsl col_sum into d alpha)
+//   dres = du                      (flags & 4: written, or added when flags & 8)
+//   g    = du * res_scale (flags & 4) * scale[o] (flags & 2)   (gradient of the raw conv output;
+//                                    its column sums are d bias; the affine is a frozen batch norm)
+// conv2d_grad_input:  dx[n,iy,ix,c] (+)= sum_{ky,kx,o} g[n,oy,ox,o] * w[ky,kx,c,o]
+//                     over the taps with oy*sh - pad_top + ky = iy and ox*sw - pad_left + kx = ix
+// conv2d_grad_weight: part[s, (ky,kx,c), o] = sum_{m in split s} x[tap(m, ky, kx), c] * g[m, o]
+//                     (split-K over the output pixels; with one split it writes dw directly, (+)= when flags & 1)
+// grad_weight_reduce: dw[i] (+)= sum_s part[s, i]
+//
+// Every kernel keeps an 8x8 tile of outputs in registers, like conv2d.wgsl (barriers are slow on lavapipe).
+
+struct Params {
+    n: u32, h: u32, w: u32, c: u32,
+    oh: u32, ow: u32, oc: u32, kh: u32,
+    kw: u32, sh: u32, sw: u32, pad_top: u32,
+    pad_left: u32, flags: u32, act: u32, res_scale: f32,
+    splits: u32, chunk: u32, _p0: u32, _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;         // dy | g (grad_input) | x (grad_weight) | part (reduce)
+@group(0) @binding(2) var<storage, read> b: array<f32>;         // y | w (grad_input) | g (grad_weight)
+@group(0) @binding(3) var<storage, read> preact: array<f32>;    // u [m, oc] (epilogue, act 2)
+@group(0) @binding(4) var<storage, read> alpha: array<f32>;     // [oc] (epilogue, act 2)
+@group(0) @binding(5) var<storage, read> scale: array<f32>;     // [oc] (epilogue, flags & 2)
+@group(0) @binding(6) var<storage, read_write> out: array<f32>; // g | dx | part or dw | dw
+@group(0) @binding(7) var<storage, read_write> dres: array<f32>;  // [m, oc] (epilogue, flags & 4)
+@group(0) @binding(8) var<storage, read_write> prod: array<f32>;  // [m, oc] (epilogue, act 2)
+
+fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.y * nwg.x * 64u + gid.x;
+}
+
+@compute @workgroup_size(64)
+fn epilogue_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.n * p.oh * p.ow * p.oc) {
+        return;
+    }
+    let o = i % p.oc;
+    let dy = a[i];
+    var du = dy;
+    if (p.act == 1u) {
+        du = select(0.0, dy, b[i] > 0.0);
+    } else if (p.act == 2u) {
+        let u = preact[i];
+        du = select(alpha[o] * dy, dy, u > 0.0);
+        prod[i] = dy * min(u, 0.0);
+    }
+    var g = du;
+    if ((p.flags & 4u) != 0u) {
+        dres[i] = select(0.0, dres[i], (p.flags & 8u) != 0u) + du;
+        g = g * p.res_scale;
+    }
+    if ((p.flags & 2u) != 0u) {
+        g = g * scale[o];
+    }
+    out[i] = g;
+}
+
+@compute @workgroup_size(64)
+fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    // Tile: 8 consecutive input pixels (flattened n,iy,ix) x 8 consecutive input channels.
+    let idx = index(gid, nwg);
+    let m_total = p.n * p.h * p.w;
+    let tiles_c = (p.c + 7u) / 8u;
+    if (idx >= tiles_c * ((m_total + 7u) / 8u)) {
+        return;
+    }
+    let m0 = (idx / tiles_c) * 8u;
+    let c0 = (idx % tiles_c) * 8u;
+    var py: array<i32, 8>;
+    var px: array<i32, 8>;
+    var gb: array<u32, 8>;
+    for (var r = 0u; r < 8u; r++) {
+        let m = min(m0 + r, m_total - 1u);
+        let rem = m % (p.h * p.w);
+        py[r] = i32(rem / p.w) + i32(p.pad_top);
+        px[r] = i32(rem % p.w) + i32(p.pad_left);
+        gb[r] = (m / (p.h * p.w)) * p.oh * p.ow * p.oc;
+    }
+    let ch0 = min(c0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.c - 1u));
+    let ch1 = min(c0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.c - 1u));
+    var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>();
+    var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>();
+    var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>();
+    var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>();
+    var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>();
+    var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>();
+    var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>();
+    var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>();
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            // The output pixel each input pixel feeds through this tap, or none (mask 0).
+            var off0 = vec4<u32>();
+            var off1 = vec4<u32>();
+            var k0 = vec4<f32>();
+            var k1 = vec4<f32>();
+            var hit = false;
+            for (var r = 0u; r < 8u; r++) {
+                let ny = py[r] - i32(ky);
+                let nx = px[r] - i32(kx);
+                let oy = ny / i32(p.sh);
+                let ox = nx / i32(p.sw);
+                let ok = ny >= 0 && nx >= 0 && ny % i32(p.sh) == 0 && nx % i32(p.sw) == 0 && oy < i32(p.oh) && ox < i32(p.ow);
+                let off = select(0u, gb[r] + (u32(oy) * p.ow + u32(ox)) * p.oc, ok);
+                let k = select(0.0, 1.0, ok);
+                hit = hit || ok;
+                if (r < 4u) {
+                    off0[r] = off;
+                    k0[r] = k;
+                } else {
+                    off1[r - 4u] = off;
+                    k1[r - 4u] = k;
+                }
+            }
+            if (!hit) {
+                continue;
+            }
+            let wbase = (ky * p.kw + kx) * p.c;
+            let w0 = (wbase + ch0) * p.oc;
+            let w1 = (wbase + ch1) * p.oc;
+            for (var o = 0u; o < p.oc; o++) {
+                let a0 = k0 * vec4<f32>(a[off0.x + o], a[off0.y + o], a[off0.z + o], a[off0.w + o]);
+                let a1 = k1 * vec4<f32>(a[off1.x + o], a[off1.y + o], a[off1.z + o], a[off1.w + o]);
+                let b0 = vec4<f32>(b[w0.x + o], b[w0.y + o], b[w0.z + o], b[w0.w + o]);
+                let b1 = vec4<f32>(b[w1.x + o], b[w1.y + o], b[w1.z + o], b[w1.w + o]);
+                c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+                c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+                c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+                c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+                c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+                c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+                c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+                c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+            }
+        }
+    }
+    let acc = array<vec4<f32>, 16>(c0_0, c0_1, c1_0, c1_1, c2_0, c2_1, c3_0, c3_1, c4_0, c4_1, c5_0, c5_1, c6_0, c6_1, c7_0, c7_1);
+    let accumulate = (p.flags & 1u) != 0u;
+    for (var r = 0u; r < 8u; r++) {
+        let m = m0 + r;
+        if (m >= m_total) {
+            break;
+        }
+        for (var j = 0u; j < 8u; j++) {
+            let ch = c0 + j;
+            if (ch >= p.c) {
+                break;
+            }
+            let at = m * p.c + ch;
+            out[at] = select(0.0, out[at], accumulate) + acc[r * 2u + j / 4u][j % 4u];
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    // Tile: 8 consecutive input channels of one tap (ky,kx) x 8 consecutive output channels, summed over
+    // the output pixels of one split.
+    let idx = index(gid, nwg);
+    let tiles_c = (p.c + 7u) / 8u;
+    let tiles_o = (p.oc + 7u) / 8u;
+    let tiles = p.kh * p.kw * tiles_c * tiles_o;
+    if (idx >= tiles * p.splits) {
+        return;
+    }
+    let split = idx / tiles;
+    let t = idx % tiles;
+    let o0 = (t % tiles_o) * 8u;
+    let rc = t / tiles_o;
+    let c0 = (rc % tiles_c) * 8u;
+    let tap = rc / tiles_c;
+    let ky = tap / p.kw;
+    let kx = tap % p.kw;
+    let m_total = p.n * p.oh * p.ow;
+    let m_begin = split * p.chunk;
+    let m_end = min(m_begin + p.chunk, m_total);
+    let cc0 = min(c0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.c - 1u));
+    let cc1 = min(c0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.c - 1u));
+    let oo0 = min(o0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.oc - 1u));
+    let oo1 = min(o0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));
+    var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>();
+    var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>();
+    var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>();
+    var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>();
+    var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>();
+    var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>();
+    var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>();
+    var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>();
+    var ox = m_begin % p.ow;
+    var oy = (m_begin / p.ow) % p.oh;
+    var bn = m_begin / (p.ow * p.oh);
+    for (var m = m_begin; m < m_end; m++) {
+        let iy = i32(oy * p.sh + ky) - i32(p.pad_top);
+        let ix = i32(ox * p.sw + kx) - i32(p.pad_left);
+        if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
+            let xo = ((bn * p.h + u32(iy)) * p.w + u32(ix)) * p.c;
+            let go = m * p.oc;
+            let a0 = vec4<f32>(a[xo + cc0.x], a[xo + cc0.y], a[xo + cc0.z], a[xo + cc0.w]);
+            let a1 = vec4<f32>(a[xo + cc1.x], a[xo + cc1.y], a[xo + cc1.z], a[xo + cc1.w]);
+            let b0 = vec4<f32>(b[go + oo0.x], b[go + oo0.y], b[go + oo0.z], b[go + oo0.w]);
+            let b1 = vec4<f32>(b[go + oo1.x], b[go + oo1.y], b[go + oo1.z], b[go + oo1.w]);
+            c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+            c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+            c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+            c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+            c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+            c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+            c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+            c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+        }
+        ox++;
+        if (ox == p.ow) {
+            ox = 0u;
+            oy++;
+            if (oy == p.oh) {
+                oy = 0u;
+                bn++;
+            }
+        }
+    }
+    let acc = array<vec4<f32>, 16>(c0_0, c0_1, c1_0, c1_1, c2_0, c2_1, c3_0, c3_1, c4_0, c4_1, c5_0, c5_1, c6_0, c6_1, c7_0, c7_1);
+    let rows = p.kh * p.kw * p.c;
+    let base = split * rows * p.oc;
+    let accumulate = (p.flags & 1u) != 0u;
+    for (var r = 0u; r < 8u; r++) {
+        let ch = c0 + r;
+        if (ch >= p.c) {
+            break;
+        }
+        for (var j = 0u; j < 8u; j++) {
+            let o = o0 + j;
+            if (o >= p.oc) {
+                break;
+            }
+            let at = base + ((tap * p.c) + ch) * p.oc + o;
+            out[at] = select(0.0, out[at], accumulate) + acc[r * 2u + j / 4u][j % 4u];
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn grad_weight_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    let total = p.kh * p.kw * p.c * p.oc;
+    if (i >= total) {
+        return;
+    }
+    var s = 0.0;
+    for (var k = 0u; k < p.splits; k++) {
+        s += a[k * total + i];
+    }
+    out[i] = select(0.0, out[i], (p.flags & 1u) != 0u) + s;
+}

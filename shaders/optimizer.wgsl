@@ -1,0 +1,104 @@
+// Parameter updates with TensorFlow 1's formulas and facenet's constants (FACENET_REFERENCE.md section 4).
+// Every update reads the gradient g and then zeroes it, so the next backward accumulates from zero.
+//
+// adagrad:  s1 += g^2;  w -= lr * g / sqrt(s1)                       (s1 starts at 0.1, TF's default)
+// adadelta: s1 = rho*s1 + (1-rho)*g^2;  d = sqrt(s2 + eps) / sqrt(s1 + eps) * g;
+//           s2 = rho*s2 + (1-rho)*d^2;  w -= lr * d                  (rho 0.9, eps 1e-6)
+// adam:     s1 += (g - s1)*(1-b1);  s2 += (g^2 - s2)*(1-b2);
+//           w -= lr_t * s1 / (sqrt(s2) + eps),  lr_t = lr*sqrt(1-b2^t)/(1-b1^t) computed on the host
+//                                                                   (b1 0.9, b2 0.999, eps 0.1)
+// rmsprop:  s1 += (g^2 - s1)*(1-decay);  s2 = mom*s2 + lr*g/sqrt(s1 + eps);  w -= s2
+//                                                                   (decay 0.9, mom 0.9, eps 1.0; s1 starts at 1)
+// momentum: s1 = mom*s1 + g;  w -= lr*(g + mom*s1)                   (Nesterov, mom 0.9)
+// sgd:      w -= lr * g
+// ema:      s1 -= (1 - decay) * (s1 - w)   (s1 = the shadow; decay = min(decay, (1+t)/(10+t)) on the host)
+//
+// Parameter names: a = rho | b1 | decay | mom, b = b2 | mom.
+
+struct Params { n: u32, lr: f32, a: f32, b: f32, eps: f32, _p0: u32, _p1: u32, _p2: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> w: array<f32>;   // [n] the parameter
+@group(0) @binding(2) var<storage, read_write> g: array<f32>;   // [n] its gradient, zeroed after use
+@group(0) @binding(3) var<storage, read_write> s1: array<f32>;  // [n] first slot
+@group(0) @binding(4) var<storage, read_write> s2: array<f32>;  // [n] second slot
+
+fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.y * nwg.x * 64u + gid.x;
+}
+
+fn take_grad(i: u32) -> f32 {
+    let v = g[i];
+    g[i] = 0.0;
+    return v;
+}
+
+@compute @workgroup_size(64)
+fn adagrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        let d = take_grad(i);
+        s1[i] += d * d;
+        w[i] -= p.lr * d * inverseSqrt(s1[i]);
+    }
+}
+
+@compute @workgroup_size(64)
+fn adadelta(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        let d = take_grad(i);
+        s1[i] = p.a * s1[i] + (1.0 - p.a) * d * d;
+        let u = sqrt(s2[i] + p.eps) * inverseSqrt(s1[i] + p.eps) * d;
+        s2[i] = p.a * s2[i] + (1.0 - p.a) * u * u;
+        w[i] -= p.lr * u;
+    }
+}
+
+@compute @workgroup_size(64)
+fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        let d = take_grad(i);
+        s1[i] += (d - s1[i]) * (1.0 - p.a);
+        s2[i] += (d * d - s2[i]) * (1.0 - p.b);
+        w[i] -= p.lr * s1[i] / (sqrt(s2[i]) + p.eps);
+    }
+}
+
+@compute @workgroup_size(64)
+fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        let d = take_grad(i);
+        s1[i] += (d * d - s1[i]) * (1.0 - p.a);
+        s2[i] = p.b * s2[i] + p.lr * d * inverseSqrt(s1[i] + p.eps);
+        w[i] -= s2[i];
+    }
+}
+
+@compute @workgroup_size(64)
+fn momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        let d = take_grad(i);
+        s1[i] = p.a * s1[i] + d;
+        w[i] -= p.lr * (d + p.a * s1[i]);
+    }
+}
+
+@compute @workgroup_size(64)
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        w[i] -= p.lr * take_grad(i);
+    }
+}
+
+@compute @workgroup_size(64)
+fn ema(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        s1[i] -= (1.0 - p.a) * (s1[i] - w[i]);
+    }
+}

@@ -1,0 +1,205 @@
+//! Backward of conv2d and its fused epilogue: the epilogue's gradient, the data gradient and the weight
+//! gradient (split-K over output pixels).
+
+use super::conv2d::{Activation, Conv2dParams, Epilogue, Padding};
+use crate::gpu::{check_shape, groups_1d, Encoder, GpuError, GpuTensor, Shader};
+
+/// Conv geometry plus the backward kernels' split-K fields.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Conv2dBackwardParams {
+    pub conv: Conv2dParams,
+    /// Number of output-pixel chunks the weight gradient is split into.
+    pub splits: u32,
+    /// Output pixels per split.
+    pub chunk: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Flag bits of the backward kernels (in `conv.flags`).
+const ACCUMULATE: u32 = 1;
+const AFFINE: u32 = 2;
+const RESIDUAL: u32 = 4;
+const ACCUMULATE_RESIDUAL: u32 = 8;
+
+impl Conv2dBackwardParams {
+    pub fn new(x: &[usize], w: &[usize], stride: (usize, usize), padding: Padding) -> Result<Self, GpuError> {
+        let conv = Conv2dParams::new(x, w, stride, padding)?;
+        let pixels = (conv.n * conv.oh * conv.ow) as usize;
+        let tiles = (conv.kh * conv.kw * conv.c.div_ceil(8) * conv.oc.div_ceil(8)) as usize;
+        // Enough invocations to fill a large GPU, but never fewer than 128 pixels per split.
+        let splits = 4096usize.div_ceil(tiles).clamp(1, pixels.div_ceil(128).max(1));
+        let chunk = pixels.div_ceil(splits).max(1);
+        let splits = pixels.div_ceil(chunk).max(1);
+        Ok(Self { conv, splits: splits as u32, chunk: chunk as u32, _pad: [0; 2] })
+    }
+
+    /// Elements of the split-K scratch `grad_weight` needs (0 when it writes the gradient directly).
+    pub fn scratch_len(&self) -> usize {
+        let c = &self.conv;
+        if self.splits == 1 {
+            0
+        } else {
+            self.splits as usize * (c.kh * c.kw * c.c * c.oc) as usize
+        }
+    }
+}
+
+/// What the epilogue backward needs from the forward: the output `y` (ReLU), the pre-activation `u`
+/// (PReLU), alpha, the affine scale and the residual scale.
+pub struct EpilogueSaved<'a> {
+    pub y: &'a GpuTensor,
+    pub preact: Option<&'a GpuTensor>,
+}
+
+/// Gradients the epilogue backward writes: `g` (of the raw conv output, `[m, oc]`), and where the forward
+/// had them, the residual's gradient (`(tensor, accumulate)`) and the PReLU product whose column sums are
+/// d alpha.
+pub struct EpilogueGrads<'a> {
+    pub g: &'a GpuTensor,
+    pub residual: Option<(&'a GpuTensor, bool)>,
+    pub prelu_prod: Option<&'a GpuTensor>,
+}
+
+/// Records the epilogue's backward. The affine (a frozen batch norm) gets no gradient; d bias is the column
+/// sum of `g` and d alpha the column sum of `prelu_prod` (both by `reduce::col_sum`).
+pub fn epilogue_backward(
+    enc: &mut Encoder,
+    p: &Conv2dParams,
+    epi: &Epilogue<&GpuTensor>,
+    dy: &GpuTensor,
+    saved: &EpilogueSaved,
+    grads: &EpilogueGrads,
+) -> Result<(), GpuError> {
+    const OP: &str = "conv2d epilogue backward";
+    let out = p.out_shape();
+    check_shape(OP, "dy", &dy.shape, &out)?;
+    check_shape(OP, "y", &saved.y.shape, &out)?;
+    check_shape(OP, "g", &grads.g.shape, &out)?;
+    let mut q = Conv2dBackwardParams { conv: *p, splits: 1, chunk: 1, _pad: [0; 2] };
+    q.conv.flags = 0;
+    q.conv.act = match epi.act {
+        Activation::None => 0,
+        Activation::Relu => 1,
+        Activation::Prelu(_) => 2,
+    };
+    q.conv.res_scale = epi.residual.map_or(1.0, |(_, s)| s);
+    let absent = enc.absent();
+    let absent_rw = enc.absent_rw();
+    let scale = match &epi.affine {
+        Some((s, _)) => {
+            q.conv.flags |= AFFINE;
+            &s.buffer
+        }
+        None => absent,
+    };
+    let dres = match (&epi.residual, &grads.residual) {
+        (Some(_), Some((t, acc))) => {
+            check_shape(OP, "residual gradient", &t.shape, &out)?;
+            q.conv.flags |= RESIDUAL | if *acc { ACCUMULATE_RESIDUAL } else { 0 };
+            &t.buffer
+        }
+        (Some(_), None) => {
+            return Err(GpuError::Invalid { op: OP, detail: "a residual epilogue needs a residual gradient buffer".into() });
+        }
+        _ => absent_rw,
+    };
+    let (preact, alpha, prod) = match &epi.act {
+        Activation::Prelu(a) => {
+            let (Some(u), Some(prod)) = (saved.preact, grads.prelu_prod) else {
+                return Err(GpuError::Invalid { op: OP, detail: "PReLU backward needs the pre-activation and a product buffer".into() });
+            };
+            check_shape(OP, "pre-activation", &u.shape, &out)?;
+            check_shape(OP, "prelu product", &prod.shape, &out)?;
+            (&u.buffer, &a.buffer, &prod.buffer)
+        }
+        _ => (absent, absent, absent_rw),
+    };
+    enc.dispatch(
+        Shader::Conv2dBackward,
+        "epilogue_backward",
+        &q,
+        &[Some(&dy.buffer), Some(&saved.y.buffer), Some(preact), Some(alpha), Some(scale), Some(&grads.g.buffer), Some(dres), Some(prod)],
+        groups_1d(dy.len()),
+    )
+}
+
+/// Records `dx (+)= conv2d_transpose(g, w)`: the gradient of the input.
+#[allow(clippy::too_many_arguments)]
+pub fn grad_input(
+    enc: &mut Encoder,
+    g: &GpuTensor,
+    w: &GpuTensor,
+    dx: &GpuTensor,
+    stride: (usize, usize),
+    padding: Padding,
+    accumulate: bool,
+) -> Result<(), GpuError> {
+    let mut q = Conv2dBackwardParams::new(&dx.shape, &w.shape, stride, padding)?;
+    check_shape("conv2d grad_input", "g", &g.shape, &q.conv.out_shape())?;
+    q.conv.flags = if accumulate { ACCUMULATE } else { 0 };
+    let tiles = (q.conv.n * q.conv.h * q.conv.w).div_ceil(8) as usize * q.conv.c.div_ceil(8) as usize;
+    enc.dispatch(
+        Shader::Conv2dBackward,
+        "conv2d_grad_input",
+        &q,
+        &[Some(&g.buffer), Some(&w.buffer), None, None, None, Some(&dx.buffer), None, None],
+        groups_1d(tiles),
+    )
+}
+
+/// Records `dw (+)= sum over pixels of x-tap ⊗ g`: the gradient of the HWIO weights. `scratch` holds at
+/// least `Conv2dBackwardParams::scratch_len()` elements (it may be `None` when that is 0).
+#[allow(clippy::too_many_arguments)]
+pub fn grad_weight(
+    enc: &mut Encoder,
+    x: &GpuTensor,
+    g: &GpuTensor,
+    dw: &GpuTensor,
+    scratch: Option<&GpuTensor>,
+    stride: (usize, usize),
+    padding: Padding,
+    accumulate: bool,
+) -> Result<(), GpuError> {
+    let mut q = Conv2dBackwardParams::new(&x.shape, &dw.shape, stride, padding)?;
+    check_shape("conv2d grad_weight", "g", &g.shape, &q.conv.out_shape())?;
+    let c = q.conv;
+    let tiles = (c.kh * c.kw * c.c.div_ceil(8) * c.oc.div_ceil(8)) as usize;
+    let need = q.scratch_len();
+    let acc = if accumulate { ACCUMULATE } else { 0 };
+    if need == 0 {
+        q.conv.flags = acc;
+        return enc.dispatch(
+            Shader::Conv2dBackward,
+            "conv2d_grad_weight",
+            &q,
+            &[Some(&x.buffer), Some(&g.buffer), None, None, None, Some(&dw.buffer), None, None],
+            groups_1d(tiles),
+        );
+    }
+    let scratch = match scratch {
+        Some(s) if s.len() >= need => s,
+        _ => {
+            return Err(GpuError::Shape {
+                op: "conv2d grad_weight",
+                detail: format!("split-K scratch needs {need} elements, got {}", scratch.map_or(0, |s| s.len())),
+            })
+        }
+    };
+    q.conv.flags = 0;
+    enc.dispatch(
+        Shader::Conv2dBackward,
+        "conv2d_grad_weight",
+        &q,
+        &[Some(&x.buffer), Some(&g.buffer), None, None, None, Some(&scratch.buffer), None, None],
+        groups_1d(tiles * q.splits as usize),
+    )?;
+    q.conv.flags = acc;
+    enc.dispatch(
+        Shader::Conv2dBackward,
+        "grad_weight_reduce",
+        &q,
+        &[Some(&scratch.buffer), None, None, None, None, Some(&dw.buffer), None, None],
+        groups_1d(dw.len()),
+    )
+}

@@ -1,0 +1,608 @@
+//! Backward kernels: each CPU twin against finite differences, and each GPU kernel against its CPU twin.
+//!
+//! Finite differences use the CPU forward twins where the op is linear in the perturbed input (conv,
+//! matmul, pools, dropout, and ReLU/PReLU away from their kink), so a large step is exact up to f32
+//! rounding; the nonlinear row ops (batch norm, softmax cross-entropy, L2 normalize, p-norm, center loss)
+//! are differenced through float64 re-statements of their forward formulas.
+
+mod common;
+
+use common::{assert_close, Rng};
+use facegpu::cpu;
+use facegpu::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
+use facegpu::kernels::conv2d::{Activation, Conv2dParams, Epilogue, Padding};
+use facegpu::kernels::conv2d_backward::{Conv2dBackwardParams, EpilogueGrads, EpilogueSaved};
+use facegpu::kernels::{self as k};
+
+fn record(ctx: &GpuContext, f: impl FnOnce(&mut Encoder) -> Result<(), GpuError>) {
+    let mut enc = Encoder::new(ctx);
+    f(&mut enc).expect("record");
+    enc.submit().expect("submit");
+}
+
+fn up(ctx: &GpuContext, name: &str, shape: &[usize], data: &[f32]) -> GpuTensor {
+    GpuTensor::upload(ctx, name, shape, data).expect("upload")
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+}
+
+/// Compares `analytic[i]` with the central difference `(f(x + h e_i) - f(x - h e_i)) / 2h` on up to 40
+/// coordinates spread over `x`, skipping those `skip` rejects (a kink inside the step). Passes when
+/// `|numeric - analytic| <= tol * (1 + |analytic|)`.
+fn fd_check(name: &str, x: &[f32], analytic: &[f32], h: f32, tol: f64, skip: impl Fn(usize) -> bool, f: impl Fn(&[f32]) -> f64) {
+    assert_eq!(x.len(), analytic.len(), "{name}: gradient length");
+    let step = (x.len() / 40).max(1);
+    let mut checked = 0;
+    for i in (0..x.len()).step_by(step).chain([x.len() - 1]) {
+        if skip(i) {
+            continue;
+        }
+        let mut xp = x.to_vec();
+        xp[i] = x[i] + h;
+        let lp = f(&xp);
+        xp[i] = x[i] - h;
+        let lm = f(&xp);
+        // The step actually taken in f32.
+        let numeric = (lp - lm) / ((x[i] + h) as f64 - (x[i] - h) as f64);
+        let a = analytic[i] as f64;
+        assert!((numeric - a).abs() <= tol * (1.0 + a.abs()), "{name}[{i}]: finite difference {numeric}, analytic {a}");
+        checked += 1;
+    }
+    assert!(checked >= x.len().min(10) / 2, "{name}: only {checked} coordinates could be checked");
+}
+
+fn never(_: usize) -> bool {
+    false
+}
+
+const CONV_CASES: [([usize; 4], [usize; 4], (usize, usize), Padding); 5] = [
+    ([2, 11, 13, 3], [3, 3, 3, 5], (2, 2), Padding::Same),
+    ([1, 9, 8, 4], [1, 7, 4, 6], (1, 1), Padding::Same),
+    ([2, 8, 7, 3], [7, 1, 3, 9], (1, 2), Padding::Valid),
+    ([1, 6, 5, 10], [3, 1, 10, 3], (2, 1), Padding::Explicit(1, 0, 0, 1)),
+    ([2, 7, 7, 9], [1, 3, 9, 4], (1, 1), Padding::Same),
+];
+
+#[test]
+fn conv2d_backward_data_and_weights_match_finite_differences() {
+    let mut rng = Rng::new(300);
+    for (xs, ws, stride, padding) in CONV_CASES {
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let p = Conv2dParams::new(&xs, &ws, stride, padding).unwrap();
+        let r = rng.vec(p.out_shape().iter().product(), -1.0, 1.0);
+        let loss = |x: &[f32], w: &[f32]| dot(&cpu::conv2d::conv2d(x, &xs, w, &ws, &Epilogue::default(), stride, padding).unwrap().0, &r);
+        let mut dx = vec![0f32; x.len()];
+        let mut dw = vec![0f32; w.len()];
+        cpu::conv2d_backward::grad_input(&r, &w, &ws, &mut dx, &xs, stride, padding, false).unwrap();
+        cpu::conv2d_backward::grad_weight(&x, &xs, &r, &mut dw, &ws, stride, padding, false).unwrap();
+        // The loss is linear in x and in w, so a large step is exact up to rounding.
+        let name = format!("conv2d {xs:?}x{ws:?} s{stride:?} {padding:?}");
+        fd_check(&format!("{name} dx"), &x, &dx, 0.5, 1e-4, never, |xp| loss(xp, &w));
+        fd_check(&format!("{name} dw"), &w, &dw, 0.5, 1e-4, never, |wp| loss(&x, wp));
+    }
+}
+
+/// The epilogue as a function of the raw conv output `v`.
+fn epilogue_forward(v: &[f32], epi: &Epilogue<&[f32]>, oc: usize) -> Vec<f32> {
+    v.iter().enumerate().map(|(i, &x)| cpu::conv2d::epilogue(x, i % oc, i, epi)).collect()
+}
+
+/// Case 0: bias + ReLU; 1: bias + affine + residual (0.17) + ReLU; 2: bias + residual (0.5) + PReLU.
+fn epilogue_case<'a>(
+    case: usize,
+    bias: &'a [f32],
+    affine: (&'a [f32], &'a [f32]),
+    res: &'a [f32],
+    alpha: &'a [f32],
+) -> Epilogue<&'a [f32]> {
+    match case {
+        0 => Epilogue { bias: Some(bias), act: Activation::Relu, ..Default::default() },
+        1 => Epilogue { bias: Some(bias), affine: Some(affine), residual: Some((res, 0.17)), act: Activation::Relu },
+        _ => Epilogue { bias: Some(bias), residual: Some((res, 0.5)), act: Activation::Prelu(alpha), ..Default::default() },
+    }
+}
+
+#[test]
+fn conv2d_epilogue_backward_matches_finite_differences() {
+    let mut rng = Rng::new(301);
+    let (xs, ws) = ([2, 5, 6, 3], [3, 3, 3, 7]);
+    let p = Conv2dParams::new(&xs, &ws, (1, 1), Padding::Same).unwrap();
+    let n: usize = p.out_shape().iter().product();
+    let oc = 7;
+    let (v, res, r) = (rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
+    let (bias, sc, sh, alpha) = (rng.vec(oc, -0.5, 0.5), rng.vec(oc, 0.5, 1.5), rng.vec(oc, -0.5, 0.5), rng.vec(oc, 0.05, 0.3));
+    let aff = (sc.as_slice(), sh.as_slice());
+    for case in 0..3 {
+        let e = epilogue_case(case, &bias, aff, &res, &alpha);
+        let y = epilogue_forward(&v, &e, oc);
+        let u = epilogue_forward(&v, &Epilogue { act: Activation::None, ..e }, oc);
+        let mut dres = vec![0f32; n];
+        let (g, prod) = cpu::conv2d_backward::epilogue_backward(&p, &e, &r, &y, Some(&u), Some((&mut dres, false))).unwrap();
+        // The activation's kink must not fall inside the step (h = 1e-3 moves u by at most 1.5e-3).
+        let h = 1e-3;
+        let near = |i: usize| u[i].abs() < 0.01;
+        let near_channel = |ch: usize| u.iter().skip(ch).step_by(oc).any(|x| x.abs() < 0.01);
+        let loss = |e: &Epilogue<&[f32]>| dot(&epilogue_forward(&v, e, oc), &r);
+        fd_check(&format!("epilogue {case} d conv"), &v, &g, h, 1e-3, near, |vp| dot(&epilogue_forward(vp, &e, oc), &r));
+        fd_check(&format!("epilogue {case} d residual"), &res, &dres, h, 1e-3, near, |rp| {
+            loss(&epilogue_case(case, &bias, aff, rp, &alpha))
+        });
+        let mut db = vec![0f32; oc];
+        cpu::reduce::col_sum(&g, &mut db, 1.0, false);
+        fd_check(&format!("epilogue {case} d bias"), &bias, &db, h, 1e-3, near_channel, |bp| {
+            loss(&epilogue_case(case, bp, aff, &res, &alpha))
+        });
+        if case == 2 {
+            let mut da = vec![0f32; oc];
+            cpu::reduce::col_sum(&prod, &mut da, 1.0, false);
+            fd_check("epilogue prelu d alpha", &alpha, &da, 0.05, 1e-4, never, |ap| loss(&epilogue_case(case, &bias, aff, &res, ap)));
+        }
+    }
+}
+
+#[test]
+fn linear_backward_matches_finite_differences() {
+    let mut rng = Rng::new(302);
+    let (b, i, o) = (5, 13, 7);
+    let (x, w, bias, r) = (rng.vec(b * i, -1.0, 1.0), rng.vec(i * o, -1.0, 1.0), rng.vec(o, -1.0, 1.0), rng.vec(b * o, -1.0, 1.0));
+    let loss = |x: &[f32], w: &[f32], bias: &[f32]| {
+        let mut y = vec![0f32; b * o];
+        cpu::matmul::matmul(x, &[b, i], w, &[i, o], Some(bias), &mut y, false, false, false).unwrap();
+        dot(&y, &r)
+    };
+    let (mut dx, mut dw, mut db) = (vec![0f32; b * i], vec![0f32; i * o], vec![0f32; o]);
+    cpu::matmul::matmul(&r, &[b, o], &w, &[i, o], None, &mut dx, false, true, false).unwrap();
+    cpu::matmul::matmul(&x, &[b, i], &r, &[b, o], None, &mut dw, true, false, false).unwrap();
+    cpu::reduce::col_sum(&r, &mut db, 1.0, false);
+    fd_check("linear dx", &x, &dx, 0.5, 1e-4, never, |p| loss(p, &w, &bias));
+    fd_check("linear dw", &w, &dw, 0.5, 1e-4, never, |p| loss(&x, p, &bias));
+    fd_check("linear dbias", &bias, &db, 0.5, 1e-4, never, |p| loss(&x, &w, p));
+}
+
+/// Training batch norm in float64: `gamma * (x - mean) / sqrt(var + eps) + beta` per channel.
+fn bn64(x: &[f32], c: usize, gamma: Option<&[f32]>, beta: &[f32], eps: f64) -> Vec<f64> {
+    let rows = x.len() / c;
+    let mut y = vec![0f64; x.len()];
+    for ch in 0..c {
+        let m = (0..rows).map(|r| x[r * c + ch] as f64).sum::<f64>() / rows as f64;
+        let var = (0..rows).map(|r| (x[r * c + ch] as f64 - m).powi(2)).sum::<f64>() / rows as f64;
+        for r in 0..rows {
+            let g = gamma.map_or(1.0, |g| g[ch] as f64);
+            y[r * c + ch] = g * (x[r * c + ch] as f64 - m) / (var + eps).sqrt() + beta[ch] as f64;
+        }
+    }
+    y
+}
+
+fn dot64(a: &[f64], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&x, &y)| x * y as f64).sum()
+}
+
+#[test]
+fn batch_norm_backward_with_and_without_gamma_matches_finite_differences() {
+    let mut rng = Rng::new(303);
+    let (shape, c) = ([3, 4, 2, 5], 5);
+    let n = 120;
+    let (x, r) = (rng.vec(n, -2.0, 2.0), rng.vec(n, -1.0, 1.0));
+    let (gamma, beta) = (rng.vec(c, 0.5, 1.5), rng.vec(c, -0.5, 0.5));
+    for with_gamma in [false, true] {
+        let g = with_gamma.then_some(gamma.as_slice());
+        let (mut mm, mut mv) = (vec![0f32; c], vec![1f32; c]);
+        let (_, mean, invstd) = cpu::batch_norm::batch_norm_train(&x, &shape, g, &beta, &mut mm, &mut mv, 1e-3, 0.995).unwrap();
+        let (mut dx, mut dg, mut db) = (vec![0f32; n], vec![0f32; c], vec![0f32; c]);
+        cpu::batch_norm::batch_norm_backward(
+            &x,
+            &r,
+            g,
+            &mean,
+            &invstd,
+            &mut dx,
+            with_gamma.then_some(dg.as_mut_slice()),
+            Some(&mut db),
+            false,
+        );
+        let name = if with_gamma { "bn with gamma" } else { "bn without gamma" };
+        fd_check(&format!("{name} dx"), &x, &dx, 1e-3, 1e-3, never, |p| dot64(&bn64(p, c, g, &beta, 1e-3), &r));
+        fd_check(&format!("{name} dbeta"), &beta, &db, 1e-3, 1e-3, never, |p| dot64(&bn64(&x, c, g, p, 1e-3), &r));
+        if with_gamma {
+            fd_check("bn dgamma", &gamma, &dg, 1e-3, 1e-3, never, |p| dot64(&bn64(&x, c, Some(p), &beta, 1e-3), &r));
+        }
+    }
+}
+
+#[test]
+fn relu_prelu_dropout_backward_match_finite_differences() {
+    let mut rng = Rng::new(304);
+    let n = 210;
+    let c = 7;
+    // Inputs kept at least 0.05 away from the kink at 0.
+    let x: Vec<f32> = rng.vec(n, -1.0, 1.0).into_iter().map(|v| if v.abs() < 0.05 { v + 0.1f32.copysign(v) } else { v }).collect();
+    let (r, alpha) = (rng.vec(n, -1.0, 1.0), rng.vec(c, 0.0, 0.4));
+    let y = cpu::elementwise::relu(&x);
+    let mut dx = vec![0f32; n];
+    cpu::elementwise::relu_backward(&r, &y, &mut dx, false);
+    fd_check("relu dx", &x, &dx, 0.01, 1e-4, never, |p| dot(&cpu::elementwise::relu(p), &r));
+    let prod = cpu::elementwise::prelu_backward(&r, &x, &alpha, &mut dx, false);
+    fd_check("prelu dx", &x, &dx, 0.01, 1e-4, never, |p| dot(&cpu::elementwise::prelu(p, &alpha), &r));
+    let mut da = vec![0f32; c];
+    cpu::reduce::col_sum(&prod, &mut da, 1.0, false);
+    fd_check("prelu dalpha", &alpha, &da, 0.05, 1e-4, never, |p| dot(&cpu::elementwise::prelu(&x, p), &r));
+    let (_, mask) = cpu::elementwise::dropout(&x, 0.7, 99);
+    cpu::elementwise::dropout_backward(&r, &mask, 0.7, &mut dx, false);
+    fd_check("dropout dx", &x, &dx, 0.5, 1e-4, never, |p| dot(&cpu::elementwise::dropout(p, 0.7, 99).0, &r));
+}
+
+#[test]
+fn pool_backward_matches_finite_differences() {
+    let mut rng = Rng::new(305);
+    let xs = [2, 7, 9, 3];
+    let n: usize = xs.iter().product();
+    // Distinct values 0.01 apart, shuffled: the argmax cannot change within a 1e-3 step.
+    let mut x: Vec<f32> = (0..n).map(|i| i as f32 * 0.01 - 1.5).collect();
+    for i in (1..n).rev() {
+        let j = (rng.next_f32() * (i + 1) as f32) as usize % (i + 1);
+        x.swap(i, j);
+    }
+    for (k, stride, padding) in [((3, 3), (2, 2), Padding::Same), ((2, 2), (2, 2), Padding::Valid), ((3, 2), (1, 2), Padding::Same)] {
+        let (y, arg, p) = cpu::pool::max_pool(&x, &xs, k, stride, padding).unwrap();
+        let r = rng.vec(y.len(), -1.0, 1.0);
+        let mut dx = vec![0f32; n];
+        cpu::pool::max_pool_backward(&r, &arg, &mut dx, false);
+        fd_check(&format!("max_pool {k:?} {stride:?} {padding:?}"), &x, &dx, 1e-3, 1e-3, never, |q| {
+            dot(&cpu::pool::max_pool(q, &xs, k, stride, padding).unwrap().0, &r)
+        });
+        let r = rng.vec(p.out_shape().iter().product(), -1.0, 1.0);
+        cpu::pool::avg_pool_backward(&r, &mut dx, &xs, k, stride, padding, false).unwrap();
+        fd_check(&format!("avg_pool {k:?} {stride:?} {padding:?}"), &x, &dx, 0.5, 1e-4, never, |q| {
+            dot(&cpu::pool::avg_pool(q, &xs, k, stride, padding).unwrap().0, &r)
+        });
+    }
+    let r = rng.vec(2 * 3, -1.0, 1.0);
+    let mut dx = vec![0f32; n];
+    cpu::pool::global_avg_pool_backward(&r, &mut dx, &xs, false).unwrap();
+    fd_check("global_avg_pool", &x, &dx, 0.5, 1e-4, never, |q| dot(&cpu::pool::global_avg_pool(q, &xs).unwrap(), &r));
+}
+
+#[test]
+fn loss_gradients_match_finite_differences() {
+    let mut rng = Rng::new(306);
+    let (rows, cols) = (6, 9);
+    let z = rng.vec(rows * cols, -3.0, 3.0);
+    let labels = rng.labels(rows, cols as u32);
+    // Softmax cross-entropy, weight 0.7, mean over rows, in float64.
+    let xent64 = |z: &[f32]| {
+        (0..rows)
+            .map(|r| {
+                let row: Vec<f64> = z[r * cols..(r + 1) * cols].iter().map(|&v| v as f64).collect();
+                let mx = row.iter().cloned().fold(f64::MIN, f64::max);
+                let lse = row.iter().map(|v| (v - mx).exp()).sum::<f64>().ln() + mx;
+                lse - row[labels[r] as usize]
+            })
+            .sum::<f64>()
+            * 0.7
+            / rows as f64
+    };
+    let (prob, _, _) = cpu::softmax::softmax_xent(&z, &[rows, cols], &labels).unwrap();
+    let mut dz = vec![0f32; z.len()];
+    cpu::softmax::softmax_xent_backward(&prob, &labels, 0.7, &mut dz, false);
+    fd_check("softmax_xent", &z, &dz, 1e-3, 1e-4, never, xent64);
+
+    // L2 normalize, through a random projection.
+    let x = rng.vec(rows * cols, -1.0, 1.0);
+    let r = rng.vec(rows * cols, -1.0, 1.0);
+    let l2n64 = |x: &[f32]| {
+        (0..rows)
+            .map(|q| {
+                let row = &x[q * cols..(q + 1) * cols];
+                let inv = 1.0 / row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().max(1e-10).sqrt();
+                row.iter().zip(&r[q * cols..]).map(|(&v, &w)| v as f64 * inv * w as f64).sum::<f64>()
+            })
+            .sum::<f64>()
+    };
+    let (y, inv) = cpu::l2_normalize::l2_normalize(&x, &[rows, cols], 1e-10).unwrap();
+    let mut dx = vec![0f32; x.len()];
+    cpu::l2_normalize::l2_normalize_backward(&r, &y, &inv, &mut dx, 1e-10, false);
+    fd_check("l2_normalize", &x, &dx, 1e-3, 1e-4, never, l2n64);
+
+    // Prelogits p-norm loss (p = 1.0 and 1.5, eps 1e-4, weight 0.3); inputs away from 0 (|x| kink).
+    let x: Vec<f32> = x.iter().map(|&v| if v.abs() < 0.05 { 0.1f32.copysign(v) } else { v }).collect();
+    for pw in [1.0f32, 1.5] {
+        let pn64 = |x: &[f32]| {
+            (0..rows)
+                .map(|q| {
+                    x[q * cols..(q + 1) * cols].iter().map(|&v| (v.abs() as f64 + 1e-4).powf(pw as f64)).sum::<f64>().powf(1.0 / pw as f64)
+                })
+                .sum::<f64>()
+                * 0.3
+                / rows as f64
+        };
+        let (_, grad) = cpu::l2_normalize::pnorm_rows(&x, &[rows, cols], pw, 1e-4, 0.3).unwrap();
+        fd_check(&format!("prelogits norm p={pw}"), &x, &grad, 1e-3, 1e-4, never, pn64);
+    }
+
+    // Center loss: weight * mean((x - c[label])^2), the centers held fixed (they get no gradient).
+    let classes = 4;
+    let centers = rng.vec(classes * cols, -1.0, 1.0);
+    let lab = rng.labels(rows, classes as u32);
+    let cl64 = |x: &[f32]| {
+        (0..rows * cols).map(|i| (x[i] as f64 - centers[lab[i / cols] as usize * cols + i % cols] as f64).powi(2)).sum::<f64>() * 0.01
+            / (rows * cols) as f64
+    };
+    let mut cc = centers.clone();
+    let (_, diff) = cpu::center_loss::center_loss(&x, &[rows, cols], &lab, &mut cc, &[classes, cols], 0.9).unwrap();
+    let grad: Vec<f32> = diff.iter().map(|d| d * 0.01 * 2.0 / (rows * cols) as f32).collect();
+    fd_check("center loss", &x, &grad, 1e-3, 1e-4, never, cl64);
+
+    // L2 weight decay: wd/2 * sum w^2 has gradient wd * w (added by axpy).
+    let w = rng.vec(50, -1.0, 1.0);
+    let mut g = vec![0f32; 50];
+    cpu::elementwise::axpy(5e-4, &w, &mut g);
+    fd_check("weight decay", &w, &g, 1e-2, 1e-6, never, |p| cpu::reduce::sum_squares(p, 5e-4 / 2.0) as f64);
+}
+
+// ---- GPU kernels against their CPU twins ----
+
+#[test]
+fn conv2d_backward_kernels_match_cpu_including_split_k_and_accumulate() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(310);
+    let mut cases = CONV_CASES.to_vec();
+    // A block35-like 1x1 and 3x3 with enough pixels to split the weight gradient.
+    cases.push(([4, 17, 17, 32], [3, 3, 32, 32], (1, 1), Padding::Same));
+    cases.push(([3, 17, 17, 40], [1, 1, 40, 24], (2, 2), Padding::Valid));
+    for (xs, ws, stride, padding) in cases {
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let q = Conv2dBackwardParams::new(&xs, &ws, stride, padding).unwrap();
+        let g = rng.vec(q.conv.out_shape().iter().product(), -1.0, 1.0);
+        let (dx0, dw0) = (rng.vec(x.len(), -1.0, 1.0), rng.vec(w.len(), -1.0, 1.0));
+        for accumulate in [false, true] {
+            let (mut dx, mut dw) = (dx0.clone(), dw0.clone());
+            cpu::conv2d_backward::grad_input(&g, &w, &ws, &mut dx, &xs, stride, padding, accumulate).unwrap();
+            cpu::conv2d_backward::grad_weight(&x, &xs, &g, &mut dw, &ws, stride, padding, accumulate).unwrap();
+            let (gx, gw, gg) = (up(ctx, "x", &xs, &x), up(ctx, "w", &ws, &w), up(ctx, "g", &q.conv.out_shape(), &g));
+            let (gdx, gdw) = (up(ctx, "dx", &xs, &dx0), up(ctx, "dw", &ws, &dw0));
+            let scratch = GpuTensor::zeros(ctx, "split-k", &[q.scratch_len().max(1)]);
+            record(ctx, |enc| {
+                k::conv2d_backward::grad_input(enc, &gg, &gw, &gdx, stride, padding, accumulate)?;
+                k::conv2d_backward::grad_weight(enc, &gx, &gg, &gdw, Some(&scratch), stride, padding, accumulate)
+            });
+            let name = format!("{xs:?}x{ws:?} s{stride:?} {padding:?} splits {} acc {accumulate}", q.splits);
+            // fp32 sums of up to ~5000 products of magnitude <= 1 in another order.
+            assert_close(&format!("grad_input {name}"), &gdx.download(ctx).unwrap(), &dx, 2e-4, 1e-4);
+            assert_close(&format!("grad_weight {name}"), &gdw.download(ctx).unwrap(), &dw, 1e-3, 1e-4);
+        }
+    }
+    assert!(
+        Conv2dBackwardParams::new(&[4, 17, 17, 32], &[3, 3, 32, 32], (1, 1), Padding::Same).unwrap().splits > 1,
+        "split-K was exercised"
+    );
+}
+
+#[test]
+fn conv2d_epilogue_backward_matches_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(311);
+    let (xs, ws) = ([2, 5, 6, 3], [3, 3, 3, 11]);
+    let p = Conv2dParams::new(&xs, &ws, (1, 1), Padding::Same).unwrap();
+    let n: usize = p.out_shape().iter().product();
+    let oc = 11;
+    let (dy, y, u, res, dres0) =
+        (rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
+    let (bias, sc, sh, alpha) = (rng.vec(oc, -0.5, 0.5), rng.vec(oc, 0.5, 1.5), rng.vec(oc, -0.5, 0.5), rng.vec(oc, 0.05, 0.3));
+    let shape = p.out_shape();
+    let (gdy, gy, gu, gres) =
+        (up(ctx, "dy", &shape, &dy), up(ctx, "y", &shape, &y), up(ctx, "u", &shape, &u), up(ctx, "res", &shape, &res));
+    let (gb, gsc, gsh, gal) =
+        (up(ctx, "b", &[oc], &bias), up(ctx, "sc", &[oc], &sc), up(ctx, "sh", &[oc], &sh), up(ctx, "al", &[oc], &alpha));
+    for case in 0..4 {
+        let (affine, residual, act) = [(false, false, 1), (true, true, 1), (false, true, 2), (true, false, 0)][case];
+        let cpu_epi = Epilogue {
+            bias: Some(bias.as_slice()),
+            affine: affine.then_some((sc.as_slice(), sh.as_slice())),
+            residual: residual.then_some((res.as_slice(), 0.17)),
+            act: [Activation::None, Activation::Relu, Activation::Prelu(alpha.as_slice())][act],
+        };
+        let gpu_epi = Epilogue {
+            bias: Some(&gb),
+            affine: affine.then_some((&gsc, &gsh)),
+            residual: residual.then_some((&gres, 0.17)),
+            act: [Activation::None, Activation::Relu, Activation::Prelu(&gal)][act],
+        };
+        for accumulate in [false, true] {
+            let mut dres = dres0.clone();
+            let (g, prod) =
+                cpu::conv2d_backward::epilogue_backward(&p, &cpu_epi, &dy, &y, Some(&u), residual.then_some((&mut dres, accumulate)))
+                    .unwrap();
+            let (gg, gdres, gprod) =
+                (GpuTensor::zeros(ctx, "g", &shape), up(ctx, "dres", &shape, &dres0), GpuTensor::zeros(ctx, "prod", &shape));
+            record(ctx, |enc| {
+                let saved = EpilogueSaved { y: &gy, preact: Some(&gu) };
+                let grads =
+                    EpilogueGrads { g: &gg, residual: residual.then_some((&gdres, accumulate)), prelu_prod: (act == 2).then_some(&gprod) };
+                k::conv2d_backward::epilogue_backward(enc, &p, &gpu_epi, &gdy, &saved, &grads)
+            });
+            let name = format!("epilogue case {case} acc {accumulate}");
+            assert_close(&format!("{name} g"), &gg.download(ctx).unwrap(), &g, 1e-6, 1e-6);
+            if residual {
+                assert_close(&format!("{name} dres"), &gdres.download(ctx).unwrap(), &dres, 1e-6, 1e-6);
+            }
+            if act == 2 {
+                assert_close(&format!("{name} prelu product"), &gprod.download(ctx).unwrap(), &prod, 1e-6, 1e-6);
+            }
+        }
+    }
+}
+
+#[test]
+fn batch_norm_backward_matches_cpu_with_and_without_gamma() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(312);
+    let (shape, c) = ([5, 9, 7, 13], 13);
+    let n: usize = shape.iter().product();
+    let (x, dy, dx0) = (rng.vec(n, -2.0, 2.0), rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
+    let (gamma, beta, dg0, db0) = (rng.vec(c, 0.5, 1.5), rng.vec(c, -0.5, 0.5), rng.vec(c, -1.0, 1.0), rng.vec(c, -1.0, 1.0));
+    let (mut mm, mut mv) = (vec![0f32; c], vec![1f32; c]);
+    let (_, mean, invstd) = cpu::batch_norm::batch_norm_train(&x, &shape, None, &beta, &mut mm, &mut mv, 1e-3, 0.995).unwrap();
+    for (with_gamma, accumulate) in [(false, false), (true, true), (true, false)] {
+        let g = with_gamma.then_some(gamma.as_slice());
+        let (mut dx, mut dg, mut db) = (dx0.clone(), dg0.clone(), db0.clone());
+        cpu::batch_norm::batch_norm_backward(
+            &x,
+            &dy,
+            g,
+            &mean,
+            &invstd,
+            &mut dx,
+            with_gamma.then_some(dg.as_mut_slice()),
+            Some(&mut db),
+            accumulate,
+        );
+        let (gx, gdy, gmean, ginv) =
+            (up(ctx, "x", &shape, &x), up(ctx, "dy", &shape, &dy), up(ctx, "mean", &[c], &mean), up(ctx, "invstd", &[c], &invstd));
+        let (ggamma, gdx, gdg, gdb, sums) = (
+            up(ctx, "gamma", &[c], &gamma),
+            up(ctx, "dx", &shape, &dx0),
+            up(ctx, "dg", &[c], &dg0),
+            up(ctx, "db", &[c], &db0),
+            GpuTensor::zeros(ctx, "sums", &[2 * c]),
+        );
+        record(ctx, |enc| {
+            let grads =
+                k::batch_norm::BatchNormGrads { dx: &gdx, dgamma: with_gamma.then_some(&gdg), dbeta: Some(&gdb), sums: &sums, accumulate };
+            k::batch_norm::batch_norm_backward(enc, &gx, &gdy, with_gamma.then_some(&ggamma), &gmean, &ginv, &grads)
+        });
+        let name = format!("bn backward gamma {with_gamma} acc {accumulate}");
+        // Sums over 315 rows in another order.
+        assert_close(&format!("{name} dx"), &gdx.download(ctx).unwrap(), &dx, 1e-4, 1e-4);
+        assert_close(&format!("{name} dbeta"), &gdb.download(ctx).unwrap(), &db, 1e-4, 1e-4);
+        assert_close(&format!("{name} dgamma"), &gdg.download(ctx).unwrap(), &dg, 1e-4, 1e-4);
+    }
+}
+
+#[test]
+fn elementwise_pool_and_loss_backward_kernels_match_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(313);
+    let shape = [3, 7, 6, 5];
+    let n: usize = shape.iter().product();
+    let (x, dy, dx0, alpha) = (rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(5, 0.0, 0.4));
+    let y = cpu::elementwise::relu(&x);
+    let (_, mask) = cpu::elementwise::dropout(&x, 0.6, 7);
+    let (gx, gdy, gy, ga) =
+        (up(ctx, "x", &shape, &x), up(ctx, "dy", &shape, &dy), up(ctx, "y", &shape, &y), up(ctx, "alpha", &[5], &alpha));
+    let gmask = GpuTensor::upload_u32(ctx, "mask", &shape, &mask).unwrap();
+    for accumulate in [false, true] {
+        let (mut d_relu, mut d_prelu, mut d_drop) = (dx0.clone(), dx0.clone(), dx0.clone());
+        cpu::elementwise::relu_backward(&dy, &y, &mut d_relu, accumulate);
+        let prod = cpu::elementwise::prelu_backward(&dy, &x, &alpha, &mut d_prelu, accumulate);
+        cpu::elementwise::dropout_backward(&dy, &mask, 0.6, &mut d_drop, accumulate);
+        let outs: Vec<GpuTensor> = (0..3).map(|_| up(ctx, "dx", &shape, &dx0)).collect();
+        let gprod = GpuTensor::zeros(ctx, "prod", &shape);
+        record(ctx, |enc| {
+            k::elementwise::relu_backward(enc, &gdy, &gy, &outs[0], accumulate)?;
+            k::elementwise::prelu_backward(enc, &gdy, &gx, &ga, &outs[1], &gprod, accumulate)?;
+            k::elementwise::dropout_backward(enc, &gdy, &gmask, 0.6, &outs[2], accumulate)
+        });
+        assert_close("relu_backward", &outs[0].download(ctx).unwrap(), &d_relu, 1e-7, 1e-6);
+        assert_close("prelu_backward", &outs[1].download(ctx).unwrap(), &d_prelu, 1e-7, 1e-6);
+        assert_close("prelu product", &gprod.download(ctx).unwrap(), &prod, 1e-7, 1e-6);
+        assert_close("dropout_backward", &outs[2].download(ctx).unwrap(), &d_drop, 1e-6, 1e-6);
+    }
+    // col_sum (d bias, d alpha) accumulating.
+    let mut want = rng.vec(5, -1.0, 1.0);
+    let gout = up(ctx, "colsum", &[5], &want);
+    cpu::reduce::col_sum(&dy, &mut want, 0.5, true);
+    record(ctx, |enc| k::reduce::col_sum(enc, &gdy, &gout, 0.5, true));
+    assert_close("col_sum", &gout.download(ctx).unwrap(), &want, 1e-5, 1e-5);
+
+    // Pools.
+    for (kk, stride, padding) in [((3, 3), (2, 2), Padding::Same), ((2, 3), (1, 2), Padding::Valid)] {
+        let (yv, arg, p) = cpu::pool::max_pool(&x, &shape, kk, stride, padding).unwrap();
+        let r = rng.vec(yv.len(), -1.0, 1.0);
+        let (mut dmax, mut davg) = (dx0.clone(), dx0.clone());
+        cpu::pool::max_pool_backward(&r, &arg, &mut dmax, true);
+        cpu::pool::avg_pool_backward(&r, &mut davg, &shape, kk, stride, padding, false).unwrap();
+        let (gr, garg) = (up(ctx, "dy", &p.out_shape(), &r), GpuTensor::upload_u32(ctx, "argmax", &p.out_shape(), &arg).unwrap());
+        let (gmax, gavg) = (up(ctx, "dmax", &shape, &dx0), up(ctx, "davg", &shape, &dx0));
+        record(ctx, |enc| {
+            k::pool::max_pool_backward(enc, &gr, &garg, &gmax, kk, stride, padding, true)?;
+            k::pool::avg_pool_backward(enc, &gr, &gavg, kk, stride, padding, false)
+        });
+        assert_close(&format!("max_pool_backward {kk:?}"), &gmax.download(ctx).unwrap(), &dmax, 1e-6, 1e-6);
+        assert_close(&format!("avg_pool_backward {kk:?}"), &gavg.download(ctx).unwrap(), &davg, 1e-6, 1e-6);
+    }
+    let r = rng.vec(3 * 5, -1.0, 1.0);
+    let mut dg = vec![0f32; n];
+    cpu::pool::global_avg_pool_backward(&r, &mut dg, &shape, false).unwrap();
+    let (gr, gdg) = (up(ctx, "dy", &[3, 5], &r), GpuTensor::zeros(ctx, "dx", &shape));
+    record(ctx, |enc| k::pool::global_avg_pool_backward(enc, &gr, &gdg, false));
+    assert_close("global_avg_pool_backward", &gdg.download(ctx).unwrap(), &dg, 1e-7, 1e-6);
+
+    // Softmax cross-entropy, L2 normalize and the p-norm loss.
+    let (rows, cols) = (9, 13);
+    let z = rng.vec(rows * cols, -3.0, 3.0);
+    let labels = rng.labels(rows, cols as u32);
+    let (prob, _, _) = cpu::softmax::softmax_xent(&z, &[rows, cols], &labels).unwrap();
+    let mut dz = vec![0f32; z.len()];
+    cpu::softmax::softmax_xent_backward(&prob, &labels, 0.7, &mut dz, false);
+    let (gp, gl, gdz) = (
+        up(ctx, "prob", &[rows, cols], &prob),
+        GpuTensor::upload_u32(ctx, "labels", &[rows], &labels).unwrap(),
+        GpuTensor::zeros(ctx, "dz", &[rows, cols]),
+    );
+    record(ctx, |enc| k::softmax::softmax_xent_backward(enc, &gp, &gl, 0.7, &gdz, false));
+    assert_close("softmax_xent_backward", &gdz.download(ctx).unwrap(), &dz, 1e-7, 1e-6);
+
+    let mut xz = rng.vec(rows * cols, -1.0, 1.0);
+    xz[..cols].iter_mut().for_each(|v| *v = 0.0); // a clamped row
+    let (yz, inv) = cpu::l2_normalize::l2_normalize(&xz, &[rows, cols], 1e-10).unwrap();
+    let r = rng.vec(rows * cols, -1.0, 1.0);
+    let mut dxz = vec![0f32; xz.len()];
+    cpu::l2_normalize::l2_normalize_backward(&r, &yz, &inv, &mut dxz, 1e-10, false);
+    let (gyz, ginv, gr, gdxz) = (
+        up(ctx, "y", &[rows, cols], &yz),
+        up(ctx, "inv", &[rows], &inv),
+        up(ctx, "dy", &[rows, cols], &r),
+        GpuTensor::zeros(ctx, "dx", &[rows, cols]),
+    );
+    record(ctx, |enc| k::l2_normalize::l2_normalize_backward(enc, &gr, &gyz, &ginv, &gdxz, 1e-10, false));
+    assert_close("l2_normalize_backward", &gdxz.download(ctx).unwrap(), &dxz, 1e-5, 1e-5);
+
+    let (norms, grad) = cpu::l2_normalize::pnorm_rows(&xz, &[rows, cols], 1.5, 1e-4, 0.3).unwrap();
+    let (gxz, gn, gg) =
+        (up(ctx, "x", &[rows, cols], &xz), GpuTensor::zeros(ctx, "norms", &[rows]), GpuTensor::zeros(ctx, "grad", &[rows, cols]));
+    record(ctx, |enc| k::l2_normalize::pnorm_rows(enc, &gxz, &gn, &gg, 1.5, 1e-4, 0.3));
+    assert_close("pnorm_rows norms", &gn.download(ctx).unwrap(), &norms, 1e-5, 1e-5);
+    assert_close("pnorm_rows grad", &gg.download(ctx).unwrap(), &grad, 1e-6, 1e-4);
+}
+
+#[test]
+fn concat_and_split_accumulate_into_existing_gradients() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(314);
+    let shapes = [[2, 3, 4], [2, 3, 1], [2, 3, 6]];
+    let whole = [2, 3, 11];
+    let dy = rng.vec(66, -1.0, 1.0);
+    let prior: Vec<Vec<f32>> = shapes.iter().map(|s| rng.vec(s.iter().product(), -1.0, 1.0)).collect();
+    let parts = cpu::concat::split_channels(&dy, &whole, &shapes.iter().map(|s| s.as_slice()).collect::<Vec<_>>()).unwrap();
+    let gdy = up(ctx, "dy", &whole, &dy);
+    let gparts: Vec<GpuTensor> = prior.iter().zip(&shapes).map(|(p, s)| up(ctx, "part", s, p)).collect();
+    let acc = [true, false, true];
+    record(ctx, |enc| k::concat::split_channels_into(enc, &gdy, &gparts.iter().collect::<Vec<_>>(), &acc));
+    for i in 0..3 {
+        let want: Vec<f32> = if acc[i] { parts[i].iter().zip(&prior[i]).map(|(a, b)| a + b).collect() } else { parts[i].clone() };
+        assert_close(&format!("split part {i} accumulate {}", acc[i]), &gparts[i].download(ctx).unwrap(), &want, 1e-7, 1e-6);
+    }
+    let base = rng.vec(66, -1.0, 1.0);
+    let gbase = up(ctx, "whole", &whole, &base);
+    record(ctx, |enc| k::concat::concat_channels_into(enc, &gparts.iter().collect::<Vec<_>>(), &gbase, true));
+    let now: Vec<Vec<f32>> = gparts.iter().map(|g| g.download(ctx).unwrap()).collect();
+    let cat = cpu::concat::concat_channels(&now.iter().zip(&shapes).map(|(p, s)| (p.as_slice(), s.as_slice())).collect::<Vec<_>>(), &whole)
+        .unwrap();
+    let want: Vec<f32> = cat.iter().zip(&base).map(|(a, b)| a + b).collect();
+    assert_close("concat accumulate", &gbase.download(ctx).unwrap(), &want, 1e-7, 1e-6);
+}

@@ -80,7 +80,7 @@ pub fn pnorm_rows(
     let mut p = L2NormalizeParams::new(&x.shape, eps)?;
     check_shape("pnorm_rows", "norms", &norm.shape, &[p.rows as usize])?;
     check_shape("pnorm_rows", "gradient", &grad.shape, &x.shape)?;
-    if !(pw >= 1.0) {
+    if pw.is_nan() || pw < 1.0 {
         return Err(GpuError::Invalid { op: "pnorm_rows", detail: format!("p = {pw} must be at least 1") });
     }
     p.pw = pw;

@@ -29,7 +29,7 @@ pub fn sum_squares(enc: &mut Encoder, x: &GpuTensor, out: &GpuTensor, scale: f32
 /// `out[j] (+)= scale * sum_r x[r, j]`, with `x` viewed as `[rows, out.len()]`.
 pub fn col_sum(enc: &mut Encoder, x: &GpuTensor, out: &GpuTensor, scale: f32, accumulate: bool) -> Result<(), GpuError> {
     let cols = out.len();
-    if cols == 0 || x.len() % cols != 0 {
+    if cols == 0 || !x.len().is_multiple_of(cols) {
         return Err(GpuError::Shape { op: "col_sum", detail: format!("{:?} cannot be viewed as rows of {cols} columns", x.shape) });
     }
     let p = ReduceParams { n: x.len() as u32, scale, cols: cols as u32, flags: accumulate as u32 };

@@ -98,35 +98,54 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             }
         }
     }
-    let acc = array<vec4<f32>, 16>(c0_0, c0_1, c1_0, c1_1, c2_0, c2_1, c3_0, c3_1, c4_0, c4_1, c5_0, c5_1, c6_0, c6_1, c7_0, c7_1);
+    // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers.
+    emit_row(m0, m_total, n0, c0_0, c0_1);
+    emit_row(m0 + 1u, m_total, n0, c1_0, c1_1);
+    emit_row(m0 + 2u, m_total, n0, c2_0, c2_1);
+    emit_row(m0 + 3u, m_total, n0, c3_0, c3_1);
+    emit_row(m0 + 4u, m_total, n0, c4_0, c4_1);
+    emit_row(m0 + 5u, m_total, n0, c5_0, c5_1);
+    emit_row(m0 + 6u, m_total, n0, c6_0, c6_1);
+    emit_row(m0 + 7u, m_total, n0, c7_0, c7_1);
+}
 
-    for (var r = 0u; r < 8u; r++) {
-        let m = m0 + r;
-        if (m >= m_total) {
-            break;
+// The epilogue of output pixel m, channel o, and its store.
+fn emit(m: u32, o: u32, acc: f32) {
+    var v = acc;
+    if ((p.flags & 1u) != 0u) {
+        v += bias[o];
+    }
+    if ((p.flags & 2u) != 0u) {
+        v = v * scale[o] + shift[o];
+    }
+    let at = m * p.oc + o;
+    if ((p.flags & 4u) != 0u) {
+        v = residual[at] + p.res_scale * v;
+    }
+    if (p.act == 1u) {
+        v = max(v, 0.0);
+    } else if (p.act == 2u) {
+        v = max(v, 0.0) + alpha[o] * min(v, 0.0);
+    }
+    y[at] = v;
+}
+
+// Channels n0..n0+7 of output pixel m (a: n0..n0+3, b: n0+4..n0+7), skipping those past the edges.
+fn emit_row(m: u32, m_total: u32, n0: u32, a: vec4<f32>, b: vec4<f32>) {
+    if (m >= m_total) {
+        return;
+    }
+    if (n0 + 8u <= p.oc) {
+        emit(m, n0, a.x); emit(m, n0 + 1u, a.y); emit(m, n0 + 2u, a.z); emit(m, n0 + 3u, a.w);
+        emit(m, n0 + 4u, b.x); emit(m, n0 + 5u, b.y); emit(m, n0 + 6u, b.z); emit(m, n0 + 7u, b.w);
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if (n0 + j < p.oc) {
+            emit(m, n0 + j, a[j]);
         }
-        for (var j = 0u; j < 8u; j++) {
-            let o = n0 + j;
-            if (o >= p.oc) {
-                break;
-            }
-            var v = acc[r * 2u + j / 4u][j % 4u];
-            if ((p.flags & 1u) != 0u) {
-                v += bias[o];
-            }
-            if ((p.flags & 2u) != 0u) {
-                v = v * scale[o] + shift[o];
-            }
-            let at = m * p.oc + o;
-            if ((p.flags & 4u) != 0u) {
-                v = residual[at] + p.res_scale * v;
-            }
-            if (p.act == 1u) {
-                v = max(v, 0.0);
-            } else if (p.act == 2u) {
-                v = max(v, 0.0) + alpha[o] * min(v, 0.0);
-            }
-            y[at] = v;
+        if (n0 + 4u + j < p.oc) {
+            emit(m, n0 + 4u + j, b[j]);
         }
     }
 }

@@ -39,6 +39,36 @@ fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.y * nwg.x * 64u + gid.x;
 }
 
+fn put(at: u32, v: f32, acc: bool) {
+    var x = v;
+    if (acc) {
+        x += out[at];
+    }
+    out[at] = x;
+}
+
+// Writes (or adds, when acc) columns col0..col0+7 of row `row` (rows below row_end only) of a matrix with
+// `cols` columns starting at `base`: a holds columns col0..col0+3, b col0+4..col0+7.
+fn put_row(row: u32, row_end: u32, col0: u32, cols: u32, base: u32, a: vec4<f32>, b: vec4<f32>, acc: bool) {
+    if (row >= row_end) {
+        return;
+    }
+    let at = base + row * cols + col0;
+    if (col0 + 8u <= cols) {
+        put(at, a.x, acc); put(at + 1u, a.y, acc); put(at + 2u, a.z, acc); put(at + 3u, a.w, acc);
+        put(at + 4u, b.x, acc); put(at + 5u, b.y, acc); put(at + 6u, b.z, acc); put(at + 7u, b.w, acc);
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if (col0 + j < cols) {
+            put(at + j, a[j], acc);
+        }
+        if (col0 + 4u + j < cols) {
+            put(at + 4u + j, b[j], acc);
+        }
+    }
+}
+
 @compute @workgroup_size(64)
 fn epilogue_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
@@ -68,15 +98,16 @@ fn epilogue_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 
 @compute @workgroup_size(64)
 fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    // Tile: 8 consecutive input pixels (flattened n,iy,ix) x 8 consecutive input channels.
+    // Tile: 8 consecutive input pixels (flattened n,iy,ix) x 8 consecutive input channels, for up to 4
+    // channel tiles in turn: the pixel setup (integer divisions, scalarized on CPU drivers) is shared, which
+    // matters when the reduction over output channels is short (a 1x1 conv down to 32 channels).
     let idx = index(gid, nwg);
     let m_total = p.n * p.h * p.w;
-    let tiles_c = (p.c + 7u) / 8u;
-    if (idx >= tiles_c * ((m_total + 7u) / 8u)) {
+    let groups_c = (p.c + 31u) / 32u;
+    if (idx >= groups_c * ((m_total + 7u) / 8u)) {
         return;
     }
-    let m0 = (idx / tiles_c) * 8u;
-    let c0 = (idx % tiles_c) * 8u;
+    let m0 = (idx / groups_c) * 8u;
     var py: array<i32, 8>;
     var px: array<i32, 8>;
     var gb: array<u32, 8>;
@@ -87,78 +118,85 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         px[r] = i32(rem % p.w) + i32(p.pad_left);
         gb[r] = (m / (p.h * p.w)) * p.oh * p.ow * p.oc;
     }
-    let ch0 = min(c0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.c - 1u));
-    let ch1 = min(c0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.c - 1u));
-    var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>();
-    var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>();
-    var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>();
-    var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>();
-    var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>();
-    var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>();
-    var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>();
-    var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>();
-    for (var ky = 0u; ky < p.kh; ky++) {
-        for (var kx = 0u; kx < p.kw; kx++) {
-            // The output pixel each input pixel feeds through this tap, or none (mask 0).
-            var off0 = vec4<u32>();
-            var off1 = vec4<u32>();
-            var k0 = vec4<f32>();
-            var k1 = vec4<f32>();
-            var hit = false;
-            for (var r = 0u; r < 8u; r++) {
-                let ny = py[r] - i32(ky);
-                let nx = px[r] - i32(kx);
-                let oy = ny / i32(p.sh);
-                let ox = nx / i32(p.sw);
-                let ok = ny >= 0 && nx >= 0 && ny % i32(p.sh) == 0 && nx % i32(p.sw) == 0 && oy < i32(p.oh) && ox < i32(p.ow);
-                let off = select(0u, gb[r] + (u32(oy) * p.ow + u32(ox)) * p.oc, ok);
-                let k = select(0.0, 1.0, ok);
-                hit = hit || ok;
-                if (r < 4u) {
-                    off0[r] = off;
-                    k0[r] = k;
-                } else {
-                    off1[r - 4u] = off;
-                    k1[r - 4u] = k;
+    for (var ct = 0u; ct < 4u; ct++) {
+    let c0 = ((idx % groups_c) * 4u + ct) * 8u;
+    if (c0 >= p.c) {
+        break;
+    }
+        let ch0 = min(c0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.c - 1u));
+        let ch1 = min(c0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.c - 1u));
+        var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>();
+        var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>();
+        var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>();
+        var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>();
+        var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>();
+        var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>();
+        var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>();
+        var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>();
+        for (var ky = 0u; ky < p.kh; ky++) {
+            for (var kx = 0u; kx < p.kw; kx++) {
+                // The output pixel each input pixel feeds through this tap, or none (mask 0).
+                var off0 = vec4<u32>();
+                var off1 = vec4<u32>();
+                var k0 = vec4<f32>();
+                var k1 = vec4<f32>();
+                var hit = false;
+                for (var r = 0u; r < 8u; r++) {
+                    let ny = py[r] - i32(ky);
+                    let nx = px[r] - i32(kx);
+                    // Integer division is scalarized on CPU drivers: stride 1 skips it.
+                    var oy = ny;
+                    var ox = nx;
+                    var on_grid = true;
+                    if (p.sh != 1u || p.sw != 1u) {
+                        oy = ny / i32(p.sh);
+                        ox = nx / i32(p.sw);
+                        on_grid = ny % i32(p.sh) == 0 && nx % i32(p.sw) == 0;
+                    }
+                    let ok = ny >= 0 && nx >= 0 && on_grid && oy < i32(p.oh) && ox < i32(p.ow);
+                    let off = select(0u, gb[r] + (u32(oy) * p.ow + u32(ox)) * p.oc, ok);
+                    let k = select(0.0, 1.0, ok);
+                    hit = hit || ok;
+                    if (r < 4u) {
+                        off0[r] = off;
+                        k0[r] = k;
+                    } else {
+                        off1[r - 4u] = off;
+                        k1[r - 4u] = k;
+                    }
+                }
+                if (!hit) {
+                    continue;
+                }
+                let wbase = (ky * p.kw + kx) * p.c;
+                let w0 = (wbase + ch0) * p.oc;
+                let w1 = (wbase + ch1) * p.oc;
+                for (var o = 0u; o < p.oc; o++) {
+                    let a0 = k0 * vec4<f32>(a[off0.x + o], a[off0.y + o], a[off0.z + o], a[off0.w + o]);
+                    let a1 = k1 * vec4<f32>(a[off1.x + o], a[off1.y + o], a[off1.z + o], a[off1.w + o]);
+                    let b0 = vec4<f32>(b[w0.x + o], b[w0.y + o], b[w0.z + o], b[w0.w + o]);
+                    let b1 = vec4<f32>(b[w1.x + o], b[w1.y + o], b[w1.z + o], b[w1.w + o]);
+                    c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+                    c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+                    c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+                    c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+                    c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+                    c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+                    c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+                    c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
                 }
             }
-            if (!hit) {
-                continue;
-            }
-            let wbase = (ky * p.kw + kx) * p.c;
-            let w0 = (wbase + ch0) * p.oc;
-            let w1 = (wbase + ch1) * p.oc;
-            for (var o = 0u; o < p.oc; o++) {
-                let a0 = k0 * vec4<f32>(a[off0.x + o], a[off0.y + o], a[off0.z + o], a[off0.w + o]);
-                let a1 = k1 * vec4<f32>(a[off1.x + o], a[off1.y + o], a[off1.z + o], a[off1.w + o]);
-                let b0 = vec4<f32>(b[w0.x + o], b[w0.y + o], b[w0.z + o], b[w0.w + o]);
-                let b1 = vec4<f32>(b[w1.x + o], b[w1.y + o], b[w1.z + o], b[w1.w + o]);
-                c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
-                c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
-                c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
-                c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
-                c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
-                c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
-                c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
-                c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
-            }
         }
-    }
-    let acc = array<vec4<f32>, 16>(c0_0, c0_1, c1_0, c1_1, c2_0, c2_1, c3_0, c3_1, c4_0, c4_1, c5_0, c5_1, c6_0, c6_1, c7_0, c7_1);
-    let accumulate = (p.flags & 1u) != 0u;
-    for (var r = 0u; r < 8u; r++) {
-        let m = m0 + r;
-        if (m >= m_total) {
-            break;
-        }
-        for (var j = 0u; j < 8u; j++) {
-            let ch = c0 + j;
-            if (ch >= p.c) {
-                break;
-            }
-            let at = m * p.c + ch;
-            out[at] = select(0.0, out[at], accumulate) + acc[r * 2u + j / 4u][j % 4u];
-        }
+        // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers.
+        let acc = (p.flags & 1u) != 0u;
+        put_row(m0, m_total, c0, p.c, 0u, c0_0, c0_1, acc);
+        put_row(m0 + 1u, m_total, c0, p.c, 0u, c1_0, c1_1, acc);
+        put_row(m0 + 2u, m_total, c0, p.c, 0u, c2_0, c2_1, acc);
+        put_row(m0 + 3u, m_total, c0, p.c, 0u, c3_0, c3_1, acc);
+        put_row(m0 + 4u, m_total, c0, p.c, 0u, c4_0, c4_1, acc);
+        put_row(m0 + 5u, m_total, c0, p.c, 0u, c5_0, c5_1, acc);
+        put_row(m0 + 6u, m_total, c0, p.c, 0u, c6_0, c6_1, acc);
+        put_row(m0 + 7u, m_total, c0, p.c, 0u, c7_0, c7_1, acc);
     }
 }
 
@@ -228,24 +266,20 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
             }
         }
     }
-    let acc = array<vec4<f32>, 16>(c0_0, c0_1, c1_0, c1_1, c2_0, c2_1, c3_0, c3_1, c4_0, c4_1, c5_0, c5_1, c6_0, c6_1, c7_0, c7_1);
+    // Row r of the tile is input channel c0 + r of tap (ky, kx): weight row tap * c + c0 + r.
+    let acc = (p.flags & 1u) != 0u;
     let rows = p.kh * p.kw * p.c;
     let base = split * rows * p.oc;
-    let accumulate = (p.flags & 1u) != 0u;
-    for (var r = 0u; r < 8u; r++) {
-        let ch = c0 + r;
-        if (ch >= p.c) {
-            break;
-        }
-        for (var j = 0u; j < 8u; j++) {
-            let o = o0 + j;
-            if (o >= p.oc) {
-                break;
-            }
-            let at = base + ((tap * p.c) + ch) * p.oc + o;
-            out[at] = select(0.0, out[at], accumulate) + acc[r * 2u + j / 4u][j % 4u];
-        }
-    }
+    let row0 = tap * p.c + c0;
+    let row_end = tap * p.c + p.c;
+    put_row(row0, row_end, o0, p.oc, base, c0_0, c0_1, acc);
+    put_row(row0 + 1u, row_end, o0, p.oc, base, c1_0, c1_1, acc);
+    put_row(row0 + 2u, row_end, o0, p.oc, base, c2_0, c2_1, acc);
+    put_row(row0 + 3u, row_end, o0, p.oc, base, c3_0, c3_1, acc);
+    put_row(row0 + 4u, row_end, o0, p.oc, base, c4_0, c4_1, acc);
+    put_row(row0 + 5u, row_end, o0, p.oc, base, c5_0, c5_1, acc);
+    put_row(row0 + 6u, row_end, o0, p.oc, base, c6_0, c6_1, acc);
+    put_row(row0 + 7u, row_end, o0, p.oc, base, c7_0, c7_1, acc);
 }
 
 @compute @workgroup_size(64)

@@ -1,11 +1,14 @@
-//! `facegpu bench kernels`: conv2d at Inception-ResNet-v1's real layer shapes and a 1024^3 matmul.
-//! Each figure is the median of `reps` timed runs after one warm-up, with a GPU sync inside the timing.
+//! `facegpu bench kernels`: conv2d at Inception-ResNet-v1's real layer shapes and a 1024^3 matmul;
+//! `facegpu bench block35`: a training step of one block35 next to its forward. Each figure is the median of `reps` timed runs after one warm-up, with a GPU sync inside the timing.
 
 use std::time::Instant;
 
 use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
 use crate::kernels::conv2d::{conv2d, Activation, Conv2dParams, Epilogue, Padding};
 use crate::kernels::matmul::matmul;
+use crate::kernels::optimizer::OptimizerKind;
+use crate::tape::{Act, BatchNormSpec, ConvSpec, ParamId, ParamStore, StateId, Tape, Var};
+use crate::train::Optimizer;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct KernelBench {
@@ -83,4 +86,133 @@ pub fn kernels(ctx: &GpuContext, batch: usize, reps: usize) -> Result<Vec<Kernel
         gflops: 2.0 * (n as f64).powi(3) / ms / 1e6,
     });
     Ok(rows)
+}
+
+/// `facegpu bench block35`: one block35 of Inception-ResNet-v1 (17x17x256 at 160x160 input) as a training
+/// sub-network: six conv + batch norm (training statistics, no gamma) + ReLU layers in three branches,
+/// concat, the 1x1 up-projection with bias, `x + 0.17 * up` and ReLU fused into its epilogue.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Block35Bench {
+    pub adapter: String,
+    pub batch_size: usize,
+    /// Training-mode forward (batch statistics), recorded on the tape.
+    pub forward_ms: f64,
+    /// Forward plus backward (all weight gradients and the input's gradient).
+    pub forward_backward_ms: f64,
+    /// Forward, backward and an ADAM update of every parameter.
+    pub step_ms: f64,
+    /// `forward_backward_ms - forward_ms`.
+    pub backward_ms: f64,
+    pub backward_over_forward: f64,
+    /// Multiply-adds x 2 of the forward convolutions.
+    pub forward_gflop: f64,
+}
+
+struct Block35 {
+    /// (weights, beta, moving mean, moving variance, stride 1, SAME) of the six BN convs, branch by branch.
+    layers: Vec<(ParamId, ParamId, StateId, StateId)>,
+    up_w: ParamId,
+    up_b: ParamId,
+}
+
+const BLOCK35_LAYERS: &[(&str, usize, usize, usize)] = &[
+    ("Branch_0/Conv2d_1x1", 1, 256, 32),
+    ("Branch_1/Conv2d_0a_1x1", 1, 256, 32),
+    ("Branch_1/Conv2d_0b_3x3", 3, 32, 32),
+    ("Branch_2/Conv2d_0a_1x1", 1, 256, 32),
+    ("Branch_2/Conv2d_0b_3x3", 3, 32, 32),
+    ("Branch_2/Conv2d_0c_3x3", 3, 32, 32),
+];
+
+impl Block35 {
+    fn new(ctx: &GpuContext, store: &mut ParamStore) -> Result<Self, GpuError> {
+        let mut layers = Vec::new();
+        for (i, (name, k, cin, cout)) in BLOCK35_LAYERS.iter().enumerate() {
+            let scope = format!("Repeat/block35_1/{name}");
+            let fan = (k * k * cin) as f32;
+            let w: Vec<f32> = seeded(k * k * cin * cout, 300 + i as u64).iter().map(|v| v * (6.0 / fan).sqrt()).collect();
+            layers.push((
+                store.add(ctx, &format!("{scope}/weights"), &[*k, *k, *cin, *cout], &w, true)?,
+                store.add(ctx, &format!("{scope}/BatchNorm/beta"), &[*cout], &vec![0.0; *cout], false)?,
+                store.add_state(ctx, &format!("{scope}/BatchNorm/moving_mean"), &[*cout], &vec![0.0; *cout])?,
+                store.add_state(ctx, &format!("{scope}/BatchNorm/moving_variance"), &[*cout], &vec![1.0; *cout])?,
+            ));
+        }
+        let w: Vec<f32> = seeded(96 * 256, 400).iter().map(|v| v * (6.0f32 / 96.0).sqrt()).collect();
+        let up_w = store.add(ctx, "Repeat/block35_1/Conv2d_1x1/weights", &[1, 1, 96, 256], &w, true)?;
+        let up_b = store.add(ctx, "Repeat/block35_1/Conv2d_1x1/biases", &[256], &[0.0; 256], false)?;
+        Ok(Self { layers, up_w, up_b })
+    }
+
+    fn forward(&self, tape: &mut Tape, enc: &mut Encoder, store: &ParamStore, x: Var) -> Result<Var, GpuError> {
+        let bn = BatchNormSpec { eps: 1e-3, decay: 0.995 };
+        let conv_bn = |tape: &mut Tape, enc: &mut Encoder, i: usize, input: Var| -> Result<Var, GpuError> {
+            let (w, beta, mm, mv) = self.layers[i];
+            let (w, beta) = (tape.param(store, w), tape.param(store, beta));
+            let y = tape.conv2d(enc, input, w, ConvSpec::new((1, 1), Padding::Same))?;
+            let y = tape.batch_norm(enc, y, None, beta, (store.state(mm), store.state(mv)), bn)?;
+            tape.relu(enc, y)
+        };
+        let b0 = conv_bn(tape, enc, 0, x)?;
+        let b1 = conv_bn(tape, enc, 1, x)?;
+        let b1 = conv_bn(tape, enc, 2, b1)?;
+        let b2 = conv_bn(tape, enc, 3, x)?;
+        let b2 = conv_bn(tape, enc, 4, b2)?;
+        let b2 = conv_bn(tape, enc, 5, b2)?;
+        let mixed = tape.concat(enc, &[b0, b1, b2])?;
+        let (w, b) = (tape.param(store, self.up_w), tape.param(store, self.up_b));
+        tape.conv2d(
+            enc,
+            mixed,
+            w,
+            ConvSpec { bias: Some(b), residual: Some((x, 0.17)), act: Act::Relu, ..ConvSpec::new((1, 1), Padding::Same) },
+        )
+    }
+}
+
+pub fn block35(ctx: &GpuContext, batch: usize, reps: usize) -> Result<Block35Bench, GpuError> {
+    let mut store = ParamStore::new();
+    let net = Block35::new(ctx, &mut store)?;
+    // The block's input is an activation of the layers before it, so it needs a gradient too.
+    let mut inputs = ParamStore::new();
+    let xin = inputs.add(ctx, "input", &[batch, 17, 17, 256], &seeded(batch * 17 * 17 * 256, 500), false)?;
+    let mut opt = Optimizer::new(ctx, OptimizerKind::Adam, &store)?;
+    let mut tape = Tape::new();
+    let mut run = |mode: u32, reps: usize| -> Result<f64, GpuError> {
+        time_ms(ctx, reps, |enc| {
+            tape.reset();
+            let x = tape.param(&inputs, xin);
+            let y = net.forward(&mut tape, enc, &store, x)?;
+            if mode >= 1 {
+                // Seed d loss / d y = 1/n (the gradient of a mean) through a tiny terminal op.
+                let n = tape.shape(y).iter().product::<usize>();
+                let y2 = tape.reshape(y, &[n / 256, 256])?;
+                let _ = tape.prelogits_norm(enc, y2, 2.0, 1e-4, 1.0)?;
+                tape.backward(enc)?;
+            }
+            if mode >= 2 {
+                opt.step(enc, &store, 1e-3)?;
+            }
+            Ok(())
+        })
+    };
+    let forward_ms = run(0, reps)?;
+    let forward_backward_ms = run(1, reps)?;
+    let step_ms = run(2, reps)?;
+    let mut flops = 0.0;
+    for (_, k, cin, cout) in BLOCK35_LAYERS {
+        flops += Conv2dParams::new(&[batch, 17, 17, *cin], &[*k, *k, *cin, *cout], (1, 1), Padding::Same)?.flops();
+    }
+    flops += Conv2dParams::new(&[batch, 17, 17, 96], &[1, 1, 96, 256], (1, 1), Padding::Same)?.flops();
+    let backward_ms = forward_backward_ms - forward_ms;
+    Ok(Block35Bench {
+        adapter: ctx.adapter_name(),
+        batch_size: batch,
+        forward_ms,
+        forward_backward_ms,
+        step_ms,
+        backward_ms,
+        backward_over_forward: backward_ms / forward_ms,
+        forward_gflop: flops / 1e9,
+    })
 }

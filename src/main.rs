@@ -189,6 +189,12 @@ enum BenchCommand {
         #[command(flatten)]
         run: BenchArgs,
     },
+    /// A training step (forward, backward, ADAM update) of one block35 (batch x 17x17x256) next to its
+    /// training-mode forward.
+    Block35 {
+        #[command(flatten)]
+        run: BenchArgs,
+    },
     /// MTCNN detection: ms per photo, split into stages (decoding not timed).
     Detect {
         #[command(flatten)]
@@ -385,6 +391,19 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 println!("max workgroups per dimension: {}", s.max_compute_workgroups_per_dimension);
                 println!("max invocations per workgroup: {}", s.max_compute_invocations_per_workgroup);
                 println!("max storage buffers per stage: {}", s.max_storage_buffers_per_shader_stage);
+            }
+        }
+        Command::Bench(BenchCommand::Block35 { run: BenchArgs { batch_size, reps, json } }) => {
+            let ctx = GpuContext::new()?;
+            let b = facegpu::bench::block35(&ctx, batch_size, reps)?;
+            if json {
+                println!("{}", serde_json::to_string(&b)?);
+            } else {
+                println!("adapter: {}  (block35, batch {} x 17x17x256, median of {reps})", b.adapter, b.batch_size);
+                println!("forward (training mode)   {:>9.1} ms  {:>6.2} GFLOP/s", b.forward_ms, b.forward_gflop / b.forward_ms * 1e3);
+                println!("forward + backward        {:>9.1} ms", b.forward_backward_ms);
+                println!("training step (+ ADAM)    {:>9.1} ms", b.step_ms);
+                println!("backward / forward        {:>9.2}", b.backward_over_forward);
             }
         }
         Command::Bench(BenchCommand::Kernels { run: BenchArgs { batch_size, reps, json } }) => {

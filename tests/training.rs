@@ -342,7 +342,7 @@ fn memory_after_step_100_equals_memory_after_step_2() {
     let labels = GpuTensor::zeros_u32(ctx, "labels", &[16]);
     let mut tape = Tape::new();
     let mut held = Vec::new();
-    for step in 1..=100 {
+    for _ in 1..=100 {
         let (x, y) = blobs(&mut rng, 16);
         images.write(ctx, &x).unwrap();
         labels.write_u32(ctx, &y).unwrap();

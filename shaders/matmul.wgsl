@@ -58,26 +58,45 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
         c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
     }
-    let acc = array<vec4<f32>, 16>(c0_0, c0_1, c1_0, c1_1, c2_0, c2_1, c3_0, c3_1, c4_0, c4_1, c5_0, c5_1, c6_0, c6_1, c7_0, c7_1);
-    for (var r = 0u; r < 8u; r++) {
-        let i = i0 + r;
-        if (i >= p.m) {
-            break;
+    // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers.
+    put_row(i0, j0, c0_0, c0_1);
+    put_row(i0 + 1u, j0, c1_0, c1_1);
+    put_row(i0 + 2u, j0, c2_0, c2_1);
+    put_row(i0 + 3u, j0, c3_0, c3_1);
+    put_row(i0 + 4u, j0, c4_0, c4_1);
+    put_row(i0 + 5u, j0, c5_0, c5_1);
+    put_row(i0 + 6u, j0, c6_0, c6_1);
+    put_row(i0 + 7u, j0, c7_0, c7_1);
+}
+
+fn put(i: u32, j: u32, acc: f32) {
+    var v = acc;
+    if ((p.flags & 1u) != 0u) {
+        v += bias[j];
+    }
+    let at = i * p.n + j;
+    if ((p.flags & 2u) != 0u) {
+        v += c[at];
+    }
+    c[at] = v;
+}
+
+// Columns j0..j0+7 of row i (a: j0..j0+3, b: j0+4..j0+7), skipping those past the edges.
+fn put_row(i: u32, j0: u32, a: vec4<f32>, b: vec4<f32>) {
+    if (i >= p.m) {
+        return;
+    }
+    if (j0 + 8u <= p.n) {
+        put(i, j0, a.x); put(i, j0 + 1u, a.y); put(i, j0 + 2u, a.z); put(i, j0 + 3u, a.w);
+        put(i, j0 + 4u, b.x); put(i, j0 + 5u, b.y); put(i, j0 + 6u, b.z); put(i, j0 + 7u, b.w);
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if (j0 + j < p.n) {
+            put(i, j0 + j, a[j]);
         }
-        for (var j = 0u; j < 8u; j++) {
-            let jj = j0 + j;
-            if (jj >= p.n) {
-                break;
-            }
-            var v = acc[r * 2u + j / 4u][j % 4u];
-            if ((p.flags & 1u) != 0u) {
-                v += bias[jj];
-            }
-            let at = i * p.n + jj;
-            if ((p.flags & 2u) != 0u) {
-                v += c[at];
-            }
-            c[at] = v;
+        if (j0 + 4u + j < p.n) {
+            put(i, j0 + 4u + j, b[j]);
         }
     }
 }

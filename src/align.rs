@@ -146,15 +146,7 @@ pub fn align(
             fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         for (n, &i) in chosen.iter().enumerate() {
-            let bb = crop_box(&faces[i].bbox, opts.margin, img.width(), img.height());
-            let scaled = match opts.mode {
-                AlignMode::Crop => {
-                    let (w, h) = (bb[2].saturating_sub(bb[0]).max(1), bb[3].saturating_sub(bb[1]).max(1));
-                    let crop = image::imageops::crop_imm(img, bb[0], bb[1], w, h).to_image();
-                    image::imageops::resize(&crop, opts.image_size, opts.image_size, FilterType::Triangle)
-                }
-                AlignMode::Similarity => warp_similarity(img, &faces[i].landmarks, opts.image_size),
-            };
+            let (scaled, bb) = face_image(img, &faces[i], opts.margin, opts.image_size, opts.mode);
             let path = if opts.detect_multiple_faces {
                 out.with_file_name(format!("{}_{n}.png", out.file_stem().unwrap_or_default().to_string_lossy()))
             } else {
@@ -173,6 +165,21 @@ pub fn align(
     })?;
     bar.finish_and_clear();
     Ok(summary)
+}
+
+/// The face image of one detection and its crop box: facenet's crop (box plus margin, clipped, resized
+/// bilinearly) or the landmark similarity warp.
+pub fn face_image(img: &RgbImage, face: &Face, margin: f64, size: u32, mode: AlignMode) -> (RgbImage, [u32; 4]) {
+    let bb = crop_box(&face.bbox, margin, img.width(), img.height());
+    let out = match mode {
+        AlignMode::Crop => {
+            let (w, h) = (bb[2].saturating_sub(bb[0]).max(1), bb[3].saturating_sub(bb[1]).max(1));
+            let crop = image::imageops::crop_imm(img, bb[0], bb[1], w, h).to_image();
+            image::imageops::resize(&crop, size, size, FilterType::Triangle)
+        }
+        AlignMode::Similarity => warp_similarity(img, &face.landmarks, size),
+    };
+    (out, bb)
 }
 
 /// How `align` turns a detection into a face image.

@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod data;
 pub mod detect;
 pub mod embed;
+pub mod eval;
 pub mod gpu;
 pub mod kernels;
 pub mod models;

@@ -113,6 +113,48 @@ enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
+    /// Verify on LFW-style pairs with facenet's protocol (validate_on_lfw.py): 10-fold accuracy, VAL@FAR,
+    /// AUC and EER.
+    Eval {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Images in LFW's layout: NAME/NAME_0001.png (any image extension).
+        #[arg(long)]
+        lfw_dir: PathBuf,
+        /// Pairs in LFW's format (header "folds n", then "name i j" and "name1 i name2 j" lines).
+        #[arg(long)]
+        lfw_pairs: PathBuf,
+        /// Cross-validation folds.
+        #[arg(long, default_value_t = 10)]
+        lfw_nrof_folds: usize,
+        /// euclidean: squared L2 (facenet's 0); cosine: arccos(similarity)/pi (facenet's 1).
+        #[arg(long, default_value = "euclidean")]
+        distance_metric: facegpu::eval::metrics::DistanceMetric,
+        /// Subtract the training folds' mean embedding before computing distances.
+        #[arg(long)]
+        subtract_mean: bool,
+        /// Concatenate each embedding with the embedding of the mirrored image.
+        #[arg(long)]
+        use_flipped_images: bool,
+        /// Images per GPU batch.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Align raw photos on the fly with MTCNN (facenet's evaluation settings: the model's image size,
+        /// margin 32, the largest central face).
+        #[arg(long)]
+        align: bool,
+        /// Margin used with --align.
+        #[arg(long, default_value_t = 32.0)]
+        margin: f64,
+        #[command(flatten)]
+        mtcnn: MtcnnArgs,
+        /// Print one JSON object: accuracy_mean, accuracy_std, val, val_std, far, auc, eer, pairs, skipped.
+        #[arg(long)]
+        json: bool,
+        /// Also draw the ROC curve to this PNG.
+        #[arg(long, value_name = "PNG")]
+        roc: Option<PathBuf>,
+    },
     /// Print the chosen GPU adapter, backend, driver and limits.
     Info {
         /// Print one JSON object instead of text.
@@ -377,6 +419,46 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     "activation memory: {} bytes after the first pass, {} after the last",
                     b.activation_bytes_first, b.activation_bytes_last
                 );
+            }
+        }
+        Command::Eval {
+            model,
+            lfw_dir,
+            lfw_pairs,
+            lfw_nrof_folds,
+            distance_metric,
+            subtract_mean,
+            use_flipped_images,
+            batch_size,
+            align,
+            margin,
+            mtcnn,
+            json,
+            roc,
+        } => {
+            let ctx = GpuContext::new()?;
+            let mut embedder = model.load(&ctx)?;
+            let mut detector = if align { Some(mtcnn.load(&ctx)?) } else { None };
+            let on_the_fly = detector.as_mut().map(|(m, d)| facegpu::eval::OnTheFlyAlign { mtcnn: m, detect: d.clone(), margin });
+            let opts = facegpu::eval::EvalOptions {
+                folds: lfw_nrof_folds,
+                metric: distance_metric,
+                subtract_mean,
+                use_flipped_images,
+                batch_size,
+            };
+            let report = facegpu::eval::eval_lfw(&ctx, &mut embedder, &lfw_dir, &lfw_pairs, &opts, on_the_fly)?;
+            if let Some(path) = &roc {
+                report.save_roc(path)?;
+            }
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{} pairs ({} skipped), {} images", report.pairs, report.skipped, report.images);
+                println!("{}", report.human());
+                if let Some(path) = &roc {
+                    println!("ROC curve: {}", path.display());
+                }
             }
         }
         Command::Info { json } => {

@@ -21,6 +21,15 @@ pub fn load(path: &Path) -> Result<Weights, CheckpointError> {
     load_bytes(&bytes, path)
 }
 
+/// The tensors and the string metadata of a file.
+pub fn load_with_metadata(path: &Path) -> Result<(Weights, HashMap<String, String>), CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
+    let (_, meta) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| CheckpointError::Safetensors { path: path.to_path_buf(), detail: e.to_string() })?;
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    Ok((load_bytes(&bytes, path)?, metadata))
+}
+
 /// Parses safetensors `bytes`; `path` names them in errors (a file, or e.g. the embedded MTCNN weights).
 pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<Weights, CheckpointError> {
     let err = |detail: String| CheckpointError::Safetensors { path: path.to_path_buf(), detail };

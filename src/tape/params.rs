@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
 use crate::kernels::{elementwise, reduce};
 
@@ -25,6 +27,8 @@ pub struct Param {
 pub struct ParamStore {
     params: Vec<Param>,
     state: Vec<(String, GpuTensor)>,
+    index: HashMap<String, ParamId>,
+    state_index: HashMap<String, StateId>,
 }
 
 impl ParamStore {
@@ -34,16 +38,26 @@ impl ParamStore {
 
     /// Adds a parameter with initial values `data` and a zero gradient.
     pub fn add(&mut self, ctx: &GpuContext, name: &str, shape: &[usize], data: &[f32], decay: bool) -> Result<ParamId, GpuError> {
+        if self.index.contains_key(name) {
+            return Err(GpuError::Invalid { op: "ParamStore::add", detail: format!("parameter '{name}' already exists") });
+        }
         let value = GpuTensor::upload(ctx, name, shape, data)?;
         let grad = GpuTensor::zeros(ctx, &format!("{name}/grad"), shape);
         self.params.push(Param { name: name.to_string(), value, grad, decay });
-        Ok(ParamId(self.params.len() - 1))
+        let id = ParamId(self.params.len() - 1);
+        self.index.insert(name.to_string(), id);
+        Ok(id)
     }
 
     /// Adds a non-trainable state tensor.
     pub fn add_state(&mut self, ctx: &GpuContext, name: &str, shape: &[usize], data: &[f32]) -> Result<StateId, GpuError> {
+        if self.state_index.contains_key(name) {
+            return Err(GpuError::Invalid { op: "ParamStore::add_state", detail: format!("state '{name}' already exists") });
+        }
         self.state.push((name.to_string(), GpuTensor::upload(ctx, name, shape, data)?));
-        Ok(StateId(self.state.len() - 1))
+        let id = StateId(self.state.len() - 1);
+        self.state_index.insert(name.to_string(), id);
+        Ok(id)
     }
 
     pub fn get(&self, id: ParamId) -> &Param {
@@ -63,7 +77,11 @@ impl ParamStore {
     }
 
     pub fn find(&self, name: &str) -> Option<ParamId> {
-        self.params.iter().position(|p| p.name == name).map(ParamId)
+        self.index.get(name).copied()
+    }
+
+    pub fn find_state(&self, name: &str) -> Option<StateId> {
+        self.state_index.get(name).copied()
     }
 
     /// Total number of trainable values.

@@ -1,5 +1,9 @@
-//! Training: optimizers over a [`ParamStore`](crate::tape::ParamStore) and the weights' moving average.
+//! Training: Inception-ResNet-v1 on the tape ([`net`]), the `train` workflow ([`run`]), optimizers over a
+//! [`ParamStore`](crate::tape::ParamStore) and the weights' moving average.
 
+pub mod net;
 mod optimizer;
+pub mod run;
 
 pub use optimizer::{Ema, Optimizer};
+pub use run::{train, LossKind, TrainConfig, TrainSummary};

@@ -1,0 +1,343 @@
+//! Inception-ResNet-v1 as a training graph on the tape, with facenet's variable names and shapes
+//! (`InceptionResnetV1/Repeat/block35_1/Branch_1/Conv2d_0b_3x3/weights`, `.../BatchNorm/beta`, ...), so
+//! that its weights load from and save to the same checkpoints as the inference model.
+//!
+//! Parameters are created on first use: from `pretrained` weights when they hold the name, else with
+//! slim's defaults (Xavier-uniform weights, zero biases and betas, moving mean 0 and variance 1).
+
+use crate::checkpoint::Weights;
+use crate::gpu::{Encoder, GpuContext, GpuError};
+use crate::kernels::conv2d::Padding;
+use crate::tape::{Act, BatchNormSpec, ConvSpec, ParamId, ParamStore, Tape, Var};
+
+const SAME: Padding = Padding::Same;
+const VALID: Padding = Padding::Valid;
+/// facenet's batch-norm settings.
+pub const BN: BatchNormSpec = BatchNormSpec { eps: 0.001, decay: 0.995 };
+const ROOT: &str = "InceptionResnetV1";
+
+/// xorshift64* for weight initialisation (seeded, so a run is reproducible).
+pub struct InitRng(u64);
+
+impl InitRng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn uniform(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
+    }
+    /// slim's `xavier_initializer()`: uniform in `+-sqrt(6 / (fan_in + fan_out))`.
+    pub fn xavier(&mut self, n: usize, fan_in: usize, fan_out: usize) -> Vec<f32> {
+        let limit = (6.0 / (fan_in + fan_out) as f32).sqrt();
+        (0..n).map(|_| (2.0 * self.uniform() - 1.0) * limit).collect()
+    }
+}
+
+/// The network's parameters and how to build its forward pass on a tape.
+pub struct TrainNet<'w> {
+    pub store: ParamStore,
+    pub embedding_size: usize,
+    pub classes: usize,
+    pretrained: Option<&'w Weights>,
+    rng: InitRng,
+    /// Names of the parameters created from `pretrained` and from the initialiser.
+    pub loaded: Vec<String>,
+    pub initialised: Vec<String>,
+}
+
+/// What one forward pass produces.
+pub struct Outputs {
+    pub prelogits: Var,
+    pub logits: Option<Var>,
+}
+
+impl<'w> TrainNet<'w> {
+    pub fn new(embedding_size: usize, classes: usize, pretrained: Option<&'w Weights>, seed: u64) -> Self {
+        Self {
+            store: ParamStore::new(),
+            embedding_size,
+            classes,
+            pretrained,
+            rng: InitRng::new(seed),
+            loaded: Vec::new(),
+            initialised: Vec::new(),
+        }
+    }
+
+    /// The parameter `name` of `shape`, created on first use.
+    fn param(
+        &mut self,
+        ctx: &GpuContext,
+        name: &str,
+        shape: &[usize],
+        fans: (usize, usize),
+        decay: bool,
+        zero: bool,
+    ) -> Result<ParamId, GpuError> {
+        if let Some(id) = self.store.find(name) {
+            return Ok(id);
+        }
+        let n: usize = shape.iter().product();
+        let from = self.pretrained.and_then(|w| w.tensors.get(name)).filter(|t| t.data.len() == n);
+        let data = match from {
+            Some(t) => {
+                self.loaded.push(name.to_string());
+                t.data.clone()
+            }
+            None => {
+                self.initialised.push(name.to_string());
+                if zero {
+                    vec![0.0; n]
+                } else {
+                    self.rng.xavier(n, fans.0, fans.1)
+                }
+            }
+        };
+        self.store.add(ctx, name, shape, &data, decay)
+    }
+
+    fn state(&mut self, ctx: &GpuContext, name: &str, c: usize, init: f32) -> Result<crate::tape::StateId, GpuError> {
+        if let Some(id) = self.store.find_state(name) {
+            return Ok(id);
+        }
+        let data = match self.pretrained.and_then(|w| w.tensors.get(name)).filter(|t| t.data.len() == c) {
+            Some(t) => t.data.clone(),
+            None => vec![init; c],
+        };
+        self.store.add_state(ctx, name, &[c], &data)
+    }
+
+    /// conv (no bias) -> training batch norm (beta, no gamma) -> ReLU, slim's `conv2d` under facenet's
+    /// arg_scope. `scope` is the full TF scope of the layer.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_bn(
+        &mut self,
+        tape: &mut Tape,
+        enc: &mut Encoder,
+        x: Var,
+        scope: &str,
+        k: (usize, usize),
+        cout: usize,
+        stride: usize,
+        padding: Padding,
+    ) -> Result<Var, GpuError> {
+        let ctx = enc.ctx();
+        let cin = *tape.shape(x).last().unwrap_or(&0);
+        let w = self.param(ctx, &format!("{scope}/weights"), &[k.0, k.1, cin, cout], (k.0 * k.1 * cin, k.0 * k.1 * cout), true, false)?;
+        let beta = self.param(ctx, &format!("{scope}/BatchNorm/beta"), &[cout], (0, 0), false, true)?;
+        let mm = self.state(ctx, &format!("{scope}/BatchNorm/moving_mean"), cout, 0.0)?;
+        let mv = self.state(ctx, &format!("{scope}/BatchNorm/moving_variance"), cout, 1.0)?;
+        let (wv, bv) = (tape.param(&self.store, w), tape.param(&self.store, beta));
+        let y = tape.conv2d(enc, x, wv, ConvSpec::new((stride, stride), padding))?;
+        let y = tape.batch_norm(enc, y, None, bv, (self.store.state(mm), self.store.state(mv)), BN)?;
+        tape.relu(enc, y)
+    }
+
+    fn chain(
+        &mut self,
+        tape: &mut Tape,
+        enc: &mut Encoder,
+        x: Var,
+        scope: &str,
+        layers: &[(&str, (usize, usize), usize, usize, Padding)],
+    ) -> Result<Var, GpuError> {
+        let mut h = x;
+        for &(name, k, cout, stride, pad) in layers {
+            h = self.conv_bn(tape, enc, h, &format!("{scope}/{name}"), k, cout, stride, pad)?;
+        }
+        Ok(h)
+    }
+
+    /// A residual block: branches, concat, 1x1 up-projection with bias, `x + scale * up`, ReLU if `relu`.
+    #[allow(clippy::type_complexity)]
+    fn block(
+        &mut self,
+        tape: &mut Tape,
+        enc: &mut Encoder,
+        x: Var,
+        scope: &str,
+        branches: &[(&str, &[(&str, (usize, usize), usize, usize, Padding)])],
+        scale: f32,
+        relu: bool,
+    ) -> Result<Var, GpuError> {
+        let mut outs = Vec::new();
+        for (b, layers) in branches {
+            outs.push(self.chain(tape, enc, x, &format!("{scope}/{b}"), layers)?);
+        }
+        let mixed = tape.concat(enc, &outs)?;
+        let (cin, cout) = (*tape.shape(mixed).last().unwrap_or(&0), *tape.shape(x).last().unwrap_or(&0));
+        let ctx = enc.ctx();
+        let w = self.param(ctx, &format!("{scope}/Conv2d_1x1/weights"), &[1, 1, cin, cout], (cin, cout), true, false)?;
+        let b = self.param(ctx, &format!("{scope}/Conv2d_1x1/biases"), &[cout], (0, 0), false, true)?;
+        let (wv, bv) = (tape.param(&self.store, w), tape.param(&self.store, b));
+        let spec = ConvSpec {
+            bias: Some(bv),
+            residual: Some((x, scale)),
+            act: if relu { Act::Relu } else { Act::None },
+            ..ConvSpec::new((1, 1), SAME)
+        };
+        tape.conv2d(enc, mixed, wv, spec)
+    }
+
+    fn reduction(
+        &mut self,
+        tape: &mut Tape,
+        enc: &mut Encoder,
+        x: Var,
+        scope: &str,
+        branches: &[(&str, &[(&str, (usize, usize), usize, usize, Padding)])],
+    ) -> Result<Var, GpuError> {
+        let mut outs = Vec::new();
+        for (b, layers) in branches {
+            outs.push(self.chain(tape, enc, x, &format!("{scope}/{b}"), layers)?);
+        }
+        outs.push(tape.max_pool(enc, x, (3, 3), (2, 2), VALID)?);
+        tape.concat(enc, &outs)
+    }
+
+    /// Records the training forward pass of standardized images `x` `[n, s, s, 3]` (s >= 75): facenet's
+    /// `inference()` up to the prelogits (with dropout at `keep`), and the Logits layer when the net has
+    /// classes.
+    pub fn forward(&mut self, tape: &mut Tape, enc: &mut Encoder, x: Var, keep: f32, dropout_seed: u32) -> Result<Outputs, GpuError> {
+        let r = ROOT;
+        let mut h = self.chain(
+            tape,
+            enc,
+            x,
+            r,
+            &[("Conv2d_1a_3x3", (3, 3), 32, 2, VALID), ("Conv2d_2a_3x3", (3, 3), 32, 1, VALID), ("Conv2d_2b_3x3", (3, 3), 64, 1, SAME)],
+        )?;
+        h = tape.max_pool(enc, h, (3, 3), (2, 2), VALID)?;
+        h = self.chain(
+            tape,
+            enc,
+            h,
+            r,
+            &[("Conv2d_3b_1x1", (1, 1), 80, 1, VALID), ("Conv2d_4a_3x3", (3, 3), 192, 1, VALID), ("Conv2d_4b_3x3", (3, 3), 256, 2, VALID)],
+        )?;
+        for i in 1..=5 {
+            h = self.block(
+                tape,
+                enc,
+                h,
+                &format!("{r}/Repeat/block35_{i}"),
+                &[
+                    ("Branch_0", &[("Conv2d_1x1", (1, 1), 32, 1, SAME)]),
+                    ("Branch_1", &[("Conv2d_0a_1x1", (1, 1), 32, 1, SAME), ("Conv2d_0b_3x3", (3, 3), 32, 1, SAME)]),
+                    (
+                        "Branch_2",
+                        &[
+                            ("Conv2d_0a_1x1", (1, 1), 32, 1, SAME),
+                            ("Conv2d_0b_3x3", (3, 3), 32, 1, SAME),
+                            ("Conv2d_0c_3x3", (3, 3), 32, 1, SAME),
+                        ],
+                    ),
+                ],
+                0.17,
+                true,
+            )?;
+        }
+        h = self.reduction(
+            tape,
+            enc,
+            h,
+            &format!("{r}/Mixed_6a"),
+            &[
+                ("Branch_0", &[("Conv2d_1a_3x3", (3, 3), 384, 2, VALID)]),
+                (
+                    "Branch_1",
+                    &[
+                        ("Conv2d_0a_1x1", (1, 1), 192, 1, SAME),
+                        ("Conv2d_0b_3x3", (3, 3), 192, 1, SAME),
+                        ("Conv2d_1a_3x3", (3, 3), 256, 2, VALID),
+                    ],
+                ),
+            ],
+        )?;
+        for i in 1..=10 {
+            h = self.block(
+                tape,
+                enc,
+                h,
+                &format!("{r}/Repeat_1/block17_{i}"),
+                &[
+                    ("Branch_0", &[("Conv2d_1x1", (1, 1), 128, 1, SAME)]),
+                    (
+                        "Branch_1",
+                        &[
+                            ("Conv2d_0a_1x1", (1, 1), 128, 1, SAME),
+                            ("Conv2d_0b_1x7", (1, 7), 128, 1, SAME),
+                            ("Conv2d_0c_7x1", (7, 1), 128, 1, SAME),
+                        ],
+                    ),
+                ],
+                0.10,
+                true,
+            )?;
+        }
+        h = self.reduction(
+            tape,
+            enc,
+            h,
+            &format!("{r}/Mixed_7a"),
+            &[
+                ("Branch_0", &[("Conv2d_0a_1x1", (1, 1), 256, 1, SAME), ("Conv2d_1a_3x3", (3, 3), 384, 2, VALID)]),
+                ("Branch_1", &[("Conv2d_0a_1x1", (1, 1), 256, 1, SAME), ("Conv2d_1a_3x3", (3, 3), 256, 2, VALID)]),
+                (
+                    "Branch_2",
+                    &[
+                        ("Conv2d_0a_1x1", (1, 1), 256, 1, SAME),
+                        ("Conv2d_0b_3x3", (3, 3), 256, 1, SAME),
+                        ("Conv2d_1a_3x3", (3, 3), 256, 2, VALID),
+                    ],
+                ),
+            ],
+        )?;
+        let b8: &[(&str, &[(&str, (usize, usize), usize, usize, Padding)])] = &[
+            ("Branch_0", &[("Conv2d_1x1", (1, 1), 192, 1, SAME)]),
+            (
+                "Branch_1",
+                &[
+                    ("Conv2d_0a_1x1", (1, 1), 192, 1, SAME),
+                    ("Conv2d_0b_1x3", (1, 3), 192, 1, SAME),
+                    ("Conv2d_0c_3x1", (3, 1), 192, 1, SAME),
+                ],
+            ),
+        ];
+        for i in 1..=5 {
+            h = self.block(tape, enc, h, &format!("{r}/Repeat_2/block8_{i}"), b8, 0.20, true)?;
+        }
+        h = self.block(tape, enc, h, &format!("{r}/Block8"), b8, 1.0, false)?;
+        // Logits/AvgPool_1a_8x8 over the whole map, flatten, dropout, Bottleneck (fully connected + BN).
+        let pooled = tape.global_avg_pool(enc, h)?;
+        let pooled = tape.dropout(enc, pooled, keep, dropout_seed)?;
+        let n = tape.shape(pooled)[0];
+        let flat = tape.reshape(pooled, &[n, 1, 1, 1792])?;
+        let e = self.embedding_size;
+        let ctx = enc.ctx();
+        // Stored as [1792, e] (a fully-connected layer), used as a 1x1 conv.
+        let w = self.param(ctx, &format!("{r}/Bottleneck/weights"), &[1792, e], (1792, e), true, false)?;
+        let beta = self.param(ctx, &format!("{r}/Bottleneck/BatchNorm/beta"), &[e], (0, 0), false, true)?;
+        let mm = self.state(ctx, &format!("{r}/Bottleneck/BatchNorm/moving_mean"), e, 0.0)?;
+        let mv = self.state(ctx, &format!("{r}/Bottleneck/BatchNorm/moving_variance"), e, 1.0)?;
+        let wv = tape.param(&self.store, w);
+        let wv = tape.reshape(wv, &[1, 1, 1792, e])?;
+        let bv = tape.param(&self.store, beta);
+        let y = tape.conv2d(enc, flat, wv, ConvSpec::new((1, 1), VALID))?;
+        let y = tape.batch_norm(enc, y, None, bv, (self.store.state(mm), self.store.state(mv)), BN)?;
+        let prelogits = tape.reshape(y, &[n, e])?;
+        let logits = if self.classes > 0 {
+            let c = self.classes;
+            let w = self.param(ctx, "Logits/weights", &[e, c], (e, c), true, false)?;
+            let b = self.param(ctx, "Logits/biases", &[c], (0, 0), false, true)?;
+            let (wv, bv) = (tape.param(&self.store, w), tape.param(&self.store, b));
+            Some(tape.linear(enc, prelogits, wv, Some(bv))?)
+        } else {
+            None
+        };
+        Ok(Outputs { prelogits, logits })
+    }
+}

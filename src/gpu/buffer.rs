@@ -100,6 +100,19 @@ impl GpuTensor {
         Ok(Self { shape: shape.to_vec(), ..self.clone() })
     }
 
+    /// The first elements of the buffer seen with a smaller (or equal) shape: a short last batch in a
+    /// buffer sized for a full one.
+    pub fn prefix(&self, shape: &[usize]) -> Result<Self, GpuError> {
+        let capacity = (self.buffer.size() / 4) as usize;
+        if shape.iter().product::<usize>() > capacity {
+            return Err(GpuError::Shape {
+                op: "prefix",
+                detail: format!("tensor '{}' holds {capacity} elements, {shape:?} needs more", self.label),
+            });
+        }
+        Ok(Self { shape: shape.to_vec(), ..self.clone() })
+    }
+
     fn read_bytes(&self, ctx: &GpuContext) -> Result<Vec<u8>, GpuError> {
         let size = (self.len() * 4) as u64;
         if size == 0 {

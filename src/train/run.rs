@@ -485,9 +485,9 @@ pub fn train(
             if n == 0 {
                 continue;
             }
-            let x = input.reshaped(&[n, s, s, 3])?;
+            let x = input.prefix(&[n, s, s, 3])?;
             x.write(ctx, &batch.pixels)?;
-            let y = labels.reshaped(&[n])?;
+            let y = labels.prefix(&[n])?;
             y.write_u32(ctx, &batch.labels)?;
             let lr = learning_rate(cfg, epoch, state.opt.step)? as f32;
             let m = step(ctx, cfg, &mut state, &mut tape, &x, &y, lr)?;

@@ -1,0 +1,211 @@
+//! `facegpu train` end to end on real faces: a short softmax + center-loss run, exact resume after an
+//! interrupt, the learning-rate schedule file, a corrupt image, and fine-tuning facenet's checkpoint.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+
+use facegpu::align::{align, AlignMode, AlignOptions};
+use facegpu::checkpoint::safetensors;
+use facegpu::gpu::GpuContext;
+use facegpu::kernels::optimizer::OptimizerKind;
+use facegpu::models::mtcnn::{DetectOptions, Mtcnn};
+use facegpu::train::run::{learning_rate_from_file, TrainConfig};
+use facegpu::train::train;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("facegpu-train-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// `src` aligned by MTCNN (facenet's crop) at `size` with `margin`, once per test binary per source.
+fn aligned(ctx: &GpuContext, src: &Path, size: u32, margin: f64) -> PathBuf {
+    static DONE: OnceLock<std::sync::Mutex<Vec<(PathBuf, PathBuf)>>> = OnceLock::new();
+    let done = DONE.get_or_init(Default::default);
+    let mut done = done.lock().unwrap();
+    if let Some((_, out)) = done.iter().find(|(s, _)| s == src) {
+        return out.clone();
+    }
+    let out = tmp(&format!("aligned-{}", src.file_name().unwrap().to_string_lossy()));
+    let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
+    let opts = AlignOptions { image_size: size, margin, detect_multiple_faces: false, random_order: false, batch: 4, mode: AlignMode::Crop };
+    align(ctx, &mut mtcnn, &DetectOptions::default(), src, &out, &opts).unwrap();
+    done.push((src.to_path_buf(), out.clone()));
+    out
+}
+
+/// A small, fast run on the johns (5 people x 11 photos) at 80 pixels.
+fn johns_config(ctx: &GpuContext, name: &str) -> Option<TrainConfig> {
+    let src = fixtures().join("faces/johns");
+    if !src.exists() {
+        eprintln!("skipping: {} is absent", src.display());
+        return None;
+    }
+    let data = aligned(ctx, &src, 92, 22.0);
+    let mut c = TrainConfig::new(data, tmp(name));
+    c.image_size = 80;
+    c.batch_size = 12;
+    c.epoch_size = 3;
+    c.max_nrof_epochs = 3;
+    c.optimizer = OptimizerKind::Adam;
+    c.learning_rate = 0.01;
+    c.random_crop = true;
+    c.random_flip = true;
+    c.center_loss_factor = 0.01;
+    c.moving_average_decay = 0.999;
+    Some(c)
+}
+
+fn no_stop() -> Arc<AtomicBool> {
+    Arc::new(AtomicBool::new(false))
+}
+
+#[test]
+fn softmax_center_loss_run_on_johns_lowers_the_loss_and_beats_chance() {
+    let ctx = gpu_or_skip!();
+    let Some(cfg) = johns_config(ctx, "short") else { return };
+    let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
+    for l in &s.epochs {
+        println!("epoch {}: loss {:.4} xent {:.4} center {:.4} accuracy {:.3} ({:.1} img/s)", l.epoch, l.loss, l.cross_entropy, l.center_loss, l.accuracy, l.images_per_s);
+    }
+    assert_eq!(s.epochs.len(), 3);
+    let (first, last) = (&s.epochs[0], &s.epochs[2]);
+    assert!(last.loss < 0.75 * first.loss, "loss fell from {} to {}", first.loss, last.loss);
+    // Chance is 1/5 over five identities.
+    assert!(last.accuracy >= 0.5, "training accuracy {} should be well above chance (0.2)", last.accuracy);
+    for f in ["args.json", "log.jsonl", "curves.png", "model.safetensors", "checkpoint.safetensors"] {
+        assert!(s.run_dir.join(f).is_file(), "{f} written");
+    }
+    // The log's field names are an interface.
+    let line: serde_json::Value = serde_json::from_str(std::fs::read_to_string(s.run_dir.join("log.jsonl")).unwrap().lines().next().unwrap()).unwrap();
+    for k in ["epoch", "loss", "cross_entropy", "center_loss", "accuracy", "learning_rate", "seconds"] {
+        assert!(line.get(k).is_some(), "log.jsonl lacks {k}");
+    }
+    // model.safetensors is an inference model embed/eval/compare load.
+    let mut e = facegpu::embed::Embedder::load(ctx, &s.run_dir.join("model.safetensors"), None, 80).unwrap();
+    let one = std::fs::read_dir(cfg.data_dir.join("John_Simm")).unwrap().next().unwrap().unwrap().path();
+    let emb = e.embed_files(ctx, &[one], 1).unwrap();
+    assert_eq!(emb[0].1.len(), 128);
+    let _ = std::fs::remove_dir_all(&cfg.models_base_dir);
+}
+
+#[test]
+fn resume_after_an_interrupt_gives_the_same_weights_as_an_uninterrupted_run() {
+    let ctx = gpu_or_skip!();
+    let Some(mut cfg) = johns_config(ctx, "whole") else { return };
+    cfg.batch_size = 6;
+    cfg.epoch_size = 2;
+    cfg.max_nrof_epochs = 2;
+    cfg.keep_probability = 0.8;
+    let whole = train(ctx, &cfg, None, no_stop(), true).unwrap();
+
+    let mut cut = cfg.clone();
+    cut.models_base_dir = tmp("cut");
+    // Ctrl-C already pressed: the run stops after its first step and saves a mid-epoch checkpoint.
+    let first = train(ctx, &cut, None, Arc::new(AtomicBool::new(true)), true).unwrap();
+    assert!(first.stopped.contains("interrupted after batch 1 of epoch 1"), "{}", first.stopped);
+    let resumed = train(ctx, &cut, Some(&first.run_dir), no_stop(), true).unwrap();
+    assert_eq!(resumed.run_dir, first.run_dir);
+    assert_eq!(resumed.epochs.len(), 2);
+
+    let a = safetensors::load(&whole.run_dir.join("checkpoint.safetensors")).unwrap();
+    let b = safetensors::load(&resumed.run_dir.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    let mut max_diff = 0f32;
+    for (name, t) in &a.tensors {
+        let u = &b.tensors[name];
+        assert_eq!(t.shape, u.shape, "{name}");
+        max_diff = t.data.iter().zip(&u.data).map(|(x, y)| (x - y).abs()).fold(max_diff, f32::max);
+    }
+    // Same data order, augmentation, dropout masks and kernels: bit for bit.
+    assert_eq!(max_diff, 0.0, "weights, slots, moving averages and centers after resume differ by up to {max_diff}");
+    let _ = std::fs::remove_dir_all(&cfg.models_base_dir);
+    let _ = std::fs::remove_dir_all(&cut.models_base_dir);
+}
+
+#[test]
+fn schedule_file_drives_the_learning_rate_and_minus_one_ends_training() {
+    let dir = tmp("schedule");
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("lr.txt");
+    std::fs::write(&f, "# CASIA-like\n0: 0.05\n2: 0.005 # second\n3: -1\n").unwrap();
+    assert_eq!(learning_rate_from_file(&f, 1).unwrap(), 0.05);
+    assert_eq!(learning_rate_from_file(&f, 2).unwrap(), 0.005);
+    assert_eq!(learning_rate_from_file(&f, 3).unwrap(), -1.0);
+    std::fs::write(dir.join("bad.txt"), "0: 0.1\nten: 0.01\n").unwrap();
+    let err = learning_rate_from_file(&dir.join("bad.txt"), 5).unwrap_err();
+    assert!(err.contains("bad.txt:2") && err.contains("'ten'"), "{err}");
+
+    let ctx = gpu_or_skip!();
+    let Some(mut cfg) = johns_config(ctx, "sched") else { return };
+    cfg.learning_rate = -1.0;
+    cfg.learning_rate_schedule_file = Some(f);
+    cfg.epoch_size = 1;
+    cfg.batch_size = 4;
+    cfg.max_nrof_epochs = 10;
+    let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
+    let lrs: Vec<f64> = s.epochs.iter().map(|l| l.learning_rate).collect();
+    assert_eq!(lrs, vec![0.05, 0.005], "epoch learning rates");
+    assert!(s.stopped.contains("epoch 3"), "{}", s.stopped);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&cfg.models_base_dir);
+}
+
+#[test]
+fn a_corrupt_image_is_reported_and_skipped_without_stopping_the_epoch() {
+    let ctx = gpu_or_skip!();
+    let Some(mut cfg) = johns_config(ctx, "corrupt") else { return };
+    // A copy of two identities plus a file that is not an image.
+    let data = tmp("corrupt-data");
+    for p in ["John_Salley", "John_Simm"] {
+        std::fs::create_dir_all(data.join(p)).unwrap();
+        for e in std::fs::read_dir(cfg.data_dir.join(p)).unwrap() {
+            let e = e.unwrap().path();
+            std::fs::copy(&e, data.join(p).join(e.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(data.join("John_Simm/broken.png"), b"not a png").unwrap();
+    cfg.data_dir = data.clone();
+    cfg.epoch_size = 2;
+    cfg.batch_size = 23;
+    cfg.max_nrof_epochs = 1;
+    let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
+    // 23 images, two batches of 23 drawn from a shuffle: the broken file is drawn exactly twice.
+    assert_eq!(s.epochs.len(), 1);
+    assert_eq!(s.epochs[0].skipped_images, 2, "the broken image is skipped each time it is drawn");
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&cfg.models_base_dir);
+}
+
+#[test]
+fn fine_tuning_facenets_checkpoint_on_deepface_lowers_the_loss() {
+    let ctx = gpu_or_skip!();
+    let (ckpt, src) = (fixtures().join("facenet-20170512-110547"), fixtures().join("faces/deepface"));
+    if !ckpt.exists() || !src.exists() {
+        eprintln!("skipping: the facenet checkpoint or faces/deepface is absent");
+        return;
+    }
+    let data = aligned(ctx, &src, 160, 32.0);
+    let mut cfg = TrainConfig::new(data, tmp("finetune"));
+    cfg.pretrained_model = Some(ckpt);
+    cfg.image_size = 160;
+    cfg.batch_size = 8;
+    cfg.epoch_size = 3;
+    cfg.max_nrof_epochs = 2;
+    cfg.optimizer = OptimizerKind::Adam;
+    cfg.learning_rate = 0.01;
+    cfg.moving_average_decay = 0.0;
+    let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
+    for l in &s.epochs {
+        println!("epoch {}: loss {:.4} accuracy {:.3} ({:.2} img/s)", l.epoch, l.loss, l.accuracy, l.images_per_s);
+    }
+    assert!(s.epochs[1].loss < s.epochs[0].loss, "fine-tuning loss fell: {} -> {}", s.epochs[0].loss, s.epochs[1].loss);
+    let _ = std::fs::remove_dir_all(&cfg.models_base_dir);
+}

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;
+pub mod demo;
 pub mod detect;
 pub mod embed;
 pub mod eval;

@@ -294,6 +294,19 @@ enum Command {
         #[arg(long, value_name = "PNG")]
         roc: Option<PathBuf>,
     },
+    /// Run the whole job on faces embedded in the binary: align with MTCNN, train briefly, evaluate with
+    /// the LFW protocol, write the plots.
+    Demo {
+        /// Output folder (replaced if it holds an earlier demo; any other existing folder is refused).
+        #[arg(long, default_value = "facegpu-demo")]
+        out: PathBuf,
+        /// Training epochs (4 batches of 12 each).
+        #[arg(long, default_value_t = 4)]
+        epochs: usize,
+        /// Print the final metrics as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Train Inception-ResNet-v1 with softmax + center loss (facenet's train_softmax.py).
     Train(Box<TrainArgs>),
     /// Print the chosen GPU adapter, backend, driver and limits.
@@ -600,6 +613,27 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 if let Some(path) = &roc {
                     println!("ROC curve: {}", path.display());
                 }
+            }
+        }
+        Command::Demo { out, epochs, json } => {
+            let ctx = GpuContext::new()?;
+            let r = facegpu::demo::demo(&ctx, &out, epochs, json)?;
+            if json {
+                println!("{}", serde_json::to_string(&r.eval)?);
+            } else {
+                println!("adapter: {}", ctx.adapter_name());
+                for l in &r.train.epochs {
+                    println!("epoch {}: loss {:.4}, accuracy {:.3}, {:.1} images/s", l.epoch, l.loss, l.accuracy, l.images_per_s);
+                }
+                println!("{} pairs ({} skipped), {} images", r.eval.pairs, r.eval.skipped, r.eval.images);
+                println!("{}", r.eval.human());
+                println!(
+                    "training curves: {}\nROC curve: {}\nmodel: {}",
+                    r.curves.display(),
+                    r.roc.display(),
+                    r.train.run_dir.join("model.safetensors").display()
+                );
+                println!("done in {:.0} s", r.seconds);
             }
         }
         Command::Train(args) => {

@@ -35,7 +35,8 @@ fn aligned(ctx: &GpuContext, src: &Path, size: u32, margin: f64) -> PathBuf {
     }
     let out = tmp(&format!("aligned-{}", src.file_name().unwrap().to_string_lossy()));
     let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
-    let opts = AlignOptions { image_size: size, margin, detect_multiple_faces: false, random_order: false, batch: 4, mode: AlignMode::Crop };
+    let opts =
+        AlignOptions { image_size: size, margin, detect_multiple_faces: false, random_order: false, batch: 4, mode: AlignMode::Crop };
     align(ctx, &mut mtcnn, &DetectOptions::default(), src, &out, &opts).unwrap();
     done.push((src.to_path_buf(), out.clone()));
     out
@@ -73,7 +74,10 @@ fn softmax_center_loss_run_on_johns_lowers_the_loss_and_beats_chance() {
     let Some(cfg) = johns_config(ctx, "short") else { return };
     let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
     for l in &s.epochs {
-        println!("epoch {}: loss {:.4} xent {:.4} center {:.4} accuracy {:.3} ({:.1} img/s)", l.epoch, l.loss, l.cross_entropy, l.center_loss, l.accuracy, l.images_per_s);
+        println!(
+            "epoch {}: loss {:.4} xent {:.4} center {:.4} accuracy {:.3} ({:.1} img/s)",
+            l.epoch, l.loss, l.cross_entropy, l.center_loss, l.accuracy, l.images_per_s
+        );
     }
     assert_eq!(s.epochs.len(), 3);
     let (first, last) = (&s.epochs[0], &s.epochs[2]);
@@ -84,7 +88,8 @@ fn softmax_center_loss_run_on_johns_lowers_the_loss_and_beats_chance() {
         assert!(s.run_dir.join(f).is_file(), "{f} written");
     }
     // The log's field names are an interface.
-    let line: serde_json::Value = serde_json::from_str(std::fs::read_to_string(s.run_dir.join("log.jsonl")).unwrap().lines().next().unwrap()).unwrap();
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(s.run_dir.join("log.jsonl")).unwrap().lines().next().unwrap()).unwrap();
     for k in ["epoch", "loss", "cross_entropy", "center_loss", "accuracy", "learning_rate", "seconds"] {
         assert!(line.get(k).is_some(), "log.jsonl lacks {k}");
     }

@@ -66,6 +66,50 @@ impl MtcnnArgs {
     }
 }
 
+/// What `classify train` and `classify predict` share.
+#[derive(clap::Args)]
+struct ClassifyArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Aligned faces, one folder per identity.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The classifier file (.safetensors with the class names).
+    #[arg(long)]
+    classifier: PathBuf,
+    /// Split each class: train on the first --nrof-train-images-per-class (shuffled with --seed),
+    /// predict on the rest.
+    #[arg(long)]
+    use_split_dataset: bool,
+    /// With --use-split-dataset: classes with fewer images are left out.
+    #[arg(long, default_value_t = 20)]
+    min_nrof_images_per_class: usize,
+    #[arg(long, default_value_t = 10)]
+    nrof_train_images_per_class: usize,
+    #[arg(long, default_value_t = 666)]
+    seed: u64,
+    /// Images per GPU batch.
+    #[arg(long, default_value_t = 90)]
+    batch_size: usize,
+}
+
+#[derive(Subcommand)]
+enum ClassifyCommand {
+    /// Embed the dataset and fit the classifier (never overwrites --classifier).
+    Train {
+        #[command(flatten)]
+        args: ClassifyArgs,
+    },
+    /// Print each image's most likely class and its probability, then the accuracy.
+    Predict {
+        #[command(flatten)]
+        args: ClassifyArgs,
+        /// One JSON object per image: {"image", "class", "probability", "truth"}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// facenet's train_softmax.py flags, spelled with hyphens, with facenet's defaults.
 #[derive(clap::Args)]
 struct TrainArgs {
@@ -307,6 +351,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Classify faces with a linear classifier on the embeddings (facenet's classifier.py).
+    #[command(subcommand)]
+    Classify(ClassifyCommand),
     /// Train Inception-ResNet-v1 with softmax + center loss (facenet's train_softmax.py).
     Train(Box<TrainArgs>),
     /// Print the chosen GPU adapter, backend, driver and limits.
@@ -634,6 +681,50 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     r.train.run_dir.join("model.safetensors").display()
                 );
                 println!("done in {:.0} s", r.seconds);
+            }
+        }
+        Command::Classify(cmd) => {
+            use facegpu::eval::classify::{classify_dataset, embed_dataset, predict_dir, Classifier};
+            let ctx = GpuContext::new()?;
+            match cmd {
+                ClassifyCommand::Train { args } => {
+                    let split = args.use_split_dataset.then_some((args.min_nrof_images_per_class, args.nrof_train_images_per_class));
+                    let classes = classify_dataset(&args.data_dir, split, args.seed, true)?;
+                    if args.classifier.exists() {
+                        return Err(format!("{}: already exists; facegpu never overwrites a classifier", args.classifier.display()).into());
+                    }
+                    let mut embedder = args.model.load(&ctx)?;
+                    let items = embed_dataset(&ctx, &mut embedder, &classes, args.batch_size)?;
+                    let names: Vec<String> = classes.iter().map(|c| c.name.clone()).collect();
+                    let (emb, labels): (Vec<Vec<f32>>, Vec<u32>) = items.into_iter().map(|(_, l, e)| (e, l as u32)).unzip();
+                    println!("Number of classes: {}\nNumber of images: {}", names.len(), emb.len());
+                    let clf = Classifier::fit(&ctx, &emb, &labels, names, 300)?;
+                    clf.save(&args.classifier)?;
+                    println!("Saved classifier model to file \"{}\"", args.classifier.display());
+                }
+                ClassifyCommand::Predict { args, json } => {
+                    let split = args.use_split_dataset.then_some((args.min_nrof_images_per_class, args.nrof_train_images_per_class));
+                    let classes = classify_dataset(&args.data_dir, split, args.seed, false)?;
+                    let clf = Classifier::load(&args.classifier)?;
+                    let mut embedder = args.model.load(&ctx)?;
+                    let preds = predict_dir(&ctx, &mut embedder, &clf, &classes, args.batch_size)?;
+                    let mut known = 0;
+                    let mut right = 0;
+                    for (i, p) in preds.iter().enumerate() {
+                        if json {
+                            println!("{}", serde_json::to_string(p)?);
+                        } else {
+                            println!("{i:4}  {}: {:.3}  ({})", p.class, p.probability, p.image.display());
+                        }
+                        if let Some(t) = &p.truth {
+                            known += 1;
+                            right += usize::from(*t == p.class);
+                        }
+                    }
+                    if !json && known > 0 {
+                        println!("Accuracy: {:.3}", right as f64 / known as f64);
+                    }
+                }
             }
         }
         Command::Train(args) => {

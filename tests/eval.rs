@@ -226,3 +226,50 @@ fn eval_on_deepface_photos_gives_the_same_metrics_from_tf_checkpoint_and_safeten
     assert_eq!((img.width(), img.height()), (560, 480));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn classifier_trained_on_johns_embeddings_predicts_the_held_out_photos() {
+    use facegpu::align::{align, AlignMode, AlignOptions};
+    use facegpu::embed::Embedder;
+    use facegpu::eval::classify::{classify_dataset, embed_dataset, predict_dir, Classifier};
+    use facegpu::models::mtcnn::{DetectOptions, Mtcnn};
+
+    let ctx = gpu_or_skip!();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    let (ckpt, photos) = (fixtures.join("facenet-20170512-110547"), fixtures.join("faces/johns"));
+    if !ckpt.exists() || !photos.exists() {
+        eprintln!("skipping: the facenet checkpoint or faces/johns is absent");
+        return;
+    }
+    let root = std::env::temp_dir().join(format!("facegpu-classify-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let aligned = root.join("aligned");
+    let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
+    let opts =
+        AlignOptions { image_size: 160, margin: 32.0, detect_multiple_faces: false, random_order: false, batch: 4, mode: AlignMode::Crop };
+    align(ctx, &mut mtcnn, &DetectOptions::default(), &photos, &aligned, &opts).unwrap();
+    // classifier.py's split: 6 training images per person, the other 5 predicted.
+    let train = classify_dataset(&aligned, Some((10, 6)), 666, true).unwrap();
+    let test = classify_dataset(&aligned, Some((10, 6)), 666, false).unwrap();
+    assert_eq!((train.len(), train[0].paths.len(), test[0].paths.len()), (5, 6, 5));
+    let mut model = Embedder::load(ctx, &ckpt, None, 160).unwrap();
+    let items = embed_dataset(ctx, &mut model, &train, 32).unwrap();
+    let (emb, labels): (Vec<Vec<f32>>, Vec<u32>) = items.into_iter().map(|(_, l, e)| (e, l as u32)).unzip();
+    let names: Vec<String> = train.iter().map(|c| c.name.clone()).collect();
+    let clf = Classifier::fit(ctx, &emb, &labels, names.clone(), 300).unwrap();
+    let path = root.join("classifier.safetensors");
+    clf.save(&path).unwrap();
+    assert!(clf.save(&path).unwrap_err().to_string().contains("already exists"), "never overwrites");
+    let loaded = Classifier::load(&path).unwrap();
+    assert_eq!(loaded.class_names, names);
+    let preds = predict_dir(ctx, &mut model, &loaded, &test, 32).unwrap();
+    assert_eq!(preds.len(), 25);
+    let right = preds.iter().filter(|p| p.truth.as_deref() == Some(p.class.as_str())).count();
+    println!("held-out accuracy {right}/25");
+    // facenet's model tells these five people apart almost perfectly.
+    assert!(right >= 23, "{right}/25 held-out photos classified correctly");
+    assert!(preds.iter().all(|p| p.probability > 0.2 && p.probability <= 1.0));
+    let err = Classifier::load(&ckpt.join("model-20170512-110547.ckpt-250000.index")).unwrap_err().to_string();
+    assert!(!err.is_empty());
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -2,6 +2,7 @@
 //! once (optionally aligned on the fly with MTCNN, optionally with its mirror image), and the metrics of
 //! [`metrics`] are computed exactly as facenet does.
 
+pub mod classify;
 pub mod lfw;
 pub mod metrics;
 pub mod plot;

@@ -200,9 +200,18 @@ struct TrainArgs {
     lfw_use_flipped_images: bool,
     #[arg(long, default_value_t = 10)]
     lfw_nrof_folds: usize,
-    /// softmax (train_softmax.py); triplet is not implemented yet.
+    /// softmax (train_softmax.py) or triplet (train_tripletloss.py).
     #[arg(long, value_enum, default_value = "softmax")]
     loss: facegpu::train::LossKind,
+    /// Triplet mode: people sampled per selection round.
+    #[arg(long, default_value_t = 45)]
+    people_per_batch: usize,
+    /// Triplet mode: images sampled per person.
+    #[arg(long, default_value_t = 40)]
+    images_per_person: usize,
+    /// Triplet mode: the margin.
+    #[arg(long, default_value_t = 0.2)]
+    alpha: f32,
     /// Image decoding threads.
     #[arg(long, default_value_t = 2)]
     workers: usize,
@@ -244,6 +253,9 @@ impl TrainArgs {
         c.lfw_use_flipped_images = self.lfw_use_flipped_images;
         c.lfw_nrof_folds = self.lfw_nrof_folds;
         c.loss = self.loss;
+        c.people_per_batch = self.people_per_batch;
+        c.images_per_person = self.images_per_person;
+        c.alpha = self.alpha;
         c.workers = self.workers;
         c
     }

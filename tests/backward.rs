@@ -606,3 +606,50 @@ fn concat_and_split_accumulate_into_existing_gradients() {
     let want: Vec<f32> = cat.iter().zip(&base).map(|(a, b)| a + b).collect();
     assert_close("concat accumulate", &gbase.download(ctx).unwrap(), &want, 1e-7, 1e-6);
 }
+
+#[test]
+fn triplet_loss_gradient_matches_finite_differences_and_gpu_matches_cpu() {
+    let mut rng = Rng::new(320);
+    let (k, d) = (7, 6);
+    // Normalized rows; some triplets already satisfy the margin (zero loss, zero gradient).
+    let mut e = rng.vec(3 * k * d, -1.0, 1.0);
+    for r in e.chunks_mut(d) {
+        let n = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+        r.iter_mut().for_each(|v| *v /= n);
+    }
+    let (alpha, weight) = (0.2, 0.7);
+    let (losses, _, grad) = cpu::triplet::triplet_loss(&e, &[3 * k, d], alpha, weight).unwrap();
+    assert!(losses.iter().any(|&l| l == 0.0) && losses.iter().any(|&l| l > 0.0), "both active and inactive triplets: {losses:?}");
+    let trip64 = |e: &[f32]| {
+        (0..k)
+            .map(|t| {
+                let row = |r: usize| &e[(3 * t + r) * d..(3 * t + r + 1) * d];
+                let dist = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>();
+                (dist(row(0), row(1)) - dist(row(0), row(2)) + alpha as f64).max(0.0)
+            })
+            .sum::<f64>()
+            * weight as f64
+            / k as f64
+    };
+    // Skip coordinates of triplets at the hinge (within the step of loss 0).
+    let at_hinge = |i: usize| {
+        let t = i / (3 * d);
+        let l = losses[t];
+        l == 0.0 && {
+            let row = |r: usize| &e[(3 * t + r) * d..(3 * t + r + 1) * d];
+            let dist = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(a, b)| (a - b).powi(2)).sum::<f32>();
+            (dist(row(0), row(1)) - dist(row(0), row(2)) + alpha).abs() < 0.01
+        }
+    };
+    fd_check("triplet loss", &e, &grad, 1e-3, 1e-4, at_hinge, trip64);
+
+    let ctx = gpu_or_skip!();
+    let ge = up(ctx, "e", &[3 * k, d], &e);
+    let (gl, gloss, gg) =
+        (GpuTensor::zeros(ctx, "row loss", &[k]), GpuTensor::zeros(ctx, "loss", &[1]), GpuTensor::zeros(ctx, "grad", &[3 * k, d]));
+    record(ctx, |enc| k::triplet::triplet_loss(enc, &ge, &gl, &gloss, &gg, alpha, weight));
+    assert_close("triplet row losses", &gl.download(ctx).unwrap(), &losses, 1e-6, 1e-5);
+    assert_close("triplet gradient", &gg.download(ctx).unwrap(), &grad, 1e-6, 1e-5);
+    let err = facegpu::kernels::triplet::TripletParams::new(&[10, 4], 0.2, 1.0).unwrap_err().to_string();
+    assert!(err.contains("[3k, d]"), "{err}");
+}

@@ -214,3 +214,40 @@ fn fine_tuning_facenets_checkpoint_on_deepface_lowers_the_loss() {
     assert!(s.epochs[1].loss < s.epochs[0].loss, "fine-tuning loss fell: {} -> {}", s.epochs[0].loss, s.epochs[1].loss);
     let _ = std::fs::remove_dir_all(&cfg.models_base_dir);
 }
+
+#[test]
+fn triplet_selection_follows_facenets_rule() {
+    use facegpu::data::dataset::Rng;
+    use facegpu::train::run::select_triplets;
+    // Person 0: rows 0-2 on the x axis, person 1: rows 3-4 on y; row 5 (person 2) sits near person 0.
+    let e = |x: f32, y: f32| vec![x, y];
+    let emb = vec![e(1.0, 0.0), e(0.9, 0.1), e(0.7, 0.3), e(0.0, 1.0), e(0.1, 0.9), e(0.95, 0.05)];
+    let mut rng = Rng::new(1);
+    let t = select_triplets(&emb, &[3, 2, 1], 0.2, &mut rng);
+    // Anchor-positive pairs: (0,1), (0,2), (1,2) of person 0 and (3,4) of person 1. A negative must be
+    // another person's image with |a-n|^2 - |a-p|^2 < 0.2: only row 5 qualifies for person 0, none for
+    // person 1 (every other image is far from row 3), so (3,4) is dropped.
+    let mut sorted = t.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec![[0, 1, 5], [0, 2, 5], [1, 2, 5]]);
+}
+
+#[test]
+fn triplet_training_on_johns_lowers_the_triplet_loss() {
+    let ctx = gpu_or_skip!();
+    let Some(mut cfg) = johns_config(ctx, "triplet") else { return };
+    cfg.loss = facegpu::train::LossKind::Triplet;
+    cfg.people_per_batch = 5;
+    cfg.images_per_person = 6;
+    cfg.batch_size = 15;
+    cfg.epoch_size = 3;
+    cfg.max_nrof_epochs = 4;
+    cfg.center_loss_factor = 0.0;
+    let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
+    let losses: Vec<f64> = s.epochs.iter().map(|l| l.loss).collect();
+    println!("triplet loss per epoch: {losses:?}");
+    assert_eq!(losses.len(), 4);
+    // Starts near the margin (random embeddings); the last two epochs average clearly below the first.
+    assert!((losses[2] + losses[3]) / 2.0 < 0.8 * losses[0], "triplet loss {losses:?}");
+    let _ = std::fs::remove_dir_all(&cfg.models_base_dir);
+}

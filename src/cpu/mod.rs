@@ -14,3 +14,4 @@ pub mod optimizer;
 pub mod pool;
 pub mod reduce;
 pub mod softmax;
+pub mod triplet;

@@ -37,6 +37,7 @@ shaders! {
     Reduce => "reduce.wgsl",
     Image => "image.wgsl",
     Optimizer => "optimizer.wgsl",
+    Triplet => "triplet.wgsl",
 }
 
 /// Compiled pipelines keyed by (shader, entry point); each is compiled once per context.

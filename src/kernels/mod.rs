@@ -14,6 +14,7 @@ pub mod optimizer;
 pub mod pool;
 pub mod reduce;
 pub mod softmax;
+pub mod triplet;
 
 use crate::gpu::GpuError;
 

@@ -481,6 +481,19 @@ impl Tape {
         Ok(loss)
     }
 
+    /// facenet's triplet loss `weight * mean(max(|a-p|^2 - |a-n|^2 + alpha, 0))` over consecutive
+    /// (anchor, positive, negative) rows of `e` `[3k, d]`. Returns the unweighted loss `[1]`.
+    pub fn triplet_loss(&mut self, enc: &mut Encoder, e: Var, alpha: f32, weight: f32) -> Result<GpuTensor, GpuError> {
+        let shape = self.shape(e).to_vec();
+        let rows = crate::kernels::triplet::TripletParams::new(&shape, alpha, weight)?.k as usize;
+        let row_loss = self.scratch(enc, "triplet/row_loss", &[rows]);
+        let grad = self.scratch(enc, "triplet/grad", &shape);
+        let loss = self.scratch(enc, "triplet/loss", &[1]);
+        crate::kernels::triplet::triplet_loss(enc, self.value(e), &row_loss, &loss, &grad, alpha, weight)?;
+        self.ops.push(Op::Seed { x: e, grad, scale: 1.0 });
+        Ok(loss)
+    }
+
     /// The gradient `dy` of an op's output, if any consumer produced one.
     fn dy(&self, y: Var) -> Option<GpuTensor> {
         self.grad(y)

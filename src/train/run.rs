@@ -69,6 +69,10 @@ pub struct TrainConfig {
     pub lfw_use_flipped_images: bool,
     pub lfw_nrof_folds: usize,
     pub loss: LossKind,
+    /// Triplet mode: people sampled per selection round, images per person, and the margin.
+    pub people_per_batch: usize,
+    pub images_per_person: usize,
+    pub alpha: f32,
     /// Decoding threads.
     pub workers: usize,
 }
@@ -112,6 +116,9 @@ impl TrainConfig {
             lfw_use_flipped_images: false,
             lfw_nrof_folds: 10,
             loss: LossKind::Softmax,
+            people_per_batch: 45,
+            images_per_person: 40,
+            alpha: 0.2,
             workers: 2,
         }
     }
@@ -331,8 +338,8 @@ pub fn train(
     stop: Arc<AtomicBool>,
     quiet: bool,
 ) -> Result<TrainSummary, Box<dyn std::error::Error>> {
-    if cfg.loss == LossKind::Triplet {
-        return Err("--loss triplet is not implemented yet in facegpu; use --loss softmax".into());
+    if cfg.loss == LossKind::Triplet && cfg.batch_size < 3 {
+        return Err(format!("--batch-size {} holds no triplet (at least 3)", cfg.batch_size).into());
     }
     if cfg.image_size < 75 {
         return Err(format!("--image-size {} is too small for Inception-ResNet-v1 (at least 75)", cfg.image_size).into());
@@ -368,7 +375,8 @@ pub fn train(
         (None, None) => None,
     };
     let source: Option<&Weights> = resumed.as_ref().map(|(w, _)| w).or(pretrained.as_ref());
-    let mut net = TrainNet::new(cfg.embedding_size, class_names.len(), source, cfg.seed);
+    let logits = if cfg.loss == LossKind::Softmax { class_names.len() } else { 0 };
+    let mut net = TrainNet::new(cfg.embedding_size, logits, source, cfg.seed);
     if let (Some(w), None) = (&pretrained, &resumed) {
         if let Some(t) = w.tensors.get("Logits/weights") {
             if t.shape != [cfg.embedding_size, class_names.len()] {
@@ -474,7 +482,25 @@ pub fn train(
         let start = std::mem::take(&mut state.batch);
         bar.set_position(start as u64);
         let mut done = start;
-        let loader = spawn_loader(plan, start, aug, Rng::new(cfg.seed ^ (epoch as u64) << 32), cfg.workers, 4);
+        if cfg.loss == LossKind::Triplet {
+            let t = triplet_epoch(ctx, cfg, &mut state, &mut tape, &train_set, epoch, aug, &input, &stop, &bar)?;
+            sums = [t.loss_sum, 0.0, 0.0, 0.0, 0.0];
+            (n_steps, n_images, skipped) = (t.steps, t.images, t.skipped);
+            if t.interrupted {
+                bar.finish_and_clear();
+                stopped =
+                    format!("interrupted during epoch {epoch} (triplet mode resumes at the start of that epoch from the last checkpoint)");
+                break 'epochs;
+            }
+        }
+        let loader = spawn_loader(
+            if cfg.loss == LossKind::Softmax { plan } else { Vec::new() },
+            start,
+            aug,
+            Rng::new(cfg.seed ^ (epoch as u64) << 32),
+            cfg.workers,
+            4,
+        );
         for batch in loader {
             done += 1;
             for e in &batch.skipped {
@@ -575,6 +601,190 @@ fn chrono_like_id() -> String {
     let y = yoe + era * 400 + i64::from(m <= 2);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_micros()).unwrap_or(0);
     format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{nanos:06}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// What a triplet epoch did.
+struct TripletEpoch {
+    loss_sum: f64,
+    steps: usize,
+    images: usize,
+    skipped: usize,
+    interrupted: bool,
+}
+
+/// facenet's `sample_people`: people in a shuffled order, up to `images_per_person` random images of
+/// each, until `people_per_batch * images_per_person` images (or the dataset runs out).
+pub fn sample_people(
+    classes: &[ImageClass],
+    people_per_batch: usize,
+    images_per_person: usize,
+    rng: &mut Rng,
+) -> (Vec<PathBuf>, Vec<usize>) {
+    let want = people_per_batch * images_per_person;
+    let mut order: Vec<usize> = (0..classes.len()).collect();
+    rng.shuffle(&mut order);
+    let (mut paths, mut per_class) = (Vec::new(), Vec::new());
+    for &c in &order {
+        if paths.len() >= want {
+            break;
+        }
+        let mut idx: Vec<usize> = (0..classes[c].paths.len()).collect();
+        rng.shuffle(&mut idx);
+        let take = idx.len().min(images_per_person).min(want - paths.len());
+        if take == 0 {
+            continue;
+        }
+        paths.extend(idx[..take].iter().map(|&i| classes[c].paths[i].clone()));
+        per_class.push(take);
+    }
+    (paths, per_class)
+}
+
+/// facenet's `select_triplets`: for every anchor-positive pair of a person, a random negative among those
+/// with `|a-n|^2 - |a-p|^2 < alpha` (none: the pair is dropped); the triplets are shuffled.
+pub fn select_triplets(emb: &[Vec<f32>], per_class: &[usize], alpha: f32, rng: &mut Rng) -> Vec<[usize; 3]> {
+    let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>();
+    let mut triplets = Vec::new();
+    let mut start = 0;
+    for &n in per_class {
+        for j in 1..n {
+            let a = start + j - 1;
+            let neg: Vec<f32> = (0..emb.len()).map(|i| dist(&emb[a], &emb[i])).collect();
+            for p in j..n {
+                let p = start + p;
+                let pos = dist(&emb[a], &emb[p]);
+                let candidates: Vec<usize> = (0..emb.len()).filter(|&i| (i < start || i >= start + n) && neg[i] - pos < alpha).collect();
+                if !candidates.is_empty() {
+                    triplets.push([a, p, candidates[rng.below(candidates.len())]]);
+                }
+            }
+        }
+        start += n;
+    }
+    rng.shuffle(&mut triplets);
+    triplets
+}
+
+/// Decodes `paths` (no labels needed) in plan order.
+fn load_images(
+    paths: &[PathBuf],
+    batch: usize,
+    aug: Augment,
+    rng: Rng,
+    workers: usize,
+) -> impl Iterator<Item = crate::data::dataset::Batch> {
+    let plan: Vec<Vec<(PathBuf, u32)>> = paths.chunks(batch.max(1)).map(|c| c.iter().map(|p| (p.clone(), 0)).collect()).collect();
+    spawn_loader(plan, 0, aug, rng, workers, 4)
+}
+
+/// One epoch of train_tripletloss.py: rounds of sampling people, embedding them with the current
+/// weights (training mode, as facenet), selecting triplets and training on them, until `epoch_size`
+/// batches.
+#[allow(clippy::too_many_arguments)]
+fn triplet_epoch(
+    ctx: &GpuContext,
+    cfg: &TrainConfig,
+    state: &mut State,
+    tape: &mut Tape,
+    classes: &[ImageClass],
+    epoch: usize,
+    aug: Augment,
+    input: &GpuTensor,
+    stop: &AtomicBool,
+    bar: &indicatif::ProgressBar,
+) -> Result<TripletEpoch, Box<dyn std::error::Error>> {
+    let s = cfg.image_size as usize;
+    let batch = cfg.batch_size - cfg.batch_size % 3;
+    let mut rng = Rng::new(cfg.seed ^ (epoch as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+    let mut out = TripletEpoch { loss_sum: 0.0, steps: 0, images: 0, skipped: 0, interrupted: false };
+    let t0 = Instant::now();
+    let mut round = 0u64;
+    while out.steps < cfg.epoch_size {
+        round += 1;
+        let (paths, per_class) = sample_people(classes, cfg.people_per_batch, cfg.images_per_person, &mut rng);
+        // Embeddings of the sampled images (unreadable ones are dropped with their class count fixed).
+        let mut emb: Vec<Vec<f32>> = Vec::new();
+        let mut kept: Vec<PathBuf> = Vec::new();
+        let mut counts = per_class.clone();
+        let class_of: Vec<usize> = per_class.iter().enumerate().flat_map(|(c, &n)| std::iter::repeat_n(c, n)).collect();
+        let mut at = 0;
+        for b in load_images(&paths, cfg.batch_size, aug, rng.fork(round), cfg.workers) {
+            let chunk = &paths[at..(at + cfg.batch_size).min(paths.len())];
+            for e in &b.skipped {
+                bar.suspend(|| eprintln!("skipping {e}"));
+                if let Some(i) = chunk.iter().position(|p| e.starts_with(&p.display().to_string())) {
+                    counts[class_of[at + i]] -= 1;
+                }
+            }
+            out.skipped += b.skipped.len();
+            let n = b.pixels.len() / (s * s * 3);
+            if n > 0 {
+                let x = input.prefix(&[n, s, s, 3])?;
+                x.write(ctx, &b.pixels)?;
+                tape.reset();
+                let mut enc = Encoder::new(ctx);
+                let xv = tape.input(&x);
+                let o = state.net.forward(tape, &mut enc, xv, cfg.keep_probability, 0)?;
+                let e = tape.l2_normalize(&mut enc, o.prelogits, 1e-10)?;
+                enc.submit()?;
+                let v = tape.value(e).download(ctx)?;
+                emb.extend(v.chunks(cfg.embedding_size).map(<[f32]>::to_vec));
+                kept.extend(chunk.iter().filter(|p| !b.skipped.iter().any(|e| e.starts_with(&p.display().to_string()))).cloned());
+            }
+            at += chunk.len();
+        }
+        let triplets = select_triplets(&emb, &counts, cfg.alpha, &mut rng);
+        if triplets.is_empty() {
+            if round > 20 {
+                return Err("no triplet violates the margin in 20 rounds: is there more than one person with two images?".into());
+            }
+            continue;
+        }
+        let flat: Vec<PathBuf> = triplets.iter().flat_map(|t| t.iter().map(|&i| kept[i].clone())).collect();
+        for b in load_images(&flat, batch, aug, rng.fork(1000 + round), cfg.workers) {
+            out.skipped += b.skipped.len();
+            let n = b.pixels.len() / (s * s * 3);
+            if !b.skipped.is_empty() || n == 0 || n % 3 != 0 {
+                // A triplet lost an image: skip this batch rather than misalign the rows.
+                continue;
+            }
+            let x = input.prefix(&[n, s, s, 3])?;
+            x.write(ctx, &b.pixels)?;
+            let lr = learning_rate(cfg, epoch, state.opt.step)? as f32;
+            tape.reset();
+            let mut enc = Encoder::new(ctx);
+            let xv = tape.input(&x);
+            let seed = (cfg.seed as u32) ^ (state.opt.step as u32).wrapping_mul(0x9E37_79B9);
+            let o = state.net.forward(tape, &mut enc, xv, cfg.keep_probability, seed)?;
+            let e = tape.l2_normalize(&mut enc, o.prelogits, 1e-10)?;
+            let loss = tape.triplet_loss(&mut enc, e, cfg.alpha, 1.0)?;
+            tape.backward(&mut enc)?;
+            state.net.store.weight_decay(&mut enc, cfg.weight_decay)?;
+            state.opt.step(&mut enc, &state.net.store, lr)?;
+            if let Some(ema) = &state.ema {
+                ema.update(&mut enc, &state.net.store, state.opt.step)?;
+            }
+            enc.submit()?;
+            let l = loss.download(ctx)?[0] as f64;
+            out.loss_sum += l;
+            out.steps += 1;
+            out.images += n;
+            bar.set_message(format!(
+                "triplet loss {l:.4}  {} triplets  {:.1} img/s",
+                triplets.len(),
+                out.images as f64 / t0.elapsed().as_secs_f64()
+            ));
+            bar.inc(1);
+            if stop.load(Ordering::SeqCst) {
+                out.interrupted = true;
+                return Ok(out);
+            }
+            if out.steps >= cfg.epoch_size {
+                break;
+            }
+        }
+    }
+    Ok(out)
 }
 
 struct StepMetrics {

@@ -216,3 +216,72 @@ pub fn block35(ctx: &GpuContext, batch: usize, reps: usize) -> Result<Block35Ben
         forward_gflop: flops / 1e9,
     })
 }
+
+/// `facegpu bench train`: full Inception-ResNet-v1 training steps (forward, softmax cross-entropy over
+/// `classes` identities, backward, ADAM update, moving average) on random images already on the GPU.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TrainBench {
+    pub adapter: String,
+    pub batch_size: usize,
+    pub image_size: usize,
+    pub train_images_per_s: f64,
+    pub ms_per_step: f64,
+    /// Tape, parameters, gradients and optimizer slots after the first timed step and after the last.
+    pub memory_bytes_first: usize,
+    pub memory_bytes_last: usize,
+}
+
+pub fn train(
+    ctx: &GpuContext,
+    batch: usize,
+    image_size: usize,
+    reps: usize,
+    classes: usize,
+) -> Result<TrainBench, Box<dyn std::error::Error>> {
+    use crate::train::net::TrainNet;
+    let s = image_size;
+    let images = GpuTensor::upload(ctx, "bench images", &[batch, s, s, 3], &seeded(batch * s * s * 3, 900))?;
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i * 7919 % classes as u32).collect();
+    let labels = GpuTensor::upload_u32(ctx, "bench labels", &[batch], &labels)?;
+    let mut net = TrainNet::new(128, classes, None, 1);
+    let mut tape = Tape::new();
+    // Create the parameters (recorded, not run), then the optimizer and moving average.
+    {
+        let mut enc = Encoder::new(ctx);
+        let x = tape.input(&images);
+        net.forward(&mut tape, &mut enc, x, 1.0, 0)?;
+    }
+    let mut opt = Optimizer::new(ctx, OptimizerKind::Adam, &net.store)?;
+    let ema = crate::train::Ema::new(ctx, &net.store, 0.9999)?;
+    let mut memory = Vec::new();
+    let mut times = Vec::new();
+    for i in 0..=reps.max(1) {
+        let t = Instant::now();
+        tape.reset();
+        let mut enc = Encoder::new(ctx);
+        let x = tape.input(&images);
+        let out = net.forward(&mut tape, &mut enc, x, 1.0, i as u32)?;
+        let logits = out.logits.ok_or("no Logits layer")?;
+        let (loss, _) = tape.softmax_xent(&mut enc, logits, &labels, 1.0)?;
+        tape.backward(&mut enc)?;
+        opt.step(&mut enc, &net.store, 1e-4)?;
+        ema.update(&mut enc, &net.store, opt.step)?;
+        enc.submit()?;
+        loss.download(ctx)?;
+        if i > 0 {
+            times.push(t.elapsed().as_secs_f64());
+            memory.push(tape.bytes() + net.store.bytes() + opt.bytes());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let med = times[times.len() / 2];
+    Ok(TrainBench {
+        adapter: ctx.adapter_name(),
+        batch_size: batch,
+        image_size,
+        train_images_per_s: batch as f64 / med,
+        ms_per_step: med * 1e3,
+        memory_bytes_first: memory[0],
+        memory_bytes_last: *memory.last().unwrap_or(&0),
+    })
+}

@@ -450,6 +450,17 @@ enum BenchCommand {
         #[command(flatten)]
         run: BenchArgs,
     },
+    /// Full Inception-ResNet-v1 training steps (forward, backward, ADAM, moving average): images/s.
+    Train {
+        #[command(flatten)]
+        run: BenchArgs,
+        /// Input size.
+        #[arg(long, default_value_t = 160)]
+        image_size: usize,
+        /// Identities of the Logits layer.
+        #[arg(long, default_value_t = 1000)]
+        classes: usize,
+    },
     /// MTCNN detection: ms per photo, split into stages (decoding not timed).
     Detect {
         #[command(flatten)]
@@ -781,6 +792,20 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 println!("forward + backward        {:>9.1} ms", b.forward_backward_ms);
                 println!("training step (+ ADAM)    {:>9.1} ms", b.step_ms);
                 println!("backward / forward        {:>9.2}", b.backward_over_forward);
+            }
+        }
+        Command::Bench(BenchCommand::Train { run: BenchArgs { batch_size, reps, json }, image_size, classes }) => {
+            let ctx = GpuContext::new()?;
+            let b = facegpu::bench::train(&ctx, batch_size, image_size, reps, classes)?;
+            if json {
+                println!("{}", serde_json::to_string(&b)?);
+            } else {
+                println!(
+                    "adapter: {}  (Inception-ResNet-v1, batch {} x {}x{}, ADAM, median of {reps})",
+                    b.adapter, b.batch_size, b.image_size, b.image_size
+                );
+                println!("{:.2} training images/s ({:.0} ms per step)", b.train_images_per_s, b.ms_per_step);
+                println!("memory held: {} bytes after the first timed step, {} after the last", b.memory_bytes_first, b.memory_bytes_last);
             }
         }
         Command::Bench(BenchCommand::Kernels { run: BenchArgs { batch_size, reps, json } }) => {

@@ -71,7 +71,11 @@ fn no_stop() -> Arc<AtomicBool> {
 #[test]
 fn softmax_center_loss_run_on_johns_lowers_the_loss_and_beats_chance() {
     let ctx = gpu_or_skip!();
-    let Some(cfg) = johns_config(ctx, "short") else { return };
+    let Some(mut cfg) = johns_config(ctx, "short") else { return };
+    // facenet's split: 3 of each person's 11 photos held out (floor(11 * 0.8) = 8 train), validated in
+    // inference mode every 3 epochs.
+    cfg.validation_set_split_ratio = 0.2;
+    cfg.validate_every_n_epochs = 3;
     let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
     for l in &s.epochs {
         println!(
@@ -84,6 +88,10 @@ fn softmax_center_loss_run_on_johns_lowers_the_loss_and_beats_chance() {
     assert!(last.loss < 0.75 * first.loss, "loss fell from {} to {}", first.loss, last.loss);
     // Chance is 1/5 over five identities.
     assert!(last.accuracy >= 0.5, "training accuracy {} should be well above chance (0.2)", last.accuracy);
+    let (vx, va) = (last.val_cross_entropy.unwrap(), last.val_accuracy.unwrap());
+    println!("validation: cross-entropy {vx:.4}, accuracy {va:.3} (3 held-out photos per person)");
+    assert!(vx.is_finite() && (0.0..=1.0).contains(&va));
+    assert!(first.val_accuracy.is_none(), "validation runs every 3 epochs");
     for f in ["args.json", "log.jsonl", "curves.png", "model.safetensors", "checkpoint.safetensors"] {
         assert!(s.run_dir.join(f).is_file(), "{f} written");
     }

@@ -311,6 +311,35 @@ impl InceptionResnetV1 {
         Ok((emb.download(ctx)?, out))
     }
 
+    /// The prelogits (the Bottleneck's output before L2 normalization) of raw RGB images
+    /// `[n, size, size, 3]`, `n x embedding_size` values: what a Logits layer or a classifier reads.
+    pub fn prelogits(
+        &mut self,
+        ctx: &GpuContext,
+        images: &[f32],
+        shape: [usize; 4],
+        standardization: Standardization,
+    ) -> Result<Vec<f32>, ModelError> {
+        if shape[3] != 3 || shape[1] != shape[2] || shape[1] < 75 {
+            return Err(ModelError::Input { got: shape.to_vec(), size: 160 });
+        }
+        self.arena.reset();
+        let raw = self.arena.take(ctx, "input images", &shape);
+        raw.write(ctx, images)?;
+        let x = self.arena.take(ctx, "standardized input", &shape);
+        let mut enc = Encoder::new(ctx);
+        match standardization {
+            Standardization::Prewhiten => {
+                let stats = self.arena.take(ctx, "prewhiten stats", &[shape[0], 2]);
+                prewhiten(&mut enc, &raw, &x, &stats)?;
+            }
+            Standardization::Fixed => fixed_standardize(&mut enc, &raw, &x)?,
+        }
+        let (_, prelogits) = self.forward(&mut enc, &x, None)?;
+        enc.submit()?;
+        Ok(prelogits.download(ctx)?)
+    }
+
     /// Bytes of activation buffers currently held (flat across batches of one size).
     pub fn activation_bytes(&self) -> usize {
         self.arena.bytes()

@@ -142,6 +142,11 @@ pub struct EpochLog {
     pub images_per_s: f64,
     /// Images that could not be read this epoch (logged by name and skipped).
     pub skipped_images: usize,
+    /// Validation set (`--validation-set-split-ratio`): mean cross-entropy and accuracy in inference mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_cross_entropy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lfw_accuracy: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -346,7 +351,7 @@ pub fn train(
     }
     let classes = get_dataset(&cfg.data_dir)?;
     let mut split_rng = Rng::new(cfg.seed);
-    let (train_set, _val_set): (Vec<ImageClass>, Vec<ImageClass>) =
+    let (train_set, val_set): (Vec<ImageClass>, Vec<ImageClass>) =
         split_dataset(&classes, cfg.validation_set_split_ratio, cfg.min_nrof_val_images_per_class, &mut split_rng);
     let class_names: Vec<String> = train_set.iter().map(|c| c.name.clone()).collect();
     let images: Vec<(PathBuf, u32)> =
@@ -551,9 +556,17 @@ pub fn train(
             seconds: secs,
             images_per_s: n_images as f64 / secs.max(1e-9),
             skipped_images: skipped,
+            val_cross_entropy: None,
+            val_accuracy: None,
             lfw_accuracy: None,
             lfw_val: None,
         };
+        let due = epoch % cfg.validate_every_n_epochs.max(1) == 0 || epoch == cfg.max_nrof_epochs;
+        if due && cfg.loss == LossKind::Softmax && val_set.iter().any(|c| !c.paths.is_empty()) {
+            let (xent, acc) = validate(ctx, cfg, &state, &val_set)?;
+            log.val_cross_entropy = Some(xent);
+            log.val_accuracy = Some(acc);
+        }
         if let (Some(dir), Some(pairs)) = (&cfg.lfw_dir, &cfg.lfw_pairs) {
             if epoch % cfg.validate_every_n_epochs.max(1) == 0 || epoch == cfg.max_nrof_epochs {
                 let (acc, val) = lfw_during_training(ctx, cfg, &state, dir, pairs)?;
@@ -570,6 +583,7 @@ pub fn train(
                 log.seconds,
                 log.images_per_s,
                 log.lfw_accuracy.map(|a| format!("  LFW accuracy {a:.4}")).unwrap_or_default()
+                    + &log.val_accuracy.map(|a| format!("  validation accuracy {a:.4}")).unwrap_or_default()
             );
         }
         logs.push(log);
@@ -864,6 +878,52 @@ fn regularization_loss(ctx: &GpuContext, state: &State, wd: f32) -> Result<f64, 
         total += o.download(ctx)?[0] as f64;
     }
     Ok(total)
+}
+
+/// facenet's `validate`: mean cross-entropy and accuracy on the validation set with the current weights
+/// in inference mode (moving statistics), images centre-cropped and standardized as in training.
+fn validate(ctx: &GpuContext, cfg: &TrainConfig, state: &State, val_set: &[ImageClass]) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+    let w = download_all(ctx, state, false)?;
+    let mut model = crate::models::inception_resnet_v1::InceptionResnetV1::load(ctx, &w)?;
+    let std = if cfg.use_fixed_image_standardization {
+        crate::checkpoint::Standardization::Fixed
+    } else {
+        crate::checkpoint::Standardization::Prewhiten
+    };
+    let c = state.net.classes;
+    let lw = w.get("Logits/weights", &[cfg.embedding_size, c])?;
+    let lb = w.get("Logits/biases", &[c])?;
+    let s = cfg.image_size;
+    let (mut xent, mut hits, mut n) = (0.0, 0usize, 0usize);
+    let items: Vec<(PathBuf, usize)> =
+        val_set.iter().enumerate().flat_map(|(l, cl)| cl.paths.iter().map(move |p| (p.clone(), l))).collect();
+    for chunk in items.chunks(cfg.batch_size.max(1)) {
+        let (mut pixels, mut labels) = (Vec::new(), Vec::new());
+        for (p, l) in chunk {
+            match crate::data::images::load_image(p) {
+                Ok(img) => {
+                    pixels.extend(crate::eval::crop_or_pad(&img, s).into_raw().into_iter().map(f32::from));
+                    labels.push(*l);
+                }
+                Err(e) => eprintln!("skipping {e}"),
+            }
+        }
+        if labels.is_empty() {
+            continue;
+        }
+        let pre = model.prelogits(ctx, &pixels, [labels.len(), s as usize, s as usize, 3], std)?;
+        for (row, &l) in pre.chunks(cfg.embedding_size).zip(&labels) {
+            let z: Vec<f64> = (0..c)
+                .map(|j| lb.data[j] as f64 + row.iter().enumerate().map(|(k, &v)| v as f64 * lw.data[k * c + j] as f64).sum::<f64>())
+                .collect();
+            let mx = z.iter().cloned().fold(f64::MIN, f64::max);
+            let lse = z.iter().map(|v| (v - mx).exp()).sum::<f64>().ln() + mx;
+            xent += lse - z[l];
+            hits += usize::from((0..c).max_by(|&a, &b| z[a].total_cmp(&z[b])) == Some(l));
+            n += 1;
+        }
+    }
+    Ok((xent / n.max(1) as f64, hits as f64 / n.max(1) as f64))
 }
 
 /// LFW accuracy and VAL of the current weights (inference mode, moving statistics).

@@ -7,22 +7,12 @@
 
 mod common;
 
-use common::{assert_close, Rng};
+use common::{assert_close, record, up, Rng};
 use facegpu::cpu;
-use facegpu::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
+use facegpu::gpu::GpuTensor;
 use facegpu::kernels::conv2d::{Activation, Conv2dParams, Epilogue, Padding};
 use facegpu::kernels::conv2d_backward::{Conv2dBackwardParams, EpilogueGrads, EpilogueSaved};
 use facegpu::kernels::{self as k};
-
-fn record(ctx: &GpuContext, f: impl FnOnce(&mut Encoder) -> Result<(), GpuError>) {
-    let mut enc = Encoder::new(ctx);
-    f(&mut enc).expect("record");
-    enc.submit().expect("submit");
-}
-
-fn up(ctx: &GpuContext, name: &str, shape: &[usize], data: &[f32]) -> GpuTensor {
-    GpuTensor::upload(ctx, name, shape, data).expect("upload")
-}
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()

@@ -3,23 +3,13 @@
 
 mod common;
 
-use common::{assert_close, Rng};
+use common::{assert_close, record, up, Rng};
 use facegpu::cpu;
-use facegpu::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
+use facegpu::gpu::GpuTensor;
 use facegpu::kernels::center_loss::CenterLossScratch;
 use facegpu::kernels::conv2d::{Activation, Epilogue, Padding};
 use facegpu::kernels::image::Transform;
 use facegpu::kernels::{self as k};
-
-fn record(ctx: &GpuContext, f: impl FnOnce(&mut Encoder) -> Result<(), GpuError>) {
-    let mut enc = Encoder::new(ctx);
-    f(&mut enc).expect("record");
-    enc.submit().expect("submit");
-}
-
-fn up(ctx: &GpuContext, name: &str, shape: &[usize], data: &[f32]) -> GpuTensor {
-    GpuTensor::upload(ctx, name, shape, data).expect("upload")
-}
 
 /// Runs conv2d on both paths with bias, affine, residual and activation as asked, and compares.
 #[allow(clippy::too_many_arguments)]

@@ -151,6 +151,19 @@ impl<'w> TrainNet<'w> {
         Ok(h)
     }
 
+    /// The conv chains of a block's branches, each under `scope/Branch_i`.
+    #[allow(clippy::type_complexity)]
+    fn branches(
+        &mut self,
+        tape: &mut Tape,
+        enc: &mut Encoder,
+        x: Var,
+        scope: &str,
+        branches: &[(&str, &[(&str, (usize, usize), usize, usize, Padding)])],
+    ) -> Result<Vec<Var>, GpuError> {
+        branches.iter().map(|(b, layers)| self.chain(tape, enc, x, &format!("{scope}/{b}"), layers)).collect()
+    }
+
     /// A residual block: branches, concat, 1x1 up-projection with bias, `x + scale * up`, ReLU if `relu`.
     #[allow(clippy::type_complexity)]
     fn block(
@@ -163,10 +176,7 @@ impl<'w> TrainNet<'w> {
         scale: f32,
         relu: bool,
     ) -> Result<Var, GpuError> {
-        let mut outs = Vec::new();
-        for (b, layers) in branches {
-            outs.push(self.chain(tape, enc, x, &format!("{scope}/{b}"), layers)?);
-        }
+        let outs = self.branches(tape, enc, x, scope, branches)?;
         let mixed = tape.concat(enc, &outs)?;
         let (cin, cout) = (*tape.shape(mixed).last().unwrap_or(&0), *tape.shape(x).last().unwrap_or(&0));
         let ctx = enc.ctx();
@@ -190,10 +200,7 @@ impl<'w> TrainNet<'w> {
         scope: &str,
         branches: &[(&str, &[(&str, (usize, usize), usize, usize, Padding)])],
     ) -> Result<Var, GpuError> {
-        let mut outs = Vec::new();
-        for (b, layers) in branches {
-            outs.push(self.chain(tape, enc, x, &format!("{scope}/{b}"), layers)?);
-        }
+        let mut outs = self.branches(tape, enc, x, scope, branches)?;
         outs.push(tape.max_pool(enc, x, (3, 3), (2, 2), VALID)?);
         tape.concat(enc, &outs)
     }

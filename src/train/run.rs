@@ -772,12 +772,7 @@ fn triplet_epoch(
             let o = state.net.forward(tape, &mut enc, xv, cfg.keep_probability, seed)?;
             let e = tape.l2_normalize(&mut enc, o.prelogits, 1e-10)?;
             let loss = tape.triplet_loss(&mut enc, e, cfg.alpha, 1.0)?;
-            tape.backward(&mut enc)?;
-            state.net.store.weight_decay(&mut enc, cfg.weight_decay)?;
-            state.opt.step(&mut enc, &state.net.store, lr)?;
-            if let Some(ema) = &state.ema {
-                ema.update(&mut enc, &state.net.store, state.opt.step)?;
-            }
+            backward_and_update(&mut enc, cfg, state, tape, lr)?;
             enc.submit()?;
             let l = loss.download(ctx)?[0] as f64;
             out.loss_sum += l;
@@ -799,6 +794,24 @@ fn triplet_epoch(
         }
     }
     Ok(out)
+}
+
+/// The second half of every training step: backward, weight decay, the optimizer update and the moving
+/// average, recorded after the losses.
+fn backward_and_update(
+    enc: &mut Encoder,
+    cfg: &TrainConfig,
+    state: &mut State,
+    tape: &mut Tape,
+    lr: f32,
+) -> Result<(), Box<dyn std::error::Error>> {
+    tape.backward(enc)?;
+    state.net.store.weight_decay(enc, cfg.weight_decay)?;
+    state.opt.step(enc, &state.net.store, lr)?;
+    if let Some(ema) = &state.ema {
+        ema.update(enc, &state.net.store, state.opt.step)?;
+    }
+    Ok(())
 }
 
 struct StepMetrics {
@@ -837,12 +850,7 @@ fn step(
     } else {
         None
     };
-    tape.backward(&mut enc)?;
-    state.net.store.weight_decay(&mut enc, cfg.weight_decay)?;
-    state.opt.step(&mut enc, &state.net.store, lr)?;
-    if let Some(ema) = &state.ema {
-        ema.update(&mut enc, &state.net.store, state.opt.step)?;
-    }
+    backward_and_update(&mut enc, cfg, state, tape, lr)?;
     enc.submit()?;
     let xent = xent.download(ctx)?[0] as f64;
     let center = match center {

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use facegpu::gpu::GpuContext;
+use facegpu::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
 
 /// The shared context, or `None` (with a printed reason) when no adapter exists and
 /// `FACEGPU_REQUIRE_GPU` is not set. With `FACEGPU_REQUIRE_GPU=1` a missing adapter fails the test.
@@ -70,4 +70,16 @@ pub fn assert_close(name: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
             first.join(", ")
         );
     }
+}
+
+/// Records with `f` into one encoder and submits it.
+pub fn record(ctx: &GpuContext, f: impl FnOnce(&mut Encoder) -> Result<(), GpuError>) {
+    let mut enc = Encoder::new(ctx);
+    f(&mut enc).expect("record");
+    enc.submit().expect("submit");
+}
+
+/// Uploads `data` as a tensor of `shape`.
+pub fn up(ctx: &GpuContext, name: &str, shape: &[usize], data: &[f32]) -> GpuTensor {
+    GpuTensor::upload(ctx, name, shape, data).expect("upload")
 }

@@ -462,3 +462,13 @@ fn missing_entry_point_is_an_error_naming_shader_and_entry() {
     let msg = ctx.pipeline(facegpu::gpu::Shader::Elementwise, "no_such_entry").unwrap_err().to_string();
     assert!(msg.contains("elementwise.wgsl") && msg.contains("no_such_entry"), "{msg}");
 }
+
+#[test]
+fn conv2d_vectorized_path_channels_multiple_of_4_matches_cpu() {
+    // c and oc multiples of 4 take the vec4 loads; oc 20 and 4 leave a half-empty last 8-wide tile whose
+    // second weight vec4 lies past the row (and, for the last row, past the buffer).
+    check_conv(12, [2, 9, 11, 12], [3, 3, 12, 20], (2, 2), Padding::Same, true, true, None, 1);
+    check_conv(13, [1, 7, 6, 8], [1, 7, 8, 4], (1, 1), Padding::Same, false, false, None, 2);
+    check_conv(14, [2, 5, 7, 16], [1, 1, 16, 24], (1, 1), Padding::Same, true, false, Some(0.2), 1);
+    check_conv(15, [1, 6, 7, 4], [3, 2, 4, 8], (1, 2), Padding::Explicit(2, 0, 1, 3), false, true, None, 0);
+}

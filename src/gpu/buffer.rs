@@ -18,7 +18,8 @@ pub struct GpuTensor {
 
 impl GpuTensor {
     fn alloc(ctx: &GpuContext, label: &str, shape: &[usize], dtype: DType) -> Self {
-        let bytes = (shape.iter().product::<usize>() * 4).max(4) as u64;
+        // Padded to 16 bytes: kernels may read a buffer as an array of vec4s.
+        let bytes = (shape.iter().product::<usize>() * 4).max(4).div_ceil(16) as u64 * 16;
         let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes,

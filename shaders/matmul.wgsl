@@ -3,6 +3,7 @@
 //   c[i,j] = beta * c[i,j] + sum_k a[i,k] * b[k,j] + bias[j]
 //   a[i,k] is read at a[i*a_rs + k*a_cs] and b[k,j] at b[k*b_rs + j*b_cs], so a transposed operand is
 //   just swapped strides. beta is 0 (overwrite) or 1 (accumulate, flags & 2); bias when flags & 1.
+//   Untransposed operands with k and n multiples of 4 are read as vec4s (four k per step), like conv2d.
 
 struct Params {
     m: u32, n: u32, k: u32, flags: u32,
@@ -10,10 +11,18 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;         // [m, k] (strided)
-@group(0) @binding(2) var<storage, read> b: array<f32>;         // [k, n] (strided)
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;   // [m, k] (strided; buffers padded to 16 bytes)
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;   // [k, n] (strided)
 @group(0) @binding(3) var<storage, read> bias: array<f32>;      // [n] (flags & 1)
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;   // [m, n]
+
+fn as_(i: u32) -> f32 {
+    return a[i >> 2u][i & 3u];
+}
+
+fn bs(i: u32) -> f32 {
+    return b[i >> 2u][i & 3u];
+}
 
 @compute @workgroup_size(64)
 fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -42,21 +51,47 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>();
     var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>();
     var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>();
-    for (var kk = 0u; kk < p.k; kk++) {
-        let ak = kk * p.a_cs;
-        let bk = kk * p.b_rs;
-        let a0 = vec4<f32>(a[ar0.x + ak], a[ar0.y + ak], a[ar0.z + ak], a[ar0.w + ak]);
-        let a1 = vec4<f32>(a[ar1.x + ak], a[ar1.y + ak], a[ar1.z + ak], a[ar1.w + ak]);
-        let b0 = vec4<f32>(b[bk + bc0.x], b[bk + bc0.y], b[bk + bc0.z], b[bk + bc0.w]);
-        let b1 = vec4<f32>(b[bk + bc1.x], b[bk + bc1.y], b[bk + bc1.z], b[bk + bc1.w]);
-        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
-        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
-        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
-        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
-        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
-        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
-        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
-        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+    let vectorized = p.a_cs == 1u && p.b_cs == 1u && (p.a_rs & 3u) == 0u && (p.b_rs & 3u) == 0u && (p.k & 3u) == 0u;
+    if (vectorized) {
+        // Rows of a as vec4s along k; for each of the four k, columns j0..j0+7 of b as two vec4s.
+        let r0 = ar0 / 4u;
+        let r1 = ar1 / 4u;
+        for (var k4 = 0u; k4 < p.k / 4u; k4++) {
+            let x0 = a[r0.x + k4]; let x1 = a[r0.y + k4]; let x2 = a[r0.z + k4]; let x3 = a[r0.w + k4];
+            let x4 = a[r1.x + k4]; let x5 = a[r1.y + k4]; let x6 = a[r1.z + k4]; let x7 = a[r1.w + k4];
+            for (var t = 0u; t < 4u; t++) {
+                let row = ((k4 * 4u + t) * p.b_rs + j0) / 4u;
+                let b0 = b[row];
+                let b1 = b[row + 1u];
+                let a0 = vec4<f32>(x0[t], x1[t], x2[t], x3[t]);
+                let a1 = vec4<f32>(x4[t], x5[t], x6[t], x7[t]);
+                c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+                c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+                c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+                c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+                c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+                c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+                c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+                c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+            }
+        }
+    } else {
+        for (var kk = 0u; kk < p.k; kk++) {
+            let ak = kk * p.a_cs;
+            let bk = kk * p.b_rs;
+            let a0 = vec4<f32>(as_(ar0.x + ak), as_(ar0.y + ak), as_(ar0.z + ak), as_(ar0.w + ak));
+            let a1 = vec4<f32>(as_(ar1.x + ak), as_(ar1.y + ak), as_(ar1.z + ak), as_(ar1.w + ak));
+            let b0 = vec4<f32>(bs(bk + bc0.x), bs(bk + bc0.y), bs(bk + bc0.z), bs(bk + bc0.w));
+            let b1 = vec4<f32>(bs(bk + bc1.x), bs(bk + bc1.y), bs(bk + bc1.z), bs(bk + bc1.w));
+            c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+            c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+            c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+            c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+            c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+            c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+            c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+            c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+        }
     }
     // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers.
     put_row(i0, j0, c0_0, c0_1);

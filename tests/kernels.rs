@@ -109,8 +109,9 @@ fn conv2d_channel_mismatch_is_an_error_naming_both_shapes() {
 fn matmul_with_bias_and_transposes_matches_cpu() {
     let ctx = gpu_or_skip!();
     let mut rng = Rng::new(20);
-    // 37x29 fits one workgroup block; 131x75 spans several (64x64 outputs per workgroup) with ragged edges.
-    for ((m, n, kk), (ta, tb, acc)) in [(37, 29, 53), (131, 75, 33)]
+    // 37x29 fits one workgroup block; 131x75 spans several (64x64 outputs per workgroup) with ragged edges;
+    // k and n multiples of 4 (untransposed) take the vec4 path, 68x20x36 with a half-empty last column tile.
+    for ((m, n, kk), (ta, tb, acc)) in [(37, 29, 53), (131, 75, 33), (68, 20, 36), (131, 72, 64)]
         .into_iter()
         .flat_map(|s| [(false, false, false), (true, false, false), (false, true, true), (true, true, true)].map(|t| (s, t)))
     {

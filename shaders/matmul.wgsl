@@ -27,13 +27,15 @@ fn bs(i: u32) -> f32 {
 @compute @workgroup_size(64)
 fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
     // Each workgroup owns an 8x8 block of 8x8 tiles (64x64 outputs), so its invocations share rows of a
-    // and columns of b in cache.
+    // and columns of b in cache; consecutive workgroups walk down m, sharing the same columns of b
+    // (17-18.7 -> 19.5-20.0 GFLOP/s at 1024^3 on llvmpipe against walking along n).
     let tiles_n = (p.n + 7u) / 8u;
     let tiles_m = (p.m + 7u) / 8u;
     let blocks_n = (tiles_n + 7u) / 8u;
     let block = wg.y * nwg.x + wg.x;
-    let tm = (block / blocks_n) * 8u + lid / 8u;
-    let tn = (block % blocks_n) * 8u + lid % 8u;
+    let blocks_m = (tiles_m + 7u) / 8u;
+    let tm = (block % blocks_m) * 8u + lid / 8u;
+    let tn = (block / blocks_m) * 8u + lid % 8u;
     if (tm >= tiles_m || tn >= tiles_n) {
         return;
     }
@@ -56,11 +58,13 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
         // Rows of a as vec4s along k; for each of the four k, columns j0..j0+7 of b as two vec4s.
         let r0 = ar0 / 4u;
         let r1 = ar1 / 4u;
+        let step = p.b_rs / 4u;
         for (var k4 = 0u; k4 < p.k / 4u; k4++) {
             let x0 = a[r0.x + k4]; let x1 = a[r0.y + k4]; let x2 = a[r0.z + k4]; let x3 = a[r0.w + k4];
             let x4 = a[r1.x + k4]; let x5 = a[r1.y + k4]; let x6 = a[r1.z + k4]; let x7 = a[r1.w + k4];
+            let rb = (k4 * 4u * p.b_rs + j0) / 4u;
             for (var t = 0u; t < 4u; t++) {
-                let row = ((k4 * 4u + t) * p.b_rs + j0) / 4u;
+                let row = rb + t * step;
                 let b0 = b[row];
                 let b1 = b[row + 1u];
                 let a0 = vec4<f32>(x0[t], x1[t], x2[t], x3[t]);

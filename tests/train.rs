@@ -259,3 +259,32 @@ fn triplet_training_on_johns_lowers_the_triplet_loss() {
     assert!((losses[2] + losses[3]) / 2.0 < 0.8 * losses[0], "triplet loss {losses:?}");
     let _ = std::fs::remove_dir_all(&cfg.models_base_dir);
 }
+
+#[test]
+fn a_mismatched_pretrained_model_is_refused_by_name_and_leaves_no_run_behind() {
+    let ctx = gpu_or_skip!();
+    let ckpt = fixtures().join("facenet-20170512-110547");
+    let Some(mut cfg) = johns_config(ctx, "refused") else { return };
+    if !ckpt.exists() {
+        eprintln!("skipping: the facenet checkpoint is absent");
+        return;
+    }
+    // facenet's 128-d checkpoint for a 64-d network: the Bottleneck is named with both shapes.
+    cfg.pretrained_model = Some(ckpt);
+    cfg.embedding_size = 64;
+    let err = train(ctx, &cfg, None, no_stop(), true).unwrap_err().to_string();
+    assert!(err.contains("InceptionResnetV1/Bottleneck/weights") && err.contains("[1792, 128]") && err.contains("[1792, 64]"), "{err}");
+    // A file without any of the network's variables.
+    let other = tmp("not-a-model");
+    std::fs::create_dir_all(&other).unwrap();
+    let path = other.join("x.safetensors");
+    let mut w = facegpu::checkpoint::Weights::default();
+    w.tensors.insert("something/else".into(), facegpu::checkpoint::Tensor { shape: vec![2], data: vec![1.0, 2.0] });
+    safetensors::save(&w, &path, Default::default(), facegpu::checkpoint::safetensors::StorageDtype::F32).unwrap();
+    cfg.pretrained_model = Some(path);
+    cfg.embedding_size = 128;
+    let err = train(ctx, &cfg, None, no_stop(), true).unwrap_err().to_string();
+    assert!(err.contains("x.safetensors") && err.contains("none of Inception-ResNet-v1's variables"), "{err}");
+    assert!(!cfg.models_base_dir.exists(), "no run directory is created for a refused model");
+    let _ = std::fs::remove_dir_all(&other);
+}

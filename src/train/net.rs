@@ -81,7 +81,18 @@ impl<'w> TrainNet<'w> {
             return Ok(id);
         }
         let n: usize = shape.iter().product();
-        let from = self.pretrained.and_then(|w| w.tensors.get(name)).filter(|t| t.data.len() == n);
+        let found = self.pretrained.and_then(|w| w.tensors.get(name));
+        if let (Some(t), Some(w)) = (found, self.pretrained) {
+            // A mismatched variable is refused by name; only the Logits layer may differ (another dataset).
+            let same = t.shape == shape || (t.data.len() == n && name.ends_with("Bottleneck/weights"));
+            if !same && !name.starts_with("Logits/") {
+                return Err(GpuError::Shape {
+                    op: "pretrained weights",
+                    detail: format!("{}: variable '{name}' has shape {:?}, this network needs {shape:?}", w.source.display(), t.shape),
+                });
+            }
+        }
+        let from = found.filter(|t| t.data.len() == n);
         let data = match from {
             Some(t) => {
                 self.loaded.push(name.to_string());

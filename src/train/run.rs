@@ -366,13 +366,8 @@ pub fn train(
             let (w, meta) = st::load_with_metadata(&dir.join("checkpoint.safetensors"))?;
             (dir.to_path_buf(), Some((w, meta)))
         }
-        None => {
-            let id = chrono_like_id();
-            let dir = cfg.models_base_dir.join(&id);
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            write_atomic(&dir.join("args.json"), &serde_json::to_string_pretty(cfg)?)?;
-            (dir, None)
-        }
+        // Created once the network is built, so a refused --pretrained-model leaves no empty run behind.
+        None => (cfg.models_base_dir.join(chrono_like_id()), None),
     };
     let pretrained = match (&resumed, &cfg.pretrained_model) {
         (Some(_), _) => None,
@@ -409,6 +404,9 @@ pub fn train(
         tape.reset();
     }
     if let Some(w) = source {
+        if net.loaded.is_empty() {
+            return Err(format!("{}: holds none of Inception-ResNet-v1's variables (e.g. 'InceptionResnetV1/Conv2d_1a_3x3/weights'); is it a facenet model?", w.source.display()).into());
+        }
         let missing: Vec<&String> = net.initialised.iter().filter(|n| !n.starts_with("Logits/")).collect();
         if resumed.is_some() && !net.initialised.is_empty() {
             return Err(format!(
@@ -422,6 +420,10 @@ pub fn train(
         if !missing.is_empty() && !quiet {
             eprintln!("{}: {} variables not found, initialised instead (e.g. '{}')", w.source.display(), missing.len(), missing[0]);
         }
+    }
+    if resumed.is_none() {
+        std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+        write_atomic(&run_dir.join("args.json"), &serde_json::to_string_pretty(cfg)?)?;
     }
     let mut opt = Optimizer::new(ctx, cfg.optimizer, &net.store)?;
     let ema = if cfg.moving_average_decay > 0.0 { Some(Ema::new(ctx, &net.store, cfg.moving_average_decay)?) } else { None };

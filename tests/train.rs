@@ -288,3 +288,25 @@ fn a_mismatched_pretrained_model_is_refused_by_name_and_leaves_no_run_behind() {
     assert!(!cfg.models_base_dir.exists(), "no run directory is created for a refused model");
     let _ = std::fs::remove_dir_all(&other);
 }
+
+#[test]
+fn triplet_run_interrupted_mid_epoch_saves_and_resumes() {
+    let ctx = gpu_or_skip!();
+    let Some(mut cfg) = johns_config(ctx, "triplet-cut") else { return };
+    cfg.loss = facegpu::train::LossKind::Triplet;
+    cfg.people_per_batch = 3;
+    cfg.images_per_person = 3;
+    cfg.batch_size = 6;
+    cfg.epoch_size = 3;
+    cfg.max_nrof_epochs = 1;
+    cfg.center_loss_factor = 0.0;
+    let first = train(ctx, &cfg, None, Arc::new(AtomicBool::new(true)), true).unwrap();
+    assert!(first.stopped.contains("interrupted after batch 1 of epoch 1"), "{}", first.stopped);
+    let (_, meta) = safetensors::load_with_metadata(&first.run_dir.join("checkpoint.safetensors")).unwrap();
+    assert_eq!((meta["epoch"].as_str(), meta["batch"].as_str(), meta["step"].as_str()), ("0", "1", "1"));
+    let resumed = train(ctx, &cfg, Some(&first.run_dir), no_stop(), true).unwrap();
+    assert_eq!(resumed.epochs.len(), 1);
+    // The epoch finished its remaining two batches: three updates in all.
+    assert_eq!(resumed.epochs[0].step, 3);
+    let _ = std::fs::remove_dir_all(&cfg.models_base_dir);
+}

@@ -490,13 +490,17 @@ pub fn train(
         bar.set_position(start as u64);
         let mut done = start;
         if cfg.loss == LossKind::Triplet {
-            let t = triplet_epoch(ctx, cfg, &mut state, &mut tape, &train_set, epoch, aug, &input, &stop, &bar)?;
+            let t = triplet_epoch(ctx, cfg, &mut state, &mut tape, &train_set, epoch, start, aug, &input, &stop, &bar)?;
             sums = [t.loss_sum, 0.0, 0.0, 0.0, 0.0];
             (n_steps, n_images, skipped) = (t.steps, t.images, t.skipped);
-            if t.interrupted {
+            if t.interrupted && start + t.steps < cfg.epoch_size {
                 bar.finish_and_clear();
-                stopped =
-                    format!("interrupted during epoch {epoch} (triplet mode resumes at the start of that epoch from the last checkpoint)");
+                state.batch = start + t.steps;
+                save_files(ctx, cfg, &run_dir, &state, &class_names)?;
+                stopped = format!(
+                    "interrupted after batch {} of epoch {epoch}; checkpoint saved, --resume continues from there (with new triplet selections: they depend on the weights)",
+                    state.batch
+                );
                 break 'epochs;
             }
         }
@@ -704,6 +708,7 @@ fn triplet_epoch(
     tape: &mut Tape,
     classes: &[ImageClass],
     epoch: usize,
+    start: usize,
     aug: Augment,
     input: &GpuTensor,
     stop: &AtomicBool,
@@ -711,11 +716,13 @@ fn triplet_epoch(
 ) -> Result<TripletEpoch, Box<dyn std::error::Error>> {
     let s = cfg.image_size as usize;
     let batch = cfg.batch_size - cfg.batch_size % 3;
-    let mut rng = Rng::new(cfg.seed ^ (epoch as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+    // A resumed epoch (start > 0) draws its own rounds: the interrupted ones depended on older weights.
+    let mut rng = Rng::new(cfg.seed ^ (epoch as u64).wrapping_mul(0xA24B_AED4_963E_E407) ^ (start as u64) << 40);
     let mut out = TripletEpoch { loss_sum: 0.0, steps: 0, images: 0, skipped: 0, interrupted: false };
     let t0 = Instant::now();
     let mut round = 0u64;
-    while out.steps < cfg.epoch_size {
+    let todo = cfg.epoch_size.saturating_sub(start);
+    while out.steps < todo {
         round += 1;
         let (paths, per_class) = sample_people(classes, cfg.people_per_batch, cfg.images_per_person, &mut rng);
         // Embeddings of the sampled images (unreadable ones are dropped with their class count fixed).
@@ -790,7 +797,7 @@ fn triplet_epoch(
                 out.interrupted = true;
                 return Ok(out);
             }
-            if out.steps >= cfg.epoch_size {
+            if out.steps >= todo {
                 break;
             }
         }

@@ -63,12 +63,58 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
             let x0 = a[r0.x + k4]; let x1 = a[r0.y + k4]; let x2 = a[r0.z + k4]; let x3 = a[r0.w + k4];
             let x4 = a[r1.x + k4]; let x5 = a[r1.y + k4]; let x6 = a[r1.z + k4]; let x7 = a[r1.w + k4];
             let rb = (k4 * 4u * p.b_rs + j0) / 4u;
-            for (var t = 0u; t < 4u; t++) {
-                let row = rb + t * step;
-                let b0 = b[row];
-                let b1 = b[row + 1u];
-                let a0 = vec4<f32>(x0[t], x1[t], x2[t], x3[t]);
-                let a1 = vec4<f32>(x4[t], x5[t], x6[t], x7[t]);
+            // The four k of this step unrolled by hand: no dynamically indexed vector components.
+            {
+                // k = 4 * k4 + 0
+                let b0 = b[rb + 0u];
+                let b1 = b[rb + 0u + 1u];
+                let a0 = vec4<f32>(x0.x, x1.x, x2.x, x3.x);
+                let a1 = vec4<f32>(x4.x, x5.x, x6.x, x7.x);
+                c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+                c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+                c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+                c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+                c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+                c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+                c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+                c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+            }
+            {
+                // k = 4 * k4 + 1
+                let b0 = b[rb + 1u * step];
+                let b1 = b[rb + 1u * step + 1u];
+                let a0 = vec4<f32>(x0.y, x1.y, x2.y, x3.y);
+                let a1 = vec4<f32>(x4.y, x5.y, x6.y, x7.y);
+                c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+                c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+                c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+                c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+                c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+                c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+                c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+                c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+            }
+            {
+                // k = 4 * k4 + 2
+                let b0 = b[rb + 2u * step];
+                let b1 = b[rb + 2u * step + 1u];
+                let a0 = vec4<f32>(x0.z, x1.z, x2.z, x3.z);
+                let a1 = vec4<f32>(x4.z, x5.z, x6.z, x7.z);
+                c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+                c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+                c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+                c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+                c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+                c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+                c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+                c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+            }
+            {
+                // k = 4 * k4 + 3
+                let b0 = b[rb + 3u * step];
+                let b1 = b[rb + 3u * step + 1u];
+                let a0 = vec4<f32>(x0.w, x1.w, x2.w, x3.w);
+                let a1 = vec4<f32>(x4.w, x5.w, x6.w, x7.w);
                 c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
                 c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
                 c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);

@@ -96,18 +96,62 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                 // Four input channels per step: one vec4 of x per pixel, one row pair of w per channel.
                 let q0 = off0 / 4u;
                 let q1 = off1 / 4u;
+                let oc4 = p.oc / 4u;
                 for (var ci = 0u; ci < p.c; ci += 4u) {
                     let q = ci / 4u;
                     let x0 = x[q0.x + q] * k0.x; let x1 = x[q0.y + q] * k0.y;
                     let x2 = x[q0.z + q] * k0.z; let x3 = x[q0.w + q] * k0.w;
                     let x4 = x[q1.x + q] * k1.x; let x5 = x[q1.y + q] * k1.y;
                     let x6 = x[q1.z + q] * k1.z; let x7 = x[q1.w + q] * k1.w;
-                    for (var t = 0u; t < 4u; t++) {
-                        let wrow = ((kbase + ci + t) * p.oc + n0) / 4u;
-                        let b0 = wt[wrow];
-                        let b1 = wt[wrow + 1u];
-                        let a0 = vec4<f32>(x0[t], x1[t], x2[t], x3[t]);
-                        let a1 = vec4<f32>(x4[t], x5[t], x6[t], x7[t]);
+                    // Channels ci..ci+3 unrolled by hand: no dynamically indexed vector components.
+                    let wrow = ((kbase + ci) * p.oc + n0) / 4u;
+                    {
+                        let b0 = wt[wrow + 0u];
+                        let b1 = wt[wrow + 0u + 1u];
+                        let a0 = vec4<f32>(x0.x, x1.x, x2.x, x3.x);
+                        let a1 = vec4<f32>(x4.x, x5.x, x6.x, x7.x);
+                        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+                        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+                        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+                        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+                        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+                        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+                        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+                        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+                    }
+                    {
+                        let b0 = wt[wrow + 1u * oc4];
+                        let b1 = wt[wrow + 1u * oc4 + 1u];
+                        let a0 = vec4<f32>(x0.y, x1.y, x2.y, x3.y);
+                        let a1 = vec4<f32>(x4.y, x5.y, x6.y, x7.y);
+                        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+                        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+                        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+                        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+                        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+                        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+                        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+                        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+                    }
+                    {
+                        let b0 = wt[wrow + 2u * oc4];
+                        let b1 = wt[wrow + 2u * oc4 + 1u];
+                        let a0 = vec4<f32>(x0.z, x1.z, x2.z, x3.z);
+                        let a1 = vec4<f32>(x4.z, x5.z, x6.z, x7.z);
+                        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+                        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+                        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+                        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+                        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+                        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+                        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+                        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+                    }
+                    {
+                        let b0 = wt[wrow + 3u * oc4];
+                        let b1 = wt[wrow + 3u * oc4 + 1u];
+                        let a0 = vec4<f32>(x0.w, x1.w, x2.w, x3.w);
+                        let a1 = vec4<f32>(x4.w, x5.w, x6.w, x7.w);
                         c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
                         c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
                         c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);

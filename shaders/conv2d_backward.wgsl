@@ -26,14 +26,24 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;         // dy | g (grad_input) | x (grad_weight) | part (reduce)
-@group(0) @binding(2) var<storage, read> b: array<f32>;         // y | w (grad_input) | g (grad_weight)
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;   // dy | g (grad_input) | x (grad_weight) | part (reduce)
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;   // y | w (grad_input) | g (grad_weight)
+// a and b are read as vec4s where grad_input's channel counts are multiples of 4, else element by
+// element (as_, bs); buffers are padded to 16 bytes.
 @group(0) @binding(3) var<storage, read> preact: array<f32>;    // u [m, oc] (epilogue, act 2)
 @group(0) @binding(4) var<storage, read> alpha: array<f32>;     // [oc] (epilogue, act 2)
 @group(0) @binding(5) var<storage, read> scale: array<f32>;     // [oc] (epilogue, flags & 2)
 @group(0) @binding(6) var<storage, read_write> out: array<f32>; // g | dx | part or dw | dw
 @group(0) @binding(7) var<storage, read_write> dres: array<f32>;  // [m, oc] (epilogue, flags & 4)
 @group(0) @binding(8) var<storage, read_write> prod: array<f32>;  // [m, oc] (epilogue, act 2)
+
+fn as_(i: u32) -> f32 {
+    return a[i >> 2u][i & 3u];
+}
+
+fn bs(i: u32) -> f32 {
+    return b[i >> 2u][i & 3u];
+}
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.y * nwg.x * 64u + gid.x;
@@ -76,10 +86,10 @@ fn epilogue_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         return;
     }
     let o = i % p.oc;
-    let dy = a[i];
+    let dy = as_(i);
     var du = dy;
     if (p.act == 1u) {
-        du = select(0.0, dy, b[i] > 0.0);
+        du = select(0.0, dy, bs(i) > 0.0);
     } else if (p.act == 2u) {
         let u = preact[i];
         du = select(alpha[o] * dy, dy, u > 0.0);
@@ -108,6 +118,7 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         return;
     }
     let m0 = (idx / groups_c) * 8u;
+    let vectorized = (p.c & 3u) == 0u && (p.oc & 3u) == 0u;
     var py: array<i32, 8>;
     var px: array<i32, 8>;
     var gb: array<u32, 8>;
@@ -171,11 +182,82 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
                 let wbase = (ky * p.kw + kx) * p.c;
                 let w0 = (wbase + ch0) * p.oc;
                 let w1 = (wbase + ch1) * p.oc;
+                if (vectorized) {
+                    // Four output channels per step: a vec4 of g per pixel and of w per input channel,
+                    // the four unrolled by hand (no dynamically indexed vector components).
+                    let g0 = off0 / 4u;
+                    let g1 = off1 / 4u;
+                    let v0 = w0 / 4u;
+                    let v1 = w1 / 4u;
+                    for (var q = 0u; q < p.oc / 4u; q++) {
+                        let ga = a[g0.x + q] * k0.x; let gb_ = a[g0.y + q] * k0.y; let gc = a[g0.z + q] * k0.z; let gd = a[g0.w + q] * k0.w;
+                        let ge = a[g1.x + q] * k1.x; let gf = a[g1.y + q] * k1.y; let gg = a[g1.z + q] * k1.z; let gh = a[g1.w + q] * k1.w;
+                        let wa = b[v0.x + q]; let wb = b[v0.y + q]; let wc = b[v0.z + q]; let wd = b[v0.w + q];
+                        let we = b[v1.x + q]; let wf = b[v1.y + q]; let wg = b[v1.z + q]; let wh = b[v1.w + q];
+                        {
+                            let a0 = vec4<f32>(ga.x, gb_.x, gc.x, gd.x);
+                            let a1 = vec4<f32>(ge.x, gf.x, gg.x, gh.x);
+                            let b0 = vec4<f32>(wa.x, wb.x, wc.x, wd.x);
+                            let b1 = vec4<f32>(we.x, wf.x, wg.x, wh.x);
+                            c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+                            c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+                            c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+                            c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+                            c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+                            c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+                            c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+                            c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+                        }
+                        {
+                            let a0 = vec4<f32>(ga.y, gb_.y, gc.y, gd.y);
+                            let a1 = vec4<f32>(ge.y, gf.y, gg.y, gh.y);
+                            let b0 = vec4<f32>(wa.y, wb.y, wc.y, wd.y);
+                            let b1 = vec4<f32>(we.y, wf.y, wg.y, wh.y);
+                            c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+                            c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+                            c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+                            c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+                            c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+                            c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+                            c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+                            c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+                        }
+                        {
+                            let a0 = vec4<f32>(ga.z, gb_.z, gc.z, gd.z);
+                            let a1 = vec4<f32>(ge.z, gf.z, gg.z, gh.z);
+                            let b0 = vec4<f32>(wa.z, wb.z, wc.z, wd.z);
+                            let b1 = vec4<f32>(we.z, wf.z, wg.z, wh.z);
+                            c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+                            c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+                            c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+                            c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+                            c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+                            c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+                            c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+                            c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+                        }
+                        {
+                            let a0 = vec4<f32>(ga.w, gb_.w, gc.w, gd.w);
+                            let a1 = vec4<f32>(ge.w, gf.w, gg.w, gh.w);
+                            let b0 = vec4<f32>(wa.w, wb.w, wc.w, wd.w);
+                            let b1 = vec4<f32>(we.w, wf.w, wg.w, wh.w);
+                            c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+                            c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+                            c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+                            c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+                            c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+                            c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+                            c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+                            c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+                        }
+                    }
+                    continue;
+                }
                 for (var o = 0u; o < p.oc; o++) {
-                    let a0 = k0 * vec4<f32>(a[off0.x + o], a[off0.y + o], a[off0.z + o], a[off0.w + o]);
-                    let a1 = k1 * vec4<f32>(a[off1.x + o], a[off1.y + o], a[off1.z + o], a[off1.w + o]);
-                    let b0 = vec4<f32>(b[w0.x + o], b[w0.y + o], b[w0.z + o], b[w0.w + o]);
-                    let b1 = vec4<f32>(b[w1.x + o], b[w1.y + o], b[w1.z + o], b[w1.w + o]);
+                    let a0 = k0 * vec4<f32>(as_(off0.x + o), as_(off0.y + o), as_(off0.z + o), as_(off0.w + o));
+                    let a1 = k1 * vec4<f32>(as_(off1.x + o), as_(off1.y + o), as_(off1.z + o), as_(off1.w + o));
+                    let b0 = vec4<f32>(bs(w0.x + o), bs(w0.y + o), bs(w0.z + o), bs(w0.w + o));
+                    let b1 = vec4<f32>(bs(w1.x + o), bs(w1.y + o), bs(w1.z + o), bs(w1.w + o));
                     c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
                     c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
                     c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
@@ -243,10 +325,10 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
             let xo = ((bn * p.h + u32(iy)) * p.w + u32(ix)) * p.c;
             let go = m * p.oc;
-            let a0 = vec4<f32>(a[xo + cc0.x], a[xo + cc0.y], a[xo + cc0.z], a[xo + cc0.w]);
-            let a1 = vec4<f32>(a[xo + cc1.x], a[xo + cc1.y], a[xo + cc1.z], a[xo + cc1.w]);
-            let b0 = vec4<f32>(b[go + oo0.x], b[go + oo0.y], b[go + oo0.z], b[go + oo0.w]);
-            let b1 = vec4<f32>(b[go + oo1.x], b[go + oo1.y], b[go + oo1.z], b[go + oo1.w]);
+            let a0 = vec4<f32>(as_(xo + cc0.x), as_(xo + cc0.y), as_(xo + cc0.z), as_(xo + cc0.w));
+            let a1 = vec4<f32>(as_(xo + cc1.x), as_(xo + cc1.y), as_(xo + cc1.z), as_(xo + cc1.w));
+            let b0 = vec4<f32>(bs(go + oo0.x), bs(go + oo0.y), bs(go + oo0.z), bs(go + oo0.w));
+            let b1 = vec4<f32>(bs(go + oo1.x), bs(go + oo1.y), bs(go + oo1.z), bs(go + oo1.w));
             c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
             c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
             c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
@@ -291,7 +373,7 @@ fn grad_weight_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     }
     var s = 0.0;
     for (var k = 0u; k < p.splits; k++) {
-        s += a[k * total + i];
+        s += as_(k * total + i);
     }
     out[i] = select(0.0, out[i], (p.flags & 1u) != 0u) + s;
 }

@@ -308,6 +308,7 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let cc1 = min(c0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.c - 1u));
     let oo0 = min(o0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.oc - 1u));
     let oo1 = min(o0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));
+    let vectorized = (p.c & 3u) == 0u && (p.oc & 3u) == 0u;
     var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>();
     var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>();
     var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>();
@@ -325,10 +326,23 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
             let xo = ((bn * p.h + u32(iy)) * p.w + u32(ix)) * p.c;
             let go = m * p.oc;
-            let a0 = vec4<f32>(as_(xo + cc0.x), as_(xo + cc0.y), as_(xo + cc0.z), as_(xo + cc0.w));
-            let a1 = vec4<f32>(as_(xo + cc1.x), as_(xo + cc1.y), as_(xo + cc1.z), as_(xo + cc1.w));
-            let b0 = vec4<f32>(bs(go + oo0.x), bs(go + oo0.y), bs(go + oo0.z), bs(go + oo0.w));
-            let b1 = vec4<f32>(bs(go + oo1.x), bs(go + oo1.y), bs(go + oo1.z), bs(go + oo1.w));
+            var a0: vec4<f32>;
+            var a1: vec4<f32>;
+            var b0: vec4<f32>;
+            var b1: vec4<f32>;
+            if (vectorized) {
+                // Channels c0..c0+7 and o0..o0+7 as two vec4s each (past the last channel: another pixel's
+                // values, in rows and columns put_row discards).
+                a0 = a[(xo + c0) / 4u];
+                a1 = a[(xo + c0) / 4u + 1u];
+                b0 = b[(go + o0) / 4u];
+                b1 = b[(go + o0) / 4u + 1u];
+            } else {
+                a0 = vec4<f32>(as_(xo + cc0.x), as_(xo + cc0.y), as_(xo + cc0.z), as_(xo + cc0.w));
+                a1 = vec4<f32>(as_(xo + cc1.x), as_(xo + cc1.y), as_(xo + cc1.z), as_(xo + cc1.w));
+                b0 = vec4<f32>(bs(go + oo0.x), bs(go + oo0.y), bs(go + oo0.z), bs(go + oo0.w));
+                b1 = vec4<f32>(bs(go + oo1.x), bs(go + oo1.y), bs(go + oo1.z), bs(go + oo1.w));
+            }
             c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
             c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
             c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);

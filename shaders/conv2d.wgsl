@@ -51,13 +51,27 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     var iy0: array<i32, 8>;
     var ix0: array<i32, 8>;
     var xb: array<u32, 8>;
+    // The 8 pixels' (image, row, column), stepped from the first instead of divided out for each: integer
+    // division is scalarized on CPU drivers and dominated convs with a short reduction (3-channel input).
+    // Pixels past the end repeat the last one (valid addresses; their outputs are not stored).
+    var b = m0 / (p.oh * p.ow);
+    var oy = (m0 / p.ow) % p.oh;
+    var ox = m0 % p.ow;
     for (var r = 0u; r < 8u; r++) {
-        let m = min(m0 + r, m_total - 1u);
-        let b = m / (p.oh * p.ow);
-        let rem = m % (p.oh * p.ow);
-        iy0[r] = i32((rem / p.ow) * p.sh) - i32(p.pad_top);
-        ix0[r] = i32((rem % p.ow) * p.sw) - i32(p.pad_left);
+        iy0[r] = i32(oy * p.sh) - i32(p.pad_top);
+        ix0[r] = i32(ox * p.sw) - i32(p.pad_left);
         xb[r] = b * p.h * p.w * p.c;
+        if (m0 + r + 1u < m_total) {
+            ox++;
+            if (ox == p.ow) {
+                ox = 0u;
+                oy++;
+                if (oy == p.oh) {
+                    oy = 0u;
+                    b++;
+                }
+            }
+        }
     }
     let col0 = min(n0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.oc - 1u));
     let col1 = min(n0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));

@@ -122,12 +122,26 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     var py: array<i32, 8>;
     var px: array<i32, 8>;
     var gb: array<u32, 8>;
+    // The 8 pixels' (image, row, column), stepped from the first rather than divided out for each
+    // (integer division is scalarized on CPU drivers); pixels past the end repeat the last one.
+    var bn = m0 / (p.h * p.w);
+    var iy = (m0 / p.w) % p.h;
+    var ix = m0 % p.w;
     for (var r = 0u; r < 8u; r++) {
-        let m = min(m0 + r, m_total - 1u);
-        let rem = m % (p.h * p.w);
-        py[r] = i32(rem / p.w) + i32(p.pad_top);
-        px[r] = i32(rem % p.w) + i32(p.pad_left);
-        gb[r] = (m / (p.h * p.w)) * p.oh * p.ow * p.oc;
+        py[r] = i32(iy) + i32(p.pad_top);
+        px[r] = i32(ix) + i32(p.pad_left);
+        gb[r] = bn * p.oh * p.ow * p.oc;
+        if (m0 + r + 1u < m_total) {
+            ix++;
+            if (ix == p.w) {
+                ix = 0u;
+                iy++;
+                if (iy == p.h) {
+                    iy = 0u;
+                    bn++;
+                }
+            }
+        }
     }
     for (var ct = 0u; ct < 4u; ct++) {
     let c0 = ((idx % groups_c) * 4u + ct) * 8u;

@@ -334,7 +334,32 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     var ox = m_begin % p.ow;
     var oy = (m_begin / p.ow) % p.oh;
     var bn = m_begin / (p.ow * p.oh);
-    for (var m = m_begin; m < m_end; m++) {
+    // A 1x1, stride-1, unpadded conv (most of Inception-ResNet-v1's) reads pixel m of x directly: no
+    // position counters or bounds test in the loop.
+    let pointwise = p.kh == 1u && p.kw == 1u && p.sh == 1u && p.sw == 1u && p.h == p.oh && p.w == p.ow;
+    if (pointwise && vectorized) {
+        let cq = p.c / 4u;
+        let oq = p.oc / 4u;
+        var xa = m_begin * cq + c0 / 4u;
+        var gi = m_begin * oq + o0 / 4u;
+        for (var m = m_begin; m < m_end; m++) {
+            let a0 = a[xa];
+            let a1 = a[xa + 1u];
+            let b0 = b[gi];
+            let b1 = b[gi + 1u];
+            c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+            c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+            c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+            c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+            c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+            c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+            c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+            c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+            xa += cq;
+            gi += oq;
+        }
+    }
+    for (var m = select(m_begin, m_end, pointwise && vectorized); m < m_end; m++) {
         let iy = i32(oy * p.sh + ky) - i32(p.pad_top);
         let ix = i32(ox * p.sw + kx) - i32(p.pad_left);
         if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {

@@ -342,6 +342,10 @@ fn conv2d_backward_kernels_match_cpu_including_split_k_and_accumulate() {
     let mut cases = CONV_CASES.to_vec();
     // A block35-like 1x1 and 3x3 with enough pixels to split the weight gradient.
     cases.push(([4, 17, 17, 32], [3, 3, 32, 32], (1, 1), Padding::Same));
+    // 1x1 stride 1 with channels in multiples of 4: the weight gradient's pointwise vec4 loop, split in 3,
+    // with a half-empty last channel tile on each side.
+    cases.push(([3, 9, 11, 20], [1, 1, 20, 12], (1, 1), Padding::Same));
+    cases.push(([2, 16, 16, 64], [1, 1, 64, 36], (1, 1), Padding::Valid));
     cases.push(([3, 17, 17, 40], [1, 1, 40, 24], (2, 2), Padding::Valid));
     for (xs, ws, stride, padding) in cases {
         let x = rng.vec(xs.iter().product(), -1.0, 1.0);

@@ -334,54 +334,62 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     var ox = m_begin % p.ow;
     var oy = (m_begin / p.ow) % p.oh;
     var bn = m_begin / (p.ow * p.oh);
-    // A 1x1, stride-1, unpadded conv (most of Inception-ResNet-v1's) reads pixel m of x directly: no
-    // position counters or bounds test in the loop.
-    let pointwise = p.kh == 1u && p.kw == 1u && p.sh == 1u && p.sw == 1u && p.h == p.oh && p.w == p.ow;
-    if (pointwise && vectorized) {
-        let cq = p.c / 4u;
-        let oq = p.oc / 4u;
-        var xa = m_begin * cq + c0 / 4u;
-        var gi = m_begin * oq + o0 / 4u;
-        for (var m = m_begin; m < m_end; m++) {
-            let a0 = a[xa];
-            let a1 = a[xa + 1u];
-            let b0 = b[gi];
-            let b1 = b[gi + 1u];
-            c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
-            c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
-            c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
-            c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
-            c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
-            c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
-            c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
-            c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
-            xa += cq;
-            gi += oq;
+    // With vec4 channels, walk the split's pixels one output row at a time: the row's in-image columns
+    // for this tap are worked out once, so the inner loop only steps two addresses (no position
+    // counters or bounds tests per pixel).
+    if (vectorized) {
+        let xstep = p.sw * p.c / 4u;
+        let gstep = p.oc / 4u;
+        // Columns with 0 <= ox*sw + kx - pad_left < w.
+        let lo_num = i32(p.pad_left) - i32(kx);
+        let ox_lo = select(0u, u32((lo_num + i32(p.sw) - 1) / i32(p.sw)), lo_num > 0);
+        let hi_num = i32(p.w) - 1 + i32(p.pad_left) - i32(kx);
+        let ox_hi = select(0u, min(u32(hi_num / i32(p.sw)) + 1u, p.ow), hi_num >= 0);
+        var m = m_begin;
+        loop {
+            if (m >= m_end) {
+                break;
+            }
+            let row = m / p.ow;
+            let row_m0 = row * p.ow;
+            let seg_end = min(m_end, row_m0 + p.ow);
+            let iy = i32((row % p.oh) * p.sh + ky) - i32(p.pad_top);
+            let c_lo = max(m - row_m0, ox_lo);
+            let c_hi = min(seg_end - row_m0, ox_hi);
+            if (iy >= 0 && iy < i32(p.h) && c_lo < c_hi) {
+                let ix0 = c_lo * p.sw + kx - p.pad_left;
+                var xa = ((((row / p.oh) * p.h + u32(iy)) * p.w + ix0) * p.c + c0) / 4u;
+                var gi = ((row_m0 + c_lo) * p.oc + o0) / 4u;
+                for (var ox = c_lo; ox < c_hi; ox++) {
+                    let a0 = a[xa];
+                    let a1 = a[xa + 1u];
+                    let b0 = b[gi];
+                    let b1 = b[gi + 1u];
+                    c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+                    c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+                    c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+                    c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+                    c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+                    c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+                    c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+                    c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+                    xa += xstep;
+                    gi += gstep;
+                }
+            }
+            m = seg_end;
         }
     }
-    for (var m = select(m_begin, m_end, pointwise && vectorized); m < m_end; m++) {
+    for (var m = select(m_begin, m_end, vectorized); m < m_end; m++) {
         let iy = i32(oy * p.sh + ky) - i32(p.pad_top);
         let ix = i32(ox * p.sw + kx) - i32(p.pad_left);
         if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
             let xo = ((bn * p.h + u32(iy)) * p.w + u32(ix)) * p.c;
             let go = m * p.oc;
-            var a0: vec4<f32>;
-            var a1: vec4<f32>;
-            var b0: vec4<f32>;
-            var b1: vec4<f32>;
-            if (vectorized) {
-                // Channels c0..c0+7 and o0..o0+7 as two vec4s each (past the last channel: another pixel's
-                // values, in rows and columns put_row discards).
-                a0 = a[(xo + c0) / 4u];
-                a1 = a[(xo + c0) / 4u + 1u];
-                b0 = b[(go + o0) / 4u];
-                b1 = b[(go + o0) / 4u + 1u];
-            } else {
-                a0 = vec4<f32>(as_(xo + cc0.x), as_(xo + cc0.y), as_(xo + cc0.z), as_(xo + cc0.w));
-                a1 = vec4<f32>(as_(xo + cc1.x), as_(xo + cc1.y), as_(xo + cc1.z), as_(xo + cc1.w));
-                b0 = vec4<f32>(bs(go + oo0.x), bs(go + oo0.y), bs(go + oo0.z), bs(go + oo0.w));
-                b1 = vec4<f32>(bs(go + oo1.x), bs(go + oo1.y), bs(go + oo1.z), bs(go + oo1.w));
-            }
+            let a0 = vec4<f32>(as_(xo + cc0.x), as_(xo + cc0.y), as_(xo + cc0.z), as_(xo + cc0.w));
+            let a1 = vec4<f32>(as_(xo + cc1.x), as_(xo + cc1.y), as_(xo + cc1.z), as_(xo + cc1.w));
+            let b0 = vec4<f32>(bs(go + oo0.x), bs(go + oo0.y), bs(go + oo0.z), bs(go + oo0.w));
+            let b1 = vec4<f32>(bs(go + oo1.x), bs(go + oo1.y), bs(go + oo1.z), bs(go + oo1.w));
             c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
             c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
             c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);

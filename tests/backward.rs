@@ -346,6 +346,9 @@ fn conv2d_backward_kernels_match_cpu_including_split_k_and_accumulate() {
     // with a half-empty last channel tile on each side.
     cases.push(([3, 9, 11, 20], [1, 1, 20, 12], (1, 1), Padding::Same));
     cases.push(([2, 16, 16, 64], [1, 1, 64, 36], (1, 1), Padding::Valid));
+    // vec4 channels with padding and strides: the row-segment loop's in-image column range per tap.
+    cases.push(([2, 9, 10, 8], [3, 3, 8, 12], (2, 2), Padding::Same));
+    cases.push(([1, 7, 9, 4], [3, 2, 4, 8], (1, 2), Padding::Explicit(2, 0, 1, 3)));
     cases.push(([3, 17, 17, 40], [1, 1, 40, 24], (2, 2), Padding::Valid));
     for (xs, ws, stride, padding) in cases {
         let x = rng.vec(xs.iter().product(), -1.0, 1.0);

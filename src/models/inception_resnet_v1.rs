@@ -286,21 +286,8 @@ impl InceptionResnetV1 {
         standardization: Standardization,
         want_taps: bool,
     ) -> Result<(Vec<f32>, BTreeMap<String, (Vec<usize>, Vec<f32>)>), ModelError> {
-        if shape[3] != 3 || shape[1] != shape[2] || shape[1] < 75 {
-            return Err(ModelError::Input { got: shape.to_vec(), size: 160 });
-        }
-        self.arena.reset();
-        let raw = self.arena.take(ctx, "input images", &shape);
-        raw.write(ctx, images)?;
-        let x = self.arena.take(ctx, "standardized input", &shape);
         let mut enc = Encoder::new(ctx);
-        match standardization {
-            Standardization::Prewhiten => {
-                let stats = self.arena.take(ctx, "prewhiten stats", &[shape[0], 2]);
-                prewhiten(&mut enc, &raw, &x, &stats)?;
-            }
-            Standardization::Fixed => fixed_standardize(&mut enc, &raw, &x)?,
-        }
+        let x = self.standardized_input(&mut enc, images, shape, standardization)?;
         let mut taps = Taps::new();
         let (emb, _) = self.forward(&mut enc, &x, want_taps.then_some(&mut taps))?;
         enc.submit()?;
@@ -309,6 +296,33 @@ impl InceptionResnetV1 {
             out.insert(name, (t.shape.clone(), t.download(ctx)?));
         }
         Ok((emb.download(ctx)?, out))
+    }
+
+    /// Checks the input shape, uploads raw RGB images and records their standardization; returns the
+    /// network's input.
+    fn standardized_input(
+        &mut self,
+        enc: &mut Encoder,
+        images: &[f32],
+        shape: [usize; 4],
+        standardization: Standardization,
+    ) -> Result<GpuTensor, ModelError> {
+        if shape[3] != 3 || shape[1] != shape[2] || shape[1] < 75 {
+            return Err(ModelError::Input { got: shape.to_vec(), size: 160 });
+        }
+        let ctx = enc.ctx();
+        self.arena.reset();
+        let raw = self.arena.take(ctx, "input images", &shape);
+        raw.write(ctx, images)?;
+        let x = self.arena.take(ctx, "standardized input", &shape);
+        match standardization {
+            Standardization::Prewhiten => {
+                let stats = self.arena.take(ctx, "prewhiten stats", &[shape[0], 2]);
+                prewhiten(enc, &raw, &x, &stats)?;
+            }
+            Standardization::Fixed => fixed_standardize(enc, &raw, &x)?,
+        }
+        Ok(x)
     }
 
     /// The prelogits (the Bottleneck's output before L2 normalization) of raw RGB images
@@ -320,21 +334,8 @@ impl InceptionResnetV1 {
         shape: [usize; 4],
         standardization: Standardization,
     ) -> Result<Vec<f32>, ModelError> {
-        if shape[3] != 3 || shape[1] != shape[2] || shape[1] < 75 {
-            return Err(ModelError::Input { got: shape.to_vec(), size: 160 });
-        }
-        self.arena.reset();
-        let raw = self.arena.take(ctx, "input images", &shape);
-        raw.write(ctx, images)?;
-        let x = self.arena.take(ctx, "standardized input", &shape);
         let mut enc = Encoder::new(ctx);
-        match standardization {
-            Standardization::Prewhiten => {
-                let stats = self.arena.take(ctx, "prewhiten stats", &[shape[0], 2]);
-                prewhiten(&mut enc, &raw, &x, &stats)?;
-            }
-            Standardization::Fixed => fixed_standardize(&mut enc, &raw, &x)?,
-        }
+        let x = self.standardized_input(&mut enc, images, shape, standardization)?;
         let (_, prelogits) = self.forward(&mut enc, &x, None)?;
         enc.submit()?;
         Ok(prelogits.download(ctx)?)

@@ -78,6 +78,15 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The input standardization the run trains with (and its model records).
+    pub fn standardization(&self) -> crate::checkpoint::Standardization {
+        if self.use_fixed_image_standardization {
+            crate::checkpoint::Standardization::Fixed
+        } else {
+            crate::checkpoint::Standardization::Prewhiten
+        }
+    }
+
     /// facenet's defaults for everything but the data directory.
     pub fn new(data_dir: PathBuf, models_base_dir: PathBuf) -> Self {
         Self {
@@ -247,7 +256,10 @@ fn save_files(
     state: &State,
     classes: &[String],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let std_name = if cfg.use_fixed_image_standardization { "fixed" } else { "prewhiten" };
+    let std_name = match cfg.standardization() {
+        crate::checkpoint::Standardization::Fixed => "fixed",
+        crate::checkpoint::Standardization::Prewhiten => "prewhiten",
+    };
     let model_meta = HashMap::from([
         ("format".to_string(), "facegpu".to_string()),
         ("architecture".to_string(), "inception_resnet_v1".to_string()),
@@ -902,11 +914,7 @@ fn regularization_loss(ctx: &GpuContext, state: &State, wd: f32) -> Result<f64, 
 fn validate(ctx: &GpuContext, cfg: &TrainConfig, state: &State, val_set: &[ImageClass]) -> Result<(f64, f64), Box<dyn std::error::Error>> {
     let w = download_all(ctx, state, false)?;
     let mut model = crate::models::inception_resnet_v1::InceptionResnetV1::load(ctx, &w)?;
-    let std = if cfg.use_fixed_image_standardization {
-        crate::checkpoint::Standardization::Fixed
-    } else {
-        crate::checkpoint::Standardization::Prewhiten
-    };
+    let std = cfg.standardization();
     let c = state.net.classes;
     let lw = w.get("Logits/weights", &[cfg.embedding_size, c])?;
     let lb = w.get("Logits/biases", &[c])?;
@@ -952,17 +960,9 @@ fn lfw_during_training(
     pairs: &Path,
 ) -> Result<(f64, f64), Box<dyn std::error::Error>> {
     let mut w = download_all(ctx, state, false)?;
-    w.standardization = Some(if cfg.use_fixed_image_standardization {
-        crate::checkpoint::Standardization::Fixed
-    } else {
-        crate::checkpoint::Standardization::Prewhiten
-    });
+    w.standardization = Some(cfg.standardization());
     let model = crate::models::inception_resnet_v1::InceptionResnetV1::load(ctx, &w)?;
-    let mut embedder = crate::embed::Embedder {
-        model,
-        standardization: w.standardization.unwrap_or(crate::checkpoint::Standardization::Prewhiten),
-        image_size: cfg.image_size,
-    };
+    let mut embedder = crate::embed::Embedder { model, standardization: cfg.standardization(), image_size: cfg.image_size };
     let opts = crate::eval::EvalOptions {
         folds: cfg.lfw_nrof_folds,
         metric: cfg.lfw_distance_metric,

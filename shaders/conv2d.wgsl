@@ -37,16 +37,41 @@ fn ws(i: u32) -> f32 {
     return wt[i >> 2u][i & 3u];
 }
 
+// One reduction step's weights are loaded once per subgroup: lane `src` loaded the vec4 at `at` and the
+// others read it by shuffle (a storage load costs a loop over the lanes on CPU drivers; see
+// GpuContext::subgroup_lanes). Without subgroups each lane loads it itself.
+fn share4(v: vec4<f32>, src: u32, at: u32) -> vec4<f32> {
+    return subgroupShuffle(v, src); // subgroups
+    return wt[at]; // no subgroups
+}
+
+fn share1(v: f32, src: u32, at: u32) -> f32 {
+    return subgroupShuffle(v, src); // subgroups
+    return ws(at); // no subgroups
+}
+
 @compute @workgroup_size(64)
-fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
+) {
     let idx = gid.y * nwg.x * 64u + gid.x;
     let m_total = p.n * p.oh * p.ow;
     let tiles_n = (p.oc + 7u) / 8u;
-    if (idx >= tiles_n * ((m_total + 7u) / 8u)) {
+    let tiles_m = (m_total + 7u) / 8u;
+    // The lanes of one subgroup (`unit` invocations) share the column tile n0, so that they can share its
+    // weights, and take consecutive row tiles. Lanes past the last row tile repeat it and store nothing:
+    // every lane stays active for the shuffles.
+    let unit = sgs; // subgroups
+    let lane = sid & 7u; // subgroups
+    let unit = 1u; // no subgroups
+    let u = idx / unit;
+    if (u >= tiles_n * ((tiles_m + unit - 1u) / unit)) {
         return;
     }
-    let m0 = (idx / tiles_n) * 8u;
-    let n0 = (idx % tiles_n) * 8u;
+    let mt = (u / tiles_n) * unit + idx % unit;
+    let m_store = mt * 8u;
+    let m0 = min(mt, tiles_m - 1u) * 8u;
+    let n0 = (u % tiles_n) * 8u;
 
     var iy0: array<i32, 8>;
     var ix0: array<i32, 8>;
@@ -119,9 +144,12 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                     let x6 = x[q1.z + q] * k1.z; let x7 = x[q1.w + q] * k1.w;
                     // Channels ci..ci+3 unrolled by hand: no dynamically indexed vector components.
                     let wrow = ((kbase + ci) * p.oc + n0) / 4u;
+                    // Lane j loads half j%2 of weight row ci + j/2.
+                    let wv = wt[wrow + (lane >> 1u) * oc4 + (lane & 1u)]; // subgroups
+                    let wv = vec4<f32>(); // no subgroups
                     {
-                        let b0 = wt[wrow + 0u];
-                        let b1 = wt[wrow + 0u + 1u];
+                        let b0 = share4(wv, 0u, wrow);
+                        let b1 = share4(wv, 1u, wrow + 1u);
                         let a0 = vec4<f32>(x0.x, x1.x, x2.x, x3.x);
                         let a1 = vec4<f32>(x4.x, x5.x, x6.x, x7.x);
                         c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
@@ -134,8 +162,8 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                         c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
                     }
                     {
-                        let b0 = wt[wrow + 1u * oc4];
-                        let b1 = wt[wrow + 1u * oc4 + 1u];
+                        let b0 = share4(wv, 2u, wrow + oc4);
+                        let b1 = share4(wv, 3u, wrow + oc4 + 1u);
                         let a0 = vec4<f32>(x0.y, x1.y, x2.y, x3.y);
                         let a1 = vec4<f32>(x4.y, x5.y, x6.y, x7.y);
                         c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
@@ -148,8 +176,8 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                         c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
                     }
                     {
-                        let b0 = wt[wrow + 2u * oc4];
-                        let b1 = wt[wrow + 2u * oc4 + 1u];
+                        let b0 = share4(wv, 4u, wrow + 2u * oc4);
+                        let b1 = share4(wv, 5u, wrow + 2u * oc4 + 1u);
                         let a0 = vec4<f32>(x0.z, x1.z, x2.z, x3.z);
                         let a1 = vec4<f32>(x4.z, x5.z, x6.z, x7.z);
                         c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
@@ -162,8 +190,8 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                         c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
                     }
                     {
-                        let b0 = wt[wrow + 3u * oc4];
-                        let b1 = wt[wrow + 3u * oc4 + 1u];
+                        let b0 = share4(wv, 6u, wrow + 3u * oc4);
+                        let b1 = share4(wv, 7u, wrow + 3u * oc4 + 1u);
                         let a0 = vec4<f32>(x0.w, x1.w, x2.w, x3.w);
                         let a1 = vec4<f32>(x4.w, x5.w, x6.w, x7.w);
                         c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
@@ -182,8 +210,12 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                 let a0 = k0 * vec4<f32>(xs(off0.x + ci), xs(off0.y + ci), xs(off0.z + ci), xs(off0.w + ci));
                 let a1 = k1 * vec4<f32>(xs(off1.x + ci), xs(off1.y + ci), xs(off1.z + ci), xs(off1.w + ci));
                 let wrow = (kbase + ci) * p.oc;
-                let b0 = vec4<f32>(ws(wrow + col0.x), ws(wrow + col0.y), ws(wrow + col0.z), ws(wrow + col0.w));
-                let b1 = vec4<f32>(ws(wrow + col1.x), ws(wrow + col1.y), ws(wrow + col1.z), ws(wrow + col1.w));
+                let wl = ws(wrow + min(n0 + lane, p.oc - 1u)); // subgroups
+                let wl = 0.0; // no subgroups
+                let b0 = vec4<f32>(share1(wl, 0u, wrow + col0.x), share1(wl, 1u, wrow + col0.y),
+                                   share1(wl, 2u, wrow + col0.z), share1(wl, 3u, wrow + col0.w));
+                let b1 = vec4<f32>(share1(wl, 4u, wrow + col1.x), share1(wl, 5u, wrow + col1.y),
+                                   share1(wl, 6u, wrow + col1.z), share1(wl, 7u, wrow + col1.w));
                 c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
                 c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
                 c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
@@ -196,14 +228,14 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         }
     }
     // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers.
-    emit_row(m0, m_total, n0, c0_0, c0_1);
-    emit_row(m0 + 1u, m_total, n0, c1_0, c1_1);
-    emit_row(m0 + 2u, m_total, n0, c2_0, c2_1);
-    emit_row(m0 + 3u, m_total, n0, c3_0, c3_1);
-    emit_row(m0 + 4u, m_total, n0, c4_0, c4_1);
-    emit_row(m0 + 5u, m_total, n0, c5_0, c5_1);
-    emit_row(m0 + 6u, m_total, n0, c6_0, c6_1);
-    emit_row(m0 + 7u, m_total, n0, c7_0, c7_1);
+    emit_row(m_store, m_total, n0, c0_0, c0_1);
+    emit_row(m_store + 1u, m_total, n0, c1_0, c1_1);
+    emit_row(m_store + 2u, m_total, n0, c2_0, c2_1);
+    emit_row(m_store + 3u, m_total, n0, c3_0, c3_1);
+    emit_row(m_store + 4u, m_total, n0, c4_0, c4_1);
+    emit_row(m_store + 5u, m_total, n0, c5_0, c5_1);
+    emit_row(m_store + 6u, m_total, n0, c6_0, c6_1);
+    emit_row(m_store + 7u, m_total, n0, c7_0, c7_1);
 }
 
 // The epilogue of output pixel m, channel o, and its store.

@@ -14,6 +14,7 @@ use facegpu::kernels::{self as k};
 /// Runs conv2d on both paths with bias, affine, residual and activation as asked, and compares.
 #[allow(clippy::too_many_arguments)]
 fn check_conv(
+    ctx: &facegpu::gpu::GpuContext,
     seed: u64,
     xs: [usize; 4],
     ws: [usize; 4],
@@ -24,10 +25,6 @@ fn check_conv(
     residual: Option<f32>,
     act: u32,
 ) {
-    let ctx = match common::gpu() {
-        Some(c) => c,
-        None => return,
-    };
     let mut rng = Rng::new(seed);
     let x = rng.vec(xs.iter().product(), -1.0, 1.0);
     let w = rng.vec(ws.iter().product(), -0.5, 0.5);
@@ -67,35 +64,40 @@ fn check_conv(
 
 #[test]
 fn conv2d_same_stride2_asymmetric_matches_cpu() {
+    let ctx = gpu_or_skip!();
     // 11x13 input, stride 2, 3x3 SAME: pad total 2 in h (1/1) and 2 in w; 4x4 pads unevenly.
-    check_conv(1, [2, 11, 13, 5], [3, 3, 5, 7], (2, 2), Padding::Same, true, true, None, 2);
-    check_conv(2, [3, 10, 9, 3], [4, 4, 3, 9], (2, 2), Padding::Same, false, false, None, 1);
+    check_conv(ctx, 1, [2, 11, 13, 5], [3, 3, 5, 7], (2, 2), Padding::Same, true, true, None, 2);
+    check_conv(ctx, 2, [3, 10, 9, 3], [4, 4, 3, 9], (2, 2), Padding::Same, false, false, None, 1);
 }
 
 #[test]
 fn conv2d_valid_stride1_and_2_match_cpu() {
-    check_conv(3, [3, 9, 10, 3], [3, 3, 3, 10], (1, 1), Padding::Valid, true, false, None, 1);
-    check_conv(4, [2, 15, 17, 6], [3, 3, 6, 13], (2, 2), Padding::Valid, false, true, None, 0);
+    let ctx = gpu_or_skip!();
+    check_conv(ctx, 3, [3, 9, 10, 3], [3, 3, 3, 10], (1, 1), Padding::Valid, true, false, None, 1);
+    check_conv(ctx, 4, [2, 15, 17, 6], [3, 3, 6, 13], (2, 2), Padding::Valid, false, true, None, 0);
 }
 
 #[test]
 fn conv2d_1x7_7x1_1x3_3x1_same_match_cpu() {
-    check_conv(5, [2, 8, 8, 17], [1, 7, 17, 9], (1, 1), Padding::Same, false, true, None, 1);
-    check_conv(6, [2, 8, 8, 17], [7, 1, 17, 9], (1, 1), Padding::Same, false, true, None, 1);
-    check_conv(7, [1, 3, 5, 11], [1, 3, 11, 12], (1, 1), Padding::Same, false, true, None, 1);
-    check_conv(8, [1, 3, 5, 11], [3, 1, 11, 12], (1, 1), Padding::Same, false, true, None, 1);
+    let ctx = gpu_or_skip!();
+    check_conv(ctx, 5, [2, 8, 8, 17], [1, 7, 17, 9], (1, 1), Padding::Same, false, true, None, 1);
+    check_conv(ctx, 6, [2, 8, 8, 17], [7, 1, 17, 9], (1, 1), Padding::Same, false, true, None, 1);
+    check_conv(ctx, 7, [1, 3, 5, 11], [1, 3, 11, 12], (1, 1), Padding::Same, false, true, None, 1);
+    check_conv(ctx, 8, [1, 3, 5, 11], [3, 1, 11, 12], (1, 1), Padding::Same, false, true, None, 1);
 }
 
 #[test]
 fn conv2d_bias_residual_relu_epilogue_matches_cpu() {
+    let ctx = gpu_or_skip!();
     // block35's up-projection: 1x1 conv with bias, x + 0.17*up, then ReLU.
-    check_conv(9, [2, 5, 7, 19], [1, 1, 19, 21], (1, 1), Padding::Same, true, false, Some(0.17), 1);
-    check_conv(10, [2, 5, 7, 19], [1, 1, 19, 21], (1, 1), Padding::Same, true, false, Some(1.0), 0);
+    check_conv(ctx, 9, [2, 5, 7, 19], [1, 1, 19, 21], (1, 1), Padding::Same, true, false, Some(0.17), 1);
+    check_conv(ctx, 10, [2, 5, 7, 19], [1, 1, 19, 21], (1, 1), Padding::Same, true, false, Some(1.0), 0);
 }
 
 #[test]
 fn conv2d_explicit_padding_matches_cpu() {
-    check_conv(11, [1, 6, 7, 4], [3, 2, 4, 5], (1, 2), Padding::Explicit(2, 0, 1, 3), true, false, None, 0);
+    let ctx = gpu_or_skip!();
+    check_conv(ctx, 11, [1, 6, 7, 4], [3, 2, 4, 5], (1, 2), Padding::Explicit(2, 0, 1, 3), true, false, None, 0);
 }
 
 #[test]
@@ -466,10 +468,32 @@ fn missing_entry_point_is_an_error_naming_shader_and_entry() {
 
 #[test]
 fn conv2d_vectorized_path_channels_multiple_of_4_matches_cpu() {
+    let ctx = gpu_or_skip!();
     // c and oc multiples of 4 take the vec4 loads; oc 20 and 4 leave a half-empty last 8-wide tile whose
     // second weight vec4 lies past the row (and, for the last row, past the buffer).
-    check_conv(12, [2, 9, 11, 12], [3, 3, 12, 20], (2, 2), Padding::Same, true, true, None, 1);
-    check_conv(13, [1, 7, 6, 8], [1, 7, 8, 4], (1, 1), Padding::Same, false, false, None, 2);
-    check_conv(14, [2, 5, 7, 16], [1, 1, 16, 24], (1, 1), Padding::Same, true, false, Some(0.2), 1);
-    check_conv(15, [1, 6, 7, 4], [3, 2, 4, 8], (1, 2), Padding::Explicit(2, 0, 1, 3), false, true, None, 0);
+    check_conv(ctx, 12, [2, 9, 11, 12], [3, 3, 12, 20], (2, 2), Padding::Same, true, true, None, 1);
+    check_conv(ctx, 13, [1, 7, 6, 8], [1, 7, 8, 4], (1, 1), Padding::Same, false, false, None, 2);
+    check_conv(ctx, 14, [2, 5, 7, 16], [1, 1, 16, 24], (1, 1), Padding::Same, true, false, Some(0.2), 1);
+    check_conv(ctx, 15, [1, 6, 7, 4], [3, 2, 4, 8], (1, 2), Padding::Explicit(2, 0, 1, 3), false, true, None, 0);
+}
+
+#[test]
+fn conv2d_many_row_tiles_and_column_tiles_match_cpu() {
+    let ctx = gpu_or_skip!();
+    // More 8-row tiles than one subgroup holds, several column tiles and a ragged last subgroup: the lanes
+    // of a subgroup share a column tile and its weights (vec4 path, then the scalar path at PNet's 3->10).
+    check_conv(ctx, 16, [2, 20, 21, 8], [3, 3, 8, 20], (1, 1), Padding::Same, true, false, None, 1);
+    check_conv(ctx, 17, [1, 30, 31, 3], [3, 3, 3, 10], (1, 1), Padding::Valid, true, false, None, 2);
+}
+
+#[test]
+fn conv2d_without_subgroups_matches_cpu() {
+    // Adapters without subgroup operations compile conv2d.wgsl's other lines: every lane loads its weights.
+    gpu_or_skip!();
+    let ctx = facegpu::gpu::GpuContext::with_subgroups(false).expect("a second context on the same adapter");
+    assert_eq!(ctx.subgroup_lanes(), None);
+    check_conv(&ctx, 1, [2, 11, 13, 5], [3, 3, 5, 7], (2, 2), Padding::Same, true, true, None, 2);
+    check_conv(&ctx, 12, [2, 9, 11, 12], [3, 3, 12, 20], (2, 2), Padding::Same, true, true, None, 1);
+    check_conv(&ctx, 16, [2, 20, 21, 8], [3, 3, 8, 20], (1, 1), Padding::Same, true, false, None, 1);
+    check_conv(&ctx, 17, [1, 30, 31, 3], [3, 3, 3, 10], (1, 1), Padding::Valid, true, false, None, 2);
 }

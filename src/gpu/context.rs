@@ -32,6 +32,9 @@ pub struct GpuContext {
     /// the same dispatch.
     pub(crate) dummy_rw: wgpu::Buffer,
     pub(crate) uniform_align: u64,
+    /// Lanes that share one weight fetch through subgroup shuffles (the adapter's largest subgroup), or
+    /// `None` where kernels load every operand themselves. See [`GpuContext::subgroup_lanes`].
+    pub(crate) subgroup_lanes: Option<u32>,
 }
 
 fn rank(t: wgpu::DeviceType) -> u8 {
@@ -44,14 +47,27 @@ fn rank(t: wgpu::DeviceType) -> u8 {
     }
 }
 
+/// The subgroup size kernels can rely on, if subgroups are usable (see [`GpuContext::subgroup_lanes`]).
+fn subgroup_lanes(adapter: &wgpu::Adapter) -> Option<u32> {
+    let info = adapter.get_info();
+    let usable = adapter.features().contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8 && info.subgroup_max_size <= 64;
+    usable.then_some(info.subgroup_max_size)
+}
+
 impl GpuContext {
     /// Picks a discrete GPU, then an integrated one, then anything (lavapipe included).
     /// `FACEGPU_ADAPTER` (substring of the adapter name, case-insensitive) and `WGPU_BACKEND` override it.
     pub fn new() -> Result<Self, GpuError> {
-        pollster::block_on(Self::new_async())
+        Self::with_subgroups(!std::env::var("FACEGPU_SUBGROUPS").is_ok_and(|v| v == "0"))
     }
 
-    async fn new_async() -> Result<Self, GpuError> {
+    /// Like [`GpuContext::new`], with subgroup operations used only if `allow` and the adapter has them
+    /// (the tests run the kernels both ways).
+    pub fn with_subgroups(allow: bool) -> Result<Self, GpuError> {
+        pollster::block_on(Self::new_async(allow))
+    }
+
+    async fn new_async(allow_subgroups: bool) -> Result<Self, GpuError> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
         let instance = wgpu::Instance::new(desc);
@@ -66,10 +82,11 @@ impl GpuContext {
             filter: wanted.map(|w| format!(" matching FACEGPU_ADAPTER='{w}'")).unwrap_or_default(),
         })?;
         let limits = adapter.limits();
+        let subgroup_lanes = subgroup_lanes(&adapter).filter(|_| allow_subgroups);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("facegpu"),
-                required_features: wgpu::Features::empty(),
+                required_features: if subgroup_lanes.is_some() { wgpu::Features::SUBGROUP } else { wgpu::Features::empty() },
                 required_limits: limits.clone(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
@@ -98,7 +115,18 @@ impl GpuContext {
             params: Mutex::new(None),
             dummy,
             dummy_rw,
+            subgroup_lanes,
         })
+    }
+
+    /// Invocations per subgroup when the kernels share operand loads through subgroup shuffles.
+    ///
+    /// On llvmpipe a storage-buffer load is a loop over the 8 lanes with a branch per lane and component,
+    /// so one lane loading a weight and the others reading it by shuffle is cheaper than each lane loading
+    /// it. Kernels map the lanes of one subgroup to the same output channels; they need every subgroup to
+    /// hold 8 to 64 invocations. `FACEGPU_SUBGROUPS=0` turns this off (the kernels then load everything).
+    pub fn subgroup_lanes(&self) -> Option<u32> {
+        self.subgroup_lanes
     }
 
     pub fn summary(&self) -> AdapterSummary {

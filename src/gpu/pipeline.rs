@@ -40,6 +40,27 @@ shaders! {
     Triplet => "triplet.wgsl",
 }
 
+/// The WGSL a device compiles: a line ending in `// subgroups` is kept only where subgroup operations are
+/// used, a line ending in `// no subgroups` only where they are not (WGSL has no conditional compilation,
+/// and a module that names a subgroup builtin does not compile on a device without the feature).
+pub fn select_lines(source: &str, subgroups: bool) -> String {
+    let mut out = String::with_capacity(source.len());
+    for line in source.lines() {
+        let keep = if line.trim_end().ends_with("// no subgroups") {
+            !subgroups
+        } else if line.trim_end().ends_with("// subgroups") {
+            subgroups
+        } else {
+            true
+        };
+        if keep {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Compiled pipelines keyed by (shader, entry point); each is compiled once per context.
 #[derive(Default)]
 pub(crate) struct PipelineCache {
@@ -61,7 +82,7 @@ impl GpuContext {
                 .or_insert_with(|| {
                     Arc::new(self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                         label: Some(shader.file()),
-                        source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                        source: wgpu::ShaderSource::Wgsl(select_lines(shader.source(), self.subgroup_lanes.is_some()).into()),
                     }))
                 })
                 .clone()

@@ -177,6 +177,13 @@ impl Conv2dParams {
     }
 }
 
+/// Invocations covering `m` output rows in 8-row tiles, rounded up to whole subgroups: the lanes of a
+/// subgroup share one column tile (see conv2d.wgsl).
+pub(crate) fn row_tiles(enc: &Encoder, m: u32) -> usize {
+    let unit = enc.ctx().subgroup_lanes().unwrap_or(1);
+    (m.div_ceil(8).div_ceil(unit) * unit) as usize
+}
+
 /// Records `y = epilogue(conv2d(x, w))` into `enc`. `y` must have shape `p.out_shape()`.
 pub fn conv2d(
     enc: &mut Encoder,
@@ -199,7 +206,7 @@ pub fn conv2d(
         _ => absent,
     };
     let residual = epi.residual.as_ref().map(|(r, _)| &r.buffer).unwrap_or(absent);
-    let tiles = (p.n * p.oh * p.ow).div_ceil(8) as usize * p.oc.div_ceil(8) as usize;
+    let tiles = row_tiles(enc, p.n * p.oh * p.ow) * p.oc.div_ceil(8) as usize;
     enc.dispatch(
         Shader::Conv2d,
         "conv2d",

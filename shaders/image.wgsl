@@ -9,12 +9,14 @@
 // crop_resize_area: per box b = (image, x0, y0, cw, ch): resize_area of the ch x cw window at (y0, x0) of
 //                   that image (zero outside it) to oh x ow, then the output transform (MTCNN's crops).
 // output transform: v -> (round_half_even(v) if p.round else v + p.add) * p.mul (identity by default).
+//                   The two area resizes may write more channels than the input has (p.oc > p.c); the extra
+//                   ones are 0 (MTCNN's networks take 4 channels, see models/mtcnn.rs).
 // crop_pad:         y[n,oy,ox,c] = x[n, oy+y0, ox+x0, c] inside the image, else 0
 // flip_h:           y[n,oy,ox,c] = x[n, oy, w-1-ox, c]
 // fixed_standardize: y = (x - 127.5) / 128
 // prewhiten_stats + prewhiten_apply: per image, y = (x - mean) / max(std, 1/sqrt(h*w*c))  (std biased)
 
-struct Params { n: u32, h: u32, w: u32, c: u32, oh: u32, ow: u32, y0: i32, x0: i32, add: f32, mul: f32, round: u32, pad: u32 }
+struct Params { n: u32, h: u32, w: u32, c: u32, oh: u32, ow: u32, y0: i32, x0: i32, add: f32, mul: f32, round: u32, oc: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;           // [n, h, w, c]
@@ -25,8 +27,8 @@ struct Params { n: u32, h: u32, w: u32, c: u32, oh: u32, ow: u32, y0: i32, x0: i
 struct Out { b: u32, oy: u32, ox: u32, ch: u32 }
 
 fn out_index(i: u32) -> Out {
-    let ch = i % p.c;
-    let pix = i / p.c;
+    let ch = i % p.oc;
+    let pix = i / p.oc;
     return Out(pix / (p.ow * p.oh), (pix / p.ow) % p.oh, pix % p.ow, ch);
 }
 
@@ -135,19 +137,19 @@ fn area(o: Out, b: u32, x0: i32, y0: i32, cw: u32, ch: u32) -> f32 {
 @compute @workgroup_size(64)
 fn resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i < p.n * p.oh * p.ow * p.c) {
+    if (i < p.n * p.oh * p.ow * p.oc) {
         let o = out_index(i);
-        y[i] = area(o, o.b, 0, 0, p.w, p.h);
+        y[i] = select(0.0, area(o, o.b, 0, 0, p.w, p.h), o.ch < p.c);
     }
 }
 
 @compute @workgroup_size(64)
 fn crop_resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i < p.n * p.oh * p.ow * p.c) {
+    if (i < p.n * p.oh * p.ow * p.oc) {
         let o = out_index(i);
         let bx = o.b * 5u;
-        y[i] = area(o, u32(boxes[bx]), boxes[bx + 1u], boxes[bx + 2u], u32(max(boxes[bx + 3u], 1)), u32(max(boxes[bx + 4u], 1)));
+        y[i] = select(0.0, area(o, u32(boxes[bx]), boxes[bx + 1u], boxes[bx + 2u], u32(max(boxes[bx + 3u], 1)), u32(max(boxes[bx + 4u], 1))), o.ch < p.c);
     }
 }
 

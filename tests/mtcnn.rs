@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use common::{assert_close, Rng};
 use facegpu::gpu::{Encoder, GpuTensor};
 use facegpu::models::mtcnn::boxes::{self, nms, pad, rerec, Overlap};
-use facegpu::models::mtcnn::{DetectOptions, Face, Mtcnn};
+use facegpu::models::mtcnn::{DetectOptions, Face, Mtcnn, LANES};
 use facegpu::nn::Arena;
 
 fn fixtures() -> PathBuf {
@@ -67,19 +67,25 @@ fn detections_match_facenet_golden() {
     assert!(worst_landmark <= 2.0, "worst landmark error {worst_landmark}");
 }
 
-/// Runs `net` on random `[n, size, size, 3]` inputs on the GPU and with the CPU twin.
+/// Runs `net` on random `[n, size, size, 3]` inputs on the GPU (given as RGB plus a zero channel, with
+/// channels padded to 4 throughout) and with the CPU twin (the checkpoint's shapes).
 fn net_matches_cpu(net: &facegpu::models::mtcnn::Net, shape: [usize; 4], seed: u64) {
     let ctx = common::gpu().unwrap();
     let x = Rng::new(seed).vec(shape.iter().product(), -1.0, 1.0);
-    let gx = GpuTensor::upload(ctx, "x", &shape, &x).unwrap();
+    let x4: Vec<f32> = x.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 0.0]).collect();
+    let gx = GpuTensor::upload(ctx, "x", &[shape[0], shape[1], shape[2], LANES], &x4).unwrap();
     let mut arena = Arena::default();
     let mut enc = Encoder::new(ctx);
     let y = net.forward(&mut enc, &mut arena, &gx).unwrap();
     enc.submit().unwrap();
     let (want, want_shape) = net.forward_cpu(&x, &shape).unwrap();
-    assert_eq!(y.shape, want_shape, "{} output shape", net.name);
-    assert_eq!(*y.shape.last().unwrap(), net.outputs);
-    assert_close(net.name, &y.download(ctx).unwrap(), &want, 1e-4, 1e-4);
+    assert_eq!(y.shape[..3], want_shape[..3], "{} output shape", net.name);
+    assert_eq!((y.shape[3], want_shape[3]), (net.padded_outputs, net.outputs));
+    let got = y.download(ctx).unwrap();
+    let rows: Vec<&[f32]> = got.chunks_exact(net.padded_outputs).collect();
+    assert!(rows.iter().all(|r| r[net.outputs..].iter().all(|&v| v == 0.0)), "{}: padding channels must stay 0", net.name);
+    let got: Vec<f32> = rows.iter().flat_map(|r| r[..net.outputs].iter().copied()).collect();
+    assert_close(net.name, &got, &want, 1e-4, 1e-4);
 }
 
 #[test]
@@ -91,6 +97,7 @@ fn pnet_rnet_onet_match_cpu_twins() {
     net_matches_cpu(&mtcnn.rnet, [7, 24, 24, 3], 2);
     net_matches_cpu(&mtcnn.onet, [5, 48, 48, 3], 3);
     assert_eq!((mtcnn.pnet.outputs, mtcnn.rnet.outputs, mtcnn.onet.outputs), (6, 6, 16));
+    assert_eq!((mtcnn.pnet.padded_outputs, mtcnn.rnet.padded_outputs, mtcnn.onet.padded_outputs), (8, 8, 16));
 }
 
 #[test]

@@ -7,6 +7,11 @@
 //! together: one pyramid and PNet pass per scale for the whole batch, and the crops of all images share the
 //! RNet and ONet batches, which are cut into chunks so memory stays bounded whatever the number of
 //! candidates.
+//!
+//! On the GPU every layer's channels are padded with zeros to a multiple of 4 ([`LANES`]): the input
+//! is RGB plus a zero channel, and PNet's 10 channels are 12. conv2d then reads whole vec4s, which on
+//! llvmpipe made the first convs (3 input channels) several times faster. The padded channels hold
+//! zero weights, biases and outputs, so the results are unchanged.
 
 pub mod boxes;
 
@@ -110,9 +115,15 @@ const ONET: &[Spec] = &[
     Heads(&["conv6-1", "conv6-2", "conv6-3"]),
 ];
 
-/// A conv layer's weights, kept on the GPU and (small) on the CPU for the twin forward.
+/// Channels of the GPU tensors are padded to a multiple of this (see the module doc).
+pub const LANES: usize = 4;
+
+/// A conv layer's weights, kept on the GPU (channels padded to [`LANES`]) and, as read, on the CPU for the
+/// twin forward.
 struct ConvWeights {
     w_shape: Vec<usize>,
+    /// `w_shape` with both channel counts padded: the shape of `gw`.
+    gw_shape: Vec<usize>,
     w: Vec<f32>,
     b: Vec<f32>,
     alpha: Option<Vec<f32>>,
@@ -132,12 +143,15 @@ pub struct Net {
     layers: Vec<Layer>,
     /// Channels of the output: 2 face logits, 4 box offsets, then (ONet) 10 landmark coordinates.
     pub outputs: usize,
+    /// Channels of the GPU output, `outputs` padded to [`LANES`] (the rest are 0).
+    pub padded_outputs: usize,
 }
 
 impl Net {
     fn load(ctx: &GpuContext, weights: &Weights, name: &'static str, spec: &[Spec]) -> Result<Self, CheckpointError> {
         let mut layers = Vec::new();
         let mut channels = 3;
+        let mut padded = LANES;
         for s in spec {
             match *s {
                 Pool(k, stride, padding) => layers.push(Layer::Pool(k, stride, padding)),
@@ -145,8 +159,18 @@ impl Net {
                     let (w_shape, w, b) = conv_weights(weights, &format!("{name}/{conv}"), channels, None)?;
                     let cout = w_shape[3];
                     let alpha = weights.get(&format!("{name}/{act}/alpha"), &[cout])?.data.clone();
-                    layers.push(Layer::Conv(ConvWeights::upload(ctx, weights, format!("{name}/{conv}"), w_shape, w, b, Some(alpha))?));
+                    layers.push(Layer::Conv(ConvWeights::upload(
+                        ctx,
+                        weights,
+                        format!("{name}/{conv}"),
+                        w_shape,
+                        padded,
+                        w,
+                        b,
+                        Some(alpha),
+                    )?));
                     channels = cout;
+                    padded = cout.next_multiple_of(LANES);
                 }
                 Heads(heads) => {
                     let parts = heads
@@ -166,25 +190,28 @@ impl Net {
                         weights,
                         format!("{name}/{}", heads.join("+")),
                         vec![1, 1, channels, cout],
+                        padded,
                         w,
                         b,
                         None,
                     )?));
                     channels = cout;
+                    padded = cout.next_multiple_of(LANES);
                 }
             }
         }
-        Ok(Self { name, layers, outputs: channels })
+        Ok(Self { name, layers, outputs: channels, padded_outputs: padded })
     }
 
-    /// Records the forward pass of `x` (`[n, h, w, 3]`, normalized) and returns the output `[n, oh, ow, outputs]`.
+    /// Records the forward pass of `x` (`[n, h, w, LANES]`: normalized RGB and a zero channel) and returns
+    /// the output `[n, oh, ow, padded_outputs]`, whose first `outputs` channels are the net's.
     pub fn forward(&self, enc: &mut Encoder, arena: &mut Arena, x: &GpuTensor) -> Result<GpuTensor, GpuError> {
         let ctx = enc.ctx();
         let mut x = x.clone();
         for layer in &self.layers {
             x = match layer {
                 Layer::Conv(c) => {
-                    let y = arena.take(ctx, self.name, &Conv2dParams::new(&x.shape, &c.w_shape, (1, 1), Valid)?.out_shape());
+                    let y = arena.take(ctx, self.name, &Conv2dParams::new(&x.shape, &c.gw_shape, (1, 1), Valid)?.out_shape());
                     let act = c.galpha.as_ref().map_or(Activation::None, Activation::Prelu);
                     let epi = Epilogue { bias: Some(&c.gb), act, ..Default::default() };
                     conv2d(enc, &x, &c.gw, &epi, &y, (1, 1), Valid)?;
@@ -245,20 +272,35 @@ fn conv_weights(
 }
 
 impl ConvWeights {
+    /// Uploads HWIO `w` as `[kh, kw, cin_padded, cout padded to LANES]`, zeros in the padding, and the
+    /// bias and PReLU alpha padded with zeros.
+    #[allow(clippy::too_many_arguments)]
     fn upload(
         ctx: &GpuContext,
         weights: &Weights,
         name: String,
         w_shape: Vec<usize>,
+        cin_padded: usize,
         w: Vec<f32>,
         b: Vec<f32>,
         alpha: Option<Vec<f32>>,
     ) -> Result<Self, CheckpointError> {
         let bad = |e: GpuError| CheckpointError::BadTensor { path: weights.source.clone(), tensor: name.clone(), detail: e.to_string() };
-        let gw = GpuTensor::upload(ctx, &name, &w_shape, &w).map_err(bad)?;
-        let gb = GpuTensor::upload(ctx, &name, &[b.len()], &b).map_err(bad)?;
-        let galpha = alpha.as_ref().map(|a| GpuTensor::upload(ctx, &name, &[a.len()], a)).transpose().map_err(bad)?;
-        Ok(Self { w_shape, w, b, alpha, gw, gb, galpha })
+        let (taps, cin, cout) = (w_shape[0] * w_shape[1], w_shape[2], w_shape[3]);
+        let cout_padded = cout.next_multiple_of(LANES);
+        let gw_shape = vec![w_shape[0], w_shape[1], cin_padded, cout_padded];
+        let mut pw = vec![0.0; taps * cin_padded * cout_padded];
+        for t in 0..taps {
+            for ci in 0..cin {
+                let (from, to) = ((t * cin + ci) * cout, (t * cin_padded + ci) * cout_padded);
+                pw[to..to + cout].copy_from_slice(&w[from..from + cout]);
+            }
+        }
+        let padded = |v: &[f32]| v.iter().copied().chain(std::iter::repeat(0.0)).take(cout_padded).collect::<Vec<f32>>();
+        let gw = GpuTensor::upload(ctx, &name, &gw_shape, &pw).map_err(bad)?;
+        let gb = GpuTensor::upload(ctx, &name, &[cout_padded], &padded(&b)).map_err(bad)?;
+        let galpha = alpha.as_ref().map(|a| GpuTensor::upload(ctx, &name, &[cout_padded], &padded(a))).transpose().map_err(bad)?;
+        Ok(Self { w_shape, gw_shape, w, b, alpha, gw, gb, galpha })
     }
 }
 
@@ -345,13 +387,13 @@ impl Mtcnn {
             let (hs, ws) = ((h as f64 * scale).ceil() as usize, (w as f64 * scale).ceil() as usize);
             self.arena.reset();
             let mut enc = Encoder::new(ctx);
-            let scaled = self.arena.take(ctx, "pyramid level", &[n, hs, ws, 3]);
+            let scaled = self.arena.take(ctx, "pyramid level", &[n, hs, ws, LANES]);
             resize_area(&mut enc, &input, &scaled, NORMALIZE_ROUNDED)?;
             let maps = self.pnet.forward(&mut enc, &mut self.arena, &scaled)?;
             enc.submit()?;
             let data = maps.download(ctx)?;
             let c0 = Instant::now();
-            let (oh, ow, k) = (maps.shape[1], maps.shape[2], self.pnet.outputs);
+            let (oh, ow, k) = (maps.shape[1], maps.shape[2], maps.shape[3]);
             for (i, map) in data.chunks_exact(oh * ow * k).enumerate() {
                 let prob: Vec<f32> = map.chunks_exact(k).map(|v| face_prob(v[0], v[1]) as f32).collect();
                 let found = generate(&prob, oh, ow, |y, x, r| map[(y * ow + x) * k + 2 + r], scale, opts.thresholds[0]);
@@ -380,7 +422,7 @@ impl Mtcnn {
         let rows = self.run_crops(ctx, &input, Which::R, &stage1, (w, h), 24)?;
         self.times.rnet += t.elapsed();
         let c0 = Instant::now();
-        let k = self.rnet.outputs;
+        let k = self.rnet.padded_outputs;
         let mut rows = rows.chunks_exact(k);
         let stage2: Vec<Vec<BBox>> = stage1
             .iter()
@@ -402,7 +444,7 @@ impl Mtcnn {
         let rows = self.run_crops(ctx, &input, Which::O, &stage2, (w, h), 48)?;
         self.times.onet += t.elapsed();
         let c0 = Instant::now();
-        let k = self.onet.outputs;
+        let k = self.onet.padded_outputs;
         let mut rows = rows.chunks_exact(k);
         let faces = stage2
             .iter()
@@ -430,7 +472,7 @@ impl Mtcnn {
     }
 
     /// Crops every box of every image (facenet's `pad` windows), resizes them to `size x size`, runs RNet or
-    /// ONet in chunks of `self.chunk`, and returns the output rows in box order.
+    /// ONet in chunks of `self.chunk`, and returns the output rows (`padded_outputs` values each) in box order.
     fn run_crops(
         &mut self,
         ctx: &GpuContext,
@@ -455,7 +497,7 @@ impl Mtcnn {
             self.arena.reset();
             let gboxes = self.arena.take_u32(ctx, "crop windows", &[m, 5]);
             gboxes.write_u32(ctx, &chunk.iter().map(|&v| v as u32).collect::<Vec<_>>())?;
-            let crops = self.arena.take(ctx, "crops", &[m, size, size, 3]);
+            let crops = self.arena.take(ctx, "crops", &[m, size, size, LANES]);
             let mut enc = Encoder::new(ctx);
             crop_resize_area(&mut enc, input, &gboxes, &crops, NORMALIZE)?;
             let y = net.forward(&mut enc, &mut self.arena, &crops)?;

@@ -33,7 +33,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> preact: array<f32>;    // u [m, oc] (epilogue, act 2)
 @group(0) @binding(4) var<storage, read> alpha: array<f32>;     // [oc] (epilogue, act 2)
 @group(0) @binding(5) var<storage, read> scale: array<f32>;     // [oc] (epilogue, flags & 2)
-@group(0) @binding(6) var<storage, read_write> out: array<f32>; // g | dx | part or dw | dw
+@group(0) @binding(6) var<storage, read_write> out: array<vec4<f32>>; // g | dx | part or dw | dw
 @group(0) @binding(7) var<storage, read_write> dres: array<f32>;  // [m, oc] (epilogue, flags & 4)
 @group(0) @binding(8) var<storage, read_write> prod: array<f32>;  // [m, oc] (epilogue, act 2)
 
@@ -52,9 +52,24 @@ fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 fn put(at: u32, v: f32, acc: bool) {
     var x = v;
     if (acc) {
-        x += out[at];
+        x += out[at >> 2u][at & 3u];
     }
-    out[at] = x;
+    out[at >> 2u][at & 3u] = x;
+}
+
+fn put4(at: u32, v: vec4<f32>, acc: bool) {
+    var x = v;
+    if (acc) {
+        x += out[at / 4u];
+    }
+    out[at / 4u] = x;
+}
+
+// grad_input's weights are loaded once per subgroup: lane `src` loaded the vec4 at `at` and the others
+// read it by shuffle (see conv2d.wgsl). Without subgroups each lane loads it itself.
+fn share4(v: vec4<f32>, src: u32, at: u32) -> vec4<f32> {
+    return subgroupShuffle(v, src); // subgroups
+    return b[at]; // no subgroups
 }
 
 // Writes (or adds, when acc) columns col0..col0+7 of row `row` (rows below row_end only) of a matrix with
@@ -64,6 +79,11 @@ fn put_row(row: u32, row_end: u32, col0: u32, cols: u32, base: u32, a: vec4<f32>
         return;
     }
     let at = base + row * cols + col0;
+    if ((at & 3u) == 0u && (cols & 3u) == 0u && col0 + 8u <= cols) {
+        put4(at, a, acc);
+        put4(at + 4u, b, acc);
+        return;
+    }
     if (col0 + 8u <= cols) {
         put(at, a.x, acc); put(at + 1u, a.y, acc); put(at + 2u, a.z, acc); put(at + 3u, a.w, acc);
         put(at + 4u, b.x, acc); put(at + 5u, b.y, acc); put(at + 6u, b.z, acc); put(at + 7u, b.w, acc);
@@ -103,21 +123,33 @@ fn epilogue_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     if ((p.flags & 2u) != 0u) {
         g = g * scale[o];
     }
-    out[i] = g;
+    out[i >> 2u][i & 3u] = g;
 }
 
 @compute @workgroup_size(64)
-fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
+) {
     // Tile: 8 consecutive input pixels (flattened n,iy,ix) x 8 consecutive input channels, for up to 4
     // channel tiles in turn: the pixel setup (integer divisions, scalarized on CPU drivers) is shared, which
     // matters when the reduction over output channels is short (a 1x1 conv down to 32 channels).
+    // The lanes of a subgroup share the channel group (and so the weights) and take consecutive pixel
+    // tiles, as in conv2d.wgsl; lanes past the last tile repeat it and store nothing.
     let idx = index(gid, nwg);
     let m_total = p.n * p.h * p.w;
     let groups_c = (p.c + 31u) / 32u;
-    if (idx >= groups_c * ((m_total + 7u) / 8u)) {
+    let tiles_m = (m_total + 7u) / 8u;
+    let unit = sgs; // subgroups
+    let lane = sid & 7u; // subgroups
+    let unit = 1u; // no subgroups
+    let u = idx / unit;
+    if (u >= groups_c * ((tiles_m + unit - 1u) / unit)) {
         return;
     }
-    let m0 = (idx / groups_c) * 8u;
+    let mt = (u / groups_c) * unit + idx % unit;
+    let m_store = mt * 8u;
+    let m0 = min(mt, tiles_m - 1u) * 8u;
+    let group = u % groups_c;
     let vectorized = (p.c & 3u) == 0u && (p.oc & 3u) == 0u;
     var py: array<i32, 8>;
     var px: array<i32, 8>;
@@ -144,7 +176,7 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         }
     }
     for (var ct = 0u; ct < 4u; ct++) {
-    let c0 = ((idx % groups_c) * 4u + ct) * 8u;
+    let c0 = (group * 4u + ct) * 8u;
     if (c0 >= p.c) {
         break;
     }
@@ -190,9 +222,8 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
                         k1[r - 4u] = k;
                     }
                 }
-                if (!hit) {
-                    continue;
-                }
+                // (With subgroups every lane goes on: its weights are the others' too.)
+                if (!hit) { continue; } // no subgroups
                 let wbase = (ky * p.kw + kx) * p.c;
                 let w0 = (wbase + ch0) * p.oc;
                 let w1 = (wbase + ch1) * p.oc;
@@ -206,8 +237,13 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
                     for (var q = 0u; q < p.oc / 4u; q++) {
                         let ga = a[g0.x + q] * k0.x; let gb_ = a[g0.y + q] * k0.y; let gc = a[g0.z + q] * k0.z; let gd = a[g0.w + q] * k0.w;
                         let ge = a[g1.x + q] * k1.x; let gf = a[g1.y + q] * k1.y; let gg = a[g1.z + q] * k1.z; let gh = a[g1.w + q] * k1.w;
-                        let wa = b[v0.x + q]; let wb = b[v0.y + q]; let wc = b[v0.z + q]; let wd = b[v0.w + q];
-                        let we = b[v1.x + q]; let wf = b[v1.y + q]; let wg = b[v1.z + q]; let wh = b[v1.w + q];
+                        // Lane j loads the row of input channel c0 + j.
+                        let wv = b[select(v0, v1, lane >= 4u)[lane & 3u] + q]; // subgroups
+                        let wv = vec4<f32>(); // no subgroups
+                        let wa = share4(wv, 0u, v0.x + q); let wb = share4(wv, 1u, v0.y + q);
+                        let wc = share4(wv, 2u, v0.z + q); let wd = share4(wv, 3u, v0.w + q);
+                        let we = share4(wv, 4u, v1.x + q); let wf = share4(wv, 5u, v1.y + q);
+                        let wg = share4(wv, 6u, v1.z + q); let wh = share4(wv, 7u, v1.w + q);
                         {
                             let a0 = vec4<f32>(ga.x, gb_.x, gc.x, gd.x);
                             let a1 = vec4<f32>(ge.x, gf.x, gg.x, gh.x);
@@ -285,14 +321,14 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         }
         // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers.
         let acc = (p.flags & 1u) != 0u;
-        put_row(m0, m_total, c0, p.c, 0u, c0_0, c0_1, acc);
-        put_row(m0 + 1u, m_total, c0, p.c, 0u, c1_0, c1_1, acc);
-        put_row(m0 + 2u, m_total, c0, p.c, 0u, c2_0, c2_1, acc);
-        put_row(m0 + 3u, m_total, c0, p.c, 0u, c3_0, c3_1, acc);
-        put_row(m0 + 4u, m_total, c0, p.c, 0u, c4_0, c4_1, acc);
-        put_row(m0 + 5u, m_total, c0, p.c, 0u, c5_0, c5_1, acc);
-        put_row(m0 + 6u, m_total, c0, p.c, 0u, c6_0, c6_1, acc);
-        put_row(m0 + 7u, m_total, c0, p.c, 0u, c7_0, c7_1, acc);
+        put_row(m_store, m_total, c0, p.c, 0u, c0_0, c0_1, acc);
+        put_row(m_store + 1u, m_total, c0, p.c, 0u, c1_0, c1_1, acc);
+        put_row(m_store + 2u, m_total, c0, p.c, 0u, c2_0, c2_1, acc);
+        put_row(m_store + 3u, m_total, c0, p.c, 0u, c3_0, c3_1, acc);
+        put_row(m_store + 4u, m_total, c0, p.c, 0u, c4_0, c4_1, acc);
+        put_row(m_store + 5u, m_total, c0, p.c, 0u, c5_0, c5_1, acc);
+        put_row(m_store + 6u, m_total, c0, p.c, 0u, c6_0, c6_1, acc);
+        put_row(m_store + 7u, m_total, c0, p.c, 0u, c7_0, c7_1, acc);
     }
 }
 
@@ -436,5 +472,5 @@ fn grad_weight_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     for (var k = 0u; k < p.splits; k++) {
         s += as_(k * total + i);
     }
-    out[i] = select(0.0, out[i], (p.flags & 1u) != 0u) + s;
+    out[i >> 2u][i & 3u] = select(0.0, out[i >> 2u][i & 3u], (p.flags & 1u) != 0u) + s;
 }

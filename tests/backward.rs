@@ -338,6 +338,24 @@ fn loss_gradients_match_finite_differences() {
 #[test]
 fn conv2d_backward_kernels_match_cpu_including_split_k_and_accumulate() {
     let ctx = gpu_or_skip!();
+    conv2d_backward_cases(ctx);
+    assert!(
+        Conv2dBackwardParams::new(&[4, 17, 17, 32], &[3, 3, 32, 32], (1, 1), Padding::Same).unwrap().splits > 1,
+        "split-K was exercised"
+    );
+}
+
+#[test]
+fn conv2d_backward_kernels_without_subgroups_match_cpu() {
+    // Adapters without subgroup operations compile the shader's other lines (see kernels.rs).
+    gpu_or_skip!();
+    let ctx = facegpu::gpu::GpuContext::with_subgroups(false).expect("a second context on the same adapter");
+    assert_eq!(ctx.subgroup_lanes(), None);
+    conv2d_backward_cases(&ctx);
+}
+
+/// grad_input and grad_weight against their twins, overwriting and accumulating, on awkward shapes.
+fn conv2d_backward_cases(ctx: &facegpu::gpu::GpuContext) {
     let mut rng = Rng::new(310);
     let mut cases = CONV_CASES.to_vec();
     // A block35-like 1x1 and 3x3 with enough pixels to split the weight gradient.
@@ -373,10 +391,6 @@ fn conv2d_backward_kernels_match_cpu_including_split_k_and_accumulate() {
             assert_close(&format!("grad_weight {name}"), &gdw.download(ctx).unwrap(), &dw, 1e-3, 1e-4);
         }
     }
-    assert!(
-        Conv2dBackwardParams::new(&[4, 17, 17, 32], &[3, 3, 32, 32], (1, 1), Padding::Same).unwrap().splits > 1,
-        "split-K was exercised"
-    );
 }
 
 #[test]

@@ -139,7 +139,7 @@ pub fn grad_input(
     check_shape("conv2d grad_input", "g", &g.shape, &q.conv.out_shape())?;
     q.conv.flags = if accumulate { ACCUMULATE } else { 0 };
     // Each invocation covers 8 pixels x up to 32 channels (4 tiles of 8).
-    let tiles = (q.conv.n * q.conv.h * q.conv.w).div_ceil(8) as usize * q.conv.c.div_ceil(32) as usize;
+    let tiles = crate::kernels::conv2d::row_tiles(enc, q.conv.n * q.conv.h * q.conv.w) * q.conv.c.div_ceil(32) as usize;
     enc.dispatch(
         Shader::Conv2dBackward,
         "conv2d_grad_input",

@@ -469,7 +469,7 @@ fn missing_entry_point_is_an_error_naming_shader_and_entry() {
 #[test]
 fn conv2d_vectorized_path_channels_multiple_of_4_matches_cpu() {
     let ctx = gpu_or_skip!();
-    // c and oc multiples of 4 take the vec4 loads; oc 20 and 4 leave a half-empty last 8-wide tile whose
+    // c and oc multiples of 4 take the vec4 loads; oc 20 and 4 leave a mostly empty last 16-wide tile whose
     // second weight vec4 lies past the row (and, for the last row, past the buffer).
     check_conv(ctx, 12, [2, 9, 11, 12], [3, 3, 12, 20], (2, 2), Padding::Same, true, true, None, 1);
     check_conv(ctx, 13, [1, 7, 6, 8], [1, 7, 8, 4], (1, 1), Padding::Same, false, false, None, 2);

@@ -206,7 +206,7 @@ pub fn conv2d(
         _ => absent,
     };
     let residual = epi.residual.as_ref().map(|(r, _)| &r.buffer).unwrap_or(absent);
-    let tiles = row_tiles(enc, p.n * p.oh * p.ow) * p.oc.div_ceil(8) as usize;
+    let tiles = row_tiles(enc, p.n * p.oh * p.ow) * p.oc.div_ceil(16) as usize;
     enc.dispatch(
         Shader::Conv2d,
         "conv2d",

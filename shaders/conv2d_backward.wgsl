@@ -72,6 +72,11 @@ fn share4(v: vec4<f32>, src: u32, at: u32) -> vec4<f32> {
     return b[at]; // no subgroups
 }
 
+fn share1(v: f32, src: u32, at: u32) -> f32 {
+    return subgroupShuffle(v, src); // subgroups
+    return bs(at); // no subgroups
+}
+
 // Writes (or adds, when acc) columns col0..col0+7 of row `row` (rows below row_end only) of a matrix with
 // `cols` columns starting at `base`: a holds columns col0..col0+3, b col0+4..col0+7.
 fn put_row(row: u32, row_end: u32, col0: u32, cols: u32, base: u32, a: vec4<f32>, b: vec4<f32>, acc: bool) {
@@ -130,26 +135,24 @@ fn epilogue_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
 ) {
-    // Tile: 8 consecutive input pixels (flattened n,iy,ix) x 8 consecutive input channels, for up to 4
-    // channel tiles in turn: the pixel setup (integer divisions, scalarized on CPU drivers) is shared, which
-    // matters when the reduction over output channels is short (a 1x1 conv down to 32 channels).
-    // The lanes of a subgroup share the channel group (and so the weights) and take consecutive pixel
-    // tiles, as in conv2d.wgsl; lanes past the last tile repeat it and store nothing.
+    // Tile: 8 consecutive input pixels (flattened n,iy,ix) x 16 consecutive input channels, like conv2d.
+    // The lanes of a subgroup share the channel tile (and so the weights) and take consecutive pixel
+    // tiles; lanes past the last tile repeat it and store nothing.
     let idx = index(gid, nwg);
     let m_total = p.n * p.h * p.w;
-    let groups_c = (p.c + 31u) / 32u;
+    let tiles_c = (p.c + 15u) / 16u;
     let tiles_m = (m_total + 7u) / 8u;
     let unit = sgs; // subgroups
     let lane = sid & 7u; // subgroups
     let unit = 1u; // no subgroups
     let u = idx / unit;
-    if (u >= groups_c * ((tiles_m + unit - 1u) / unit)) {
+    if (u >= tiles_c * ((tiles_m + unit - 1u) / unit)) {
         return;
     }
-    let mt = (u / groups_c) * unit + idx % unit;
+    let mt = (u / tiles_c) * unit + idx % unit;
     let m_store = mt * 8u;
     let m0 = min(mt, tiles_m - 1u) * 8u;
-    let group = u % groups_c;
+    let c0 = (u % tiles_c) * 16u;
     let vectorized = (p.c & 3u) == 0u && (p.oc & 3u) == 0u;
     var py: array<i32, 8>;
     var px: array<i32, 8>;
@@ -175,178 +178,227 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
             }
         }
     }
-    for (var ct = 0u; ct < 4u; ct++) {
-    let c0 = (group * 4u + ct) * 8u;
-    if (c0 >= p.c) {
-        break;
-    }
-        let ch0 = min(c0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.c - 1u));
-        let ch1 = min(c0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.c - 1u));
-        var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>();
-        var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>();
-        var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>();
-        var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>();
-        var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>();
-        var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>();
-        var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>();
-        var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>();
-        for (var ky = 0u; ky < p.kh; ky++) {
-            for (var kx = 0u; kx < p.kw; kx++) {
-                // The output pixel each input pixel feeds through this tap, or none (mask 0).
-                var off0 = vec4<u32>();
-                var off1 = vec4<u32>();
-                var k0 = vec4<f32>();
-                var k1 = vec4<f32>();
-                var hit = false;
-                for (var r = 0u; r < 8u; r++) {
-                    let ny = py[r] - i32(ky);
-                    let nx = px[r] - i32(kx);
-                    // Integer division is scalarized on CPU drivers: stride 1 skips it.
-                    var oy = ny;
-                    var ox = nx;
-                    var on_grid = true;
-                    if (p.sh != 1u || p.sw != 1u) {
-                        oy = ny / i32(p.sh);
-                        ox = nx / i32(p.sw);
-                        on_grid = ny % i32(p.sh) == 0 && nx % i32(p.sw) == 0;
-                    }
-                    let ok = ny >= 0 && nx >= 0 && on_grid && oy < i32(p.oh) && ox < i32(p.ow);
-                    let off = select(0u, gb[r] + (u32(oy) * p.ow + u32(ox)) * p.oc, ok);
-                    let k = select(0.0, 1.0, ok);
-                    hit = hit || ok;
-                    if (r < 4u) {
-                        off0[r] = off;
-                        k0[r] = k;
-                    } else {
-                        off1[r - 4u] = off;
-                        k1[r - 4u] = k;
-                    }
+    let ch0 = min(c0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.c - 1u));
+    let ch1 = min(c0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.c - 1u));
+    let ch2 = min(c0 + vec4<u32>(8u, 9u, 10u, 11u), vec4<u32>(p.c - 1u));
+    let ch3 = min(c0 + vec4<u32>(12u, 13u, 14u, 15u), vec4<u32>(p.c - 1u));
+    // c<r>_<h>: input pixel m0+r, channels c0+4h..c0+4h+3.
+    var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>(); var c0_2 = vec4<f32>(); var c0_3 = vec4<f32>();
+    var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>(); var c1_2 = vec4<f32>(); var c1_3 = vec4<f32>();
+    var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>(); var c2_2 = vec4<f32>(); var c2_3 = vec4<f32>();
+    var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>(); var c3_2 = vec4<f32>(); var c3_3 = vec4<f32>();
+    var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>(); var c4_2 = vec4<f32>(); var c4_3 = vec4<f32>();
+    var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>(); var c5_2 = vec4<f32>(); var c5_3 = vec4<f32>();
+    var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>(); var c6_2 = vec4<f32>(); var c6_3 = vec4<f32>();
+    var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>(); var c7_2 = vec4<f32>(); var c7_3 = vec4<f32>();
+    for (var ky = 0u; ky < p.kh; ky++) {
+        for (var kx = 0u; kx < p.kw; kx++) {
+            // The output pixel each input pixel feeds through this tap, or none (mask 0).
+            var off0 = vec4<u32>();
+            var off1 = vec4<u32>();
+            var k0 = vec4<f32>();
+            var k1 = vec4<f32>();
+            var hit = false;
+            for (var r = 0u; r < 8u; r++) {
+                let ny = py[r] - i32(ky);
+                let nx = px[r] - i32(kx);
+                // Integer division is scalarized on CPU drivers: stride 1 skips it.
+                var oy = ny;
+                var ox = nx;
+                var on_grid = true;
+                if (p.sh != 1u || p.sw != 1u) {
+                    oy = ny / i32(p.sh);
+                    ox = nx / i32(p.sw);
+                    on_grid = ny % i32(p.sh) == 0 && nx % i32(p.sw) == 0;
                 }
-                // (With subgroups every lane goes on: its weights are the others' too.)
-                if (!hit) { continue; } // no subgroups
-                let wbase = (ky * p.kw + kx) * p.c;
-                let w0 = (wbase + ch0) * p.oc;
-                let w1 = (wbase + ch1) * p.oc;
-                if (vectorized) {
-                    // Four output channels per step: a vec4 of g per pixel and of w per input channel,
-                    // the four unrolled by hand (no dynamically indexed vector components).
-                    let g0 = off0 / 4u;
-                    let g1 = off1 / 4u;
-                    let v0 = w0 / 4u;
-                    let v1 = w1 / 4u;
-                    for (var q = 0u; q < p.oc / 4u; q++) {
-                        let ga = a[g0.x + q] * k0.x; let gb_ = a[g0.y + q] * k0.y; let gc = a[g0.z + q] * k0.z; let gd = a[g0.w + q] * k0.w;
-                        let ge = a[g1.x + q] * k1.x; let gf = a[g1.y + q] * k1.y; let gg = a[g1.z + q] * k1.z; let gh = a[g1.w + q] * k1.w;
-                        // Lane j loads the row of input channel c0 + j.
-                        let wv = b[select(v0, v1, lane >= 4u)[lane & 3u] + q]; // subgroups
-                        let wv = vec4<f32>(); // no subgroups
-                        let wa = share4(wv, 0u, v0.x + q); let wb = share4(wv, 1u, v0.y + q);
-                        let wc = share4(wv, 2u, v0.z + q); let wd = share4(wv, 3u, v0.w + q);
-                        let we = share4(wv, 4u, v1.x + q); let wf = share4(wv, 5u, v1.y + q);
-                        let wg = share4(wv, 6u, v1.z + q); let wh = share4(wv, 7u, v1.w + q);
-                        {
-                            let a0 = vec4<f32>(ga.x, gb_.x, gc.x, gd.x);
-                            let a1 = vec4<f32>(ge.x, gf.x, gg.x, gh.x);
-                            let b0 = vec4<f32>(wa.x, wb.x, wc.x, wd.x);
-                            let b1 = vec4<f32>(we.x, wf.x, wg.x, wh.x);
-                            c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
-                            c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
-                            c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
-                            c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
-                            c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
-                            c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
-                            c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
-                            c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
-                        }
-                        {
-                            let a0 = vec4<f32>(ga.y, gb_.y, gc.y, gd.y);
-                            let a1 = vec4<f32>(ge.y, gf.y, gg.y, gh.y);
-                            let b0 = vec4<f32>(wa.y, wb.y, wc.y, wd.y);
-                            let b1 = vec4<f32>(we.y, wf.y, wg.y, wh.y);
-                            c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
-                            c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
-                            c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
-                            c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
-                            c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
-                            c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
-                            c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
-                            c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
-                        }
-                        {
-                            let a0 = vec4<f32>(ga.z, gb_.z, gc.z, gd.z);
-                            let a1 = vec4<f32>(ge.z, gf.z, gg.z, gh.z);
-                            let b0 = vec4<f32>(wa.z, wb.z, wc.z, wd.z);
-                            let b1 = vec4<f32>(we.z, wf.z, wg.z, wh.z);
-                            c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
-                            c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
-                            c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
-                            c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
-                            c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
-                            c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
-                            c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
-                            c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
-                        }
-                        {
-                            let a0 = vec4<f32>(ga.w, gb_.w, gc.w, gd.w);
-                            let a1 = vec4<f32>(ge.w, gf.w, gg.w, gh.w);
-                            let b0 = vec4<f32>(wa.w, wb.w, wc.w, wd.w);
-                            let b1 = vec4<f32>(we.w, wf.w, wg.w, wh.w);
-                            c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
-                            c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
-                            c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
-                            c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
-                            c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
-                            c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
-                            c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
-                            c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
-                        }
-                    }
-                    continue;
-                }
-                for (var o = 0u; o < p.oc; o++) {
-                    let a0 = k0 * vec4<f32>(as_(off0.x + o), as_(off0.y + o), as_(off0.z + o), as_(off0.w + o));
-                    let a1 = k1 * vec4<f32>(as_(off1.x + o), as_(off1.y + o), as_(off1.z + o), as_(off1.w + o));
-                    let b0 = vec4<f32>(bs(w0.x + o), bs(w0.y + o), bs(w0.z + o), bs(w0.w + o));
-                    let b1 = vec4<f32>(bs(w1.x + o), bs(w1.y + o), bs(w1.z + o), bs(w1.w + o));
-                    c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
-                    c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
-                    c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
-                    c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
-                    c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
-                    c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
-                    c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
-                    c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+                let ok = ny >= 0 && nx >= 0 && on_grid && oy < i32(p.oh) && ox < i32(p.ow);
+                let off = select(0u, gb[r] + (u32(oy) * p.ow + u32(ox)) * p.oc, ok);
+                let k = select(0.0, 1.0, ok);
+                hit = hit || ok;
+                if (r < 4u) {
+                    off0[r] = off;
+                    k0[r] = k;
+                } else {
+                    off1[r - 4u] = off;
+                    k1[r - 4u] = k;
                 }
             }
+            // (With subgroups every lane goes on: its weights are the others' too.)
+            if (!hit) { continue; } // no subgroups
+            let wbase = (ky * p.kw + kx) * p.c;
+            let w0 = (wbase + ch0) * p.oc;
+            let w1 = (wbase + ch1) * p.oc;
+            let w2 = (wbase + ch2) * p.oc;
+            let w3 = (wbase + ch3) * p.oc;
+            if (vectorized) {
+                // Four output channels per step: a vec4 of g per pixel and of w per input channel.
+                let g0 = off0 / 4u;
+                let g1 = off1 / 4u;
+                let v0 = w0 / 4u;
+                let v1 = w1 / 4u;
+                let v2 = w2 / 4u;
+                let v3 = w3 / 4u;
+                // Lane j loads the rows of input channels c0 + j (wl) and c0 + 8 + j (wh).
+                let vl = select(v0, v1, lane >= 4u)[lane & 3u]; // subgroups
+                let vh = select(v2, v3, lane >= 4u)[lane & 3u]; // subgroups
+                for (var q = 0u; q < p.oc / 4u; q++) {
+                    let x0 = a[g0.x + q] * k0.x; let x1 = a[g0.y + q] * k0.y;
+                    let x2 = a[g0.z + q] * k0.z; let x3 = a[g0.w + q] * k0.w;
+                    let x4 = a[g1.x + q] * k1.x; let x5 = a[g1.y + q] * k1.y;
+                    let x6 = a[g1.z + q] * k1.z; let x7 = a[g1.w + q] * k1.w;
+                    let wl = b[vl + q]; // subgroups
+                    let wh = b[vh + q]; // subgroups
+                    let wl = vec4<f32>(); // no subgroups
+                    let wh = vec4<f32>(); // no subgroups
+                    let r0 = share4(wl, 0u, v0.x + q);
+                    let r1 = share4(wl, 1u, v0.y + q);
+                    let r2 = share4(wl, 2u, v0.z + q);
+                    let r3 = share4(wl, 3u, v0.w + q);
+                    let r4 = share4(wl, 4u, v1.x + q);
+                    let r5 = share4(wl, 5u, v1.y + q);
+                    let r6 = share4(wl, 6u, v1.z + q);
+                    let r7 = share4(wl, 7u, v1.w + q);
+                    let r8 = share4(wh, 0u, v2.x + q);
+                    let r9 = share4(wh, 1u, v2.y + q);
+                    let r10 = share4(wh, 2u, v2.z + q);
+                    let r11 = share4(wh, 3u, v2.w + q);
+                    let r12 = share4(wh, 4u, v3.x + q);
+                    let r13 = share4(wh, 5u, v3.y + q);
+                    let r14 = share4(wh, 6u, v3.z + q);
+                    let r15 = share4(wh, 7u, v3.w + q);
+                    {
+                        let a0 = vec4<f32>(x0.x, x1.x, x2.x, x3.x);
+                        let a1 = vec4<f32>(x4.x, x5.x, x6.x, x7.x);
+                        let b0 = vec4<f32>(r0.x, r1.x, r2.x, r3.x);
+                        let b1 = vec4<f32>(r4.x, r5.x, r6.x, r7.x);
+                        let b2 = vec4<f32>(r8.x, r9.x, r10.x, r11.x);
+                        let b3 = vec4<f32>(r12.x, r13.x, r14.x, r15.x);
+                        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
+                        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
+                        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
+                        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
+                        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
+                        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
+                        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
+                        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
+                    }
+                    {
+                        let a0 = vec4<f32>(x0.y, x1.y, x2.y, x3.y);
+                        let a1 = vec4<f32>(x4.y, x5.y, x6.y, x7.y);
+                        let b0 = vec4<f32>(r0.y, r1.y, r2.y, r3.y);
+                        let b1 = vec4<f32>(r4.y, r5.y, r6.y, r7.y);
+                        let b2 = vec4<f32>(r8.y, r9.y, r10.y, r11.y);
+                        let b3 = vec4<f32>(r12.y, r13.y, r14.y, r15.y);
+                        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
+                        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
+                        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
+                        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
+                        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
+                        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
+                        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
+                        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
+                    }
+                    {
+                        let a0 = vec4<f32>(x0.z, x1.z, x2.z, x3.z);
+                        let a1 = vec4<f32>(x4.z, x5.z, x6.z, x7.z);
+                        let b0 = vec4<f32>(r0.z, r1.z, r2.z, r3.z);
+                        let b1 = vec4<f32>(r4.z, r5.z, r6.z, r7.z);
+                        let b2 = vec4<f32>(r8.z, r9.z, r10.z, r11.z);
+                        let b3 = vec4<f32>(r12.z, r13.z, r14.z, r15.z);
+                        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
+                        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
+                        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
+                        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
+                        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
+                        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
+                        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
+                        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
+                    }
+                    {
+                        let a0 = vec4<f32>(x0.w, x1.w, x2.w, x3.w);
+                        let a1 = vec4<f32>(x4.w, x5.w, x6.w, x7.w);
+                        let b0 = vec4<f32>(r0.w, r1.w, r2.w, r3.w);
+                        let b1 = vec4<f32>(r4.w, r5.w, r6.w, r7.w);
+                        let b2 = vec4<f32>(r8.w, r9.w, r10.w, r11.w);
+                        let b3 = vec4<f32>(r12.w, r13.w, r14.w, r15.w);
+                        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
+                        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
+                        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
+                        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
+                        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
+                        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
+                        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
+                        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
+                    }
+                }
+                continue;
+            }
+            for (var o = 0u; o < p.oc; o++) {
+                let a0 = k0 * vec4<f32>(as_(off0.x + o), as_(off0.y + o), as_(off0.z + o), as_(off0.w + o));
+                let a1 = k1 * vec4<f32>(as_(off1.x + o), as_(off1.y + o), as_(off1.z + o), as_(off1.w + o));
+                let sl = bs(select(w0, w1, lane >= 4u)[lane & 3u] + o); // subgroups
+                let sh = bs(select(w2, w3, lane >= 4u)[lane & 3u] + o); // subgroups
+                let sl = 0.0; // no subgroups
+                let sh = 0.0; // no subgroups
+                let b0 = vec4<f32>(share1(sl, 0u, w0.x + o), share1(sl, 1u, w0.y + o), share1(sl, 2u, w0.z + o), share1(sl, 3u, w0.w + o));
+                let b1 = vec4<f32>(share1(sl, 4u, w1.x + o), share1(sl, 5u, w1.y + o), share1(sl, 6u, w1.z + o), share1(sl, 7u, w1.w + o));
+                let b2 = vec4<f32>(share1(sh, 0u, w2.x + o), share1(sh, 1u, w2.y + o), share1(sh, 2u, w2.z + o), share1(sh, 3u, w2.w + o));
+                let b3 = vec4<f32>(share1(sh, 4u, w3.x + o), share1(sh, 5u, w3.y + o), share1(sh, 6u, w3.z + o), share1(sh, 7u, w3.w + o));
+                c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
+                c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
+                c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
+                c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
+                c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
+                c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
+                c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
+                c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
+            }
         }
-        // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers.
-        let acc = (p.flags & 1u) != 0u;
-        put_row(m_store, m_total, c0, p.c, 0u, c0_0, c0_1, acc);
-        put_row(m_store + 1u, m_total, c0, p.c, 0u, c1_0, c1_1, acc);
-        put_row(m_store + 2u, m_total, c0, p.c, 0u, c2_0, c2_1, acc);
-        put_row(m_store + 3u, m_total, c0, p.c, 0u, c3_0, c3_1, acc);
-        put_row(m_store + 4u, m_total, c0, p.c, 0u, c4_0, c4_1, acc);
-        put_row(m_store + 5u, m_total, c0, p.c, 0u, c5_0, c5_1, acc);
-        put_row(m_store + 6u, m_total, c0, p.c, 0u, c6_0, c6_1, acc);
-        put_row(m_store + 7u, m_total, c0, p.c, 0u, c7_0, c7_1, acc);
     }
+    // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers.
+    let acc = (p.flags & 1u) != 0u;
+    put_row(m_store, m_total, c0, p.c, 0u, c0_0, c0_1, acc);
+    put_row(m_store, m_total, c0 + 8u, p.c, 0u, c0_2, c0_3, acc);
+    put_row(m_store + 1u, m_total, c0, p.c, 0u, c1_0, c1_1, acc);
+    put_row(m_store + 1u, m_total, c0 + 8u, p.c, 0u, c1_2, c1_3, acc);
+    put_row(m_store + 2u, m_total, c0, p.c, 0u, c2_0, c2_1, acc);
+    put_row(m_store + 2u, m_total, c0 + 8u, p.c, 0u, c2_2, c2_3, acc);
+    put_row(m_store + 3u, m_total, c0, p.c, 0u, c3_0, c3_1, acc);
+    put_row(m_store + 3u, m_total, c0 + 8u, p.c, 0u, c3_2, c3_3, acc);
+    put_row(m_store + 4u, m_total, c0, p.c, 0u, c4_0, c4_1, acc);
+    put_row(m_store + 4u, m_total, c0 + 8u, p.c, 0u, c4_2, c4_3, acc);
+    put_row(m_store + 5u, m_total, c0, p.c, 0u, c5_0, c5_1, acc);
+    put_row(m_store + 5u, m_total, c0 + 8u, p.c, 0u, c5_2, c5_3, acc);
+    put_row(m_store + 6u, m_total, c0, p.c, 0u, c6_0, c6_1, acc);
+    put_row(m_store + 6u, m_total, c0 + 8u, p.c, 0u, c6_2, c6_3, acc);
+    put_row(m_store + 7u, m_total, c0, p.c, 0u, c7_0, c7_1, acc);
+    put_row(m_store + 7u, m_total, c0 + 8u, p.c, 0u, c7_2, c7_3, acc);
 }
 
 @compute @workgroup_size(64)
-fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    // Tile: 8 consecutive input channels of one tap (ky,kx) x 8 consecutive output channels, summed over
-    // the output pixels of one split.
+fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
+) {
+    // Tile: 8 consecutive input channels of one tap (ky,kx) x 16 consecutive output channels, summed over
+    // the output pixels of one split. The lanes of a subgroup share the split and the output channels (so
+    // they share g's loads) and take consecutive (tap, channel) rows; lanes past the last repeat it and
+    // store nothing.
     let idx = index(gid, nwg);
     let tiles_c = (p.c + 7u) / 8u;
-    let tiles_o = (p.oc + 7u) / 8u;
-    let tiles = p.kh * p.kw * tiles_c * tiles_o;
-    if (idx >= tiles * p.splits) {
+    let tiles_o = (p.oc + 15u) / 16u;
+    let rcs = p.kh * p.kw * tiles_c;
+    let unit = sgs; // subgroups
+    let lane = sid & 7u; // subgroups
+    let unit = 1u; // no subgroups
+    let u = idx / unit;
+    let groups_rc = (rcs + unit - 1u) / unit;
+    if (u >= p.splits * tiles_o * groups_rc) {
         return;
     }
-    let split = idx / tiles;
-    let t = idx % tiles;
-    let o0 = (t % tiles_o) * 8u;
-    let rc = t / tiles_o;
+    let split = u / (tiles_o * groups_rc);
+    let o0 = ((u / groups_rc) % tiles_o) * 16u;
+    let rc_store = (u % groups_rc) * unit + idx % unit;
+    let rc = min(rc_store, rcs - 1u);
     let c0 = (rc % tiles_c) * 8u;
     let tap = rc / tiles_c;
     let ky = tap / p.kw;
@@ -358,24 +410,26 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let cc1 = min(c0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.c - 1u));
     let oo0 = min(o0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.oc - 1u));
     let oo1 = min(o0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));
+    let oo2 = min(o0 + vec4<u32>(8u, 9u, 10u, 11u), vec4<u32>(p.oc - 1u));
+    let oo3 = min(o0 + vec4<u32>(12u, 13u, 14u, 15u), vec4<u32>(p.oc - 1u));
     let vectorized = (p.c & 3u) == 0u && (p.oc & 3u) == 0u;
-    var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>();
-    var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>();
-    var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>();
-    var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>();
-    var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>();
-    var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>();
-    var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>();
-    var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>();
-    var ox = m_begin % p.ow;
-    var oy = (m_begin / p.ow) % p.oh;
-    var bn = m_begin / (p.ow * p.oh);
-    // With vec4 channels, walk the split's pixels one output row at a time: the row's in-image columns
-    // for this tap are worked out once, so the inner loop only steps two addresses (no position
-    // counters or bounds tests per pixel).
+    // c<r>_<h>: input channel c0+r of the tap, output channels o0+4h..o0+4h+3.
+    var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>(); var c0_2 = vec4<f32>(); var c0_3 = vec4<f32>();
+    var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>(); var c1_2 = vec4<f32>(); var c1_3 = vec4<f32>();
+    var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>(); var c2_2 = vec4<f32>(); var c2_3 = vec4<f32>();
+    var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>(); var c3_2 = vec4<f32>(); var c3_3 = vec4<f32>();
+    var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>(); var c4_2 = vec4<f32>(); var c4_3 = vec4<f32>();
+    var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>(); var c5_2 = vec4<f32>(); var c5_3 = vec4<f32>();
+    var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>(); var c6_2 = vec4<f32>(); var c6_3 = vec4<f32>();
+    var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>(); var c7_2 = vec4<f32>(); var c7_3 = vec4<f32>();
+    // With vec4 channels, walk the split's pixels one output row at a time, two pixels per step: every
+    // lane steps through the same pixels (each masks those whose tap falls outside the image), and lane j
+    // loads quarter j%4 of g's 16 columns for pixel j/4 of the pair, handed round by shuffles.
     if (vectorized) {
         let xstep = p.sw * p.c / 4u;
-        let gstep = p.oc / 4u;
+        let oc4 = p.oc / 4u;
+        // g's last vec4s of a ragged tile are clamped to the row (their outputs are not stored).
+        let gq = min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(oc4 - o0 / 4u - 1u));
         // Columns with 0 <= ox*sw + kx - pad_left < w.
         let lo_num = i32(p.pad_left) - i32(kx);
         let ox_lo = select(0u, u32((lo_num + i32(p.sw) - 1) / i32(p.sw)), lo_num > 0);
@@ -390,32 +444,59 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
             let row_m0 = row * p.ow;
             let seg_end = min(m_end, row_m0 + p.ow);
             let iy = i32((row % p.oh) * p.sh + ky) - i32(p.pad_top);
-            let c_lo = max(m - row_m0, ox_lo);
-            let c_hi = min(seg_end - row_m0, ox_hi);
-            if (iy >= 0 && iy < i32(p.h) && c_lo < c_hi) {
-                let ix0 = c_lo * p.sw + kx - p.pad_left;
-                var xa = ((((row / p.oh) * p.h + u32(iy)) * p.w + ix0) * p.c + c0) / 4u;
-                var gi = ((row_m0 + c_lo) * p.oc + o0) / 4u;
-                for (var ox = c_lo; ox < c_hi; ox++) {
-                    let a0 = a[xa];
-                    let a1 = a[xa + 1u];
-                    let b0 = b[gi];
-                    let b1 = b[gi + 1u];
-                    c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
-                    c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
-                    c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
-                    c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
-                    c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
-                    c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
-                    c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
-                    c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
-                    xa += xstep;
-                    gi += gstep;
+            let row_ok = iy >= 0 && iy < i32(p.h);
+            let xrow = (((row / p.oh) * p.h + u32(max(iy, 0))) * p.w) * p.c;
+            for (var ox = m - row_m0; ox < seg_end - row_m0; ox += 2u) {
+                // This lane's two pixels: in the image for its tap (mask k) or read at a safe address.
+                let ok0 = row_ok && ox >= ox_lo && ox < ox_hi;
+                let ok1 = row_ok && ox + 1u >= ox_lo && ox + 1u < ox_hi && row_m0 + ox + 1u < seg_end;
+                let xa0 = select(0u, (xrow + (ox * p.sw + kx - p.pad_left) * p.c + c0) / 4u, ok0);
+                let xa1 = select(0u, (xrow + ((ox + 1u) * p.sw + kx - p.pad_left) * p.c + c0) / 4u, ok1);
+                let k0 = select(0.0, 1.0, ok0);
+                let k1 = select(0.0, 1.0, ok1);
+                let a0 = a[xa0] * k0;
+                let a1 = a[xa0 + 1u] * k0;
+                let a2 = a[xa1] * k1;
+                let a3 = a[xa1 + 1u] * k1;
+                let gi = ((row_m0 + ox) * p.oc + o0) / 4u;
+                let gi1 = ((row_m0 + min(ox + 1u, seg_end - row_m0 - 1u)) * p.oc + o0) / 4u;
+                let gv = b[select(gi, gi1, lane >= 4u) + gq[lane & 3u]]; // subgroups
+                let gv = vec4<f32>(); // no subgroups
+                {
+                    let b0 = share4(gv, 0u, gi + gq.x);
+                    let b1 = share4(gv, 1u, gi + gq.y);
+                    let b2 = share4(gv, 2u, gi + gq.z);
+                    let b3 = share4(gv, 3u, gi + gq.w);
+                    c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
+                    c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
+                    c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
+                    c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
+                    c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
+                    c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
+                    c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
+                    c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
+                }
+                {
+                    let b0 = share4(gv, 4u, gi1 + gq.x);
+                    let b1 = share4(gv, 5u, gi1 + gq.y);
+                    let b2 = share4(gv, 6u, gi1 + gq.z);
+                    let b3 = share4(gv, 7u, gi1 + gq.w);
+                    c0_0 = fma(vec4<f32>(a2.x), b0, c0_0); c0_1 = fma(vec4<f32>(a2.x), b1, c0_1); c0_2 = fma(vec4<f32>(a2.x), b2, c0_2); c0_3 = fma(vec4<f32>(a2.x), b3, c0_3);
+                    c1_0 = fma(vec4<f32>(a2.y), b0, c1_0); c1_1 = fma(vec4<f32>(a2.y), b1, c1_1); c1_2 = fma(vec4<f32>(a2.y), b2, c1_2); c1_3 = fma(vec4<f32>(a2.y), b3, c1_3);
+                    c2_0 = fma(vec4<f32>(a2.z), b0, c2_0); c2_1 = fma(vec4<f32>(a2.z), b1, c2_1); c2_2 = fma(vec4<f32>(a2.z), b2, c2_2); c2_3 = fma(vec4<f32>(a2.z), b3, c2_3);
+                    c3_0 = fma(vec4<f32>(a2.w), b0, c3_0); c3_1 = fma(vec4<f32>(a2.w), b1, c3_1); c3_2 = fma(vec4<f32>(a2.w), b2, c3_2); c3_3 = fma(vec4<f32>(a2.w), b3, c3_3);
+                    c4_0 = fma(vec4<f32>(a3.x), b0, c4_0); c4_1 = fma(vec4<f32>(a3.x), b1, c4_1); c4_2 = fma(vec4<f32>(a3.x), b2, c4_2); c4_3 = fma(vec4<f32>(a3.x), b3, c4_3);
+                    c5_0 = fma(vec4<f32>(a3.y), b0, c5_0); c5_1 = fma(vec4<f32>(a3.y), b1, c5_1); c5_2 = fma(vec4<f32>(a3.y), b2, c5_2); c5_3 = fma(vec4<f32>(a3.y), b3, c5_3);
+                    c6_0 = fma(vec4<f32>(a3.z), b0, c6_0); c6_1 = fma(vec4<f32>(a3.z), b1, c6_1); c6_2 = fma(vec4<f32>(a3.z), b2, c6_2); c6_3 = fma(vec4<f32>(a3.z), b3, c6_3);
+                    c7_0 = fma(vec4<f32>(a3.w), b0, c7_0); c7_1 = fma(vec4<f32>(a3.w), b1, c7_1); c7_2 = fma(vec4<f32>(a3.w), b2, c7_2); c7_3 = fma(vec4<f32>(a3.w), b3, c7_3);
                 }
             }
             m = seg_end;
         }
     }
+    var ox = m_begin % p.ow;
+    var oy = (m_begin / p.ow) % p.oh;
+    var bn = m_begin / (p.ow * p.oh);
     for (var m = select(m_begin, m_end, vectorized); m < m_end; m++) {
         let iy = i32(oy * p.sh + ky) - i32(p.pad_top);
         let ix = i32(ox * p.sw + kx) - i32(p.pad_left);
@@ -426,14 +507,16 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
             let a1 = vec4<f32>(as_(xo + cc1.x), as_(xo + cc1.y), as_(xo + cc1.z), as_(xo + cc1.w));
             let b0 = vec4<f32>(bs(go + oo0.x), bs(go + oo0.y), bs(go + oo0.z), bs(go + oo0.w));
             let b1 = vec4<f32>(bs(go + oo1.x), bs(go + oo1.y), bs(go + oo1.z), bs(go + oo1.w));
-            c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
-            c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
-            c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
-            c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
-            c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
-            c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
-            c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
-            c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
+            let b2 = vec4<f32>(bs(go + oo2.x), bs(go + oo2.y), bs(go + oo2.z), bs(go + oo2.w));
+            let b3 = vec4<f32>(bs(go + oo3.x), bs(go + oo3.y), bs(go + oo3.z), bs(go + oo3.w));
+            c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
+            c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
+            c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
+            c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
+            c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
+            c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
+            c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
+            c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
         }
         ox++;
         if (ox == p.ow) {
@@ -445,6 +528,9 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
             }
         }
     }
+    if (rc_store >= rcs) {
+        return;
+    }
     // Row r of the tile is input channel c0 + r of tap (ky, kx): weight row tap * c + c0 + r.
     let acc = (p.flags & 1u) != 0u;
     let rows = p.kh * p.kw * p.c;
@@ -452,13 +538,21 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let row0 = tap * p.c + c0;
     let row_end = tap * p.c + p.c;
     put_row(row0, row_end, o0, p.oc, base, c0_0, c0_1, acc);
+    put_row(row0, row_end, o0 + 8u, p.oc, base, c0_2, c0_3, acc);
     put_row(row0 + 1u, row_end, o0, p.oc, base, c1_0, c1_1, acc);
+    put_row(row0 + 1u, row_end, o0 + 8u, p.oc, base, c1_2, c1_3, acc);
     put_row(row0 + 2u, row_end, o0, p.oc, base, c2_0, c2_1, acc);
+    put_row(row0 + 2u, row_end, o0 + 8u, p.oc, base, c2_2, c2_3, acc);
     put_row(row0 + 3u, row_end, o0, p.oc, base, c3_0, c3_1, acc);
+    put_row(row0 + 3u, row_end, o0 + 8u, p.oc, base, c3_2, c3_3, acc);
     put_row(row0 + 4u, row_end, o0, p.oc, base, c4_0, c4_1, acc);
+    put_row(row0 + 4u, row_end, o0 + 8u, p.oc, base, c4_2, c4_3, acc);
     put_row(row0 + 5u, row_end, o0, p.oc, base, c5_0, c5_1, acc);
+    put_row(row0 + 5u, row_end, o0 + 8u, p.oc, base, c5_2, c5_3, acc);
     put_row(row0 + 6u, row_end, o0, p.oc, base, c6_0, c6_1, acc);
+    put_row(row0 + 6u, row_end, o0 + 8u, p.oc, base, c6_2, c6_3, acc);
     put_row(row0 + 7u, row_end, o0, p.oc, base, c7_0, c7_1, acc);
+    put_row(row0 + 7u, row_end, o0 + 8u, p.oc, base, c7_2, c7_3, acc);
 }
 
 @compute @workgroup_size(64)

@@ -138,8 +138,8 @@ pub fn grad_input(
     let mut q = Conv2dBackwardParams::new(&dx.shape, &w.shape, stride, padding)?;
     check_shape("conv2d grad_input", "g", &g.shape, &q.conv.out_shape())?;
     q.conv.flags = if accumulate { ACCUMULATE } else { 0 };
-    // Each invocation covers 8 pixels x up to 32 channels (4 tiles of 8).
-    let tiles = crate::kernels::conv2d::row_tiles(enc, q.conv.n * q.conv.h * q.conv.w) * q.conv.c.div_ceil(32) as usize;
+    // Each invocation covers 8 pixels x 16 channels.
+    let tiles = crate::kernels::conv2d::row_tiles(enc, q.conv.n * q.conv.h * q.conv.w) * q.conv.c.div_ceil(16) as usize;
     enc.dispatch(
         Shader::Conv2dBackward,
         "conv2d_grad_input",
@@ -165,7 +165,10 @@ pub fn grad_weight(
     let mut q = Conv2dBackwardParams::new(&x.shape, &dw.shape, stride, padding)?;
     check_shape("conv2d grad_weight", "g", &g.shape, &q.conv.out_shape())?;
     let c = q.conv;
-    let tiles = (c.kh * c.kw * c.c.div_ceil(8) * c.oc.div_ceil(8)) as usize;
+    // Invocations per split: 8 input channels of one tap x 16 output channels each, the (tap, channel)
+    // rows rounded up to whole subgroups (their lanes share the output channels; see the shader).
+    let unit = enc.ctx().subgroup_lanes().unwrap_or(1);
+    let tiles = ((c.kh * c.kw * c.c.div_ceil(8)).div_ceil(unit) * unit * c.oc.div_ceil(16)) as usize;
     let need = q.scratch_len();
     let acc = if accumulate { ACCUMULATE } else { 0 };
     if need == 0 {

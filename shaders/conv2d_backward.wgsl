@@ -10,7 +10,9 @@
 //   g    = du * res_scale (flags & 4) * scale[o] (flags & 2)   (gradient of the raw conv output;
 //                                    its column sums are d bias; the affine is a frozen batch norm)
 // conv2d_grad_input:  dx[n,iy,ix,c] (+)= sum_{ky,kx,o} g[n,oy,ox,o] * w[ky,kx,c,o]
-//                     over the taps with oy*sh - pad_top + ky = iy and ox*sw - pad_left + kx = ix
+//                     over the taps with oy*sh - pad_top + ky = iy and ox*sw - pad_left + kx = ix;
+//                     one dispatch per stride class (iy mod sh, ix mod sw) = (cls_y, cls_x), whose pixels
+//                     all take the same taps
 // conv2d_grad_weight: part[s, (ky,kx,c), o] = sum_{m in split s} x[tap(m, ky, kx), c] * g[m, o]
 //                     (split-K over the output pixels; with one split it writes dw directly, (+)= when flags & 1)
 // grad_weight_reduce: dw[i] (+)= sum_s part[s, i]
@@ -22,7 +24,7 @@ struct Params {
     oh: u32, ow: u32, oc: u32, kh: u32,
     kw: u32, sh: u32, sw: u32, pad_top: u32,
     pad_left: u32, flags: u32, act: u32, res_scale: f32,
-    splits: u32, chunk: u32, _p0: u32, _p1: u32,
+    splits: u32, chunk: u32, cls_y: u32, cls_x: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -77,21 +79,15 @@ fn share1(v: f32, src: u32, at: u32) -> f32 {
     return bs(at); // no subgroups
 }
 
-// Writes (or adds, when acc) columns col0..col0+7 of row `row` (rows below row_end only) of a matrix with
-// `cols` columns starting at `base`: a holds columns col0..col0+3, b col0+4..col0+7.
-fn put_row(row: u32, row_end: u32, col0: u32, cols: u32, base: u32, a: vec4<f32>, b: vec4<f32>, acc: bool) {
-    if (row >= row_end) {
+// Writes (or adds, when acc) 8 values at `at` (column col0 of a row with `cols` columns; a: col0..col0+3,
+// b: col0+4..col0+7), skipping columns past the edge, or nothing when not valid.
+fn put_cols(valid: bool, at: u32, col0: u32, cols: u32, a: vec4<f32>, b: vec4<f32>, acc: bool) {
+    if (!valid) {
         return;
     }
-    let at = base + row * cols + col0;
     if ((at & 3u) == 0u && (cols & 3u) == 0u && col0 + 8u <= cols) {
         put4(at, a, acc);
         put4(at + 4u, b, acc);
-        return;
-    }
-    if (col0 + 8u <= cols) {
-        put(at, a.x, acc); put(at + 1u, a.y, acc); put(at + 2u, a.z, acc); put(at + 3u, a.w, acc);
-        put(at + 4u, b.x, acc); put(at + 5u, b.y, acc); put(at + 6u, b.z, acc); put(at + 7u, b.w, acc);
         return;
     }
     for (var j = 0u; j < 4u; j++) {
@@ -102,6 +98,12 @@ fn put_row(row: u32, row_end: u32, col0: u32, cols: u32, base: u32, a: vec4<f32>
             put(at + 4u + j, b[j], acc);
         }
     }
+}
+
+// Writes (or adds, when acc) columns col0..col0+7 of row `row` (rows below row_end only) of a matrix with
+// `cols` columns starting at `base`: a holds columns col0..col0+3, b col0+4..col0+7.
+fn put_row(row: u32, row_end: u32, col0: u32, cols: u32, base: u32, a: vec4<f32>, b: vec4<f32>, acc: bool) {
+    put_cols(row < row_end, base + row * cols + col0, col0, cols, a, b, acc);
 }
 
 @compute @workgroup_size(64)
@@ -135,18 +137,22 @@ fn epilogue_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
 ) {
-    // Tile: 8 consecutive input pixels (flattened n,iy,ix) x 16 consecutive input channels, like conv2d.
+    // Tile: 8 consecutive input pixels of one stride class x 16 consecutive input channels, like conv2d.
     // The lanes of a subgroup share the channel tile (and so the weights) and take consecutive pixel
     // tiles; lanes past the last tile repeat it and store nothing.
     let idx = index(gid, nwg);
-    let m_total = p.n * p.h * p.w;
+    // The pixels of one stride class (iy = cls_y + jy*sh, ix = cls_x + jx*sw): each receives exactly the
+    // taps ky = ky0, ky0 + sh, ... (and likewise kx), so strided convs waste no work on off-grid taps.
+    let hc = (p.h - p.cls_y + p.sh - 1u) / p.sh;
+    let wc = (p.w - p.cls_x + p.sw - 1u) / p.sw;
+    let m_total = p.n * hc * wc;
     let tiles_c = (p.c + 15u) / 16u;
     let tiles_m = (m_total + 7u) / 8u;
     let unit = sgs; // subgroups
     let lane = sid & 7u; // subgroups
     let unit = 1u; // no subgroups
     let u = idx / unit;
-    if (u >= tiles_c * ((tiles_m + unit - 1u) / unit)) {
+    if (m_total == 0u || u >= tiles_c * ((tiles_m + unit - 1u) / unit)) {
         return;
     }
     let mt = (u / tiles_c) * unit + idx % unit;
@@ -154,30 +160,38 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let m0 = min(mt, tiles_m - 1u) * 8u;
     let c0 = (u % tiles_c) * 16u;
     let vectorized = (p.c & 3u) == 0u && (p.oc & 3u) == 0u;
-    var py: array<i32, 8>;
-    var px: array<i32, 8>;
+    var jy: array<i32, 8>;
+    var jx: array<i32, 8>;
     var gb: array<u32, 8>;
-    // The 8 pixels' (image, row, column), stepped from the first rather than divided out for each
-    // (integer division is scalarized on CPU drivers); pixels past the end repeat the last one.
-    var bn = m0 / (p.h * p.w);
-    var iy = (m0 / p.w) % p.h;
-    var ix = m0 % p.w;
+    var dxa: array<u32, 8>;
+    // The 8 pixels' (image, class row, class column), stepped from the first rather than divided out for
+    // each (integer division is scalarized on CPU drivers); pixels past the end repeat the last one.
+    var bn = m0 / (hc * wc);
+    var cy = (m0 / wc) % hc;
+    var cx = m0 % wc;
     for (var r = 0u; r < 8u; r++) {
-        py[r] = i32(iy) + i32(p.pad_top);
-        px[r] = i32(ix) + i32(p.pad_left);
+        jy[r] = i32(cy);
+        jx[r] = i32(cx);
         gb[r] = bn * p.oh * p.ow * p.oc;
+        dxa[r] = ((bn * p.h + p.cls_y + cy * p.sh) * p.w + p.cls_x + cx * p.sw) * p.c;
         if (m0 + r + 1u < m_total) {
-            ix++;
-            if (ix == p.w) {
-                ix = 0u;
-                iy++;
-                if (iy == p.h) {
-                    iy = 0u;
+            cx++;
+            if (cx == wc) {
+                cx = 0u;
+                cy++;
+                if (cy == hc) {
+                    cy = 0u;
                     bn++;
                 }
             }
         }
     }
+    // This class's first taps and the output offset they reach: oy = jy + (cls_y + pad_top - ky) / sh.
+    let ky0 = (p.cls_y + p.pad_top) % p.sh;
+    let kx0 = (p.cls_x + p.pad_left) % p.sw;
+    let base_y = i32((p.cls_y + p.pad_top) / p.sh);
+    let base_x = i32((p.cls_x + p.pad_left) / p.sw);
+
     let ch0 = min(c0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.c - 1u));
     let ch1 = min(c0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.c - 1u));
     let ch2 = min(c0 + vec4<u32>(8u, 9u, 10u, 11u), vec4<u32>(p.c - 1u));
@@ -191,8 +205,10 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>(); var c5_2 = vec4<f32>(); var c5_3 = vec4<f32>();
     var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>(); var c6_2 = vec4<f32>(); var c6_3 = vec4<f32>();
     var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>(); var c7_2 = vec4<f32>(); var c7_3 = vec4<f32>();
-    for (var ky = 0u; ky < p.kh; ky++) {
-        for (var kx = 0u; kx < p.kw; kx++) {
+    for (var ky = ky0; ky < p.kh; ky += p.sh) {
+        let ty = base_y - i32((ky - ky0) / p.sh);
+        for (var kx = kx0; kx < p.kw; kx += p.sw) {
+            let tx = base_x - i32((kx - kx0) / p.sw);
             // The output pixel each input pixel feeds through this tap, or none (mask 0).
             var off0 = vec4<u32>();
             var off1 = vec4<u32>();
@@ -200,18 +216,9 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
             var k1 = vec4<f32>();
             var hit = false;
             for (var r = 0u; r < 8u; r++) {
-                let ny = py[r] - i32(ky);
-                let nx = px[r] - i32(kx);
-                // Integer division is scalarized on CPU drivers: stride 1 skips it.
-                var oy = ny;
-                var ox = nx;
-                var on_grid = true;
-                if (p.sh != 1u || p.sw != 1u) {
-                    oy = ny / i32(p.sh);
-                    ox = nx / i32(p.sw);
-                    on_grid = ny % i32(p.sh) == 0 && nx % i32(p.sw) == 0;
-                }
-                let ok = ny >= 0 && nx >= 0 && on_grid && oy < i32(p.oh) && ox < i32(p.ow);
+                let oy = jy[r] + ty;
+                let ox = jx[r] + tx;
+                let ok = oy >= 0 && ox >= 0 && oy < i32(p.oh) && ox < i32(p.ow);
                 let off = select(0u, gb[r] + (u32(oy) * p.ow + u32(ox)) * p.oc, ok);
                 let k = select(0.0, 1.0, ok);
                 hit = hit || ok;
@@ -357,22 +364,22 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     }
     // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers.
     let acc = (p.flags & 1u) != 0u;
-    put_row(m_store, m_total, c0, p.c, 0u, c0_0, c0_1, acc);
-    put_row(m_store, m_total, c0 + 8u, p.c, 0u, c0_2, c0_3, acc);
-    put_row(m_store + 1u, m_total, c0, p.c, 0u, c1_0, c1_1, acc);
-    put_row(m_store + 1u, m_total, c0 + 8u, p.c, 0u, c1_2, c1_3, acc);
-    put_row(m_store + 2u, m_total, c0, p.c, 0u, c2_0, c2_1, acc);
-    put_row(m_store + 2u, m_total, c0 + 8u, p.c, 0u, c2_2, c2_3, acc);
-    put_row(m_store + 3u, m_total, c0, p.c, 0u, c3_0, c3_1, acc);
-    put_row(m_store + 3u, m_total, c0 + 8u, p.c, 0u, c3_2, c3_3, acc);
-    put_row(m_store + 4u, m_total, c0, p.c, 0u, c4_0, c4_1, acc);
-    put_row(m_store + 4u, m_total, c0 + 8u, p.c, 0u, c4_2, c4_3, acc);
-    put_row(m_store + 5u, m_total, c0, p.c, 0u, c5_0, c5_1, acc);
-    put_row(m_store + 5u, m_total, c0 + 8u, p.c, 0u, c5_2, c5_3, acc);
-    put_row(m_store + 6u, m_total, c0, p.c, 0u, c6_0, c6_1, acc);
-    put_row(m_store + 6u, m_total, c0 + 8u, p.c, 0u, c6_2, c6_3, acc);
-    put_row(m_store + 7u, m_total, c0, p.c, 0u, c7_0, c7_1, acc);
-    put_row(m_store + 7u, m_total, c0 + 8u, p.c, 0u, c7_2, c7_3, acc);
+    put_cols(m_store + 0u < m_total, dxa[0u] + c0, c0, p.c, c0_0, c0_1, acc);
+    put_cols(m_store + 0u < m_total, dxa[0u] + c0 + 8u, c0 + 8u, p.c, c0_2, c0_3, acc);
+    put_cols(m_store + 1u < m_total, dxa[1u] + c0, c0, p.c, c1_0, c1_1, acc);
+    put_cols(m_store + 1u < m_total, dxa[1u] + c0 + 8u, c0 + 8u, p.c, c1_2, c1_3, acc);
+    put_cols(m_store + 2u < m_total, dxa[2u] + c0, c0, p.c, c2_0, c2_1, acc);
+    put_cols(m_store + 2u < m_total, dxa[2u] + c0 + 8u, c0 + 8u, p.c, c2_2, c2_3, acc);
+    put_cols(m_store + 3u < m_total, dxa[3u] + c0, c0, p.c, c3_0, c3_1, acc);
+    put_cols(m_store + 3u < m_total, dxa[3u] + c0 + 8u, c0 + 8u, p.c, c3_2, c3_3, acc);
+    put_cols(m_store + 4u < m_total, dxa[4u] + c0, c0, p.c, c4_0, c4_1, acc);
+    put_cols(m_store + 4u < m_total, dxa[4u] + c0 + 8u, c0 + 8u, p.c, c4_2, c4_3, acc);
+    put_cols(m_store + 5u < m_total, dxa[5u] + c0, c0, p.c, c5_0, c5_1, acc);
+    put_cols(m_store + 5u < m_total, dxa[5u] + c0 + 8u, c0 + 8u, p.c, c5_2, c5_3, acc);
+    put_cols(m_store + 6u < m_total, dxa[6u] + c0, c0, p.c, c6_0, c6_1, acc);
+    put_cols(m_store + 6u < m_total, dxa[6u] + c0 + 8u, c0 + 8u, p.c, c6_2, c6_3, acc);
+    put_cols(m_store + 7u < m_total, dxa[7u] + c0, c0, p.c, c7_0, c7_1, acc);
+    put_cols(m_store + 7u < m_total, dxa[7u] + c0 + 8u, c0 + 8u, p.c, c7_2, c7_3, acc);
 }
 
 @compute @workgroup_size(64)

@@ -571,6 +571,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 );
                 println!("GPU working memory: {} bytes", b.activation_bytes);
             }
+            print_profile(&ctx);
         }
         Command::Embed { model, batch_size, json, out, dump_activations, images } => {
             let ctx = GpuContext::new()?;
@@ -644,6 +645,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     b.activation_bytes_first, b.activation_bytes_last
                 );
             }
+            print_profile(&ctx);
         }
         Command::Eval {
             model,
@@ -793,6 +795,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 println!("training step (+ ADAM)    {:>9.1} ms", b.step_ms);
                 println!("backward / forward        {:>9.2}", b.backward_over_forward);
             }
+            print_profile(&ctx);
         }
         Command::Bench(BenchCommand::Train { run: BenchArgs { batch_size, reps, json }, image_size, classes }) => {
             let ctx = GpuContext::new()?;
@@ -807,6 +810,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 println!("{:.2} training images/s ({:.0} ms per step)", b.train_images_per_s, b.ms_per_step);
                 println!("memory held: {} bytes after the first timed step, {} after the last", b.memory_bytes_first, b.memory_bytes_last);
             }
+            print_profile(&ctx);
         }
         Command::Bench(BenchCommand::Kernels { run: BenchArgs { batch_size, reps, json } }) => {
             let ctx = GpuContext::new()?;
@@ -823,9 +827,17 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 let convs: Vec<f64> = rows.iter().filter(|r| r.name.starts_with("conv2d")).map(|r| r.gflops).collect();
                 println!("conv2d mean GFLOP/s: {:.2}", convs.iter().sum::<f64>() / convs.len().max(1) as f64);
             }
+            print_profile(&ctx);
         }
     }
     Ok(())
+}
+
+/// With `FACEGPU_PROFILE=1`, where a benchmark's GPU time went, kernel by kernel (on stderr).
+fn print_profile(ctx: &GpuContext) {
+    if let Some(table) = ctx.profile_table() {
+        eprint!("{table}");
+    }
 }
 
 fn names(paths: &[PathBuf]) -> String {

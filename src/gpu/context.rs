@@ -35,6 +35,9 @@ pub struct GpuContext {
     /// Lanes that share one weight fetch through subgroup shuffles (the adapter's largest subgroup), or
     /// `None` where kernels load every operand themselves. See [`GpuContext::subgroup_lanes`].
     pub(crate) subgroup_lanes: Option<u32>,
+    /// Milliseconds and calls per kernel entry point when `FACEGPU_PROFILE=1` (each dispatch then runs
+    /// alone and is waited for; see [`GpuContext::profile_table`]).
+    pub(crate) profile: Option<Mutex<std::collections::BTreeMap<String, (f64, u64)>>>,
 }
 
 fn rank(t: wgpu::DeviceType) -> u8 {
@@ -116,7 +119,21 @@ impl GpuContext {
             dummy,
             dummy_rw,
             subgroup_lanes,
+            profile: std::env::var("FACEGPU_PROFILE").is_ok_and(|v| v == "1").then(Default::default),
         })
+    }
+
+    /// With `FACEGPU_PROFILE=1`: the time spent in each kernel so far, slowest first, as a table.
+    pub fn profile_table(&self) -> Option<String> {
+        let profile = self.profile.as_ref()?.lock().ok()?;
+        let total: f64 = profile.values().map(|v| v.0).sum();
+        let mut rows: Vec<_> = profile.iter().collect();
+        rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+        let mut out = format!("kernel time with FACEGPU_PROFILE=1 (each dispatch alone): {total:.1} ms\n");
+        for (name, (ms, calls)) in rows {
+            out += &format!("{ms:10.1} ms {:5.1}% {calls:7} calls  {name}\n", 100.0 * ms / total.max(1e-9));
+        }
+        Some(out)
     }
 
     /// Invocations per subgroup when the kernels share operand loads through subgroup shuffles.

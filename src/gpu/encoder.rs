@@ -7,6 +7,7 @@ pub const WORKGROUP_1D: u32 = 64;
 
 enum Op {
     Dispatch {
+        kernel: (Shader, &'static str),
         pipeline: Arc<wgpu::ComputePipeline>,
         buffers: Vec<Option<wgpu::Buffer>>,
         params_offset: u64,
@@ -68,6 +69,7 @@ impl<'a> Encoder<'a> {
         self.params.resize(offset, 0);
         self.params.extend_from_slice(bytemuck::bytes_of(params));
         self.ops.push(Op::Dispatch {
+            kernel: (shader, entry),
             pipeline,
             buffers: buffers.iter().map(|b| b.cloned()).collect(),
             params_offset: offset as u64,
@@ -129,43 +131,23 @@ impl<'a> Encoder<'a> {
         let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("facegpu step") });
         let mut pass: Option<wgpu::ComputePass<'static>> = None;
         for op in &self.ops {
-            match op {
-                Op::Dispatch { pipeline, buffers, params_offset, params_size, groups } => {
-                    let mut entries = vec![wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &params_buf,
-                            offset: *params_offset,
-                            size: wgpu::BufferSize::new(*params_size),
-                        }),
-                    }];
-                    for (i, b) in buffers.iter().enumerate() {
-                        if let Some(b) = b {
-                            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
-                        }
-                    }
-                    let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                        label: None,
-                        layout: &pipeline.get_bind_group_layout(0),
-                        entries: &entries,
-                    });
-                    let p = pass.get_or_insert_with(|| {
-                        enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("kernels"), timestamp_writes: None })
-                            .forget_lifetime()
-                    });
-                    p.set_pipeline(pipeline);
-                    p.set_bind_group(0, &bind, &[]);
-                    p.dispatch_workgroups(groups[0], groups[1], groups[2]);
-                }
-                Op::Copy { src, dst, bytes } => {
-                    drop(pass.take());
-                    enc.copy_buffer_to_buffer(src, 0, dst, 0, *bytes);
-                }
-                Op::Clear { dst, bytes } => {
-                    drop(pass.take());
-                    enc.clear_buffer(dst, 0, Some(*bytes));
-                }
+            if let (Some(profile), Op::Dispatch { kernel, .. }) = (&ctx.profile, op) {
+                // Profiling: everything recorded so far runs first, then this op alone, timed.
+                drop(pass.take());
+                ctx.queue.submit([std::mem::replace(&mut enc, ctx.device.create_command_encoder(&Default::default())).finish()]);
+                ctx.sync()?;
+                let t = std::time::Instant::now();
+                record_op(ctx, op, &params_buf, &mut enc, &mut pass);
+                drop(pass.take());
+                ctx.queue.submit([std::mem::replace(&mut enc, ctx.device.create_command_encoder(&Default::default())).finish()]);
+                ctx.sync()?;
+                let mut p = profile.lock().map_err(|_| GpuError::Submit("profile lock poisoned".into()))?;
+                let e = p.entry(format!("{}::{}", kernel.0.file(), kernel.1)).or_default();
+                e.0 += t.elapsed().as_secs_f64() * 1e3;
+                e.1 += 1;
+                continue;
             }
+            record_op(ctx, op, &params_buf, &mut enc, &mut pass);
         }
         drop(pass);
         ctx.queue.submit([enc.finish()]);
@@ -174,6 +156,52 @@ impl<'a> Encoder<'a> {
             return Err(GpuError::Submit(err.to_string()));
         }
         Ok(())
+    }
+}
+
+/// Records one op into `enc`, opening a compute pass for dispatches and closing it for copies and clears.
+fn record_op(
+    ctx: &GpuContext,
+    op: &Op,
+    params_buf: &wgpu::Buffer,
+    enc: &mut wgpu::CommandEncoder,
+    pass: &mut Option<wgpu::ComputePass<'static>>,
+) {
+    match op {
+        Op::Dispatch { pipeline, buffers, params_offset, params_size, groups, .. } => {
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: params_buf,
+                    offset: *params_offset,
+                    size: wgpu::BufferSize::new(*params_size),
+                }),
+            }];
+            for (i, b) in buffers.iter().enumerate() {
+                if let Some(b) = b {
+                    entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+                }
+            }
+            let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+            let p = pass.get_or_insert_with(|| {
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("kernels"), timestamp_writes: None }).forget_lifetime()
+            });
+            p.set_pipeline(pipeline);
+            p.set_bind_group(0, &bind, &[]);
+            p.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        }
+        Op::Copy { src, dst, bytes } => {
+            drop(pass.take());
+            enc.copy_buffer_to_buffer(src, 0, dst, 0, *bytes);
+        }
+        Op::Clear { dst, bytes } => {
+            drop(pass.take());
+            enc.clear_buffer(dst, 0, Some(*bytes));
+        }
     }
 }
 

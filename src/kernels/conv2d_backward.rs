@@ -13,7 +13,9 @@ pub struct Conv2dBackwardParams {
     pub splits: u32,
     /// Output pixels per split.
     pub chunk: u32,
-    pub _pad: [u32; 2],
+    /// grad_input's stride class: the input pixels with `iy % sh == cls_y` and `ix % sw == cls_x`.
+    pub cls_y: u32,
+    pub cls_x: u32,
 }
 
 /// Flag bits of the backward kernels (in `conv.flags`).
@@ -28,10 +30,10 @@ impl Conv2dBackwardParams {
         let pixels = (conv.n * conv.oh * conv.ow) as usize;
         let tiles = (conv.kh * conv.kw * conv.c.div_ceil(8) * conv.oc.div_ceil(8)) as usize;
         // Enough invocations to fill a large GPU, but never fewer than 128 pixels per split.
-        let splits = 4096usize.div_ceil(tiles).clamp(1, pixels.div_ceil(128).max(1));
+        let splits = 4096usize.div_ceil(tiles).max(pixels.div_ceil(1024)).clamp(1, pixels.div_ceil(128).max(1));
         let chunk = pixels.div_ceil(splits).max(1);
         let splits = pixels.div_ceil(chunk).max(1);
-        Ok(Self { conv, splits: splits as u32, chunk: chunk as u32, _pad: [0; 2] })
+        Ok(Self { conv, splits: splits as u32, chunk: chunk as u32, cls_y: 0, cls_x: 0 })
     }
 
     /// Elements of the split-K scratch `grad_weight` needs (0 when it writes the gradient directly).
@@ -76,7 +78,7 @@ pub fn epilogue_backward(
     check_shape(OP, "dy", &dy.shape, &out)?;
     check_shape(OP, "y", &saved.y.shape, &out)?;
     check_shape(OP, "g", &grads.g.shape, &out)?;
-    let mut q = Conv2dBackwardParams { conv: *p, splits: 1, chunk: 1, _pad: [0; 2] };
+    let mut q = Conv2dBackwardParams { conv: *p, splits: 1, chunk: 1, cls_y: 0, cls_x: 0 };
     q.conv.flags = 0;
     q.conv.act = match epi.act {
         Activation::None => 0,
@@ -138,15 +140,21 @@ pub fn grad_input(
     let mut q = Conv2dBackwardParams::new(&dx.shape, &w.shape, stride, padding)?;
     check_shape("conv2d grad_input", "g", &g.shape, &q.conv.out_shape())?;
     q.conv.flags = if accumulate { ACCUMULATE } else { 0 };
-    // Each invocation covers 8 pixels x 16 channels.
-    let tiles = crate::kernels::conv2d::row_tiles(enc, q.conv.n * q.conv.h * q.conv.w) * q.conv.c.div_ceil(16) as usize;
-    enc.dispatch(
-        Shader::Conv2dBackward,
-        "conv2d_grad_input",
-        &q,
-        &[Some(&g.buffer), Some(&w.buffer), None, None, None, Some(&dx.buffer), None, None],
-        groups_1d(tiles),
-    )
+    // One dispatch per stride class, each invocation covering 8 of its pixels x 16 channels.
+    let c = q.conv;
+    for (cls_y, cls_x) in (0..c.sh.min(c.h)).flat_map(|y| (0..c.sw.min(c.w)).map(move |x| (y, x))) {
+        (q.cls_y, q.cls_x) = (cls_y, cls_x);
+        let pixels = c.n * (c.h - cls_y).div_ceil(c.sh) * (c.w - cls_x).div_ceil(c.sw);
+        let tiles = crate::kernels::conv2d::row_tiles(enc, pixels) * c.c.div_ceil(16) as usize;
+        enc.dispatch(
+            Shader::Conv2dBackward,
+            "conv2d_grad_input",
+            &q,
+            &[Some(&g.buffer), Some(&w.buffer), None, None, None, Some(&dx.buffer), None, None],
+            groups_1d(tiles),
+        )?;
+    }
+    Ok(())
 }
 
 /// Records `dw (+)= sum over pixels of x-tap ⊗ g`: the gradient of the HWIO weights. `scratch` holds at

@@ -6,7 +6,7 @@
 // global_avg_pool: y[n,c] = mean over h, w of x[n,:,:,c]
 //
 // Backward, gathered per input element (no two invocations write one element; x = dy, y = dx; dx is
-// added to when flags & 1):
+// added to when flags & 1; max and average take 4 elements per invocation):
 // max_pool_backward:        dx[i] (+)= sum of dy[o] over the windows o containing i with argmax[o] == i
 // avg_pool_backward:        dx[i] (+)= sum of dy[o] / count(o) over the windows o containing i
 // global_avg_pool_backward: dx[n,y,x,c] (+)= dy[n,c] / (h*w)
@@ -19,9 +19,18 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;               // [n, h, w, c]
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;         // [n, oh, ow, c]
-@group(0) @binding(3) var<storage, read_write> argmax: array<u32>;    // [n, oh, ow, c] (max_pool)
+// Buffers are vec4 arrays (padded to 16 bytes) so that the backward can take 4 channels at once.
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;            // [n, h, w, c]
+@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;      // [n, oh, ow, c]
+@group(0) @binding(3) var<storage, read_write> argmax: array<vec4<u32>>; // [n, oh, ow, c] (max_pool)
+
+fn xs(i: u32) -> f32 {
+    return x[i >> 2u][i & 3u];
+}
+
+fn put_y(i: u32, v: f32) {
+    y[i >> 2u][i & 3u] = v;
+}
 
 struct Window { base: u32, y0: i32, x0: i32, ch: u32 }
 
@@ -54,15 +63,15 @@ fn max_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
                 continue;
             }
             let at = win.base + (u32(iy) * p.w + u32(ix)) * p.c + win.ch;
-            let v = x[at];
+            let v = xs(at);
             if (v > best) {
                 best = v;
                 best_at = at;
             }
         }
     }
-    y[i] = best;
-    argmax[i] = best_at;
+    put_y(i, best);
+    argmax[i >> 2u][i & 3u] = best_at;
 }
 
 @compute @workgroup_size(64)
@@ -84,11 +93,11 @@ fn avg_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
             if (ix < 0 || ix >= i32(p.w)) {
                 continue;
             }
-            s += x[win.base + (u32(iy) * p.w + u32(ix)) * p.c + win.ch];
+            s += xs(win.base + (u32(iy) * p.w + u32(ix)) * p.c + win.ch);
             count += 1u;
         }
     }
-    y[i] = s / f32(max(count, 1u));
+    put_y(i, s / f32(max(count, 1u)));
 }
 
 @compute @workgroup_size(64)
@@ -101,13 +110,13 @@ fn global_avg_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let base = (i / p.c) * p.h * p.w * p.c;
     var s = 0.0;
     for (var q = 0u; q < p.h * p.w; q++) {
-        s += x[base + q * p.c + ch];
+        s += xs(base + q * p.c + ch);
     }
-    y[i] = s / f32(p.h * p.w);
+    put_y(i, s / f32(p.h * p.w));
 }
 
 fn store_grad(i: u32, v: f32) {
-    y[i] = select(0.0, y[i], (p.flags & 1u) != 0u) + v;
+    put_y(i, select(0.0, y[i >> 2u][i & 3u], (p.flags & 1u) != 0u) + v);
 }
 
 // In-image taps of output window (oy, ox) along one axis: [lo, hi).
@@ -117,44 +126,65 @@ fn taps(o: u32, stride: u32, pad: u32, k: u32, extent: u32) -> u32 {
     return u32(max(hi - lo, 0));
 }
 
-// The gradient of input element i: mode 0 max (argmax match), mode 1 average.
-fn pool_backward(i: u32, mode: u32) {
-    let ch = i % p.c;
-    let pix = i / p.c;
-    let ix = i32(pix % p.w);
-    let iy = i32((pix / p.w) % p.h);
-    let b = pix / (p.w * p.h);
-    var s = 0.0;
-    for (var ky = 0u; ky < p.kh; ky++) {
-        let ny = iy + i32(p.pad_top) - i32(ky);
-        if (ny < 0 || ny % i32(p.sh) != 0 || ny / i32(p.sh) >= i32(p.oh)) {
-            continue;
+// The gradients of input elements 4*i4 .. 4*i4+3 (4 channels of one pixel when c is a multiple of 4,
+// else 4 consecutive elements one by one): mode 0 max (argmax match), mode 1 average. The windows
+// containing a pixel are the output rows oy with oy*sh - pad_top <= iy < oy*sh - pad_top + kh (and
+// likewise columns), found with two divisions per axis (integer division is scalarized on CPU drivers).
+fn pool_backward(i4: u32, mode: u32) {
+    let total = p.n * p.h * p.w * p.c;
+    if ((p.c & 3u) != 0u) {
+        for (var e = i4 * 4u; e < min(i4 * 4u + 4u, total); e++) {
+            store_grad(e, pool_grad(e, e % p.c, e / p.c, mode).x);
         }
-        let oy = u32(ny) / p.sh;
-        for (var kx = 0u; kx < p.kw; kx++) {
-            let nx = ix + i32(p.pad_left) - i32(kx);
-            if (nx < 0 || nx % i32(p.sw) != 0 || nx / i32(p.sw) >= i32(p.ow)) {
-                continue;
-            }
-            let ox = u32(nx) / p.sw;
+        return;
+    }
+    let e = i4 * 4u;
+    let v = pool_grad(e, e % p.c, e / p.c, mode);
+    y[i4] = select(vec4<f32>(), y[i4], (p.flags & 1u) != 0u) + v;
+}
+
+// Sum over the windows containing pixel `pix` of dy at channels ch.. (4 of them when c % 4 == 0, else
+// component x only) of element e.
+fn pool_grad(e: u32, ch: u32, pix: u32, mode: u32) -> vec4<f32> {
+    let ix = pix % p.w;
+    let iy = (pix / p.w) % p.h;
+    let b = pix / (p.w * p.h);
+    let ty = i32(iy + p.pad_top);
+    let tx = i32(ix + p.pad_left);
+    let oy_lo = u32(max(ty - i32(p.kh) + i32(p.sh), 0)) / p.sh;
+    let ox_lo = u32(max(tx - i32(p.kw) + i32(p.sw), 0)) / p.sw;
+    let oy_hi = min(u32(ty) / p.sh + 1u, p.oh);
+    let ox_hi = min(u32(tx) / p.sw + 1u, p.ow);
+    let wide = (p.c & 3u) == 0u;
+    let want = select(vec4<u32>(e, e, e, e), e + vec4<u32>(0u, 1u, 2u, 3u), wide);
+    var s = vec4<f32>();
+    for (var oy = oy_lo; oy < oy_hi; oy++) {
+        for (var ox = ox_lo; ox < ox_hi; ox++) {
             let o = ((b * p.oh + oy) * p.ow + ox) * p.c + ch;
+            var g: vec4<f32>;
+            var am: vec4<u32>;
+            if (wide) {
+                g = x[o / 4u];
+                am = argmax[o / 4u];
+            } else {
+                g = vec4<f32>(xs(o));
+                am = vec4<u32>(argmax[o >> 2u][o & 3u]);
+            }
             if (mode == 0u) {
-                if (argmax[o] == i) {
-                    s += x[o];
-                }
+                s += select(vec4<f32>(), g, am == want);
             } else {
                 let count = taps(oy, p.sh, p.pad_top, p.kh, p.h) * taps(ox, p.sw, p.pad_left, p.kw, p.w);
-                s += x[o] / f32(max(count, 1u));
+                s += g / f32(max(count, 1u));
             }
         }
     }
-    store_grad(i, s);
+    return s;
 }
 
 @compute @workgroup_size(64)
 fn max_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.y * nwg.x * 64u + gid.x;
-    if (i < p.n * p.h * p.w * p.c) {
+    if (i * 4u < p.n * p.h * p.w * p.c) {
         pool_backward(i, 0u);
     }
 }
@@ -162,7 +192,7 @@ fn max_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 @compute @workgroup_size(64)
 fn avg_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.y * nwg.x * 64u + gid.x;
-    if (i < p.n * p.h * p.w * p.c) {
+    if (i * 4u < p.n * p.h * p.w * p.c) {
         pool_backward(i, 1u);
     }
 }
@@ -172,6 +202,6 @@ fn global_avg_pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     let i = gid.y * nwg.x * 64u + gid.x;
     if (i < p.n * p.h * p.w * p.c) {
         let o = (i / (p.h * p.w * p.c)) * p.c + i % p.c;
-        store_grad(i, x[o] / f32(p.h * p.w));
+        store_grad(i, xs(o) / f32(p.h * p.w));
     }
 }

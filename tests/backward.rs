@@ -530,9 +530,14 @@ fn elementwise_pool_and_loss_backward_kernels_match_cpu() {
     record(ctx, |enc| k::reduce::col_sum(enc, &gdy, &gout, 0.5, true));
     assert_close("col_sum", &gout.download(ctx).unwrap(), &want, 1e-5, 1e-5);
 
-    // Pools.
-    for (kk, stride, padding) in [((3, 3), (2, 2), Padding::Same), ((2, 3), (1, 2), Padding::Valid)] {
-        let (yv, arg, p) = cpu::pool::max_pool(&x, &shape, kk, stride, padding).unwrap();
+    // Pools: 5 channels (one element per step) and 8 (four channels at once, as vec4s).
+    let wide = [2, 9, 11, 8];
+    let (xw, dxw) = (rng.vec(wide.iter().product(), -1.0, 1.0), rng.vec(wide.iter().product(), -1.0, 1.0));
+    let pools = [((3, 3), (2, 2), Padding::Same), ((2, 3), (1, 2), Padding::Valid)];
+    for (shape, x, dx0, (kk, stride, padding)) in
+        pools.iter().map(|&pl| (shape.to_vec(), &x, &dx0, pl)).chain(pools.iter().map(|&pl| (wide.to_vec(), &xw, &dxw, pl)))
+    {
+        let (yv, arg, p) = cpu::pool::max_pool(x, &shape, kk, stride, padding).unwrap();
         let r = rng.vec(yv.len(), -1.0, 1.0);
         let (mut dmax, mut davg) = (dx0.clone(), dx0.clone());
         cpu::pool::max_pool_backward(&r, &arg, &mut dmax, true);
@@ -543,8 +548,8 @@ fn elementwise_pool_and_loss_backward_kernels_match_cpu() {
             k::pool::max_pool_backward(enc, &gr, &garg, &gmax, kk, stride, padding, true)?;
             k::pool::avg_pool_backward(enc, &gr, &gavg, kk, stride, padding, false)
         });
-        assert_close(&format!("max_pool_backward {kk:?}"), &gmax.download(ctx).unwrap(), &dmax, 1e-6, 1e-6);
-        assert_close(&format!("avg_pool_backward {kk:?}"), &gavg.download(ctx).unwrap(), &davg, 1e-6, 1e-6);
+        assert_close(&format!("max_pool_backward {shape:?} {kk:?}"), &gmax.download(ctx).unwrap(), &dmax, 1e-6, 1e-6);
+        assert_close(&format!("avg_pool_backward {shape:?} {kk:?}"), &gavg.download(ctx).unwrap(), &davg, 1e-6, 1e-6);
     }
     let r = rng.vec(3 * 5, -1.0, 1.0);
     let mut dg = vec![0f32; n];

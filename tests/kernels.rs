@@ -269,6 +269,11 @@ fn elementwise_relu_prelu_add_scaled_affine_match_cpu() {
     assert_close("prelu", &ys[1].download(ctx).unwrap(), &cpu::elementwise::prelu(&x, &alpha), 1e-7, 1e-6);
     assert_close("add_scaled", &ys[2].download(ctx).unwrap(), &cpu::elementwise::add_scaled(&x, &z, 0.17), 1e-7, 1e-6);
     assert_close("affine", &ys[3].download(ctx).unwrap(), &cpu::elementwise::affine(&x, -1.5, 0.25), 1e-7, 1e-6);
+    // 105 elements leave a last vec4 of one; 8 channels take prelu's vec4 of alphas.
+    let (x8, alpha8) = (rng.vec(48, -1.0, 1.0), rng.vec(8, 0.0, 0.5));
+    let (gx8, ga8, gy8) = (up(ctx, "x", &[2, 3, 8], &x8), up(ctx, "alpha", &[8], &alpha8), GpuTensor::zeros(ctx, "y", &[2, 3, 8]));
+    record(ctx, |enc| k::elementwise::prelu(enc, &gx8, &ga8, &gy8));
+    assert_close("prelu 8 channels", &gy8.download(ctx).unwrap(), &cpu::elementwise::prelu(&x8, &alpha8), 1e-7, 1e-6);
 }
 
 #[test]

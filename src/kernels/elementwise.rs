@@ -30,7 +30,7 @@ fn same(op: &'static str, x: &GpuTensor, y: &GpuTensor) -> Result<ElementwisePar
 
 pub fn relu(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor) -> Result<(), GpuError> {
     let p = same("relu", x, y)?;
-    enc.dispatch(Shader::Elementwise, "relu", &p, &[Some(&x.buffer), None, Some(&y.buffer), None], groups_1d(x.len()))
+    enc.dispatch(Shader::Elementwise, "relu", &p, &[Some(&x.buffer), None, Some(&y.buffer), None], groups_1d(x.len().div_ceil(4)))
 }
 
 /// `alpha` has one value per channel (last axis).
@@ -39,7 +39,13 @@ pub fn prelu(enc: &mut Encoder, x: &GpuTensor, alpha: &GpuTensor, y: &GpuTensor)
     let (_, c) = rows_last("prelu", &x.shape)?;
     check_shape("prelu", "alpha", &alpha.shape, &[c])?;
     p.c = c as u32;
-    enc.dispatch(Shader::Elementwise, "prelu", &p, &[Some(&x.buffer), Some(&alpha.buffer), Some(&y.buffer), None], groups_1d(x.len()))
+    enc.dispatch(
+        Shader::Elementwise,
+        "prelu",
+        &p,
+        &[Some(&x.buffer), Some(&alpha.buffer), Some(&y.buffer), None],
+        groups_1d(x.len().div_ceil(4)),
+    )
 }
 
 /// `y = x + s * z`.
@@ -47,7 +53,13 @@ pub fn add_scaled(enc: &mut Encoder, x: &GpuTensor, z: &GpuTensor, s: f32, y: &G
     let mut p = same("add_scaled", x, y)?;
     check_shape("add_scaled", "z", &z.shape, &x.shape)?;
     p.a = s;
-    enc.dispatch(Shader::Elementwise, "add_scaled", &p, &[Some(&x.buffer), Some(&z.buffer), Some(&y.buffer), None], groups_1d(x.len()))
+    enc.dispatch(
+        Shader::Elementwise,
+        "add_scaled",
+        &p,
+        &[Some(&x.buffer), Some(&z.buffer), Some(&y.buffer), None],
+        groups_1d(x.len().div_ceil(4)),
+    )
 }
 
 /// `y = a * x + b`.
@@ -55,7 +67,7 @@ pub fn affine(enc: &mut Encoder, x: &GpuTensor, a: f32, b: f32, y: &GpuTensor) -
     let mut p = same("affine", x, y)?;
     p.a = a;
     p.b = b;
-    enc.dispatch(Shader::Elementwise, "affine", &p, &[Some(&x.buffer), None, Some(&y.buffer), None], groups_1d(x.len()))
+    enc.dispatch(Shader::Elementwise, "affine", &p, &[Some(&x.buffer), None, Some(&y.buffer), None], groups_1d(x.len().div_ceil(4)))
 }
 
 /// Inverted dropout: keeps each element with probability `keep` (scaled by `1/keep`), writing the u32
@@ -68,7 +80,13 @@ pub fn dropout(enc: &mut Encoder, x: &GpuTensor, keep: f32, seed: u32, y: &GpuTe
     }
     p.a = keep;
     p.seed = seed;
-    enc.dispatch(Shader::Elementwise, "dropout", &p, &[Some(&x.buffer), None, Some(&y.buffer), Some(&mask.buffer)], groups_1d(x.len()))
+    enc.dispatch(
+        Shader::Elementwise,
+        "dropout",
+        &p,
+        &[Some(&x.buffer), None, Some(&y.buffer), Some(&mask.buffer)],
+        groups_1d(x.len().div_ceil(4)),
+    )
 }
 
 /// The dropout hash shared with the CPU twin: PCG of `seed ^ (i * 0x9E3779B9)`, top 24 bits in [0, 1).
@@ -85,7 +103,7 @@ pub fn axpy(enc: &mut Encoder, a: f32, x: &GpuTensor, y: &GpuTensor) -> Result<(
     }
     let mut p = ElementwiseParams::new(x.len());
     p.a = a;
-    enc.dispatch(Shader::Elementwise, "axpy", &p, &[Some(&x.buffer), None, Some(&y.buffer), None], groups_1d(x.len()))
+    enc.dispatch(Shader::Elementwise, "axpy", &p, &[Some(&x.buffer), None, Some(&y.buffer), None], groups_1d(x.len().div_ceil(4)))
 }
 
 /// `dst = s * src`, or `dst += s * src` when `accumulate`: how a gradient reaches a tensor that may
@@ -99,7 +117,13 @@ pub fn scale_into(enc: &mut Encoder, src: &GpuTensor, s: f32, dst: &GpuTensor, a
         }
         let mut p = ElementwiseParams::new(src.len());
         p.a = s;
-        enc.dispatch(Shader::Elementwise, "affine", &p, &[Some(&src.buffer), None, Some(&dst.buffer), None], groups_1d(src.len()))
+        enc.dispatch(
+            Shader::Elementwise,
+            "affine",
+            &p,
+            &[Some(&src.buffer), None, Some(&dst.buffer), None],
+            groups_1d(src.len().div_ceil(4)),
+        )
     }
 }
 
@@ -113,7 +137,7 @@ pub fn relu_backward(enc: &mut Encoder, dy: &GpuTensor, y: &GpuTensor, dx: &GpuT
         "relu_backward",
         &p,
         &[Some(&dy.buffer), Some(&y.buffer), Some(&dx.buffer), None],
-        groups_1d(dy.len()),
+        groups_1d(dy.len().div_ceil(4)),
     )
 }
 
@@ -140,7 +164,7 @@ pub fn prelu_backward(
         "prelu_backward",
         &p,
         &[Some(&dy.buffer), Some(&alpha.buffer), Some(&dx.buffer), None, Some(&x.buffer), Some(&prod.buffer)],
-        groups_1d(dy.len()),
+        groups_1d(dy.len().div_ceil(4)),
     )
 }
 
@@ -162,6 +186,6 @@ pub fn dropout_backward(
         "dropout_backward",
         &p,
         &[Some(&dy.buffer), None, Some(&dx.buffer), Some(&mask.buffer)],
-        groups_1d(dy.len()),
+        groups_1d(dy.len().div_ceil(4)),
     )
 }

@@ -118,7 +118,13 @@ pub fn max_pool_backward(
     check_shape("max_pool_backward", "dy", &dy.shape, &p.out_shape())?;
     check_shape("max_pool_backward", "argmax", &argmax.shape, &p.out_shape())?;
     p.flags = accumulate as u32;
-    enc.dispatch(Shader::Pool, "max_pool_backward", &p, &[Some(&dy.buffer), Some(&dx.buffer), Some(&argmax.buffer)], groups_1d(dx.len().div_ceil(4)))
+    enc.dispatch(
+        Shader::Pool,
+        "max_pool_backward",
+        &p,
+        &[Some(&dy.buffer), Some(&dx.buffer), Some(&argmax.buffer)],
+        groups_1d(dx.len().div_ceil(4)),
+    )
 }
 
 /// `dx (+)=` the average-pool gradient (each window's `dy` shared by its in-image taps).
@@ -136,7 +142,13 @@ pub fn avg_pool_backward(
     p.flags = accumulate as u32;
     // The shader's shared gather references argmax, so the entry's layout holds it: bind a stand-in.
     let unused = enc.absent_rw();
-    enc.dispatch(Shader::Pool, "avg_pool_backward", &p, &[Some(&dy.buffer), Some(&dx.buffer), Some(unused)], groups_1d(dx.len().div_ceil(4)))
+    enc.dispatch(
+        Shader::Pool,
+        "avg_pool_backward",
+        &p,
+        &[Some(&dy.buffer), Some(&dx.buffer), Some(unused)],
+        groups_1d(dx.len().div_ceil(4)),
+    )
 }
 
 /// `dx[n, y, x, c] (+)= dy[n, c] / (h * w)`.

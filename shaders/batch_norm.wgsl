@@ -14,33 +14,67 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;          // [rows, c]
-@group(0) @binding(2) var<storage, read> stat_a: array<f32>;     // [c] moving_mean (inference) | mean (normalize)
-@group(0) @binding(3) var<storage, read> stat_b: array<f32>;     // [c] moving_var (inference) | invstd (normalize)
-@group(0) @binding(4) var<storage, read> gamma: array<f32>;      // [c] (flags & 1)
-@group(0) @binding(5) var<storage, read> beta: array<f32>;       // [c]
-@group(0) @binding(6) var<storage, read_write> y: array<f32>;    // [rows, c]
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;    // [rows, c] (padded to 16 bytes)
+@group(0) @binding(2) var<storage, read> stat_a: array<vec4<f32>>; // [c] moving_mean (inference) | mean (normalize)
+@group(0) @binding(3) var<storage, read> stat_b: array<vec4<f32>>; // [c] moving_var (inference) | invstd (normalize)
+@group(0) @binding(4) var<storage, read> gamma: array<vec4<f32>>;  // [c] (flags & 1)
+@group(0) @binding(5) var<storage, read> beta: array<vec4<f32>>;   // [c]
+@group(0) @binding(6) var<storage, read_write> y: array<vec4<f32>>; // [rows, c]
 
-fn gamma_of(ch: u32) -> f32 {
-    return select(1.0, gamma[ch], (p.flags & 1u) != 0u);
+// Each invocation takes elements 4*i4 .. 4*i4+3 and stores those below rows*c: as vec4s of 4 channels
+// when c is a multiple of 4, else one by one. mode 0: inference, 1: normalize.
+fn apply(i4: u32, mode: u32) {
+    let n = p.rows * p.c;
+    var a: vec4<f32>;
+    var b: vec4<f32>;
+    var g = vec4<f32>(1.0);
+    var t: vec4<f32>;
+    if ((p.c & 3u) == 0u) {
+        let q = ((i4 * 4u) % p.c) / 4u;
+        a = stat_a[q];
+        b = stat_b[q];
+        t = beta[q];
+        if ((p.flags & 1u) != 0u) {
+            g = gamma[q];
+        }
+    } else {
+        for (var j = 0u; j < 4u; j++) {
+            let ch = (i4 * 4u + j) % p.c;
+            a[j] = stat_a[ch >> 2u][ch & 3u];
+            b[j] = stat_b[ch >> 2u][ch & 3u];
+            t[j] = beta[ch >> 2u][ch & 3u];
+            if ((p.flags & 1u) != 0u) {
+                g[j] = gamma[ch >> 2u][ch & 3u];
+            }
+        }
+    }
+    if (mode == 0u) {
+        b = inverseSqrt(b + p.eps);
+    }
+    let v = (x[i4] - a) * b * g + t;
+    if (i4 * 4u + 4u <= n) {
+        y[i4] = v;
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if (i4 * 4u + j < n) {
+            y[i4][j] = v[j];
+        }
+    }
 }
 
 @compute @workgroup_size(64)
 fn bn_inference(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.y * nwg.x * 64u + gid.x;
-    if (i >= p.rows * p.c) {
-        return;
+    let i4 = gid.y * nwg.x * 64u + gid.x;
+    if (i4 * 4u < p.rows * p.c) {
+        apply(i4, 0u);
     }
-    let ch = i % p.c;
-    y[i] = (x[i] - stat_a[ch]) * inverseSqrt(stat_b[ch] + p.eps) * gamma_of(ch) + beta[ch];
 }
 
 @compute @workgroup_size(64)
 fn bn_normalize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.y * nwg.x * 64u + gid.x;
-    if (i >= p.rows * p.c) {
-        return;
+    let i4 = gid.y * nwg.x * 64u + gid.x;
+    if (i4 * 4u < p.rows * p.c) {
+        apply(i4, 1u);
     }
-    let ch = i % p.c;
-    y[i] = (x[i] - stat_a[ch]) * stat_b[ch] * gamma_of(ch) + beta[ch];
 }

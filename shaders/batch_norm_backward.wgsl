@@ -1,11 +1,11 @@
 // Backward of training batch norm (batch_norm.wgsl / batch_norm_stats.wgsl), over a [rows, c] view.
 // With xhat = (x - mean[c]) * invstd[c] and y = gamma[c] * xhat + beta[c]:
 //
-// bn_backward_stats (one workgroup per channel):
+// bn_backward_stats (one workgroup per 4 channels, as vec4s, when c is a multiple of 4; else per channel):
 //   sum_dy[c]   = sum_r dy[r,c]             -> d beta  (added to dbeta when flags & 4)
 //   sum_dyxh[c] = sum_r dy[r,c] * xhat[r,c] -> d gamma (added to dgamma when flags & 1, gamma present)
 //   both saved in sums[0..c] and sums[c..2c] for bn_backward_input
-// bn_backward_input:
+// bn_backward_input (4 elements per invocation):
 //   dx[r,c] (+)= gamma[c] * invstd[c] * (dy[r,c] - sum_dy[c] / rows - xhat[r,c] * sum_dyxh[c] / rows)
 //   (added when flags & 2; gamma is 1 when flags & 1 == 0, facenet's scale=False)
 
@@ -15,18 +15,19 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;                // [rows, c] forward input
-@group(0) @binding(2) var<storage, read> dy: array<f32>;               // [rows, c]
-@group(0) @binding(3) var<storage, read> mean: array<f32>;             // [c] saved by bn_stats
-@group(0) @binding(4) var<storage, read> invstd: array<f32>;           // [c] saved by bn_stats
-@group(0) @binding(5) var<storage, read> gamma: array<f32>;            // [c] (flags & 1)
-@group(0) @binding(6) var<storage, read_write> sums: array<f32>;       // [2c] sum_dy, sum_dyxh
-@group(0) @binding(7) var<storage, read_write> dgamma: array<f32>;     // [c] (flags & 1) | dx [rows, c] (input)
-@group(0) @binding(8) var<storage, read_write> dbeta: array<f32>;      // [c] (flags & 4)
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;            // [rows, c] forward input
+@group(0) @binding(2) var<storage, read> dy: array<vec4<f32>>;           // [rows, c]
+@group(0) @binding(3) var<storage, read> mean: array<f32>;               // [c] saved by bn_stats
+@group(0) @binding(4) var<storage, read> invstd: array<f32>;             // [c] saved by bn_stats
+@group(0) @binding(5) var<storage, read> gamma: array<f32>;              // [c] (flags & 1)
+@group(0) @binding(6) var<storage, read_write> sums: array<f32>;         // [2c] sum_dy, sum_dyxh
+@group(0) @binding(7) var<storage, read_write> dgamma: array<vec4<f32>>; // [c] (flags & 1) | dx [rows, c] (input)
+@group(0) @binding(8) var<storage, read_write> dbeta: array<f32>;        // [c] (flags & 4)
 
-var<workgroup> part: array<f32, 64>;
+var<workgroup> part: array<vec4<f32>, 64>;
 
-fn reduce(t: u32) -> f32 {
+fn reduce(t: u32, v: vec4<f32>) -> vec4<f32> {
+    part[t] = v;
     workgroupBarrier();
     for (var s = 32u; s > 0u; s >>= 1u) {
         if (t < s) {
@@ -39,45 +40,100 @@ fn reduce(t: u32) -> f32 {
     return total;
 }
 
+// Element e and, when c is a multiple of 4, the three after it (else zeros) of x and dy.
+fn x4(e: u32) -> vec4<f32> {
+    if ((p.c & 3u) == 0u) {
+        return x[e / 4u];
+    }
+    return vec4<f32>(x[e >> 2u][e & 3u], 0.0, 0.0, 0.0);
+}
+
+fn dy4(e: u32) -> vec4<f32> {
+    if ((p.c & 3u) == 0u) {
+        return dy[e / 4u];
+    }
+    return vec4<f32>(dy[e >> 2u][e & 3u], 0.0, 0.0, 0.0);
+}
+
+// Per-channel values of channels ch0..ch0+3 (those past c read as the last); one function per buffer, as
+// an entry point's bindings are those its code touches.
+fn ch4(ch0: u32, j: u32) -> u32 {
+    return min(ch0 + j, p.c - 1u);
+}
+
+fn mean4(ch0: u32) -> vec4<f32> {
+    return vec4<f32>(mean[ch4(ch0, 0u)], mean[ch4(ch0, 1u)], mean[ch4(ch0, 2u)], mean[ch4(ch0, 3u)]);
+}
+
+fn invstd4(ch0: u32) -> vec4<f32> {
+    return vec4<f32>(invstd[ch4(ch0, 0u)], invstd[ch4(ch0, 1u)], invstd[ch4(ch0, 2u)], invstd[ch4(ch0, 3u)]);
+}
+
+fn gamma4(ch0: u32) -> vec4<f32> {
+    if ((p.flags & 1u) == 0u) {
+        return vec4<f32>(1.0);
+    }
+    return vec4<f32>(gamma[ch4(ch0, 0u)], gamma[ch4(ch0, 1u)], gamma[ch4(ch0, 2u)], gamma[ch4(ch0, 3u)]);
+}
+
+// sum_dy (at 0) or sum_dyxh (at c) of channels ch0..ch0+3.
+fn sums4(at: u32, ch0: u32) -> vec4<f32> {
+    return vec4<f32>(sums[at + ch4(ch0, 0u)], sums[at + ch4(ch0, 1u)], sums[at + ch4(ch0, 2u)], sums[at + ch4(ch0, 3u)]);
+}
+
 @compute @workgroup_size(64)
 fn bn_backward_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-    let ch = wg.x;
-    let m = mean[ch];
-    let k = invstd[ch];
-    var s = 0.0;
-    var q = 0.0;
+    let lanes = select(1u, 4u, (p.c & 3u) == 0u);
+    let ch0 = wg.x * lanes;
+    let m = mean4(ch0);
+    let k = invstd4(ch0);
+    var s = vec4<f32>();
+    var q = vec4<f32>();
     for (var r = t; r < p.rows; r += 64u) {
-        let at = r * p.c + ch;
-        s += dy[at];
-        q += dy[at] * (x[at] - m) * k;
+        let at = r * p.c + ch0;
+        let d = dy4(at);
+        s += d;
+        q += d * (x4(at) - m) * k;
     }
-    part[t] = s;
-    let sum_dy = reduce(t);
-    part[t] = q;
-    let sum_dyxh = reduce(t);
+    let sum_dy = reduce(t, s);
+    let sum_dyxh = reduce(t, q);
     if (t == 0u) {
-        sums[ch] = sum_dy;
-        sums[p.c + ch] = sum_dyxh;
-        if ((p.flags & 1u) != 0u) {
-            dgamma[ch] += sum_dyxh;
-        }
-        if ((p.flags & 4u) != 0u) {
-            dbeta[ch] += sum_dy;
+        for (var j = 0u; j < lanes; j++) {
+            let ch = ch0 + j;
+            sums[ch] = sum_dy[j];
+            sums[p.c + ch] = sum_dyxh[j];
+            if ((p.flags & 1u) != 0u) {
+                dgamma[ch >> 2u][ch & 3u] += sum_dyxh[j];
+            }
+            if ((p.flags & 4u) != 0u) {
+                dbeta[ch] += sum_dy[j];
+            }
         }
     }
 }
 
 @compute @workgroup_size(64)
 fn bn_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.y * nwg.x * 64u + gid.x;
-    if (i >= p.rows * p.c) {
+    let i4 = gid.y * nwg.x * 64u + gid.x;
+    let total = p.rows * p.c;
+    if (i4 * 4u >= total) {
         return;
     }
-    let ch = i % p.c;
-    let k = invstd[ch];
-    let xh = (x[i] - mean[ch]) * k;
-    let g = select(1.0, gamma[ch], (p.flags & 1u) != 0u);
     let n = f32(p.rows);
-    let v = g * k * (dy[i] - sums[ch] / n - xh * sums[p.c + ch] / n);
-    dgamma[i] = select(0.0, dgamma[i], (p.flags & 2u) != 0u) + v;
+    if ((p.c & 3u) == 0u) {
+        let ch0 = (i4 * 4u) % p.c;
+        let k = invstd4(ch0);
+        let xh = (x[i4] - mean4(ch0)) * k;
+        let v = gamma4(ch0) * k * (dy[i4] - sums4(0u, ch0) / n - xh * sums4(p.c, ch0) / n);
+        dgamma[i4] = select(vec4<f32>(), dgamma[i4], (p.flags & 2u) != 0u) + v;
+        return;
+    }
+    for (var e = i4 * 4u; e < min(i4 * 4u + 4u, total); e++) {
+        let ch = e % p.c;
+        let k = invstd[ch];
+        let xh = (x[e >> 2u][e & 3u] - mean[ch]) * k;
+        let g = select(1.0, gamma[ch], (p.flags & 1u) != 0u);
+        let v = g * k * (dy[e >> 2u][e & 3u] - sums[ch] / n - xh * sums[p.c + ch] / n);
+        dgamma[e >> 2u][e & 3u] = select(0.0, dgamma[e >> 2u][e & 3u], (p.flags & 2u) != 0u) + v;
+    }
 }

@@ -1,4 +1,5 @@
-// Training batch-norm statistics, one workgroup per channel (see batch_norm.wgsl for the formulas):
+// Training batch-norm statistics, one workgroup per 4 channels (vec4 loads) when c is a multiple of 4,
+// else per channel (see batch_norm.wgsl for the formulas):
 //   mean[c], invstd[c] = 1/sqrt(var_biased[c] + eps), and the moving-average update with Bessel's correction.
 
 struct Params {
@@ -7,15 +8,16 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;                 // [rows, c]
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;           // [rows, c] (padded to 16 bytes)
 @group(0) @binding(2) var<storage, read_write> mean: array<f32>;        // [c] saved for backward
 @group(0) @binding(3) var<storage, read_write> invstd: array<f32>;      // [c] saved for backward
 @group(0) @binding(4) var<storage, read_write> moving_mean: array<f32>; // [c] updated in place
 @group(0) @binding(5) var<storage, read_write> moving_var: array<f32>;  // [c] updated in place
 
-var<workgroup> part: array<f32, 64>;
+var<workgroup> part: array<vec4<f32>, 64>;
 
-fn reduce(t: u32) -> f32 {
+fn reduce(t: u32, v: vec4<f32>) -> vec4<f32> {
+    part[t] = v;
     workgroupBarrier();
     for (var s = 32u; s > 0u; s >>= 1u) {
         if (t < s) {
@@ -28,27 +30,38 @@ fn reduce(t: u32) -> f32 {
     return total;
 }
 
+// Channels ch0.. of row r: 4 of them when c is a multiple of 4, else one (in x).
+fn row(r: u32, ch0: u32) -> vec4<f32> {
+    let e = r * p.c + ch0;
+    if ((p.c & 3u) == 0u) {
+        return x[e / 4u];
+    }
+    return vec4<f32>(x[e >> 2u][e & 3u], 0.0, 0.0, 0.0);
+}
+
 @compute @workgroup_size(64)
 fn bn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-    let ch = wg.x;
-    var s = 0.0;
+    let lanes = select(1u, 4u, (p.c & 3u) == 0u);
+    let ch0 = wg.x * lanes;
+    var s = vec4<f32>();
     for (var r = t; r < p.rows; r += 64u) {
-        s += x[r * p.c + ch];
+        s += row(r, ch0);
     }
-    part[t] = s;
-    let m = reduce(t) / f32(p.rows);
-    var q = 0.0;
+    let m = reduce(t, s) / f32(p.rows);
+    var q = vec4<f32>();
     for (var r = t; r < p.rows; r += 64u) {
-        let d = x[r * p.c + ch] - m;
+        let d = row(r, ch0) - m;
         q += d * d;
     }
-    part[t] = q;
-    let var_b = reduce(t) / f32(p.rows);
+    let var_b = reduce(t, q) / f32(p.rows);
     if (t == 0u) {
-        mean[ch] = m;
-        invstd[ch] = inverseSqrt(var_b + p.eps);
-        let unbiased = var_b * f32(p.rows) / f32(max(p.rows, 2u) - 1u);
-        moving_mean[ch] -= (1.0 - p.decay) * (moving_mean[ch] - m);
-        moving_var[ch] -= (1.0 - p.decay) * (moving_var[ch] - unbiased);
+        for (var j = 0u; j < lanes; j++) {
+            let ch = ch0 + j;
+            mean[ch] = m[j];
+            invstd[ch] = inverseSqrt(var_b[j] + p.eps);
+            let unbiased = var_b[j] * f32(p.rows) / f32(max(p.rows, 2u) - 1u);
+            moving_mean[ch] -= (1.0 - p.decay) * (moving_mean[ch] - m[j]);
+            moving_var[ch] -= (1.0 - p.decay) * (moving_var[ch] - unbiased);
+        }
     }
 }

@@ -139,16 +139,19 @@ fn matmul_inner_dimension_mismatch_is_an_error() {
 fn batch_norm_inference_with_and_without_gamma_matches_cpu() {
     let ctx = gpu_or_skip!();
     let mut rng = Rng::new(30);
-    let xs = [3, 5, 7, 13];
-    let x = rng.vec(xs.iter().product(), -2.0, 2.0);
-    let (mm, mv, g, b) = (rng.vec(13, -1.0, 1.0), rng.vec(13, 0.1, 2.0), rng.vec(13, 0.5, 1.5), rng.vec(13, -1.0, 1.0));
-    let (gx, gmm, gmv, gg, gb) =
-        (up(ctx, "x", &xs, &x), up(ctx, "mm", &[13], &mm), up(ctx, "mv", &[13], &mv), up(ctx, "g", &[13], &g), up(ctx, "b", &[13], &b));
-    for gamma in [false, true] {
-        let want = cpu::batch_norm::batch_norm_inference(&x, &xs, &mm, &mv, gamma.then_some(g.as_slice()), &b, 1e-3).unwrap();
-        let gy = GpuTensor::zeros(ctx, "y", &xs);
-        record(ctx, |enc| k::batch_norm::batch_norm_inference(enc, &gx, &gmm, &gmv, gamma.then_some(&gg), &gb, &gy, 1e-3));
-        assert_close("batch_norm_inference", &gy.download(ctx).unwrap(), &want, 1e-5, 1e-5);
+    // 13 channels go element by element, 8 as vec4s of 4 channels.
+    for xs in [[3, 5, 7, 13], [2, 3, 5, 8]] {
+        let c = xs[3];
+        let x = rng.vec(xs.iter().product(), -2.0, 2.0);
+        let (mm, mv, g, b) = (rng.vec(c, -1.0, 1.0), rng.vec(c, 0.1, 2.0), rng.vec(c, 0.5, 1.5), rng.vec(c, -1.0, 1.0));
+        let (gx, gmm, gmv, gg, gb) =
+            (up(ctx, "x", &xs, &x), up(ctx, "mm", &[c], &mm), up(ctx, "mv", &[c], &mv), up(ctx, "g", &[c], &g), up(ctx, "b", &[c], &b));
+        for gamma in [false, true] {
+            let want = cpu::batch_norm::batch_norm_inference(&x, &xs, &mm, &mv, gamma.then_some(g.as_slice()), &b, 1e-3).unwrap();
+            let gy = GpuTensor::zeros(ctx, "y", &xs);
+            record(ctx, |enc| k::batch_norm::batch_norm_inference(enc, &gx, &gmm, &gmv, gamma.then_some(&gg), &gb, &gy, 1e-3));
+            assert_close(&format!("batch_norm_inference {xs:?}"), &gy.download(ctx).unwrap(), &want, 1e-5, 1e-5);
+        }
     }
 }
 
@@ -156,19 +159,22 @@ fn batch_norm_inference_with_and_without_gamma_matches_cpu() {
 fn batch_norm_train_matches_cpu_including_saved_stats_and_moving_averages() {
     let ctx = gpu_or_skip!();
     let mut rng = Rng::new(31);
-    let xs = [4, 9, 5, 11];
-    let x = rng.vec(xs.iter().product(), -1.0, 3.0);
-    let (mm0, mv0, b) = (rng.vec(11, -1.0, 1.0), rng.vec(11, 0.5, 2.0), rng.vec(11, -1.0, 1.0));
-    let (mut mm, mut mv) = (mm0.clone(), mv0.clone());
-    let (want_y, want_mean, want_invstd) = cpu::batch_norm::batch_norm_train(&x, &xs, None, &b, &mut mm, &mut mv, 1e-3, 0.995).unwrap();
-    let (gx, gb, gmm, gmv) = (up(ctx, "x", &xs, &x), up(ctx, "b", &[11], &b), up(ctx, "mm", &[11], &mm0), up(ctx, "mv", &[11], &mv0));
-    let (gy, gmean, ginv) = (GpuTensor::zeros(ctx, "y", &xs), GpuTensor::zeros(ctx, "mean", &[11]), GpuTensor::zeros(ctx, "invstd", &[11]));
-    record(ctx, |enc| k::batch_norm::batch_norm_train(enc, &gx, None, &gb, &gmm, &gmv, &gy, &gmean, &ginv, 1e-3, 0.995));
-    assert_close("batch_norm_train y", &gy.download(ctx).unwrap(), &want_y, 1e-4, 1e-4);
-    assert_close("batch_norm_train mean", &gmean.download(ctx).unwrap(), &want_mean, 1e-5, 1e-5);
-    assert_close("batch_norm_train invstd", &ginv.download(ctx).unwrap(), &want_invstd, 1e-4, 1e-4);
-    assert_close("batch_norm_train moving_mean", &gmm.download(ctx).unwrap(), &mm, 1e-6, 1e-5);
-    assert_close("batch_norm_train moving_var", &gmv.download(ctx).unwrap(), &mv, 1e-6, 1e-5);
+    for xs in [[4, 9, 5, 11], [3, 7, 5, 12]] {
+        let c = xs[3];
+        let x = rng.vec(xs.iter().product(), -1.0, 3.0);
+        let (mm0, mv0, b) = (rng.vec(c, -1.0, 1.0), rng.vec(c, 0.5, 2.0), rng.vec(c, -1.0, 1.0));
+        let (mut mm, mut mv) = (mm0.clone(), mv0.clone());
+        let (want_y, want_mean, want_invstd) = cpu::batch_norm::batch_norm_train(&x, &xs, None, &b, &mut mm, &mut mv, 1e-3, 0.995).unwrap();
+        let (gx, gb, gmm, gmv) = (up(ctx, "x", &xs, &x), up(ctx, "b", &[c], &b), up(ctx, "mm", &[c], &mm0), up(ctx, "mv", &[c], &mv0));
+        let (gy, gmean, ginv) =
+            (GpuTensor::zeros(ctx, "y", &xs), GpuTensor::zeros(ctx, "mean", &[c]), GpuTensor::zeros(ctx, "invstd", &[c]));
+        record(ctx, |enc| k::batch_norm::batch_norm_train(enc, &gx, None, &gb, &gmm, &gmv, &gy, &gmean, &ginv, 1e-3, 0.995));
+        assert_close(&format!("batch_norm_train y {xs:?}"), &gy.download(ctx).unwrap(), &want_y, 1e-4, 1e-4);
+        assert_close("batch_norm_train mean", &gmean.download(ctx).unwrap(), &want_mean, 1e-5, 1e-5);
+        assert_close("batch_norm_train invstd", &ginv.download(ctx).unwrap(), &want_invstd, 1e-4, 1e-4);
+        assert_close("batch_norm_train moving_mean", &gmm.download(ctx).unwrap(), &mm, 1e-6, 1e-5);
+        assert_close("batch_norm_train moving_var", &gmv.download(ctx).unwrap(), &mv, 1e-6, 1e-5);
+    }
 }
 
 #[test]

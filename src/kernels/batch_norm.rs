@@ -53,7 +53,7 @@ pub fn batch_norm_inference(
         "bn_inference",
         &p,
         &[Some(&x.buffer), Some(&moving_mean.buffer), Some(&moving_var.buffer), Some(g), Some(&beta.buffer), Some(&y.buffer)],
-        groups_1d(x.len()),
+        groups_1d(x.len().div_ceil(4)),
     )
 }
 
@@ -91,7 +91,7 @@ pub fn batch_norm_train(
         "bn_stats",
         &p,
         &[Some(&x.buffer), Some(&mean.buffer), Some(&invstd.buffer), Some(&moving_mean.buffer), Some(&moving_var.buffer)],
-        [p.c, 1, 1],
+        [stat_groups(&p), 1, 1],
     )?;
     let g = gamma.map(|t| &t.buffer).unwrap_or(enc.absent());
     enc.dispatch(
@@ -99,7 +99,7 @@ pub fn batch_norm_train(
         "bn_normalize",
         &p,
         &[Some(&x.buffer), Some(&mean.buffer), Some(&invstd.buffer), Some(g), Some(&beta.buffer), Some(&y.buffer)],
-        groups_1d(x.len()),
+        groups_1d(x.len().div_ceil(4)),
     )
 }
 
@@ -111,6 +111,16 @@ pub struct BatchNormGrads<'a> {
     pub dbeta: Option<&'a GpuTensor>,
     pub sums: &'a GpuTensor,
     pub accumulate: bool,
+}
+
+/// Workgroups of the statistics kernels: one per 4 channels when the count is a multiple of 4, else one
+/// per channel.
+fn stat_groups(p: &BatchNormParams) -> u32 {
+    if p.c % 4 == 0 {
+        p.c / 4
+    } else {
+        p.c
+    }
 }
 
 /// Records the backward of `batch_norm_train` from the saved `mean` and `invstd`.
@@ -155,7 +165,7 @@ pub fn batch_norm_backward(
             Some(grads.dgamma.map(|t| &t.buffer).unwrap_or(absent_rw)),
             Some(grads.dbeta.map(|t| &t.buffer).unwrap_or(absent_rw)),
         ],
-        [p.c, 1, 1],
+        [stat_groups(&p), 1, 1],
     )?;
     p.flags = (p.flags & 1) | if grads.accumulate { 2 } else { 0 };
     enc.dispatch(
@@ -172,6 +182,6 @@ pub fn batch_norm_backward(
             Some(&grads.dx.buffer),
             None,
         ],
-        groups_1d(x.len()),
+        groups_1d(x.len().div_ceil(4)),
     )
 }

@@ -9,31 +9,38 @@
 // crop_resize_area: per box b = (image, x0, y0, cw, ch): resize_area of the ch x cw window at (y0, x0) of
 //                   that image (zero outside it) to oh x ow, then the output transform (MTCNN's crops).
 // output transform: v -> (round_half_even(v) if p.round else v + p.add) * p.mul (identity by default).
-//                   The two area resizes may write more channels than the input has (p.oc > p.c); the extra
-//                   ones are 0 (MTCNN's networks take 4 channels, see models/mtcnn.rs).
+//                   With 4 channels the area resizes take a pixel per invocation (vec4 loads).
 // crop_pad:         y[n,oy,ox,c] = x[n, oy+y0, ox+x0, c] inside the image, else 0
 // flip_h:           y[n,oy,ox,c] = x[n, oy, w-1-ox, c]
 // fixed_standardize: y = (x - 127.5) / 128
 // prewhiten_stats + prewhiten_apply: per image, y = (x - mean) / max(std, 1/sqrt(h*w*c))  (std biased)
 
-struct Params { n: u32, h: u32, w: u32, c: u32, oh: u32, ow: u32, y0: i32, x0: i32, add: f32, mul: f32, round: u32, oc: u32 }
+struct Params { n: u32, h: u32, w: u32, c: u32, oh: u32, ow: u32, y0: i32, x0: i32, add: f32, mul: f32, round: u32, pad: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;           // [n, h, w, c]
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;     // [n, oh, ow, c]
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;       // [n, h, w, c] (padded to 16 bytes)
+@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>; // [n, oh, ow, c]
 @group(0) @binding(3) var<storage, read_write> stats: array<f32>; // [n, 2] mean, divisor (prewhiten)
 @group(0) @binding(4) var<storage, read> boxes: array<i32>;       // [n, 5] image, x0, y0, cw, ch (crop_resize_area)
+
+fn xs(i: u32) -> f32 {
+    return x[i >> 2u][i & 3u];
+}
+
+fn put(i: u32, v: f32) {
+    y[i >> 2u][i & 3u] = v;
+}
 
 struct Out { b: u32, oy: u32, ox: u32, ch: u32 }
 
 fn out_index(i: u32) -> Out {
-    let ch = i % p.oc;
-    let pix = i / p.oc;
+    let ch = i % p.c;
+    let pix = i / p.c;
     return Out(pix / (p.ow * p.oh), (pix / p.ow) % p.oh, pix % p.ow, ch);
 }
 
 fn at(b: u32, iy: u32, ix: u32, ch: u32) -> f32 {
-    return x[((b * p.h + iy) * p.w + ix) * p.c + ch];
+    return xs(((b * p.h + iy) * p.w + ix) * p.c + ch);
 }
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
@@ -57,7 +64,7 @@ fn resize_bilinear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let fx = sx - f32(x0);
     let top = at(o.b, y0, x0, o.ch) * (1.0 - fx) + at(o.b, y0, x1, o.ch) * fx;
     let bot = at(o.b, y1, x0, o.ch) * (1.0 - fx) + at(o.b, y1, x1, o.ch) * fx;
-    y[i] = top * (1.0 - fy) + bot * fy;
+    put(i, top * (1.0 - fy) + bot * fy);
 }
 
 // Input span [first, last] and weight function of one axis of INTER_AREA.
@@ -134,22 +141,59 @@ fn area(o: Out, b: u32, x0: i32, y0: i32, cw: u32, ch: u32) -> f32 {
     return transform(acc);
 }
 
+// area() for all 4 channels of output pixel `pix` (flattened b, oy, ox) from image b, as vec4s.
+fn area4(pix: u32, b: u32, x0: i32, y0: i32, cw: u32, chh: u32) -> vec4<f32> {
+    let oy = (pix / p.ow) % p.oh;
+    let ox = pix % p.ow;
+    let shrink = p.oh <= chh && p.ow <= cw;
+    let sy = span(oy, chh, p.oh, shrink);
+    let sx = span(ox, cw, p.ow, shrink);
+    var acc = vec4<f32>();
+    for (var iy = sy.first; iy <= sy.last; iy++) {
+        let wy = weight(sy, iy);
+        let ty = y0 + i32(iy);
+        var row = vec4<f32>();
+        for (var ix = sx.first; ix <= sx.last; ix++) {
+            let tx = x0 + i32(ix);
+            if (ty >= 0 && tx >= 0 && ty < i32(p.h) && tx < i32(p.w)) {
+                row += weight(sx, ix) * x[(b * p.h + u32(ty)) * p.w + u32(tx)];
+            }
+        }
+        acc += wy * row;
+    }
+    return (select(acc, round(acc), p.round != 0u) + p.add) * p.mul;
+}
+
 @compute @workgroup_size(64)
 fn resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i < p.n * p.oh * p.ow * p.oc) {
+    if (p.c == 4u) {
+        // Four channels (MTCNN's RGB plus a padding channel): one invocation per pixel, vec4 loads.
+        if (i < p.n * p.oh * p.ow) {
+            y[i] = area4(i, i / (p.oh * p.ow), 0, 0, p.w, p.h);
+        }
+        return;
+    }
+    if (i < p.n * p.oh * p.ow * p.c) {
         let o = out_index(i);
-        y[i] = select(0.0, area(o, o.b, 0, 0, p.w, p.h), o.ch < p.c);
+        put(i, area(o, o.b, 0, 0, p.w, p.h));
     }
 }
 
 @compute @workgroup_size(64)
 fn crop_resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i < p.n * p.oh * p.ow * p.oc) {
+    if (p.c == 4u) {
+        if (i < p.n * p.oh * p.ow) {
+            let bx = (i / (p.oh * p.ow)) * 5u;
+            y[i] = area4(i, u32(boxes[bx]), boxes[bx + 1u], boxes[bx + 2u], u32(max(boxes[bx + 3u], 1)), u32(max(boxes[bx + 4u], 1)));
+        }
+        return;
+    }
+    if (i < p.n * p.oh * p.ow * p.c) {
         let o = out_index(i);
         let bx = o.b * 5u;
-        y[i] = select(0.0, area(o, u32(boxes[bx]), boxes[bx + 1u], boxes[bx + 2u], u32(max(boxes[bx + 3u], 1)), u32(max(boxes[bx + 4u], 1))), o.ch < p.c);
+        put(i, area(o, u32(boxes[bx]), boxes[bx + 1u], boxes[bx + 2u], u32(max(boxes[bx + 3u], 1)), u32(max(boxes[bx + 4u], 1))));
     }
 }
 
@@ -166,7 +210,7 @@ fn crop_pad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
         v = at(o.b, u32(iy), u32(ix), o.ch);
     }
-    y[i] = v;
+    put(i, v);
 }
 
 @compute @workgroup_size(64)
@@ -176,14 +220,14 @@ fn flip_h(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         return;
     }
     let o = out_index(i);
-    y[i] = at(o.b, o.oy, p.w - 1u - o.ox, o.ch);
+    put(i, at(o.b, o.oy, p.w - 1u - o.ox, o.ch));
 }
 
 @compute @workgroup_size(64)
 fn fixed_standardize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i < p.n * p.h * p.w * p.c) {
-        y[i] = (x[i] - 127.5) / 128.0;
+        put(i, (xs(i) - 127.5) / 128.0);
     }
 }
 
@@ -209,13 +253,13 @@ fn prewhiten_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     let base = wg.x * size;
     var s = 0.0;
     for (var k = t; k < size; k += 64u) {
-        s += x[base + k];
+        s += xs(base + k);
     }
     part[t] = s;
     let mean = reduce(t) / f32(size);
     var q = 0.0;
     for (var k = t; k < size; k += 64u) {
-        let d = x[base + k] - mean;
+        let d = xs(base + k) - mean;
         q += d * d;
     }
     part[t] = q;
@@ -232,6 +276,6 @@ fn prewhiten_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let size = p.h * p.w * p.c;
     if (i < p.n * size) {
         let b = i / size;
-        y[i] = (x[i] - stats[b * 2u]) / stats[b * 2u + 1u];
+        put(i, (xs(i) - stats[b * 2u]) / stats[b * 2u + 1u]);
     }
 }

@@ -347,6 +347,9 @@ fn resize_bilinear_and_area_up_and_down_match_cpu() {
     let xs = [2, 23, 17, 3];
     let x = rng.vec(xs.iter().product(), 0.0, 255.0);
     let gx = up(ctx, "x", &xs, &x);
+    let xs4 = [2, 23, 17, 4];
+    let x4 = rng.vec(xs4.iter().product(), 0.0, 255.0);
+    let gx4 = up(ctx, "x", &xs4, &x4);
     // Shrink, shrink, grow, grow, identity, and mixed (one axis grows: OpenCV's enlarging rule on both).
     for out in [(12, 9), (7, 5), (40, 31), (24, 24), (23, 17), (30, 10)] {
         let gy = GpuTensor::zeros(ctx, "y", &[2, out.0, out.1, 3]);
@@ -366,6 +369,16 @@ fn resize_bilinear_and_area_up_and_down_match_cpu() {
             1e-3,
             1e-5,
         );
+        // Four channels take a pixel per invocation (vec4s).
+        let gy4 = GpuTensor::zeros(ctx, "y", &[2, out.0, out.1, 4]);
+        record(ctx, |enc| k::image::resize_area(enc, &gx4, &gy4, Transform::IDENTITY));
+        assert_close(
+            &format!("resize_area 4 channels {out:?}"),
+            &gy4.download(ctx).unwrap(),
+            &cpu::image::resize_area(&x4, &xs4, out, Transform::IDENTITY).unwrap(),
+            1e-3,
+            1e-5,
+        );
     }
 }
 
@@ -381,6 +394,17 @@ fn resize_area_rounds_and_normalizes_like_mtcnn_pyramid() {
     record(ctx, |enc| k::image::resize_area(enc, &gx, &gy, t));
     let want = cpu::image::resize_area(&x, &xs, (19, 16), t).unwrap();
     assert_close("resize_area rounded", &gy.download(ctx).unwrap(), &want, 1e-6, 0.0);
+    let xs4 = [1, 31, 26, 4];
+    let x4 = rng.vec(xs4.iter().product(), 0.0, 255.0);
+    let gy4 = GpuTensor::zeros(ctx, "y", &[1, 19, 16, 4]);
+    record(ctx, |enc| k::image::resize_area(enc, &up(ctx, "x", &xs4, &x4), &gy4, t));
+    assert_close(
+        "resize_area rounded 4 channels",
+        &gy4.download(ctx).unwrap(),
+        &cpu::image::resize_area(&x4, &xs4, (19, 16), t).unwrap(),
+        1e-6,
+        0.0,
+    );
     // Rounded to whole pixel values before normalizing.
     assert!(want.iter().all(|&v| ((v / 0.0078125 + 127.5) - (v / 0.0078125 + 127.5).round()).abs() < 1e-3));
 }
@@ -403,6 +427,13 @@ fn crop_resize_area_pads_with_zeros_and_matches_cpu() {
     record(ctx, |enc| k::image::crop_resize_area(enc, &gx, &gb, &gy, t));
     let want = cpu::image::crop_resize_area(&x, &xs, &boxes, (24, 24), t).unwrap();
     assert_close("crop_resize_area", &gy.download(ctx).unwrap(), &want, 1e-4, 1e-5);
+    // The same boxes on a 4-channel image (a pixel per invocation).
+    let xs4 = [2, 20, 27, 4];
+    let x4 = rng.vec(xs4.iter().product(), 0.0, 255.0);
+    let gy4 = GpuTensor::zeros(ctx, "y", &[n, 24, 24, 4]);
+    record(ctx, |enc| k::image::crop_resize_area(enc, &up(ctx, "x", &xs4, &x4), &gb, &gy4, t));
+    let want4 = cpu::image::crop_resize_area(&x4, &xs4, &boxes, (24, 24), t).unwrap();
+    assert_close("crop_resize_area 4 channels", &gy4.download(ctx).unwrap(), &want4, 1e-4, 1e-5);
     // A box wholly outside the image is the normalized zero everywhere.
     let last = &want[(n - 1) * 24 * 24 * 3..];
     assert!(last.iter().all(|&v| v == -127.5 * 0.0078125));

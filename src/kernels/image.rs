@@ -18,8 +18,7 @@ pub struct ImageParams {
     pub add: f32,
     pub mul: f32,
     pub round: u32,
-    /// Output channels: `c`, or more for the area resizes (the extra channels are written as 0).
-    pub oc: u32,
+    pub pad: u32,
 }
 
 /// What the area resizes do to each output value: `(round_half_even(v) if round else v, + add) * mul`.
@@ -61,25 +60,16 @@ impl ImageParams {
             add: 0.0,
             mul: 1.0,
             round: 0,
-            oc: x[3] as u32,
+            pad: 0,
         })
     }
 
     pub fn out_shape(&self) -> [usize; 4] {
-        [self.n as usize, self.oh as usize, self.ow as usize, self.oc as usize]
+        [self.n as usize, self.oh as usize, self.ow as usize, self.c as usize]
     }
 
     pub fn with_transform(mut self, t: Transform) -> Self {
         (self.add, self.mul, self.round) = (t.add, t.mul, t.round as u32);
-        self
-    }
-
-    /// Takes the output's channel count from `y` when it holds at least the input's (the area resizes
-    /// zero-fill the rest); a smaller count is left for the shape check to refuse.
-    fn with_out_channels(mut self, y: &[usize]) -> Self {
-        if let Some(&oc) = y.get(3).filter(|&&oc| oc >= self.c as usize) {
-            self.oc = oc as u32;
-        }
         self
     }
 }
@@ -100,22 +90,28 @@ pub fn resize_bilinear(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor) -> Resul
     run(enc, "resize_bilinear", &p, x, y)
 }
 
-/// Resizes to `y`'s height and width as OpenCV INTER_AREA, then applies `t` (the MTCNN pyramid). `y` may
-/// have more channels than `x`; those are written as 0.
+/// Resizes to `y`'s height and width as OpenCV INTER_AREA, then applies `t` (the MTCNN pyramid). Four
+/// channels (MTCNN's RGB plus padding) take a pixel per invocation.
 pub fn resize_area(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor, t: Transform) -> Result<(), GpuError> {
-    let p = ImageParams::new("resize_area", &x.shape, hw(&y.shape))?.with_transform(t).with_out_channels(&y.shape);
-    run(enc, "resize_area", &p, x, y)
+    let p = ImageParams::new("resize_area", &x.shape, hw(&y.shape))?.with_transform(t);
+    check_shape("resize_area", "output", &y.shape, &p.out_shape())?;
+    enc.dispatch(Shader::Image, "resize_area", &p, &[Some(&x.buffer), Some(&y.buffer), None, None], area_groups(&p, y))
 }
 
 /// MTCNN's crops: for each box `(image, x0, y0, cw, ch)` of `boxes` (i32 stored in a u32 tensor `[n, 5]`),
 /// the `ch x cw` window at `(y0, x0)` of that image of `x`, zero outside the image, area-resized to `y`'s
-/// `[n, oh, ow, c]` (or more channels, written as 0), then `t`. Image indices must be below `x`'s batch.
+/// `[n, oh, ow, c]`, then `t`. Image indices must be below `x`'s batch.
 pub fn crop_resize_area(enc: &mut Encoder, x: &GpuTensor, boxes: &GpuTensor, y: &GpuTensor, t: Transform) -> Result<(), GpuError> {
-    let mut p = ImageParams::new("crop_resize_area", &x.shape, hw(&y.shape))?.with_transform(t).with_out_channels(&y.shape);
+    let mut p = ImageParams::new("crop_resize_area", &x.shape, hw(&y.shape))?.with_transform(t);
     p.n = y.shape[0] as u32;
     check_shape("crop_resize_area", "boxes", &boxes.shape, &[p.n as usize, 5])?;
     check_shape("crop_resize_area", "output", &y.shape, &p.out_shape())?;
-    enc.dispatch(Shader::Image, "crop_resize_area", &p, &[Some(&x.buffer), Some(&y.buffer), None, Some(&boxes.buffer)], groups_1d(y.len()))
+    enc.dispatch(Shader::Image, "crop_resize_area", &p, &[Some(&x.buffer), Some(&y.buffer), None, Some(&boxes.buffer)], area_groups(&p, y))
+}
+
+/// Workgroups of the area resizes: one invocation per output value, or per pixel with 4 channels.
+fn area_groups(p: &ImageParams, y: &GpuTensor) -> [u32; 3] {
+    groups_1d(if p.c == 4 { y.len() / 4 } else { y.len() })
 }
 
 /// `y[oy, ox] = x[oy + top, ox + left]`, zero outside the image; `top`/`left` may be negative.

@@ -8,10 +8,11 @@
 //! RNet and ONet batches, which are cut into chunks so memory stays bounded whatever the number of
 //! candidates.
 //!
-//! On the GPU every layer's channels are padded with zeros to a multiple of 4 ([`LANES`]): the input
-//! is RGB plus a zero channel, and PNet's 10 channels are 12. conv2d then reads whole vec4s, which on
-//! llvmpipe made the first convs (3 input channels) several times faster. The padded channels hold
-//! zero weights, biases and outputs, so the results are unchanged.
+//! On the GPU every layer's channels are padded to a multiple of 4 ([`LANES`]): the image is RGB plus a
+//! padding channel (the pyramid and crops then read a pixel as one vec4), and PNet's 10 channels are 12.
+//! conv2d then reads whole vec4s, which on llvmpipe made the first convs (3 input channels) several
+//! times faster. The padded input channels have zero weights, and the padded outputs zero weights,
+//! biases and alphas, so the results are unchanged.
 
 pub mod boxes;
 
@@ -203,7 +204,7 @@ impl Net {
         Ok(Self { name, layers, outputs: channels, padded_outputs: padded })
     }
 
-    /// Records the forward pass of `x` (`[n, h, w, LANES]`: normalized RGB and a zero channel) and returns
+    /// Records the forward pass of `x` (`[n, h, w, LANES]`: normalized RGB and a padding channel) and returns
     /// the output `[n, oh, ow, padded_outputs]`, whose first `outputs` channels are the net's.
     pub fn forward(&self, enc: &mut Encoder, arena: &mut Arena, x: &GpuTensor) -> Result<GpuTensor, GpuError> {
         let ctx = enc.ctx();
@@ -376,8 +377,10 @@ impl Mtcnn {
         let (w, h) = (images[0].width() as usize, images[0].height() as usize);
         let t = Instant::now();
         self.input.reset();
-        let input = self.input.take(ctx, "mtcnn input images", &[n, h, w, 3]);
-        let pixels: Vec<f32> = images.iter().flat_map(|im| im.as_raw().iter().map(|&v| f32::from(v))).collect();
+        let input = self.input.take(ctx, "mtcnn input images", &[n, h, w, LANES]);
+        // RGB plus a padding channel (see the module doc); its weights are zero.
+        let pixels: Vec<f32> =
+            images.iter().flat_map(|im| im.pixels().flat_map(|px| [f32::from(px[0]), f32::from(px[1]), f32::from(px[2]), 0.0])).collect();
         input.write(ctx, &pixels)?;
 
         // Stage 1: PNet on every scale, NMS 0.5 per scale, then NMS 0.7 over all scales.

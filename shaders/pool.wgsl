@@ -46,6 +46,13 @@ fn window(i: u32) -> Window {
 @compute @workgroup_size(64)
 fn max_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.y * nwg.x * 64u + gid.x;
+    if ((p.c & 3u) == 0u) {
+        // Four channels per invocation, as vec4s.
+        if (i * 4u < p.n * p.oh * p.ow * p.c) {
+            max_pool4(i);
+        }
+        return;
+    }
     if (i >= p.n * p.oh * p.ow * p.c) {
         return;
     }
@@ -72,6 +79,32 @@ fn max_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
     put_y(i, best);
     argmax[i >> 2u][i & 3u] = best_at;
+}
+
+// max_pool of output elements 4*i4 .. 4*i4+3 (four channels of one window; c is a multiple of 4).
+fn max_pool4(i4: u32) {
+    let win = window(i4 * 4u);
+    var best = vec4<f32>(-3.402823e38);
+    var best_at = vec4<u32>();
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let iy = win.y0 + i32(ky);
+        if (iy < 0 || iy >= i32(p.h)) {
+            continue;
+        }
+        for (var kx = 0u; kx < p.kw; kx++) {
+            let ix = win.x0 + i32(kx);
+            if (ix < 0 || ix >= i32(p.w)) {
+                continue;
+            }
+            let at = win.base + (u32(iy) * p.w + u32(ix)) * p.c + win.ch;
+            let v = x[at / 4u];
+            let better = v > best;
+            best = select(best, v, better);
+            best_at = select(best_at, at + vec4<u32>(0u, 1u, 2u, 3u), better);
+        }
+    }
+    y[i4] = best;
+    argmax[i4] = best_at;
 }
 
 @compute @workgroup_size(64)

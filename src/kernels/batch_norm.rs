@@ -116,7 +116,7 @@ pub struct BatchNormGrads<'a> {
 /// Workgroups of the statistics kernels: one per 4 channels when the count is a multiple of 4, else one
 /// per channel.
 fn stat_groups(p: &BatchNormParams) -> u32 {
-    if p.c % 4 == 0 {
+    if p.c.is_multiple_of(4) {
         p.c / 4
     } else {
         p.c

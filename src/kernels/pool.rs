@@ -75,7 +75,9 @@ pub fn max_pool(
     if argmax.dtype != DType::U32 {
         return Err(GpuError::Invalid { op: "max_pool", detail: format!("argmax tensor '{}' must be u32", argmax.label) });
     }
-    enc.dispatch(Shader::Pool, "max_pool", &p, &[Some(&x.buffer), Some(&y.buffer), Some(&argmax.buffer)], groups_1d(y.len()))?;
+    // Four channels per invocation where c is a multiple of 4.
+    let invocations = if p.c.is_multiple_of(4) { y.len() / 4 } else { y.len() };
+    enc.dispatch(Shader::Pool, "max_pool", &p, &[Some(&x.buffer), Some(&y.buffer), Some(&argmax.buffer)], groups_1d(invocations))?;
     Ok(p)
 }
 

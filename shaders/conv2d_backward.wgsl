@@ -3,7 +3,7 @@
 // Forward, per output element (m = flattened n,oy,ox; o = output channel):
 //   v = conv(x, w)[m,o] + bias[o];  t = v*scale[o] + shift[o];  u = residual[m,o] + res_scale*t;  y = act(u)
 //
-// epilogue_backward (one invocation per output element):
+// epilogue_backward (four output elements per invocation):
 //   du   = dy * act'(u)            relu: y > 0;  prelu: u > 0 ? 1 : alpha[o]  (u read from `preact`)
 //   prod = dy * min(u, 0)          (act 2: summed per channel by reduce.wgsl col_sum into d alpha)
 //   dres = du                      (flags & 4: written, or added when flags & 8)
@@ -32,12 +32,12 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;   // y | w (grad_input) | g (grad_weight)
 // a and b are read as vec4s where grad_input's channel counts are multiples of 4, else element by
 // element (as_, bs); buffers are padded to 16 bytes.
-@group(0) @binding(3) var<storage, read> preact: array<f32>;    // u [m, oc] (epilogue, act 2)
-@group(0) @binding(4) var<storage, read> alpha: array<f32>;     // [oc] (epilogue, act 2)
-@group(0) @binding(5) var<storage, read> scale: array<f32>;     // [oc] (epilogue, flags & 2)
+@group(0) @binding(3) var<storage, read> preact: array<vec4<f32>>; // u [m, oc] (epilogue, act 2)
+@group(0) @binding(4) var<storage, read> alpha: array<vec4<f32>>;  // [oc] (epilogue, act 2)
+@group(0) @binding(5) var<storage, read> scale: array<vec4<f32>>;  // [oc] (epilogue, flags & 2)
 @group(0) @binding(6) var<storage, read_write> out: array<vec4<f32>>; // g | dx | part or dw | dw
-@group(0) @binding(7) var<storage, read_write> dres: array<f32>;  // [m, oc] (epilogue, flags & 4)
-@group(0) @binding(8) var<storage, read_write> prod: array<f32>;  // [m, oc] (epilogue, act 2)
+@group(0) @binding(7) var<storage, read_write> dres: array<vec4<f32>>; // [m, oc] (epilogue, flags & 4)
+@group(0) @binding(8) var<storage, read_write> prod: array<vec4<f32>>; // [m, oc] (epilogue, act 2)
 
 fn as_(i: u32) -> f32 {
     return a[i >> 2u][i & 3u];
@@ -106,31 +106,59 @@ fn put_row(row: u32, row_end: u32, col0: u32, cols: u32, base: u32, a: vec4<f32>
     put_cols(row < row_end, base + row * cols + col0, col0, cols, a, b, acc);
 }
 
+// Four elements per invocation: as vec4s when oc is a multiple of 4, else one by one.
 @compute @workgroup_size(64)
 fn epilogue_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    if (i >= p.n * p.oh * p.ow * p.oc) {
+    let i4 = index(gid, nwg);
+    let total = p.n * p.oh * p.ow * p.oc;
+    if (i4 * 4u >= total) {
         return;
     }
-    let o = i % p.oc;
-    let dy = as_(i);
-    var du = dy;
-    if (p.act == 1u) {
-        du = select(0.0, dy, bs(i) > 0.0);
-    } else if (p.act == 2u) {
-        let u = preact[i];
-        du = select(alpha[o] * dy, dy, u > 0.0);
-        prod[i] = dy * min(u, 0.0);
+    if ((p.oc & 3u) == 0u) {
+        let o4 = ((i4 * 4u) % p.oc) / 4u;
+        let dy = a[i4];
+        var du = dy;
+        if (p.act == 1u) {
+            du = select(vec4<f32>(), dy, b[i4] > vec4<f32>());
+        } else if (p.act == 2u) {
+            let u = preact[i4];
+            du = select(alpha[o4] * dy, dy, u > vec4<f32>());
+            prod[i4] = dy * min(u, vec4<f32>());
+        }
+        var g = du;
+        if ((p.flags & 4u) != 0u) {
+            dres[i4] = select(vec4<f32>(), dres[i4], (p.flags & 8u) != 0u) + du;
+            g = g * p.res_scale;
+        }
+        if ((p.flags & 2u) != 0u) {
+            g = g * scale[o4];
+        }
+        out[i4] = g;
+        return;
     }
-    var g = du;
-    if ((p.flags & 4u) != 0u) {
-        dres[i] = select(0.0, dres[i], (p.flags & 8u) != 0u) + du;
-        g = g * p.res_scale;
+    for (var i = i4 * 4u; i < min(i4 * 4u + 4u, total); i++) {
+        let q = i >> 2u;
+        let r = i & 3u;
+        let o = i % p.oc;
+        let dy = as_(i);
+        var du = dy;
+        if (p.act == 1u) {
+            du = select(0.0, dy, bs(i) > 0.0);
+        } else if (p.act == 2u) {
+            let u = preact[q][r];
+            du = select(alpha[o >> 2u][o & 3u] * dy, dy, u > 0.0);
+            prod[q][r] = dy * min(u, 0.0);
+        }
+        var g = du;
+        if ((p.flags & 4u) != 0u) {
+            dres[q][r] = select(0.0, dres[q][r], (p.flags & 8u) != 0u) + du;
+            g = g * p.res_scale;
+        }
+        if ((p.flags & 2u) != 0u) {
+            g = g * scale[o >> 2u][o & 3u];
+        }
+        out[q][r] = g;
     }
-    if ((p.flags & 2u) != 0u) {
-        g = g * scale[o];
-    }
-    out[i >> 2u][i & 3u] = g;
 }
 
 @compute @workgroup_size(64)
@@ -562,16 +590,28 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     put_row(row0 + 7u, row_end, o0 + 8u, p.oc, base, c7_2, c7_3, acc);
 }
 
+// Four elements per invocation: as vec4s when the weight count is a multiple of 4 (so every split's
+// slice is aligned), else one by one.
 @compute @workgroup_size(64)
 fn grad_weight_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
+    let i4 = index(gid, nwg);
     let total = p.kh * p.kw * p.c * p.oc;
-    if (i >= total) {
+    if (i4 * 4u >= total) {
         return;
     }
-    var s = 0.0;
-    for (var k = 0u; k < p.splits; k++) {
-        s += as_(k * total + i);
+    if ((total & 3u) == 0u) {
+        var s = vec4<f32>();
+        for (var k = 0u; k < p.splits; k++) {
+            s += a[(k * total) / 4u + i4];
+        }
+        out[i4] = select(vec4<f32>(), out[i4], (p.flags & 1u) != 0u) + s;
+        return;
     }
-    out[i >> 2u][i & 3u] = select(0.0, out[i >> 2u][i & 3u], (p.flags & 1u) != 0u) + s;
+    for (var i = i4 * 4u; i < min(i4 * 4u + 4u, total); i++) {
+        var s = 0.0;
+        for (var k = 0u; k < p.splits; k++) {
+            s += as_(k * total + i);
+        }
+        out[i >> 2u][i & 3u] = select(0.0, out[i >> 2u][i & 3u], (p.flags & 1u) != 0u) + s;
+    }
 }

@@ -397,52 +397,57 @@ fn conv2d_backward_cases(ctx: &facegpu::gpu::GpuContext) {
 fn conv2d_epilogue_backward_matches_cpu() {
     let ctx = gpu_or_skip!();
     let mut rng = Rng::new(311);
-    let (xs, ws) = ([2, 5, 6, 3], [3, 3, 3, 11]);
-    let p = Conv2dParams::new(&xs, &ws, (1, 1), Padding::Same).unwrap();
-    let n: usize = p.out_shape().iter().product();
-    let oc = 11;
-    let (dy, y, u, res, dres0) =
-        (rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
-    let (bias, sc, sh, alpha) = (rng.vec(oc, -0.5, 0.5), rng.vec(oc, 0.5, 1.5), rng.vec(oc, -0.5, 0.5), rng.vec(oc, 0.05, 0.3));
-    let shape = p.out_shape();
-    let (gdy, gy, gu, gres) =
-        (up(ctx, "dy", &shape, &dy), up(ctx, "y", &shape, &y), up(ctx, "u", &shape, &u), up(ctx, "res", &shape, &res));
-    let (gb, gsc, gsh, gal) =
-        (up(ctx, "b", &[oc], &bias), up(ctx, "sc", &[oc], &sc), up(ctx, "sh", &[oc], &sh), up(ctx, "al", &[oc], &alpha));
-    for case in 0..4 {
-        let (affine, residual, act) = [(false, false, 1), (true, true, 1), (false, true, 2), (true, false, 0)][case];
-        let cpu_epi = Epilogue {
-            bias: Some(bias.as_slice()),
-            affine: affine.then_some((sc.as_slice(), sh.as_slice())),
-            residual: residual.then_some((res.as_slice(), 0.17)),
-            act: [Activation::None, Activation::Relu, Activation::Prelu(alpha.as_slice())][act],
-        };
-        let gpu_epi = Epilogue {
-            bias: Some(&gb),
-            affine: affine.then_some((&gsc, &gsh)),
-            residual: residual.then_some((&gres, 0.17)),
-            act: [Activation::None, Activation::Relu, Activation::Prelu(&gal)][act],
-        };
-        for accumulate in [false, true] {
-            let mut dres = dres0.clone();
-            let (g, prod) =
-                cpu::conv2d_backward::epilogue_backward(&p, &cpu_epi, &dy, &y, Some(&u), residual.then_some((&mut dres, accumulate)))
-                    .unwrap();
-            let (gg, gdres, gprod) =
-                (GpuTensor::zeros(ctx, "g", &shape), up(ctx, "dres", &shape, &dres0), GpuTensor::zeros(ctx, "prod", &shape));
-            record(ctx, |enc| {
-                let saved = EpilogueSaved { y: &gy, preact: Some(&gu) };
-                let grads =
-                    EpilogueGrads { g: &gg, residual: residual.then_some((&gdres, accumulate)), prelu_prod: (act == 2).then_some(&gprod) };
-                k::conv2d_backward::epilogue_backward(enc, &p, &gpu_epi, &gdy, &saved, &grads)
-            });
-            let name = format!("epilogue case {case} acc {accumulate}");
-            assert_close(&format!("{name} g"), &gg.download(ctx).unwrap(), &g, 1e-6, 1e-6);
-            if residual {
-                assert_close(&format!("{name} dres"), &gdres.download(ctx).unwrap(), &dres, 1e-6, 1e-6);
-            }
-            if act == 2 {
-                assert_close(&format!("{name} prelu product"), &gprod.download(ctx).unwrap(), &prod, 1e-6, 1e-6);
+    // 11 output channels element by element, 12 as vec4s.
+    for oc in [11, 12] {
+        let (xs, ws) = ([2, 5, 6, 3], [3, 3, 3, oc]);
+        let p = Conv2dParams::new(&xs, &ws, (1, 1), Padding::Same).unwrap();
+        let n: usize = p.out_shape().iter().product();
+        let (dy, y, u, res, dres0) =
+            (rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
+        let (bias, sc, sh, alpha) = (rng.vec(oc, -0.5, 0.5), rng.vec(oc, 0.5, 1.5), rng.vec(oc, -0.5, 0.5), rng.vec(oc, 0.05, 0.3));
+        let shape = p.out_shape();
+        let (gdy, gy, gu, gres) =
+            (up(ctx, "dy", &shape, &dy), up(ctx, "y", &shape, &y), up(ctx, "u", &shape, &u), up(ctx, "res", &shape, &res));
+        let (gb, gsc, gsh, gal) =
+            (up(ctx, "b", &[oc], &bias), up(ctx, "sc", &[oc], &sc), up(ctx, "sh", &[oc], &sh), up(ctx, "al", &[oc], &alpha));
+        for case in 0..4 {
+            let (affine, residual, act) = [(false, false, 1), (true, true, 1), (false, true, 2), (true, false, 0)][case];
+            let cpu_epi = Epilogue {
+                bias: Some(bias.as_slice()),
+                affine: affine.then_some((sc.as_slice(), sh.as_slice())),
+                residual: residual.then_some((res.as_slice(), 0.17)),
+                act: [Activation::None, Activation::Relu, Activation::Prelu(alpha.as_slice())][act],
+            };
+            let gpu_epi = Epilogue {
+                bias: Some(&gb),
+                affine: affine.then_some((&gsc, &gsh)),
+                residual: residual.then_some((&gres, 0.17)),
+                act: [Activation::None, Activation::Relu, Activation::Prelu(&gal)][act],
+            };
+            for accumulate in [false, true] {
+                let mut dres = dres0.clone();
+                let (g, prod) =
+                    cpu::conv2d_backward::epilogue_backward(&p, &cpu_epi, &dy, &y, Some(&u), residual.then_some((&mut dres, accumulate)))
+                        .unwrap();
+                let (gg, gdres, gprod) =
+                    (GpuTensor::zeros(ctx, "g", &shape), up(ctx, "dres", &shape, &dres0), GpuTensor::zeros(ctx, "prod", &shape));
+                record(ctx, |enc| {
+                    let saved = EpilogueSaved { y: &gy, preact: Some(&gu) };
+                    let grads = EpilogueGrads {
+                        g: &gg,
+                        residual: residual.then_some((&gdres, accumulate)),
+                        prelu_prod: (act == 2).then_some(&gprod),
+                    };
+                    k::conv2d_backward::epilogue_backward(enc, &p, &gpu_epi, &gdy, &saved, &grads)
+                });
+                let name = format!("epilogue oc {oc} case {case} acc {accumulate}");
+                assert_close(&format!("{name} g"), &gg.download(ctx).unwrap(), &g, 1e-6, 1e-6);
+                if residual {
+                    assert_close(&format!("{name} dres"), &gdres.download(ctx).unwrap(), &dres, 1e-6, 1e-6);
+                }
+                if act == 2 {
+                    assert_close(&format!("{name} prelu product"), &gprod.download(ctx).unwrap(), &prod, 1e-6, 1e-6);
+                }
             }
         }
     }

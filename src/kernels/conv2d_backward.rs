@@ -122,7 +122,7 @@ pub fn epilogue_backward(
         "epilogue_backward",
         &q,
         &[Some(&dy.buffer), Some(&saved.y.buffer), Some(preact), Some(alpha), Some(scale), Some(&grads.g.buffer), Some(dres), Some(prod)],
-        groups_1d(dy.len()),
+        groups_1d(dy.len().div_ceil(4)),
     )
 }
 
@@ -212,6 +212,6 @@ pub fn grad_weight(
         "grad_weight_reduce",
         &q,
         &[Some(&scratch.buffer), None, None, None, None, Some(&dw.buffer), None, None],
-        groups_1d(dw.len()),
+        groups_1d(dw.len().div_ceil(4)),
     )
 }

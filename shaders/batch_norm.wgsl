@@ -6,7 +6,8 @@
 //                moving_mean -= (1 - decay) * (moving_mean - mean)
 //                moving_var  -= (1 - decay) * (moving_var - var * rows / (rows - 1))   (Bessel, as TF's fused BN)
 // bn_normalize:  y = (x - mean[c]) * invstd[c] * gamma[c] + beta[c]
-// gamma is 1 when flags & 1 == 0 (facenet's scale=False).
+// gamma is 1 when flags & 1 == 0 (facenet's scale=False); flags & 8: bn_normalize applies a ReLU after
+// (fused; the backward then masks dy with the output, see batch_norm_backward.wgsl).
 
 struct Params {
     rows: u32, c: u32, flags: u32, eps: f32,
@@ -51,7 +52,10 @@ fn apply(i4: u32, mode: u32) {
     if (mode == 0u) {
         b = inverseSqrt(b + p.eps);
     }
-    let v = (x[i4] - a) * b * g + t;
+    var v = (x[i4] - a) * b * g + t;
+    if ((p.flags & 8u) != 0u) {
+        v = max(v, vec4<f32>());
+    }
     if (i4 * 4u + 4u <= n) {
         y[i4] = v;
         return;

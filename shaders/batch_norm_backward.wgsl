@@ -8,6 +8,7 @@
 // bn_backward_input (4 elements per invocation):
 //   dx[r,c] (+)= gamma[c] * invstd[c] * (dy[r,c] - sum_dy[c] / rows - xhat[r,c] * sum_dyxh[c] / rows)
 //   (added when flags & 2; gamma is 1 when flags & 1 == 0, facenet's scale=False)
+// flags & 8: the forward was fused with a ReLU; dy is taken as dy * (y > 0) with y its output (relu_y).
 
 struct Params {
     rows: u32, c: u32, flags: u32, eps: f32,
@@ -23,6 +24,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> sums: array<f32>;         // [2c] sum_dy, sum_dyxh
 @group(0) @binding(7) var<storage, read_write> dgamma: array<vec4<f32>>; // [c] (flags & 1) | dx [rows, c] (input)
 @group(0) @binding(8) var<storage, read_write> dbeta: array<f32>;        // [c] (flags & 4)
+@group(0) @binding(9) var<storage, read> relu_y: array<vec4<f32>>;       // [rows, c] (flags & 8)
 
 var<workgroup> part: array<vec4<f32>, 64>;
 
@@ -48,11 +50,26 @@ fn x4(e: u32) -> vec4<f32> {
     return vec4<f32>(x[e >> 2u][e & 3u], 0.0, 0.0, 0.0);
 }
 
+// dy, masked by the fused ReLU's output (flags & 8): dy * (y > 0).
 fn dy4(e: u32) -> vec4<f32> {
     if ((p.c & 3u) == 0u) {
-        return dy[e / 4u];
+        return relu_mask4(e / 4u, dy[e / 4u]);
     }
-    return vec4<f32>(dy[e >> 2u][e & 3u], 0.0, 0.0, 0.0);
+    return vec4<f32>(relu_mask1(e, dy[e >> 2u][e & 3u]), 0.0, 0.0, 0.0);
+}
+
+fn relu_mask4(q: u32, d: vec4<f32>) -> vec4<f32> {
+    if ((p.flags & 8u) == 0u) {
+        return d;
+    }
+    return select(vec4<f32>(), d, relu_y[q] > vec4<f32>());
+}
+
+fn relu_mask1(e: u32, d: f32) -> f32 {
+    if ((p.flags & 8u) == 0u) {
+        return d;
+    }
+    return select(0.0, d, relu_y[e >> 2u][e & 3u] > 0.0);
 }
 
 // Per-channel values of channels ch0..ch0+3 (those past c read as the last); one function per buffer, as
@@ -124,7 +141,7 @@ fn bn_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         let ch0 = (i4 * 4u) % p.c;
         let k = invstd4(ch0);
         let xh = (x[i4] - mean4(ch0)) * k;
-        let v = gamma4(ch0) * k * (dy[i4] - sums4(0u, ch0) / n - xh * sums4(p.c, ch0) / n);
+        let v = gamma4(ch0) * k * (relu_mask4(i4, dy[i4]) - sums4(0u, ch0) / n - xh * sums4(p.c, ch0) / n);
         dgamma[i4] = select(vec4<f32>(), dgamma[i4], (p.flags & 2u) != 0u) + v;
         return;
     }
@@ -133,7 +150,7 @@ fn bn_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         let k = invstd[ch];
         let xh = (x[e >> 2u][e & 3u] - mean[ch]) * k;
         let g = select(1.0, gamma[ch], (p.flags & 1u) != 0u);
-        let v = g * k * (dy[e >> 2u][e & 3u] - sums[ch] / n - xh * sums[p.c + ch] / n);
+        let v = g * k * (relu_mask1(e, dy[e >> 2u][e & 3u]) - sums[ch] / n - xh * sums[p.c + ch] / n);
         dgamma[e >> 2u][e & 3u] = select(0.0, dgamma[e >> 2u][e & 3u], (p.flags & 2u) != 0u) + v;
     }
 }

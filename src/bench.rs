@@ -145,13 +145,12 @@ impl Block35 {
     }
 
     fn forward(&self, tape: &mut Tape, enc: &mut Encoder, store: &ParamStore, x: Var) -> Result<Var, GpuError> {
-        let bn = BatchNormSpec { eps: 1e-3, decay: 0.995 };
+        let bn = BatchNormSpec { eps: 1e-3, decay: 0.995, relu: true };
         let conv_bn = |tape: &mut Tape, enc: &mut Encoder, i: usize, input: Var| -> Result<Var, GpuError> {
             let (w, beta, mm, mv) = self.layers[i];
             let (w, beta) = (tape.param(store, w), tape.param(store, beta));
             let y = tape.conv2d(enc, input, w, ConvSpec::new((1, 1), Padding::Same))?;
-            let y = tape.batch_norm(enc, y, None, beta, (store.state(mm), store.state(mv)), bn)?;
-            tape.relu(enc, y)
+            tape.batch_norm(enc, y, None, beta, (store.state(mm), store.state(mv)), bn)
         };
         let b0 = conv_bn(tape, enc, 0, x)?;
         let b1 = conv_bn(tape, enc, 1, x)?;

@@ -464,12 +464,24 @@ fn batch_norm_backward_matches_cpu_with_and_without_gamma() {
         let (gamma, beta, dg0, db0) = (rng.vec(c, 0.5, 1.5), rng.vec(c, -0.5, 0.5), rng.vec(c, -1.0, 1.0), rng.vec(c, -1.0, 1.0));
         let (mut mm, mut mv) = (vec![0f32; c], vec![1f32; c]);
         let (_, mean, invstd) = cpu::batch_norm::batch_norm_train(&x, &shape, None, &beta, &mut mm, &mut mv, 1e-3, 0.995).unwrap();
-        for (with_gamma, accumulate) in [(false, false), (true, true), (true, false)] {
+        // With `relu`, the forward was fused with a ReLU: the twin takes dy through the ReLU twin first.
+        for (with_gamma, accumulate, relu) in
+            [(false, false, false), (true, true, false), (true, false, false), (false, false, true), (true, true, true)]
+        {
             let g = with_gamma.then_some(gamma.as_slice());
             let (mut dx, mut dg, mut db) = (dx0.clone(), dg0.clone(), db0.clone());
+            let y_out: Vec<f32> = x
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| ((v - mean[i % c]) * invstd[i % c] * g.map_or(1.0, |g| g[i % c]) + beta[i % c]).max(0.0))
+                .collect();
+            let mut dy_in = dy.clone();
+            if relu {
+                cpu::elementwise::relu_backward(&dy, &y_out, &mut dy_in, false);
+            }
             cpu::batch_norm::batch_norm_backward(
                 &x,
-                &dy,
+                &dy_in,
                 g,
                 &mean,
                 &invstd,
@@ -487,8 +499,10 @@ fn batch_norm_backward_matches_cpu_with_and_without_gamma() {
                 up(ctx, "db", &[c], &db0),
                 GpuTensor::zeros(ctx, "sums", &[2 * c]),
             );
+            let gy_out = up(ctx, "y", &shape, &y_out);
             record(ctx, |enc| {
                 let grads = k::batch_norm::BatchNormGrads {
+                    relu_output: relu.then_some(&gy_out),
                     dx: &gdx,
                     dgamma: with_gamma.then_some(&gdg),
                     dbeta: Some(&gdb),
@@ -497,7 +511,7 @@ fn batch_norm_backward_matches_cpu_with_and_without_gamma() {
                 };
                 k::batch_norm::batch_norm_backward(enc, &gx, &gdy, with_gamma.then_some(&ggamma), &gmean, &ginv, &grads)
             });
-            let name = format!("bn backward c {c} gamma {with_gamma} acc {accumulate}");
+            let name = format!("bn backward c {c} gamma {with_gamma} acc {accumulate} relu {relu}");
             // Sums over 315 rows in another order.
             assert_close(&format!("{name} dx"), &gdx.download(ctx).unwrap(), &dx, 1e-4, 1e-4);
             assert_close(&format!("{name} dbeta"), &gdb.download(ctx).unwrap(), &db, 1e-4, 1e-4);

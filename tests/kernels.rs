@@ -168,12 +168,16 @@ fn batch_norm_train_matches_cpu_including_saved_stats_and_moving_averages() {
         let (gx, gb, gmm, gmv) = (up(ctx, "x", &xs, &x), up(ctx, "b", &[c], &b), up(ctx, "mm", &[c], &mm0), up(ctx, "mv", &[c], &mv0));
         let (gy, gmean, ginv) =
             (GpuTensor::zeros(ctx, "y", &xs), GpuTensor::zeros(ctx, "mean", &[c]), GpuTensor::zeros(ctx, "invstd", &[c]));
-        record(ctx, |enc| k::batch_norm::batch_norm_train(enc, &gx, None, &gb, &gmm, &gmv, &gy, &gmean, &ginv, 1e-3, 0.995));
+        record(ctx, |enc| k::batch_norm::batch_norm_train(enc, &gx, None, &gb, &gmm, &gmv, &gy, &gmean, &ginv, 1e-3, 0.995, false));
         assert_close(&format!("batch_norm_train y {xs:?}"), &gy.download(ctx).unwrap(), &want_y, 1e-4, 1e-4);
         assert_close("batch_norm_train mean", &gmean.download(ctx).unwrap(), &want_mean, 1e-5, 1e-5);
         assert_close("batch_norm_train invstd", &ginv.download(ctx).unwrap(), &want_invstd, 1e-4, 1e-4);
         assert_close("batch_norm_train moving_mean", &gmm.download(ctx).unwrap(), &mm, 1e-6, 1e-5);
         assert_close("batch_norm_train moving_var", &gmv.download(ctx).unwrap(), &mv, 1e-6, 1e-5);
+        // Fused with a ReLU: the twin's output through the ReLU twin.
+        let (gmm, gmv) = (up(ctx, "mm", &[c], &mm0), up(ctx, "mv", &[c], &mv0));
+        record(ctx, |enc| k::batch_norm::batch_norm_train(enc, &gx, None, &gb, &gmm, &gmv, &gy, &gmean, &ginv, 1e-3, 0.995, true));
+        assert_close(&format!("batch_norm_train + relu {xs:?}"), &gy.download(ctx).unwrap(), &cpu::elementwise::relu(&want_y), 1e-4, 1e-4);
     }
 }
 

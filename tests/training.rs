@@ -145,7 +145,7 @@ struct SmallNet {
     moving_var: StateId,
 }
 
-const BN: BatchNormSpec = BatchNormSpec { eps: 1e-3, decay: 0.995 };
+const BN: BatchNormSpec = BatchNormSpec { eps: 1e-3, decay: 0.995, relu: false };
 
 impl SmallNet {
     fn new(ctx: &GpuContext, store: &mut ParamStore, seed: u64) -> Self {
@@ -173,8 +173,9 @@ impl SmallNet {
         let (w, beta, fw, fb) =
             (tape.param(store, self.conv), tape.param(store, self.beta), tape.param(store, self.fc_w), tape.param(store, self.fc_b));
         let y = tape.conv2d(enc, x, w, ConvSpec::new((1, 1), Padding::Same)).unwrap();
-        let y = tape.batch_norm(enc, y, None, beta, (store.state(self.moving_mean), store.state(self.moving_var)), BN).unwrap();
-        let y = tape.relu(enc, y).unwrap();
+        // Batch norm with its ReLU fused (the CPU step below runs them as two twins).
+        let bn_relu = BatchNormSpec { relu: true, ..BN };
+        let y = tape.batch_norm(enc, y, None, beta, (store.state(self.moving_mean), store.state(self.moving_var)), bn_relu).unwrap();
         let y = tape.max_pool(enc, y, (2, 2), (2, 2), Padding::Valid).unwrap();
         let y = tape.reshape(y, &[b, 128]).unwrap();
         let logits = tape.linear(enc, y, fw, Some(fb)).unwrap();

@@ -57,8 +57,12 @@ pub fn batch_norm_inference(
     )
 }
 
+/// Flag bit of the training kernels: a ReLU follows the batch norm (fused; see `batch_norm_train`).
+const RELU: u32 = 8;
+
 /// Training forward: writes `y`, the batch `mean` and `invstd` (saved for backward) and updates the
-/// moving statistics with `decay`.
+/// moving statistics with `decay`. With `relu`, `y = max(batch_norm(x), 0)` in the same pass (facenet's
+/// conv + batch norm + ReLU); its backward then takes `y` as `BatchNormGrads::relu_output`.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train(
     enc: &mut Encoder,
@@ -72,8 +76,9 @@ pub fn batch_norm_train(
     invstd: &GpuTensor,
     eps: f32,
     decay: f32,
+    relu: bool,
 ) -> Result<(), GpuError> {
-    let p = BatchNormParams::new(&x.shape, gamma.is_some(), eps, decay)?;
+    let mut p = BatchNormParams::new(&x.shape, gamma.is_some(), eps, decay)?;
     check_channels(
         &p,
         &[
@@ -94,6 +99,9 @@ pub fn batch_norm_train(
         [stat_groups(&p), 1, 1],
     )?;
     let g = gamma.map(|t| &t.buffer).unwrap_or(enc.absent());
+    if relu {
+        p.flags |= RELU;
+    }
     enc.dispatch(
         Shader::BatchNorm,
         "bn_normalize",
@@ -107,6 +115,9 @@ pub fn batch_norm_train(
 /// (`[2c]`) is scratch; `dx` is written, or added to when `accumulate`.
 pub struct BatchNormGrads<'a> {
     pub dx: &'a GpuTensor,
+    /// The forward's output when it was fused with a ReLU (`batch_norm_train(.., relu: true)`): `dy` is
+    /// then taken as `dy * (y > 0)`.
+    pub relu_output: Option<&'a GpuTensor>,
     pub dgamma: Option<&'a GpuTensor>,
     pub dbeta: Option<&'a GpuTensor>,
     pub sums: &'a GpuTensor,
@@ -151,6 +162,11 @@ pub fn batch_norm_backward(
     if grads.dbeta.is_some() {
         p.flags |= 4;
     }
+    if let Some(r) = grads.relu_output {
+        check_shape("batch_norm_backward", "relu output", &r.shape, &x.shape)?;
+        p.flags |= RELU;
+    }
+    let relu_y = grads.relu_output.map(|t| &t.buffer).unwrap_or(absent);
     enc.dispatch(
         Shader::BatchNormBackward,
         "bn_backward_stats",
@@ -164,10 +180,11 @@ pub fn batch_norm_backward(
             Some(&grads.sums.buffer),
             Some(grads.dgamma.map(|t| &t.buffer).unwrap_or(absent_rw)),
             Some(grads.dbeta.map(|t| &t.buffer).unwrap_or(absent_rw)),
+            Some(relu_y),
         ],
         [stat_groups(&p), 1, 1],
     )?;
-    p.flags = (p.flags & 1) | if grads.accumulate { 2 } else { 0 };
+    p.flags = (p.flags & (1 | RELU)) | if grads.accumulate { 2 } else { 0 };
     enc.dispatch(
         Shader::BatchNormBackward,
         "bn_backward_input",
@@ -181,6 +198,7 @@ pub fn batch_norm_backward(
             Some(&grads.sums.buffer),
             Some(&grads.dx.buffer),
             None,
+            Some(relu_y),
         ],
         groups_1d(x.len().div_ceil(4)),
     )

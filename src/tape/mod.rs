@@ -53,6 +53,9 @@ impl ConvSpec {
 pub struct BatchNormSpec {
     pub eps: f32,
     pub decay: f32,
+    /// A ReLU follows, fused into the batch norm's passes (the same values as `relu` after it, with one
+    /// activation and two passes fewer).
+    pub relu: bool,
 }
 
 struct Value {
@@ -85,6 +88,7 @@ enum Op {
         mean: GpuTensor,
         invstd: GpuTensor,
         y: Var,
+        relu: bool,
     },
     Relu {
         x: Var,
@@ -305,8 +309,21 @@ impl Tape {
         let mean = self.scratch(enc, "batch_norm/mean", &[c]);
         let invstd = self.scratch(enc, "batch_norm/invstd", &[c]);
         let v = |var: Var| &self.values[var.0].t;
-        batch_norm::batch_norm_train(enc, v(x), gamma.map(v), v(beta), moving.0, moving.1, v(y), &mean, &invstd, spec.eps, spec.decay)?;
-        self.ops.push(Op::BatchNorm { x, gamma, beta, mean, invstd, y });
+        batch_norm::batch_norm_train(
+            enc,
+            v(x),
+            gamma.map(v),
+            v(beta),
+            moving.0,
+            moving.1,
+            v(y),
+            &mean,
+            &invstd,
+            spec.eps,
+            spec.decay,
+            spec.relu,
+        )?;
+        self.ops.push(Op::BatchNorm { x, gamma, beta, mean, invstd, y, relu: spec.relu });
         Ok(y)
     }
 
@@ -568,7 +585,7 @@ impl Tape {
                     matmul::matmul(enc, &dy, &self.values[w.0].t, None, &dx, false, true, acc)?;
                 }
             }
-            Op::BatchNorm { x, gamma, beta, mean, invstd, y } => {
+            Op::BatchNorm { x, gamma, beta, mean, invstd, y, relu } => {
                 let Some(dy) = self.dy(*y) else { return Ok(()) };
                 let c = mean.len();
                 let sums = self.grad_scratch(enc, "batch_norm/sums", &[2 * c]);
@@ -579,8 +596,15 @@ impl Tape {
                     Some(t) => t,
                     None => (self.grad_scratch(enc, "batch_norm/dx", &dy.shape.clone()), false),
                 };
-                let grads =
-                    batch_norm::BatchNormGrads { dx: &dx, dgamma: dgamma.as_ref(), dbeta: dbeta.as_ref(), sums: &sums, accumulate: acc };
+                let relu_output = relu.then(|| self.values[y.0].t.clone());
+                let grads = batch_norm::BatchNormGrads {
+                    dx: &dx,
+                    relu_output: relu_output.as_ref(),
+                    dgamma: dgamma.as_ref(),
+                    dbeta: dbeta.as_ref(),
+                    sums: &sums,
+                    accumulate: acc,
+                };
                 let gamma_t = gamma.map(|g| self.values[g.0].t.clone());
                 batch_norm::batch_norm_backward(enc, &self.values[x.0].t, &dy, gamma_t.as_ref(), mean, invstd, &grads)?;
             }

@@ -13,7 +13,7 @@ use crate::tape::{Act, BatchNormSpec, ConvSpec, ParamId, ParamStore, Tape, Var};
 const SAME: Padding = Padding::Same;
 const VALID: Padding = Padding::Valid;
 /// facenet's batch-norm settings.
-pub const BN: BatchNormSpec = BatchNormSpec { eps: 0.001, decay: 0.995 };
+pub const BN: BatchNormSpec = BatchNormSpec { eps: 0.001, decay: 0.995, relu: false };
 const ROOT: &str = "InceptionResnetV1";
 
 /// xorshift64* for weight initialisation (seeded, so a run is reproducible).
@@ -143,8 +143,8 @@ impl<'w> TrainNet<'w> {
         let mv = self.state(ctx, &format!("{scope}/BatchNorm/moving_variance"), cout, 1.0)?;
         let (wv, bv) = (tape.param(&self.store, w), tape.param(&self.store, beta));
         let y = tape.conv2d(enc, x, wv, ConvSpec::new((stride, stride), padding))?;
-        let y = tape.batch_norm(enc, y, None, bv, (self.store.state(mm), self.store.state(mv)), BN)?;
-        tape.relu(enc, y)
+        // Batch norm and ReLU in one pass each way (BatchNormSpec::relu).
+        tape.batch_norm(enc, y, None, bv, (self.store.state(mm), self.store.state(mv)), BatchNormSpec { relu: true, ..BN })
     }
 
     fn chain(

@@ -7,6 +7,7 @@ pub const WORKGROUP_1D: u32 = 64;
 
 enum Op {
     Dispatch {
+        tag: String,
         kernel: (Shader, &'static str),
         pipeline: Arc<wgpu::ComputePipeline>,
         buffers: Vec<Option<wgpu::Buffer>>,
@@ -33,11 +34,21 @@ pub struct Encoder<'a> {
     ctx: &'a GpuContext,
     ops: Vec<Op>,
     params: Vec<u8>,
+    /// Label of the next dispatch in the `FACEGPU_PROFILE=1` table (see [`Encoder::tag_with`]).
+    tag: String,
 }
 
 impl<'a> Encoder<'a> {
     pub fn new(ctx: &'a GpuContext) -> Self {
-        Self { ctx, ops: Vec::new(), params: Vec::new() }
+        Self { ctx, ops: Vec::new(), params: Vec::new(), tag: String::new() }
+    }
+
+    /// With `FACEGPU_PROFILE=1`, the next dispatch is listed under its entry point and `tag()` (a shape,
+    /// say), so that the table splits one kernel by its uses; otherwise `tag` is not called.
+    pub fn tag_with(&mut self, tag: impl FnOnce() -> String) {
+        if self.ctx.profile.is_some() {
+            self.tag = tag();
+        }
     }
 
     pub fn ctx(&self) -> &'a GpuContext {
@@ -62,6 +73,7 @@ impl<'a> Encoder<'a> {
         }
         let pipeline = self.ctx.pipeline(shader, entry)?;
         if groups.contains(&0) {
+            self.tag.clear();
             return Ok(());
         }
         let align = self.ctx.uniform_align as usize;
@@ -69,6 +81,7 @@ impl<'a> Encoder<'a> {
         self.params.resize(offset, 0);
         self.params.extend_from_slice(bytemuck::bytes_of(params));
         self.ops.push(Op::Dispatch {
+            tag: std::mem::take(&mut self.tag),
             kernel: (shader, entry),
             pipeline,
             buffers: buffers.iter().map(|b| b.cloned()).collect(),
@@ -131,7 +144,7 @@ impl<'a> Encoder<'a> {
         let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("facegpu step") });
         let mut pass: Option<wgpu::ComputePass<'static>> = None;
         for op in &self.ops {
-            if let (Some(profile), Op::Dispatch { kernel, .. }) = (&ctx.profile, op) {
+            if let (Some(profile), Op::Dispatch { kernel, tag, .. }) = (&ctx.profile, op) {
                 // Profiling: everything recorded so far runs first, then this op alone, timed.
                 drop(pass.take());
                 ctx.queue.submit([std::mem::replace(&mut enc, ctx.device.create_command_encoder(&Default::default())).finish()]);
@@ -142,7 +155,7 @@ impl<'a> Encoder<'a> {
                 ctx.queue.submit([std::mem::replace(&mut enc, ctx.device.create_command_encoder(&Default::default())).finish()]);
                 ctx.sync()?;
                 let mut p = profile.lock().map_err(|_| GpuError::Submit("profile lock poisoned".into()))?;
-                let e = p.entry(format!("{}::{}", kernel.0.file(), kernel.1)).or_default();
+                let e = p.entry(format!("{}::{} {tag}", kernel.0.file(), kernel.1).trim_end().to_string()).or_default();
                 e.0 += t.elapsed().as_secs_f64() * 1e3;
                 e.1 += 1;
                 continue;

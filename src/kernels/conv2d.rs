@@ -207,6 +207,7 @@ pub fn conv2d(
     };
     let residual = epi.residual.as_ref().map(|(r, _)| &r.buffer).unwrap_or(absent);
     let tiles = row_tiles(enc, p.n * p.oh * p.ow) * p.oc.div_ceil(16) as usize;
+    enc.tag_with(|| format!("{:?} * {:?} stride {}", x.shape, w.shape, p.sh));
     enc.dispatch(
         Shader::Conv2d,
         "conv2d",

@@ -844,19 +844,7 @@ fn names(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| format!("\n  {}", p.display())).collect()
 }
 
-/// llvmpipe (Mesa's CPU Vulkan driver) compiles kernels for 8-wide SIMD by default. On CPUs with AVX-512,
-/// 16 lanes measured 9-12% faster (bench embed and train, side by side) with bit-identical results. Set
-/// before any Vulkan driver loads, while no other thread runs; an explicit LP_NATIVE_VECTOR_WIDTH wins and
-/// GPU drivers ignore it.
-fn prefer_wide_llvmpipe() {
-    #[cfg(target_arch = "x86_64")]
-    if std::env::var_os("LP_NATIVE_VECTOR_WIDTH").is_none() && std::arch::is_x86_feature_detected!("avx512f") {
-        std::env::set_var("LP_NATIVE_VECTOR_WIDTH", "512");
-    }
-}
-
 fn main() {
-    prefer_wide_llvmpipe();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);

@@ -20,6 +20,7 @@ struct Params {
     oh: u32, ow: u32, oc: u32, kh: u32,
     kw: u32, sh: u32, sw: u32, pad_top: u32,
     pad_left: u32, flags: u32, act: u32, res_scale: f32,
+    ksplits: u32, kchunk: u32, _p0: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -31,6 +32,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read> alpha: array<f32>;    // [oc] (act 2)
 @group(0) @binding(7) var<storage, read> residual: array<vec4<f32>>; // [n, oh, ow, oc] (flags & 4)
 @group(0) @binding(8) var<storage, read_write> y: array<vec4<f32>>;  // [n, oh, ow, oc]
+@group(0) @binding(9) var<storage, read_write> part: array<vec4<f32>>; // [ksplits, n*oh*ow, oc] (ksplits > 1)
 
 fn xs(i: u32) -> f32 {
     return x[i >> 2u][i & 3u];
@@ -71,10 +73,17 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let unit = sgs; // subgroups
     let lane = sid & 7u; // subgroups
     let unit = 1u; // no subgroups
-    let u = idx / unit;
-    if (u >= tiles_n * ((tiles_m + unit - 1u) / unit)) {
+    // Split-K (ksplits > 1, for layers with too few tiles to fill the machine): split `ks` takes input
+    // channels [cbeg, cend) of every tap and leaves its sums in `part` for conv2d_splitk_finish.
+    let per_split = tiles_n * ((tiles_m + unit - 1u) / unit);
+    let ut = idx / unit;
+    if (ut >= per_split * p.ksplits) {
         return;
     }
+    let ks = ut / per_split;
+    let u = ut % per_split;
+    let cbeg = ks * p.kchunk;
+    let cend = min(cbeg + p.kchunk, p.c);
     let mt = (u / tiles_n) * unit + idx % unit;
     let m_store = mt * 8u;
     let m0 = min(mt, tiles_m - 1u) * 8u;
@@ -147,7 +156,7 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                 let oc4 = p.oc / 4u;
                 // The weights' last vec4 of a ragged tile is clamped to the row (its outputs are not stored).
                 let wq = min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(oc4 - n0 / 4u - 1u));
-                for (var ci = 0u; ci < p.c; ci += 4u) {
+                for (var ci = cbeg; ci < cend; ci += 4u) {
                     let q = ci / 4u;
                     let x0 = x[q0.x + q] * k0.x; let x1 = x[q0.y + q] * k0.y;
                     let x2 = x[q0.z + q] * k0.z; let x3 = x[q0.w + q] * k0.w;
@@ -226,7 +235,7 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                 }
                 continue;
             }
-            for (var ci = 0u; ci < p.c; ci++) {
+            for (var ci = cbeg; ci < cend; ci++) {
                 let a0 = k0 * vec4<f32>(xs(off0.x + ci), xs(off0.y + ci), xs(off0.z + ci), xs(off0.w + ci));
                 let a1 = k1 * vec4<f32>(xs(off1.x + ci), xs(off1.y + ci), xs(off1.z + ci), xs(off1.w + ci));
                 let wrow = (kbase + ci) * p.oc;
@@ -251,6 +260,19 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     }
     // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers. The
     // per-channel operands are the same for the 8 rows and loaded once.
+    if (p.ksplits > 1u) {
+        // Raw sums of this split; conv2d_splitk_finish adds the splits and applies the epilogue.
+        let base = ks * m_total * p.oc;
+        store_part(base, m_store, m_total, n0, c0_0, c0_1, c0_2, c0_3);
+        store_part(base, m_store + 1u, m_total, n0, c1_0, c1_1, c1_2, c1_3);
+        store_part(base, m_store + 2u, m_total, n0, c2_0, c2_1, c2_2, c2_3);
+        store_part(base, m_store + 3u, m_total, n0, c3_0, c3_1, c3_2, c3_3);
+        store_part(base, m_store + 4u, m_total, n0, c4_0, c4_1, c4_2, c4_3);
+        store_part(base, m_store + 5u, m_total, n0, c5_0, c5_1, c5_2, c5_3);
+        store_part(base, m_store + 6u, m_total, n0, c6_0, c6_1, c6_2, c6_3);
+        store_part(base, m_store + 7u, m_total, n0, c7_0, c7_1, c7_2, c7_3);
+        return;
+    }
     let e0 = chan(col0);
     let e1 = chan(col1);
     let e2 = chan(col2);
@@ -329,4 +351,35 @@ fn store_row(m: u32, m_total: u32, n0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: ve
             y[(at + j) >> 2u][(at + j) & 3u] = v[j >> 2u][j & 3u];
         }
     }
+}
+
+// Split-K: channels n0..n0+15 of output pixel m of one split into `part` (oc is a multiple of 4).
+fn store_part(base: u32, m: u32, m_total: u32, n0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
+    if (m >= m_total) {
+        return;
+    }
+    let q = (base + m * p.oc + n0) / 4u;
+    part[q] = v0;
+    if (n0 + 4u < p.oc) { part[q + 1u] = v1; }
+    if (n0 + 8u < p.oc) { part[q + 2u] = v2; }
+    if (n0 + 12u < p.oc) { part[q + 3u] = v3; }
+}
+
+// After a split-K conv2d: y = epilogue(sum of the splits' partial sums), four channels per invocation.
+@compute @workgroup_size(64)
+fn conv2d_splitk_finish(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i4 = gid.y * nwg.x * 64u + gid.x;
+    let m_total = p.n * p.oh * p.ow;
+    let total4 = m_total * p.oc / 4u;
+    if (i4 >= total4) {
+        return;
+    }
+    var acc = vec4<f32>();
+    for (var s = 0u; s < p.ksplits; s++) {
+        acc += part[s * total4 + i4];
+    }
+    let m = (i4 * 4u) / p.oc;
+    let n = (i4 * 4u) % p.oc;
+    let cols = n + vec4<u32>(0u, 1u, 2u, 3u);
+    y[i4] = finish(m, m_total, cols, chan(cols), acc);
 }

@@ -533,6 +533,21 @@ fn conv2d_many_row_tiles_and_column_tiles_match_cpu() {
 }
 
 #[test]
+fn conv2d_small_layers_split_the_reduction_and_match_cpu() {
+    // Few tiles and many input channels: the channels are split (split-K) and the parts' sums meet in
+    // conv2d_splitk_finish, which applies the epilogue (bias, affine, residual, ReLU/PReLU).
+    let ctx = gpu_or_skip!();
+    for (xs, ws) in [([1, 3, 3, 256], [1, 1, 256, 36]), ([2, 5, 5, 128], [3, 3, 128, 20])] {
+        let p = facegpu::kernels::conv2d::Conv2dParams::new(&xs, &ws, (1, 1), Padding::Same).unwrap();
+        let tiles = (p.n * p.oh * p.ow).div_ceil(8) as usize * 8 * p.oc.div_ceil(16) as usize;
+        assert!(facegpu::kernels::conv2d::Conv2dDispatch::new(p, tiles).ksplits > 1, "{xs:?} * {ws:?} is split");
+    }
+    check_conv(ctx, 18, [1, 3, 3, 256], [1, 1, 256, 36], (1, 1), Padding::Same, true, true, Some(0.17), 2);
+    check_conv(ctx, 19, [2, 5, 5, 128], [3, 3, 128, 20], (1, 1), Padding::Same, true, false, None, 1);
+    check_conv(ctx, 20, [1, 8, 8, 384], [1, 1, 384, 64], (1, 1), Padding::Valid, false, true, Some(1.0), 0);
+}
+
+#[test]
 fn conv2d_without_subgroups_matches_cpu() {
     // Adapters without subgroup operations compile conv2d.wgsl's other lines: every lane loads its weights.
     gpu_or_skip!();
@@ -542,4 +557,5 @@ fn conv2d_without_subgroups_matches_cpu() {
     check_conv(&ctx, 12, [2, 9, 11, 12], [3, 3, 12, 20], (2, 2), Padding::Same, true, true, None, 1);
     check_conv(&ctx, 16, [2, 20, 21, 8], [3, 3, 8, 20], (1, 1), Padding::Same, true, false, None, 1);
     check_conv(&ctx, 17, [1, 30, 31, 3], [3, 3, 3, 10], (1, 1), Padding::Valid, true, false, None, 2);
+    check_conv(&ctx, 18, [1, 3, 3, 256], [1, 1, 256, 36], (1, 1), Padding::Same, true, true, Some(0.17), 2);
 }

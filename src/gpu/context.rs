@@ -38,6 +38,9 @@ pub struct GpuContext {
     /// Milliseconds and calls per kernel entry point when `FACEGPU_PROFILE=1` (each dispatch then runs
     /// alone and is waited for; see [`GpuContext::profile_table`]).
     pub(crate) profile: Option<Mutex<std::collections::BTreeMap<String, (f64, u64)>>>,
+    /// Split-K partial sums of conv2d, grown as needed and reused: a submission's dispatches run in order
+    /// (wgpu puts a barrier between a write and the next use), so one region serves every layer.
+    pub(crate) splitk: Mutex<Option<wgpu::Buffer>>,
 }
 
 fn rank(t: wgpu::DeviceType) -> u8 {
@@ -120,7 +123,22 @@ impl GpuContext {
             dummy_rw,
             subgroup_lanes,
             profile: std::env::var("FACEGPU_PROFILE").is_ok_and(|v| v == "1").then(Default::default),
+            splitk: Mutex::new(None),
         })
+    }
+
+    /// A storage buffer of at least `bytes` for conv2d's split-K partial sums (see `splitk`).
+    pub(crate) fn splitk_scratch(&self, bytes: u64) -> wgpu::Buffer {
+        let mut guard = self.splitk.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.as_ref().is_none_or(|b| b.size() < bytes) {
+            *guard = Some(self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("conv2d split-K partial sums"),
+                size: bytes.next_power_of_two().max(16),
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            }));
+        }
+        guard.as_ref().expect("just made").clone()
     }
 
     /// With `FACEGPU_PROFILE=1`: the time spent in each kernel so far, slowest first, as a table.

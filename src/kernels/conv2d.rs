@@ -207,7 +207,7 @@ impl Conv2dDispatch {
     pub fn new(conv: Conv2dParams, tiles: usize) -> Self {
         let c = conv.c as usize;
         let mut ksplits = 1;
-        if c % 4 == 0 && conv.oc % 4 == 0 && tiles > 0 && tiles < Self::LANES {
+        if c.is_multiple_of(4) && conv.oc.is_multiple_of(4) && tiles > 0 && tiles < Self::LANES {
             ksplits = Self::LANES.div_ceil(tiles).min(c / 64).max(1);
         }
         let kchunk = c.div_ceil(ksplits).next_multiple_of(4).max(4);

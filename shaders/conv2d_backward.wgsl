@@ -17,7 +17,8 @@
 //                     (split-K over the output pixels; with one split it writes dw directly, (+)= when flags & 1)
 // grad_weight_reduce: dw[i] (+)= sum_s part[s, i]
 //
-// Every kernel keeps an 8x8 tile of outputs in registers, like conv2d.wgsl (barriers are slow on lavapipe).
+// grad_input and grad_weight keep an 8x16 tile of outputs in registers and share weight (or g) loads
+// across a subgroup by shuffles, like conv2d.wgsl (barriers are slow on lavapipe).
 
 struct Params {
     n: u32, h: u32, w: u32, c: u32,

@@ -539,8 +539,7 @@ fn conv2d_small_layers_split_the_reduction_and_match_cpu() {
     let ctx = gpu_or_skip!();
     for (xs, ws) in [([1, 3, 3, 256], [1, 1, 256, 36]), ([2, 5, 5, 128], [3, 3, 128, 20])] {
         let p = facegpu::kernels::conv2d::Conv2dParams::new(&xs, &ws, (1, 1), Padding::Same).unwrap();
-        let tiles = (p.n * p.oh * p.ow).div_ceil(8) as usize * 8 * p.oc.div_ceil(16) as usize;
-        assert!(facegpu::kernels::conv2d::Conv2dDispatch::new(p, tiles).ksplits > 1, "{xs:?} * {ws:?} is split");
+        assert!(facegpu::kernels::conv2d::Conv2dDispatch::plan(ctx, p).0.ksplits > 1, "{xs:?} * {ws:?} is split");
     }
     check_conv(ctx, 18, [1, 3, 3, 256], [1, 1, 256, 36], (1, 1), Padding::Same, true, true, Some(0.17), 2);
     check_conv(ctx, 19, [2, 5, 5, 128], [3, 3, 128, 20], (1, 1), Padding::Same, true, false, None, 1);

@@ -1,6 +1,6 @@
 //! conv2d (NHWC x HWIO) with a fused epilogue: bias, per-channel affine, scaled residual, ReLU/PReLU.
 
-use crate::gpu::{check_shape, groups_1d, Encoder, GpuError, GpuTensor, Shader};
+use crate::gpu::{check_shape, groups_1d, Encoder, GpuContext, GpuError, GpuTensor, Shader};
 
 /// Spatial padding of a conv or pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,8 +179,8 @@ impl Conv2dParams {
 
 /// Invocations covering `m` output rows in 8-row tiles, rounded up to whole subgroups: the lanes of a
 /// subgroup share one column tile (see conv2d.wgsl).
-pub(crate) fn row_tiles(enc: &Encoder, m: u32) -> usize {
-    let unit = enc.ctx().subgroup_lanes().unwrap_or(1);
+pub(crate) fn row_tiles(ctx: &GpuContext, m: u32) -> usize {
+    let unit = ctx.subgroup_lanes().unwrap_or(1);
     (m.div_ceil(8).div_ceil(unit) * unit) as usize
 }
 
@@ -214,6 +214,13 @@ impl Conv2dDispatch {
         let ksplits = c.div_ceil(kchunk).max(1);
         Self { conv, ksplits: ksplits as u32, kchunk: kchunk as u32, _pad: [0; 2] }
     }
+
+    /// How `conv2d` dispatches `conv` on `ctx`: the uniform and the invocations of one split (8 output
+    /// pixels x 16 channels each, pixel tiles rounded up to whole subgroups).
+    pub fn plan(ctx: &GpuContext, conv: Conv2dParams) -> (Self, usize) {
+        let tiles = row_tiles(ctx, conv.n * conv.oh * conv.ow) * conv.oc.div_ceil(16) as usize;
+        (Self::new(conv, tiles), tiles)
+    }
 }
 
 /// Records `y = epilogue(conv2d(x, w))` into `enc`. `y` must have shape `p.out_shape()`.
@@ -238,8 +245,7 @@ pub fn conv2d(
         _ => absent,
     };
     let residual = epi.residual.as_ref().map(|(r, _)| &r.buffer).unwrap_or(absent);
-    let tiles = row_tiles(enc, p.n * p.oh * p.ow) * p.oc.div_ceil(16) as usize;
-    let d = Conv2dDispatch::new(p, tiles);
+    let (d, tiles) = Conv2dDispatch::plan(enc.ctx(), p);
     let part = if d.ksplits > 1 {
         let bytes = (d.ksplits as usize * p.out_shape().iter().product::<usize>() * 4) as u64;
         enc.ctx().splitk_scratch(bytes)

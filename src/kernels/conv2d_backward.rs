@@ -145,7 +145,7 @@ pub fn grad_input(
     for (cls_y, cls_x) in (0..c.sh.min(c.h)).flat_map(|y| (0..c.sw.min(c.w)).map(move |x| (y, x))) {
         (q.cls_y, q.cls_x) = (cls_y, cls_x);
         let pixels = c.n * (c.h - cls_y).div_ceil(c.sh) * (c.w - cls_x).div_ceil(c.sw);
-        let tiles = crate::kernels::conv2d::row_tiles(enc, pixels) * c.c.div_ceil(16) as usize;
+        let tiles = crate::kernels::conv2d::row_tiles(enc.ctx(), pixels) * c.c.div_ceil(16) as usize;
         enc.dispatch(
             Shader::Conv2dBackward,
             "conv2d_grad_input",

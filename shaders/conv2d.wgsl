@@ -20,7 +20,7 @@ struct Params {
     oh: u32, ow: u32, oc: u32, kh: u32,
     kw: u32, sh: u32, sw: u32, pad_top: u32,
     pad_left: u32, flags: u32, act: u32, res_scale: f32,
-    ksplits: u32, kchunk: u32, _p0: u32, _p1: u32,
+    ksplits: u32, kchunk: u32, rows: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -59,35 +59,55 @@ fn share1(v: f32, src: u32, at: u32) -> f32 {
     return ws(at); // no subgroups
 }
 
-@compute @workgroup_size(64)
-fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
-) {
-    let idx = gid.y * nwg.x * 64u + gid.x;
-    let m_total = p.n * p.oh * p.ow;
-    let tiles_n = (p.oc + 15u) / 16u;
-    let tiles_m = (m_total + 7u) / 8u;
-    // The lanes of one subgroup (`unit` invocations) share the column tile n0, so that they can share its
-    // weights, and take consecutive row tiles. Lanes past the last row tile repeat it and store nothing:
-    // every lane stays active for the shuffles.
-    let unit = sgs; // subgroups
-    let lane = sid & 7u; // subgroups
-    let unit = 1u; // no subgroups
-    // Split-K (ksplits > 1, for layers with too few tiles to fill the machine): split `ks` takes input
-    // channels [cbeg, cend) of every tap and leaves its sums in `part` for conv2d_splitk_finish.
-    let per_split = tiles_n * ((tiles_m + unit - 1u) / unit);
-    let ut = idx / unit;
-    if (ut >= per_split * p.ksplits) {
-        return;
-    }
-    let ks = ut / per_split;
-    let u = ut % per_split;
-    let cbeg = ks * p.kchunk;
-    let cend = min(cbeg + p.kchunk, p.c);
-    let mt = (u / tiles_n) * unit + idx % unit;
-    let m_store = mt * 8u;
+// The register tile: c<r>_<h> is output pixel r, channels n0+4h..n0+4h+3 (separate fields, not an array:
+// a dynamically indexed array spills on llvmpipe).
+struct Tile {
+    c0_0: vec4<f32>, c0_1: vec4<f32>, c0_2: vec4<f32>, c0_3: vec4<f32>,
+    c1_0: vec4<f32>, c1_1: vec4<f32>, c1_2: vec4<f32>, c1_3: vec4<f32>,
+    c2_0: vec4<f32>, c2_1: vec4<f32>, c2_2: vec4<f32>, c2_3: vec4<f32>,
+    c3_0: vec4<f32>, c3_1: vec4<f32>, c3_2: vec4<f32>, c3_3: vec4<f32>,
+    c4_0: vec4<f32>, c4_1: vec4<f32>, c4_2: vec4<f32>, c4_3: vec4<f32>,
+    c5_0: vec4<f32>, c5_1: vec4<f32>, c5_2: vec4<f32>, c5_3: vec4<f32>,
+    c6_0: vec4<f32>, c6_1: vec4<f32>, c6_2: vec4<f32>, c6_3: vec4<f32>,
+    c7_0: vec4<f32>, c7_1: vec4<f32>, c7_2: vec4<f32>, c7_3: vec4<f32>,
+}
+
+// One input channel: t += a (8 pixels' x, pixels 0-3 in a0 and 4-7 in a1) outer b (16 channels' w).
+fn fma8(t: ptr<function, Tile>, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) {
+    (*t).c0_0 = fma(vec4<f32>(a0.x), b0, (*t).c0_0); (*t).c0_1 = fma(vec4<f32>(a0.x), b1, (*t).c0_1); (*t).c0_2 = fma(vec4<f32>(a0.x), b2, (*t).c0_2); (*t).c0_3 = fma(vec4<f32>(a0.x), b3, (*t).c0_3);
+    (*t).c1_0 = fma(vec4<f32>(a0.y), b0, (*t).c1_0); (*t).c1_1 = fma(vec4<f32>(a0.y), b1, (*t).c1_1); (*t).c1_2 = fma(vec4<f32>(a0.y), b2, (*t).c1_2); (*t).c1_3 = fma(vec4<f32>(a0.y), b3, (*t).c1_3);
+    (*t).c2_0 = fma(vec4<f32>(a0.z), b0, (*t).c2_0); (*t).c2_1 = fma(vec4<f32>(a0.z), b1, (*t).c2_1); (*t).c2_2 = fma(vec4<f32>(a0.z), b2, (*t).c2_2); (*t).c2_3 = fma(vec4<f32>(a0.z), b3, (*t).c2_3);
+    (*t).c3_0 = fma(vec4<f32>(a0.w), b0, (*t).c3_0); (*t).c3_1 = fma(vec4<f32>(a0.w), b1, (*t).c3_1); (*t).c3_2 = fma(vec4<f32>(a0.w), b2, (*t).c3_2); (*t).c3_3 = fma(vec4<f32>(a0.w), b3, (*t).c3_3);
+    (*t).c4_0 = fma(vec4<f32>(a1.x), b0, (*t).c4_0); (*t).c4_1 = fma(vec4<f32>(a1.x), b1, (*t).c4_1); (*t).c4_2 = fma(vec4<f32>(a1.x), b2, (*t).c4_2); (*t).c4_3 = fma(vec4<f32>(a1.x), b3, (*t).c4_3);
+    (*t).c5_0 = fma(vec4<f32>(a1.y), b0, (*t).c5_0); (*t).c5_1 = fma(vec4<f32>(a1.y), b1, (*t).c5_1); (*t).c5_2 = fma(vec4<f32>(a1.y), b2, (*t).c5_2); (*t).c5_3 = fma(vec4<f32>(a1.y), b3, (*t).c5_3);
+    (*t).c6_0 = fma(vec4<f32>(a1.z), b0, (*t).c6_0); (*t).c6_1 = fma(vec4<f32>(a1.z), b1, (*t).c6_1); (*t).c6_2 = fma(vec4<f32>(a1.z), b2, (*t).c6_2); (*t).c6_3 = fma(vec4<f32>(a1.z), b3, (*t).c6_3);
+    (*t).c7_0 = fma(vec4<f32>(a1.w), b0, (*t).c7_0); (*t).c7_1 = fma(vec4<f32>(a1.w), b1, (*t).c7_1); (*t).c7_2 = fma(vec4<f32>(a1.w), b2, (*t).c7_2); (*t).c7_3 = fma(vec4<f32>(a1.w), b3, (*t).c7_3);
+}
+
+// Four input channels ci..ci+3 (x0..x7: the 8 pixels' vec4 of them) against weight rows wrow + j*oc4.
+// Lane j loaded quarter j%4 of weight rows ci + j/4 (wa) and ci + 2 + j/4 (wb); the others read them by
+// shuffle. wq clamps the vec4s of a ragged column tile to the row (their outputs are not stored).
+fn step4(t: ptr<function, Tile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
+         x4: vec4<f32>, x5: vec4<f32>, x6: vec4<f32>, x7: vec4<f32>,
+         wa: vec4<f32>, wb: vec4<f32>, wrow: u32, oc4: u32, wq: vec4<u32>) {
+    fma8(t, vec4<f32>(x0.x, x1.x, x2.x, x3.x), vec4<f32>(x4.x, x5.x, x6.x, x7.x),
+         share4(wa, 0u, wrow + wq.x), share4(wa, 1u, wrow + wq.y), share4(wa, 2u, wrow + wq.z), share4(wa, 3u, wrow + wq.w));
+    fma8(t, vec4<f32>(x0.y, x1.y, x2.y, x3.y), vec4<f32>(x4.y, x5.y, x6.y, x7.y),
+         share4(wa, 4u, wrow + oc4 + wq.x), share4(wa, 5u, wrow + oc4 + wq.y), share4(wa, 6u, wrow + oc4 + wq.z), share4(wa, 7u, wrow + oc4 + wq.w));
+    fma8(t, vec4<f32>(x0.z, x1.z, x2.z, x3.z), vec4<f32>(x4.z, x5.z, x6.z, x7.z),
+         share4(wb, 0u, wrow + 2u * oc4 + wq.x), share4(wb, 1u, wrow + 2u * oc4 + wq.y), share4(wb, 2u, wrow + 2u * oc4 + wq.z), share4(wb, 3u, wrow + 2u * oc4 + wq.w));
+    fma8(t, vec4<f32>(x0.w, x1.w, x2.w, x3.w), vec4<f32>(x4.w, x5.w, x6.w, x7.w),
+         share4(wb, 4u, wrow + 3u * oc4 + wq.x), share4(wb, 5u, wrow + 3u * oc4 + wq.y), share4(wb, 6u, wrow + 3u * oc4 + wq.z), share4(wb, 7u, wrow + 3u * oc4 + wq.w));
+}
+
+// The reduction of a flat tile: output pixels m0..m0+7 (flattened n, oy, ox; any stride) x channels
+// n0..n0+15.
+fn conv_flat(t: ptr<function, Tile>, mt: u32, tiles_m: u32, m_total: u32, n0: u32, cbeg: u32, cend: u32, lane: u32) {
     let m0 = min(mt, tiles_m - 1u) * 8u;
-    let n0 = (u % tiles_n) * 16u;
+    let col0 = min(n0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.oc - 1u));
+    let col1 = min(n0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));
+    let col2 = min(n0 + vec4<u32>(8u, 9u, 10u, 11u), vec4<u32>(p.oc - 1u));
+    let col3 = min(n0 + vec4<u32>(12u, 13u, 14u, 15u), vec4<u32>(p.oc - 1u));
 
     var iy0: array<i32, 8>;
     var ix0: array<i32, 8>;
@@ -114,20 +134,6 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             }
         }
     }
-    let col0 = min(n0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.oc - 1u));
-    let col1 = min(n0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));
-    let col2 = min(n0 + vec4<u32>(8u, 9u, 10u, 11u), vec4<u32>(p.oc - 1u));
-    let col3 = min(n0 + vec4<u32>(12u, 13u, 14u, 15u), vec4<u32>(p.oc - 1u));
-
-    // c<r>_<h>: output pixel m0+r, channels n0+4h..n0+4h+3, in registers (arrays spill on llvmpipe).
-    var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>(); var c0_2 = vec4<f32>(); var c0_3 = vec4<f32>();
-    var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>(); var c1_2 = vec4<f32>(); var c1_3 = vec4<f32>();
-    var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>(); var c2_2 = vec4<f32>(); var c2_3 = vec4<f32>();
-    var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>(); var c3_2 = vec4<f32>(); var c3_3 = vec4<f32>();
-    var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>(); var c4_2 = vec4<f32>(); var c4_3 = vec4<f32>();
-    var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>(); var c5_2 = vec4<f32>(); var c5_3 = vec4<f32>();
-    var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>(); var c6_2 = vec4<f32>(); var c6_3 = vec4<f32>();
-    var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>(); var c7_2 = vec4<f32>(); var c7_3 = vec4<f32>();
     let vectorized = (p.c & 3u) == 0u && (p.oc & 3u) == 0u;
     for (var ky = 0u; ky < p.kh; ky++) {
         for (var kx = 0u; kx < p.kw; kx++) {
@@ -168,70 +174,7 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                     let wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; // subgroups
                     let wa = vec4<f32>(); // no subgroups
                     let wb = vec4<f32>(); // no subgroups
-                    {
-                        let b0 = share4(wa, 0u, wrow + 0u * oc4 + wq.x);
-                        let b1 = share4(wa, 1u, wrow + 0u * oc4 + wq.y);
-                        let b2 = share4(wa, 2u, wrow + 0u * oc4 + wq.z);
-                        let b3 = share4(wa, 3u, wrow + 0u * oc4 + wq.w);
-                        let a0 = vec4<f32>(x0.x, x1.x, x2.x, x3.x);
-                        let a1 = vec4<f32>(x4.x, x5.x, x6.x, x7.x);
-                        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
-                        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
-                        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
-                        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
-                        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
-                        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
-                        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
-                        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
-                    }
-                    {
-                        let b0 = share4(wa, 4u, wrow + 1u * oc4 + wq.x);
-                        let b1 = share4(wa, 5u, wrow + 1u * oc4 + wq.y);
-                        let b2 = share4(wa, 6u, wrow + 1u * oc4 + wq.z);
-                        let b3 = share4(wa, 7u, wrow + 1u * oc4 + wq.w);
-                        let a0 = vec4<f32>(x0.y, x1.y, x2.y, x3.y);
-                        let a1 = vec4<f32>(x4.y, x5.y, x6.y, x7.y);
-                        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
-                        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
-                        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
-                        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
-                        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
-                        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
-                        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
-                        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
-                    }
-                    {
-                        let b0 = share4(wb, 0u, wrow + 2u * oc4 + wq.x);
-                        let b1 = share4(wb, 1u, wrow + 2u * oc4 + wq.y);
-                        let b2 = share4(wb, 2u, wrow + 2u * oc4 + wq.z);
-                        let b3 = share4(wb, 3u, wrow + 2u * oc4 + wq.w);
-                        let a0 = vec4<f32>(x0.z, x1.z, x2.z, x3.z);
-                        let a1 = vec4<f32>(x4.z, x5.z, x6.z, x7.z);
-                        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
-                        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
-                        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
-                        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
-                        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
-                        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
-                        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
-                        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
-                    }
-                    {
-                        let b0 = share4(wb, 4u, wrow + 3u * oc4 + wq.x);
-                        let b1 = share4(wb, 5u, wrow + 3u * oc4 + wq.y);
-                        let b2 = share4(wb, 6u, wrow + 3u * oc4 + wq.z);
-                        let b3 = share4(wb, 7u, wrow + 3u * oc4 + wq.w);
-                        let a0 = vec4<f32>(x0.w, x1.w, x2.w, x3.w);
-                        let a1 = vec4<f32>(x4.w, x5.w, x6.w, x7.w);
-                        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
-                        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
-                        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
-                        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
-                        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
-                        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
-                        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
-                        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
-                    }
+                    step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq);
                 }
                 continue;
             }
@@ -247,44 +190,147 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                 let b1 = vec4<f32>(share1(wl, 4u, wrow + col1.x), share1(wl, 5u, wrow + col1.y), share1(wl, 6u, wrow + col1.z), share1(wl, 7u, wrow + col1.w));
                 let b2 = vec4<f32>(share1(wh, 0u, wrow + col2.x), share1(wh, 1u, wrow + col2.y), share1(wh, 2u, wrow + col2.z), share1(wh, 3u, wrow + col2.w));
                 let b3 = vec4<f32>(share1(wh, 4u, wrow + col3.x), share1(wh, 5u, wrow + col3.y), share1(wh, 6u, wrow + col3.z), share1(wh, 7u, wrow + col3.w));
-                c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
-                c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
-                c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
-                c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
-                c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
-                c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
-                c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
-                c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
+                fma8(t, a0, a1, b0, b1, b2, b3);
             }
         }
+    }
+}
+
+// The reduction of a row tile (p.rows; stride 1, c and oc multiples of 4): output pixels (b, oy, ox0..ox0+7)
+// x channels n0..n0+15. For each kernel row and 4 input channels the tile's 8 + kw - 1 input columns are
+// loaded once and slid across the kw taps (a 3x3 conv loads 10 x vec4s where the flat tile loads 24).
+// Columns and rows in the padding read 0; columns past the row's end belong to pixels that are not stored.
+fn conv_rows(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: u32, cend: u32, lane: u32) {
+    let c4 = p.c / 4u;
+    let oc4 = p.oc / 4u;
+    let wq = min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(oc4 - n0 / 4u - 1u));
+    let ix0 = i32(ox0) - i32(p.pad_left);
+    // Offsets (vec4s, within a row) and masks of the first 8 input columns.
+    var cq0 = vec4<u32>();
+    var cq1 = vec4<u32>();
+    var ck0 = vec4<f32>();
+    var ck1 = vec4<f32>();
+    for (var r = 0u; r < 4u; r++) {
+        let ix = ix0 + i32(r);
+        let ok = ix >= 0 && ix < i32(p.w);
+        cq0[r] = select(0u, u32(ix) * c4, ok);
+        ck0[r] = select(0.0, 1.0, ok);
+        let ix1 = ix + 4;
+        let ok1 = ix1 >= 0 && ix1 < i32(p.w);
+        cq1[r] = select(0u, u32(ix1) * c4, ok1);
+        ck1[r] = select(0.0, 1.0, ok1);
+    }
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let iy = i32(oy) - i32(p.pad_top) + i32(ky);
+        let rok = iy >= 0 && iy < i32(p.h);
+        let rq = select(0u, ((b * p.h + u32(iy)) * p.w) * c4, rok);
+        let rk = select(0.0, 1.0, rok);
+        let q0 = cq0 + vec4<u32>(rq);
+        let q1 = cq1 + vec4<u32>(rq);
+        let k0 = ck0 * rk;
+        let k1 = ck1 * rk;
+        for (var ci = cbeg; ci < cend; ci += 4u) {
+            let q = ci / 4u;
+            var x0 = x[q0.x + q] * k0.x; var x1 = x[q0.y + q] * k0.y;
+            var x2 = x[q0.z + q] * k0.z; var x3 = x[q0.w + q] * k0.w;
+            var x4 = x[q1.x + q] * k1.x; var x5 = x[q1.y + q] * k1.y;
+            var x6 = x[q1.z + q] * k1.z; var x7 = x[q1.w + q] * k1.w;
+            for (var kx = 0u; kx < p.kw; kx++) {
+                if (kx > 0u) {
+                    // Slide one column: pixel r's tap kx reads the column pixel r + 1's tap kx - 1 read.
+                    let ix = ix0 + 7 + i32(kx);
+                    let ok = rok && ix >= 0 && ix < i32(p.w);
+                    x0 = x1; x1 = x2; x2 = x3; x3 = x4; x4 = x5; x5 = x6; x6 = x7;
+                    x7 = x[select(0u, rq + u32(ix) * c4, ok) + q] * select(0.0, 1.0, ok);
+                }
+                let wrow = (((ky * p.kw + kx) * p.c + ci) * p.oc + n0) / 4u;
+                let wa = wt[wrow + (lane >> 2u) * oc4 + wq[lane & 3u]]; // subgroups
+                let wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; // subgroups
+                let wa = vec4<f32>(); // no subgroups
+                let wb = vec4<f32>(); // no subgroups
+                step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq);
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
+) {
+    let idx = gid.y * nwg.x * 64u + gid.x;
+    let m_total = p.n * p.oh * p.ow;
+    let tiles_n = (p.oc + 15u) / 16u;
+    // Pixel tiles: 8 consecutive flattened (n, oy, ox), or with p.rows (stride-1 convs wider than one tap)
+    // 8 consecutive columns of one output row, the last of a row ragged: the tile's taps along a row then
+    // read overlapping input columns, which are loaded once (see below).
+    let tiles_row = (p.ow + 7u) / 8u;
+    let tiles_m = select((m_total + 7u) / 8u, p.n * p.oh * tiles_row, p.rows != 0u);
+    // The lanes of one subgroup (`unit` invocations) share the column tile n0, so that they can share its
+    // weights, and take consecutive row tiles. Lanes past the last row tile repeat it and store nothing:
+    // every lane stays active for the shuffles.
+    let unit = sgs; // subgroups
+    let lane = sid & 7u; // subgroups
+    let unit = 1u; // no subgroups
+    let lane = 0u; // no subgroups
+    // Split-K (ksplits > 1, for layers with too few tiles to fill the machine): split `ks` takes input
+    // channels [cbeg, cend) of every tap and leaves its sums in `part` for conv2d_splitk_finish.
+    let per_split = tiles_n * ((tiles_m + unit - 1u) / unit);
+    let ut = idx / unit;
+    if (ut >= per_split * p.ksplits) {
+        return;
+    }
+    let ks = ut / per_split;
+    let u = ut % per_split;
+    let cbeg = ks * p.kchunk;
+    let cend = min(cbeg + p.kchunk, p.c);
+    let mt = (u / tiles_n) * unit + idx % unit;
+    let n0 = (u % tiles_n) * 16u;
+    let col0 = min(n0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.oc - 1u));
+    let col1 = min(n0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));
+    let col2 = min(n0 + vec4<u32>(8u, 9u, 10u, 11u), vec4<u32>(p.oc - 1u));
+    let col3 = min(n0 + vec4<u32>(12u, 13u, 14u, 15u), vec4<u32>(p.oc - 1u));
+    var t: Tile;
+    // Pixel r of the tile is output pixel m_store + r, stored if below `lim`.
+    var m_store = mt * 8u;
+    var lim = min(m_store + 8u, m_total);
+    if (p.rows != 0u) {
+        let mtc = min(mt, tiles_m - 1u);
+        let row = mtc / tiles_row;
+        let ox0 = (mtc % tiles_row) * 8u;
+        m_store = row * p.ow + ox0;
+        lim = select(m_store, m_store + min(8u, p.ow - ox0), mt < tiles_m);
+        conv_rows(&t, row / p.oh, row % p.oh, ox0, n0, cbeg, cend, lane);
+    } else {
+        conv_flat(&t, mt, tiles_m, m_total, n0, cbeg, cend, lane);
     }
     // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers. The
     // per-channel operands are the same for the 8 rows and loaded once.
     if (p.ksplits > 1u) {
         // Raw sums of this split; conv2d_splitk_finish adds the splits and applies the epilogue.
         let base = ks * m_total * p.oc;
-        store_part(base, m_store, m_total, n0, c0_0, c0_1, c0_2, c0_3);
-        store_part(base, m_store + 1u, m_total, n0, c1_0, c1_1, c1_2, c1_3);
-        store_part(base, m_store + 2u, m_total, n0, c2_0, c2_1, c2_2, c2_3);
-        store_part(base, m_store + 3u, m_total, n0, c3_0, c3_1, c3_2, c3_3);
-        store_part(base, m_store + 4u, m_total, n0, c4_0, c4_1, c4_2, c4_3);
-        store_part(base, m_store + 5u, m_total, n0, c5_0, c5_1, c5_2, c5_3);
-        store_part(base, m_store + 6u, m_total, n0, c6_0, c6_1, c6_2, c6_3);
-        store_part(base, m_store + 7u, m_total, n0, c7_0, c7_1, c7_2, c7_3);
+        store_part(base, m_store, lim, n0, t.c0_0, t.c0_1, t.c0_2, t.c0_3);
+        store_part(base, m_store + 1u, lim, n0, t.c1_0, t.c1_1, t.c1_2, t.c1_3);
+        store_part(base, m_store + 2u, lim, n0, t.c2_0, t.c2_1, t.c2_2, t.c2_3);
+        store_part(base, m_store + 3u, lim, n0, t.c3_0, t.c3_1, t.c3_2, t.c3_3);
+        store_part(base, m_store + 4u, lim, n0, t.c4_0, t.c4_1, t.c4_2, t.c4_3);
+        store_part(base, m_store + 5u, lim, n0, t.c5_0, t.c5_1, t.c5_2, t.c5_3);
+        store_part(base, m_store + 6u, lim, n0, t.c6_0, t.c6_1, t.c6_2, t.c6_3);
+        store_part(base, m_store + 7u, lim, n0, t.c7_0, t.c7_1, t.c7_2, t.c7_3);
         return;
     }
     let e0 = chan(col0);
     let e1 = chan(col1);
     let e2 = chan(col2);
     let e3 = chan(col3);
-    store_row(m_store, m_total, n0, finish(m_store, m_total, col0, e0, c0_0), finish(m_store, m_total, col1, e1, c0_1), finish(m_store, m_total, col2, e2, c0_2), finish(m_store, m_total, col3, e3, c0_3));
-    store_row(m_store + 1u, m_total, n0, finish(m_store + 1u, m_total, col0, e0, c1_0), finish(m_store + 1u, m_total, col1, e1, c1_1), finish(m_store + 1u, m_total, col2, e2, c1_2), finish(m_store + 1u, m_total, col3, e3, c1_3));
-    store_row(m_store + 2u, m_total, n0, finish(m_store + 2u, m_total, col0, e0, c2_0), finish(m_store + 2u, m_total, col1, e1, c2_1), finish(m_store + 2u, m_total, col2, e2, c2_2), finish(m_store + 2u, m_total, col3, e3, c2_3));
-    store_row(m_store + 3u, m_total, n0, finish(m_store + 3u, m_total, col0, e0, c3_0), finish(m_store + 3u, m_total, col1, e1, c3_1), finish(m_store + 3u, m_total, col2, e2, c3_2), finish(m_store + 3u, m_total, col3, e3, c3_3));
-    store_row(m_store + 4u, m_total, n0, finish(m_store + 4u, m_total, col0, e0, c4_0), finish(m_store + 4u, m_total, col1, e1, c4_1), finish(m_store + 4u, m_total, col2, e2, c4_2), finish(m_store + 4u, m_total, col3, e3, c4_3));
-    store_row(m_store + 5u, m_total, n0, finish(m_store + 5u, m_total, col0, e0, c5_0), finish(m_store + 5u, m_total, col1, e1, c5_1), finish(m_store + 5u, m_total, col2, e2, c5_2), finish(m_store + 5u, m_total, col3, e3, c5_3));
-    store_row(m_store + 6u, m_total, n0, finish(m_store + 6u, m_total, col0, e0, c6_0), finish(m_store + 6u, m_total, col1, e1, c6_1), finish(m_store + 6u, m_total, col2, e2, c6_2), finish(m_store + 6u, m_total, col3, e3, c6_3));
-    store_row(m_store + 7u, m_total, n0, finish(m_store + 7u, m_total, col0, e0, c7_0), finish(m_store + 7u, m_total, col1, e1, c7_1), finish(m_store + 7u, m_total, col2, e2, c7_2), finish(m_store + 7u, m_total, col3, e3, c7_3));
+    store_row(m_store, lim, n0, finish(m_store, m_total, col0, e0, t.c0_0), finish(m_store, m_total, col1, e1, t.c0_1), finish(m_store, m_total, col2, e2, t.c0_2), finish(m_store, m_total, col3, e3, t.c0_3));
+    store_row(m_store + 1u, lim, n0, finish(m_store + 1u, m_total, col0, e0, t.c1_0), finish(m_store + 1u, m_total, col1, e1, t.c1_1), finish(m_store + 1u, m_total, col2, e2, t.c1_2), finish(m_store + 1u, m_total, col3, e3, t.c1_3));
+    store_row(m_store + 2u, lim, n0, finish(m_store + 2u, m_total, col0, e0, t.c2_0), finish(m_store + 2u, m_total, col1, e1, t.c2_1), finish(m_store + 2u, m_total, col2, e2, t.c2_2), finish(m_store + 2u, m_total, col3, e3, t.c2_3));
+    store_row(m_store + 3u, lim, n0, finish(m_store + 3u, m_total, col0, e0, t.c3_0), finish(m_store + 3u, m_total, col1, e1, t.c3_1), finish(m_store + 3u, m_total, col2, e2, t.c3_2), finish(m_store + 3u, m_total, col3, e3, t.c3_3));
+    store_row(m_store + 4u, lim, n0, finish(m_store + 4u, m_total, col0, e0, t.c4_0), finish(m_store + 4u, m_total, col1, e1, t.c4_1), finish(m_store + 4u, m_total, col2, e2, t.c4_2), finish(m_store + 4u, m_total, col3, e3, t.c4_3));
+    store_row(m_store + 5u, lim, n0, finish(m_store + 5u, m_total, col0, e0, t.c5_0), finish(m_store + 5u, m_total, col1, e1, t.c5_1), finish(m_store + 5u, m_total, col2, e2, t.c5_2), finish(m_store + 5u, m_total, col3, e3, t.c5_3));
+    store_row(m_store + 6u, lim, n0, finish(m_store + 6u, m_total, col0, e0, t.c6_0), finish(m_store + 6u, m_total, col1, e1, t.c6_1), finish(m_store + 6u, m_total, col2, e2, t.c6_2), finish(m_store + 6u, m_total, col3, e3, t.c6_3));
+    store_row(m_store + 7u, lim, n0, finish(m_store + 7u, m_total, col0, e0, t.c7_0), finish(m_store + 7u, m_total, col1, e1, t.c7_1), finish(m_store + 7u, m_total, col2, e2, t.c7_2), finish(m_store + 7u, m_total, col3, e3, t.c7_3));
 }
 
 // Epilogue operands of four output channels; the defaults leave a value unchanged.
@@ -332,8 +378,8 @@ fn finish(m: u32, m_total: u32, c: vec4<u32>, e: Chan, acc: vec4<f32>) -> vec4<f
 }
 
 // Stores channels n0..n0+15 of output pixel m (v<h>: n0+4h..n0+4h+3), skipping those past the edges.
-fn store_row(m: u32, m_total: u32, n0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
-    if (m >= m_total) {
+fn store_row(m: u32, lim: u32, n0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
+    if (m >= lim) {
         return;
     }
     let at = m * p.oc + n0;
@@ -354,8 +400,8 @@ fn store_row(m: u32, m_total: u32, n0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: ve
 }
 
 // Split-K: channels n0..n0+15 of output pixel m of one split into `part` (oc is a multiple of 4).
-fn store_part(base: u32, m: u32, m_total: u32, n0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
-    if (m >= m_total) {
+fn store_part(base: u32, m: u32, lim: u32, n0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
+    if (m >= lim) {
         return;
     }
     let q = (base + m * p.oc + n0) / 4u;

@@ -9,7 +9,10 @@
 // crop_resize_area: per box b = (image, x0, y0, cw, ch): resize_area of the ch x cw window at (y0, x0) of
 //                   that image (zero outside it) to oh x ow, then the output transform (MTCNN's crops).
 // output transform: v -> (round_half_even(v) if p.round else v + p.add) * p.mul (identity by default).
-//                   With 4 channels the area resizes take a pixel per invocation (vec4 loads).
+// resize_area_rgb8, crop_resize_area_rgb8: the same from an RGB8 image packed one pixel per u32
+//                   (r | g << 8 | b << 16) into 4 channels (R, G, B, 0), a pixel per invocation: MTCNN's
+//                   input. One 4-byte load per pixel instead of a vec4 of floats (a storage load is a loop
+//                   over the lanes per component on CPU drivers).
 // crop_pad:         y[n,oy,ox,c] = x[n, oy+y0, ox+x0, c] inside the image, else 0
 // flip_h:           y[n,oy,ox,c] = x[n, oy, w-1-ox, c]
 // fixed_standardize: y = (x - 127.5) / 128
@@ -22,6 +25,7 @@ struct Params { n: u32, h: u32, w: u32, c: u32, oh: u32, ow: u32, y0: i32, x0: i
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>; // [n, oh, ow, c]
 @group(0) @binding(3) var<storage, read_write> stats: array<f32>; // [n, 2] mean, divisor (prewhiten)
 @group(0) @binding(4) var<storage, read> boxes: array<i32>;       // [n, 5] image, x0, y0, cw, ch (crop_resize_area)
+@group(0) @binding(5) var<storage, read> img: array<u32>;         // [n, h, w] packed RGB8 (the *_rgb8 entries)
 
 fn xs(i: u32) -> f32 {
     return x[i >> 2u][i & 3u];
@@ -141,7 +145,13 @@ fn area(o: Out, b: u32, x0: i32, y0: i32, cw: u32, ch: u32) -> f32 {
     return transform(acc);
 }
 
-// area() for all 4 channels of output pixel `pix` (flattened b, oy, ox) from image b, as vec4s.
+// Pixel i of the packed image as (R, G, B, 0).
+fn rgb8(i: u32) -> vec4<f32> {
+    let v = img[i];
+    return vec4<f32>(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu), 0.0);
+}
+
+// area() for all 4 channels of output pixel `pix` (flattened b, oy, ox) from packed image b.
 fn area4(pix: u32, b: u32, x0: i32, y0: i32, cw: u32, chh: u32) -> vec4<f32> {
     let oy = (pix / p.ow) % p.oh;
     let ox = pix % p.ow;
@@ -156,7 +166,7 @@ fn area4(pix: u32, b: u32, x0: i32, y0: i32, cw: u32, chh: u32) -> vec4<f32> {
         for (var ix = sx.first; ix <= sx.last; ix++) {
             let tx = x0 + i32(ix);
             if (ty >= 0 && tx >= 0 && ty < i32(p.h) && tx < i32(p.w)) {
-                row += weight(sx, ix) * x[(b * p.h + u32(ty)) * p.w + u32(tx)];
+                row += weight(sx, ix) * rgb8((b * p.h + u32(ty)) * p.w + u32(tx));
             }
         }
         acc += wy * row;
@@ -167,13 +177,6 @@ fn area4(pix: u32, b: u32, x0: i32, y0: i32, cw: u32, chh: u32) -> vec4<f32> {
 @compute @workgroup_size(64)
 fn resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (p.c == 4u) {
-        // Four channels (MTCNN's RGB plus a padding channel): one invocation per pixel, vec4 loads.
-        if (i < p.n * p.oh * p.ow) {
-            y[i] = area4(i, i / (p.oh * p.ow), 0, 0, p.w, p.h);
-        }
-        return;
-    }
     if (i < p.n * p.oh * p.ow * p.c) {
         let o = out_index(i);
         put(i, area(o, o.b, 0, 0, p.w, p.h));
@@ -181,19 +184,29 @@ fn resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 }
 
 @compute @workgroup_size(64)
+fn resize_area_rgb8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n * p.oh * p.ow) {
+        y[i] = area4(i, i / (p.oh * p.ow), 0, 0, p.w, p.h);
+    }
+}
+
+@compute @workgroup_size(64)
 fn crop_resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (p.c == 4u) {
-        if (i < p.n * p.oh * p.ow) {
-            let bx = (i / (p.oh * p.ow)) * 5u;
-            y[i] = area4(i, u32(boxes[bx]), boxes[bx + 1u], boxes[bx + 2u], u32(max(boxes[bx + 3u], 1)), u32(max(boxes[bx + 4u], 1)));
-        }
-        return;
-    }
     if (i < p.n * p.oh * p.ow * p.c) {
         let o = out_index(i);
         let bx = o.b * 5u;
         put(i, area(o, u32(boxes[bx]), boxes[bx + 1u], boxes[bx + 2u], u32(max(boxes[bx + 3u], 1)), u32(max(boxes[bx + 4u], 1))));
+    }
+}
+
+@compute @workgroup_size(64)
+fn crop_resize_area_rgb8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n * p.oh * p.ow) {
+        let bx = (i / (p.oh * p.ow)) * 5u;
+        y[i] = area4(i, u32(boxes[bx]), boxes[bx + 1u], boxes[bx + 2u], u32(max(boxes[bx + 3u], 1)), u32(max(boxes[bx + 4u], 1)));
     }
 }
 

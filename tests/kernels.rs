@@ -344,6 +344,15 @@ fn l2_normalize_matches_cpu_including_inverse_norm() {
     assert_close("l2_normalize inv", &ginv.download(ctx).unwrap(), &want_inv, 1e-6, 1e-5);
 }
 
+/// Random RGB8 images `[n, h, w]`: their shape and values as 4 float channels (R, G, B, 0), the layout the
+/// `*_rgb8` resizes produce, and the packed pixels on the GPU.
+fn rgb8_image(ctx: &facegpu::gpu::GpuContext, rng: &mut Rng, [n, h, w]: [usize; 3]) -> ([usize; 4], Vec<f32>, GpuTensor) {
+    let px: Vec<[u8; 3]> = (0..n * h * w).map(|_| [0, 1, 2].map(|_| rng.vec(1, 0.0, 256.0)[0].min(255.0) as u8)).collect();
+    let floats = px.iter().flat_map(|p| [f32::from(p[0]), f32::from(p[1]), f32::from(p[2]), 0.0]).collect();
+    let packed: Vec<u32> = px.iter().map(|&p| k::image::pack_rgb8(p)).collect();
+    ([n, h, w, 4], floats, GpuTensor::upload_u32(ctx, "rgb8", &[n, h, w, 1], &packed).unwrap())
+}
+
 #[test]
 fn resize_bilinear_and_area_up_and_down_match_cpu() {
     let ctx = gpu_or_skip!();
@@ -351,9 +360,7 @@ fn resize_bilinear_and_area_up_and_down_match_cpu() {
     let xs = [2, 23, 17, 3];
     let x = rng.vec(xs.iter().product(), 0.0, 255.0);
     let gx = up(ctx, "x", &xs, &x);
-    let xs4 = [2, 23, 17, 4];
-    let x4 = rng.vec(xs4.iter().product(), 0.0, 255.0);
-    let gx4 = up(ctx, "x", &xs4, &x4);
+    let (xs4, x4, gx4) = rgb8_image(ctx, &mut rng, [2, 23, 17]);
     // Shrink, shrink, grow, grow, identity, and mixed (one axis grows: OpenCV's enlarging rule on both).
     for out in [(12, 9), (7, 5), (40, 31), (24, 24), (23, 17), (30, 10)] {
         let gy = GpuTensor::zeros(ctx, "y", &[2, out.0, out.1, 3]);
@@ -373,11 +380,11 @@ fn resize_bilinear_and_area_up_and_down_match_cpu() {
             1e-3,
             1e-5,
         );
-        // Four channels take a pixel per invocation (vec4s).
+        // Packed RGB8 into 4 channels (R, G, B, 0), a pixel per invocation.
         let gy4 = GpuTensor::zeros(ctx, "y", &[2, out.0, out.1, 4]);
-        record(ctx, |enc| k::image::resize_area(enc, &gx4, &gy4, Transform::IDENTITY));
+        record(ctx, |enc| k::image::resize_area_rgb8(enc, &gx4, &gy4, Transform::IDENTITY));
         assert_close(
-            &format!("resize_area 4 channels {out:?}"),
+            &format!("resize_area_rgb8 {out:?}"),
             &gy4.download(ctx).unwrap(),
             &cpu::image::resize_area(&x4, &xs4, out, Transform::IDENTITY).unwrap(),
             1e-3,
@@ -398,12 +405,11 @@ fn resize_area_rounds_and_normalizes_like_mtcnn_pyramid() {
     record(ctx, |enc| k::image::resize_area(enc, &gx, &gy, t));
     let want = cpu::image::resize_area(&x, &xs, (19, 16), t).unwrap();
     assert_close("resize_area rounded", &gy.download(ctx).unwrap(), &want, 1e-6, 0.0);
-    let xs4 = [1, 31, 26, 4];
-    let x4 = rng.vec(xs4.iter().product(), 0.0, 255.0);
+    let (xs4, x4, gx4) = rgb8_image(ctx, &mut rng, [1, 31, 26]);
     let gy4 = GpuTensor::zeros(ctx, "y", &[1, 19, 16, 4]);
-    record(ctx, |enc| k::image::resize_area(enc, &up(ctx, "x", &xs4, &x4), &gy4, t));
+    record(ctx, |enc| k::image::resize_area_rgb8(enc, &gx4, &gy4, t));
     assert_close(
-        "resize_area rounded 4 channels",
+        "resize_area_rgb8 rounded",
         &gy4.download(ctx).unwrap(),
         &cpu::image::resize_area(&x4, &xs4, (19, 16), t).unwrap(),
         1e-6,
@@ -431,13 +437,12 @@ fn crop_resize_area_pads_with_zeros_and_matches_cpu() {
     record(ctx, |enc| k::image::crop_resize_area(enc, &gx, &gb, &gy, t));
     let want = cpu::image::crop_resize_area(&x, &xs, &boxes, (24, 24), t).unwrap();
     assert_close("crop_resize_area", &gy.download(ctx).unwrap(), &want, 1e-4, 1e-5);
-    // The same boxes on a 4-channel image (a pixel per invocation).
-    let xs4 = [2, 20, 27, 4];
-    let x4 = rng.vec(xs4.iter().product(), 0.0, 255.0);
+    // The same boxes on packed RGB8 images (MTCNN's input), a pixel per invocation.
+    let (xs4, x4, gx4) = rgb8_image(ctx, &mut rng, [2, 20, 27]);
     let gy4 = GpuTensor::zeros(ctx, "y", &[n, 24, 24, 4]);
-    record(ctx, |enc| k::image::crop_resize_area(enc, &up(ctx, "x", &xs4, &x4), &gb, &gy4, t));
+    record(ctx, |enc| k::image::crop_resize_area_rgb8(enc, &gx4, &gb, &gy4, t));
     let want4 = cpu::image::crop_resize_area(&x4, &xs4, &boxes, (24, 24), t).unwrap();
-    assert_close("crop_resize_area 4 channels", &gy4.download(ctx).unwrap(), &want4, 1e-4, 1e-5);
+    assert_close("crop_resize_area_rgb8", &gy4.download(ctx).unwrap(), &want4, 1e-4, 1e-5);
     // A box wholly outside the image is the normalized zero everywhere.
     let last = &want[(n - 1) * 24 * 24 * 3..];
     assert!(last.iter().all(|&v| v == -127.5 * 0.0078125));

@@ -90,12 +90,11 @@ pub fn resize_bilinear(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor) -> Resul
     run(enc, "resize_bilinear", &p, x, y)
 }
 
-/// Resizes to `y`'s height and width as OpenCV INTER_AREA, then applies `t` (the MTCNN pyramid). Four
-/// channels (MTCNN's RGB plus padding) take a pixel per invocation.
+/// Resizes to `y`'s height and width as OpenCV INTER_AREA, then applies `t`.
 pub fn resize_area(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor, t: Transform) -> Result<(), GpuError> {
     let p = ImageParams::new("resize_area", &x.shape, hw(&y.shape))?.with_transform(t);
     check_shape("resize_area", "output", &y.shape, &p.out_shape())?;
-    enc.dispatch(Shader::Image, "resize_area", &p, &[Some(&x.buffer), Some(&y.buffer), None, None], area_groups(&p, y))
+    enc.dispatch(Shader::Image, "resize_area", &p, &[Some(&x.buffer), Some(&y.buffer), None, None], groups_1d(y.len()))
 }
 
 /// MTCNN's crops: for each box `(image, x0, y0, cw, ch)` of `boxes` (i32 stored in a u32 tensor `[n, 5]`),
@@ -106,12 +105,42 @@ pub fn crop_resize_area(enc: &mut Encoder, x: &GpuTensor, boxes: &GpuTensor, y: 
     p.n = y.shape[0] as u32;
     check_shape("crop_resize_area", "boxes", &boxes.shape, &[p.n as usize, 5])?;
     check_shape("crop_resize_area", "output", &y.shape, &p.out_shape())?;
-    enc.dispatch(Shader::Image, "crop_resize_area", &p, &[Some(&x.buffer), Some(&y.buffer), None, Some(&boxes.buffer)], area_groups(&p, y))
+    enc.dispatch(Shader::Image, "crop_resize_area", &p, &[Some(&x.buffer), Some(&y.buffer), None, Some(&boxes.buffer)], groups_1d(y.len()))
 }
 
-/// Workgroups of the area resizes: one invocation per output value, or per pixel with 4 channels.
-fn area_groups(p: &ImageParams, y: &GpuTensor) -> [u32; 3] {
-    groups_1d(if p.c == 4 { y.len() / 4 } else { y.len() })
+/// One RGB pixel packed into a u32, `r | g << 8 | b << 16`: the layout of the `*_rgb8` resizes' input.
+pub fn pack_rgb8(px: [u8; 3]) -> u32 {
+    u32::from(px[0]) | u32::from(px[1]) << 8 | u32::from(px[2]) << 16
+}
+
+/// The params of an `*_rgb8` resize: `img` is `[n, h, w, 1]` packed pixels (see `pack_rgb8`) and the output
+/// has 4 channels, R, G, B and a zero (MTCNN's input layout).
+fn rgb8_params(op: &'static str, img: &GpuTensor, y: &GpuTensor, t: Transform) -> Result<ImageParams, GpuError> {
+    if img.shape.len() != 4 || img.shape[3] != 1 {
+        return Err(GpuError::Shape { op, detail: format!("image {:?} must be [n, h, w, 1] packed RGB8 pixels", img.shape) });
+    }
+    let mut p = ImageParams::new(op, &img.shape, hw(&y.shape))?.with_transform(t);
+    p.c = 4;
+    Ok(p)
+}
+
+/// `resize_area` of packed RGB8 images into `y` `[n, oh, ow, 4]` (R, G, B, 0), then `t`: MTCNN's pyramid.
+/// One 4-byte load per source pixel, a pixel per invocation.
+pub fn resize_area_rgb8(enc: &mut Encoder, img: &GpuTensor, y: &GpuTensor, t: Transform) -> Result<(), GpuError> {
+    let p = rgb8_params("resize_area_rgb8", img, y, t)?;
+    check_shape("resize_area_rgb8", "output", &y.shape, &p.out_shape())?;
+    enc.dispatch(Shader::Image, "resize_area_rgb8", &p, &[None, Some(&y.buffer), None, None, Some(&img.buffer)], groups_1d(y.len() / 4))
+}
+
+/// `crop_resize_area` of packed RGB8 images into `y` `[n, oh, ow, 4]` (R, G, B, 0): MTCNN's RNet and ONet
+/// crops.
+pub fn crop_resize_area_rgb8(enc: &mut Encoder, img: &GpuTensor, boxes: &GpuTensor, y: &GpuTensor, t: Transform) -> Result<(), GpuError> {
+    let mut p = rgb8_params("crop_resize_area_rgb8", img, y, t)?;
+    p.n = y.shape[0] as u32;
+    check_shape("crop_resize_area_rgb8", "boxes", &boxes.shape, &[p.n as usize, 5])?;
+    check_shape("crop_resize_area_rgb8", "output", &y.shape, &p.out_shape())?;
+    let buffers = [None, Some(&y.buffer), None, Some(&boxes.buffer), Some(&img.buffer)];
+    enc.dispatch(Shader::Image, "crop_resize_area_rgb8", &p, &buffers, groups_1d(y.len() / 4))
 }
 
 /// `y[oy, ox] = x[oy + top, ox + left]`, zero outside the image; `top`/`left` may be negative.

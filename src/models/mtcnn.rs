@@ -8,9 +8,9 @@
 //! RNet and ONet batches, which are cut into chunks so memory stays bounded whatever the number of
 //! candidates.
 //!
-//! On the GPU every layer's channels are padded to a multiple of 4 ([`LANES`]): the image is RGB plus a
-//! padding channel (the pyramid and crops then read a pixel as one vec4), and PNet's 10 channels are 12.
-//! conv2d then reads whole vec4s, which on llvmpipe made the first convs (3 input channels) several
+//! On the GPU every layer's channels are padded to a multiple of 4 ([`LANES`]): the image is uploaded as
+//! packed RGB8 and the pyramid and crops add a zero channel (a pixel is one vec4), and PNet's 10 channels
+//! are 12. conv2d then reads whole vec4s, which on llvmpipe made the first convs (3 input channels) several
 //! times faster. The padded input channels have zero weights, and the padded outputs zero weights,
 //! biases and alphas, so the results are unchanged.
 
@@ -27,7 +27,7 @@ use crate::checkpoint::{safetensors, CheckpointError, Weights};
 use crate::cpu;
 use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
 use crate::kernels::conv2d::{conv2d, Activation, Conv2dParams, Epilogue, Padding};
-use crate::kernels::image::{crop_resize_area, resize_area, Transform};
+use crate::kernels::image::{crop_resize_area_rgb8, pack_rgb8, resize_area_rgb8, Transform};
 use crate::kernels::pool::{max_pool, PoolParams};
 use crate::nn::Arena;
 
@@ -377,11 +377,10 @@ impl Mtcnn {
         let (w, h) = (images[0].width() as usize, images[0].height() as usize);
         let t = Instant::now();
         self.input.reset();
-        let input = self.input.take(ctx, "mtcnn input images", &[n, h, w, LANES]);
-        // RGB plus a padding channel (see the module doc); its weights are zero.
-        let pixels: Vec<f32> =
-            images.iter().flat_map(|im| im.pixels().flat_map(|px| [f32::from(px[0]), f32::from(px[1]), f32::from(px[2]), 0.0])).collect();
-        input.write(ctx, &pixels)?;
+        // Packed RGB8, a pixel per u32; the resizes add a padding channel (see the module doc).
+        let input = self.input.take_u32(ctx, "mtcnn input images", &[n, h, w, 1]);
+        let pixels: Vec<u32> = images.iter().flat_map(|im| im.pixels().map(|px| pack_rgb8(px.0))).collect();
+        input.write_u32(ctx, &pixels)?;
 
         // Stage 1: PNet on every scale, NMS 0.5 per scale, then NMS 0.7 over all scales.
         let mut cands: Vec<Vec<Candidate>> = vec![Vec::new(); n];
@@ -391,7 +390,7 @@ impl Mtcnn {
             self.arena.reset();
             let mut enc = Encoder::new(ctx);
             let scaled = self.arena.take(ctx, "pyramid level", &[n, hs, ws, LANES]);
-            resize_area(&mut enc, &input, &scaled, NORMALIZE_ROUNDED)?;
+            resize_area_rgb8(&mut enc, &input, &scaled, NORMALIZE_ROUNDED)?;
             let maps = self.pnet.forward(&mut enc, &mut self.arena, &scaled)?;
             enc.submit()?;
             let data = maps.download(ctx)?;
@@ -502,7 +501,7 @@ impl Mtcnn {
             gboxes.write_u32(ctx, &chunk.iter().map(|&v| v as u32).collect::<Vec<_>>())?;
             let crops = self.arena.take(ctx, "crops", &[m, size, size, LANES]);
             let mut enc = Encoder::new(ctx);
-            crop_resize_area(&mut enc, input, &gboxes, &crops, NORMALIZE)?;
+            crop_resize_area_rgb8(&mut enc, input, &gboxes, &crops, NORMALIZE)?;
             let y = net.forward(&mut enc, &mut self.arena, &crops)?;
             enc.submit()?;
             out.extend(y.download(ctx)?);

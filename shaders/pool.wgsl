@@ -1,7 +1,7 @@
 // 2-D pooling over NHWC.
 //
 // max_pool:        y[n,oy,ox,c] = max over the window of x (taps outside the image ignored);
-//                  argmax[n,oy,ox,c] = flat index into x of the first maximum (saved for backward)
+//                  argmax[n,oy,ox,c] = flat index into x of the first maximum (flags & 2: saved for backward)
 // avg_pool:        y = mean over the window's in-image taps (TF: padding is not counted)
 // global_avg_pool: y[n,c] = mean over h, w of x[n,:,:,c]
 //
@@ -78,7 +78,9 @@ fn max_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         }
     }
     put_y(i, best);
-    argmax[i >> 2u][i & 3u] = best_at;
+    if ((p.flags & 2u) != 0u) {
+        argmax[i >> 2u][i & 3u] = best_at;
+    }
 }
 
 // max_pool of output elements 4*i4 .. 4*i4+3 (four channels of one window; c is a multiple of 4).
@@ -104,7 +106,9 @@ fn max_pool4(i4: u32) {
         }
     }
     y[i4] = best;
-    argmax[i4] = best_at;
+    if ((p.flags & 2u) != 0u) {
+        argmax[i4] = best_at;
+    }
 }
 
 @compute @workgroup_size(64)

@@ -194,9 +194,13 @@ fn max_pool_same_and_valid_match_cpu_including_argmax() {
         let (want, want_arg, p) = cpu::pool::max_pool(&x, &xs, kk, s, pad).unwrap();
         let gx = up(ctx, "x", &xs, &x);
         let (gy, garg) = (GpuTensor::zeros(ctx, "y", &p.out_shape()), GpuTensor::zeros_u32(ctx, "argmax", &p.out_shape()));
-        record(ctx, |enc| k::pool::max_pool(enc, &gx, &gy, &garg, kk, s, pad).map(|_| ()));
+        record(ctx, |enc| k::pool::max_pool(enc, &gx, &gy, Some(&garg), kk, s, pad).map(|_| ()));
         assert_close("max_pool", &gy.download(ctx).unwrap(), &want, 0.0, 0.0);
         assert_eq!(garg.download_u32(ctx).unwrap(), want_arg, "max_pool argmax {xs:?}");
+        // Inference leaves argmax out: the same maxima.
+        let gy2 = GpuTensor::zeros(ctx, "y", &p.out_shape());
+        record(ctx, |enc| k::pool::max_pool(enc, &gx, &gy2, None, kk, s, pad).map(|_| ()));
+        assert_close("max_pool without argmax", &gy2.download(ctx).unwrap(), &want, 0.0, 0.0);
     }
 }
 

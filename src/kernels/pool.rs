@@ -18,7 +18,7 @@ pub struct PoolParams {
     pub sw: u32,
     pub pad_top: u32,
     pub pad_left: u32,
-    /// bit 0: backward kernels add to the gradient instead of writing it.
+    /// bit 0: backward kernels add to the gradient instead of writing it; bit 1: max_pool writes argmax.
     pub flags: u32,
     pub _pad: [u32; 3],
 }
@@ -59,25 +59,30 @@ impl PoolParams {
     }
 }
 
-/// Max pool; `argmax` (u32, same shape as `y`) receives the flat input index of each maximum.
+/// Max pool; `argmax` (u32, same shape as `y`), when given for a backward pass, receives the flat input
+/// index of each maximum. Inference leaves it out and saves its stores.
 pub fn max_pool(
     enc: &mut Encoder,
     x: &GpuTensor,
     y: &GpuTensor,
-    argmax: &GpuTensor,
+    argmax: Option<&GpuTensor>,
     k: (usize, usize),
     stride: (usize, usize),
     padding: Padding,
 ) -> Result<PoolParams, GpuError> {
-    let p = PoolParams::new(&x.shape, k, stride, padding)?;
+    let mut p = PoolParams::new(&x.shape, k, stride, padding)?;
     check_shape("max_pool", "output", &y.shape, &p.out_shape())?;
-    check_shape("max_pool", "argmax", &argmax.shape, &p.out_shape())?;
-    if argmax.dtype != DType::U32 {
-        return Err(GpuError::Invalid { op: "max_pool", detail: format!("argmax tensor '{}' must be u32", argmax.label) });
+    if let Some(argmax) = argmax {
+        check_shape("max_pool", "argmax", &argmax.shape, &p.out_shape())?;
+        if argmax.dtype != DType::U32 {
+            return Err(GpuError::Invalid { op: "max_pool", detail: format!("argmax tensor '{}' must be u32", argmax.label) });
+        }
+        p.flags = 2;
     }
+    let argmax = argmax.map_or(enc.absent_rw(), |a| &a.buffer).clone();
     // Four channels per invocation where c is a multiple of 4.
     let invocations = if p.c.is_multiple_of(4) { y.len() / 4 } else { y.len() };
-    enc.dispatch(Shader::Pool, "max_pool", &p, &[Some(&x.buffer), Some(&y.buffer), Some(&argmax.buffer)], groups_1d(invocations))?;
+    enc.dispatch(Shader::Pool, "max_pool", &p, &[Some(&x.buffer), Some(&y.buffer), Some(&argmax)], groups_1d(invocations))?;
     Ok(p)
 }
 

@@ -350,8 +350,7 @@ impl InceptionResnetV1 {
 fn pool(enc: &mut Encoder, arena: &mut Arena, x: &GpuTensor, name: &str) -> Result<GpuTensor, GpuError> {
     let p = crate::kernels::pool::PoolParams::new(&x.shape, (3, 3), (2, 2), VALID)?;
     let y = arena.take(enc.ctx(), name, &p.out_shape());
-    let arg = arena.take_u32(enc.ctx(), "argmax", &p.out_shape());
-    max_pool(enc, x, &y, &arg, (3, 3), (2, 2), VALID)?;
+    max_pool(enc, x, &y, None, (3, 3), (2, 2), VALID)?;
     Ok(y)
 }
 

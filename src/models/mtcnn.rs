@@ -220,8 +220,8 @@ impl Net {
                 }
                 &Layer::Pool(k, s, padding) => {
                     let shape = PoolParams::new(&x.shape, (k, k), (s, s), padding)?.out_shape();
-                    let (y, argmax) = (arena.take(ctx, self.name, &shape), arena.take_u32(ctx, self.name, &shape));
-                    max_pool(enc, &x, &y, &argmax, (k, k), (s, s), padding)?;
+                    let y = arena.take(ctx, self.name, &shape);
+                    max_pool(enc, &x, &y, None, (k, k), (s, s), padding)?;
                     y
                 }
             };

@@ -352,7 +352,7 @@ impl Tape {
         let p = pool::PoolParams::new(self.shape(x), k, stride, padding)?;
         let y = self.new_value(enc, "max_pool", &p.out_shape(), &[x]);
         let argmax = self.arena.take_u32(enc.ctx(), &label("max_pool/argmax", y.0), &p.out_shape());
-        pool::max_pool(enc, self.value(x), self.value(y), &argmax, k, stride, padding)?;
+        pool::max_pool(enc, self.value(x), self.value(y), Some(&argmax), k, stride, padding)?;
         self.ops.push(Op::MaxPool { x, argmax, k, stride, padding, y });
         Ok(y)
     }

@@ -7,6 +7,9 @@
 //     y  = y * scale[o] + shift[o]       (flags & 2; inference batch norm folded to an affine)
 //     y  = residual[n,oy,ox,o] + res_scale * y   (flags & 4)
 //     y  = relu(y) (act 1) | max(y,0) + alpha[o]*min(y,0) (act 2, PReLU)
+//   and in the entry conv2d_max_pool2 (p.rows == 2; stride 1, no residual), then a 2x2 stride-2 SAME max
+//   pool: y is [n, ceil(oh/2), ceil(ow/2), oc] and the conv's own output is never stored (MTCNN's PNet
+//   conv1 + pool1). A separate entry: in conv2d's body the extra path slowed every conv by 7%.
 //
 // Each invocation computes 8 consecutive output pixels (flattened n,oy,ox) x 16 consecutive channels
 // (16 rather than 8: each x load then feeds twice the FMAs; 36.0 -> 48.0 GFLOP/s on llvmpipe).
@@ -254,6 +257,61 @@ fn conv_rows(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: u
     }
 }
 
+// The reduction of a pooled tile (p.rows == 2; stride 1, c and oc multiples of 4): output pixels
+// (b, oy, ox0..ox0+3) as pixels 0-3 and (b, oy+1, ox0..ox0+3) as 4-7, x channels n0..n0+15. As conv_rows,
+// each row's 4 + kw - 1 input columns are loaded once per kernel row and slid across the taps.
+fn conv_rows2(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: u32, cend: u32, lane: u32) {
+    let c4 = p.c / 4u;
+    let oc4 = p.oc / 4u;
+    let wq = min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(oc4 - n0 / 4u - 1u));
+    let ix0 = i32(ox0) - i32(p.pad_left);
+    var cq = vec4<u32>();
+    var ck = vec4<f32>();
+    for (var r = 0u; r < 4u; r++) {
+        let ix = ix0 + i32(r);
+        let ok = ix >= 0 && ix < i32(p.w);
+        cq[r] = select(0u, u32(ix) * c4, ok);
+        ck[r] = select(0.0, 1.0, ok);
+    }
+    for (var ky = 0u; ky < p.kh; ky++) {
+        let iya = i32(oy) - i32(p.pad_top) + i32(ky);
+        let iyb = iya + 1;
+        let oka = iya >= 0 && iya < i32(p.h);
+        let okb = iyb >= 0 && iyb < i32(p.h);
+        let ra = select(0u, ((b * p.h + u32(iya)) * p.w) * c4, oka);
+        let rb = select(0u, ((b * p.h + u32(iyb)) * p.w) * c4, okb);
+        let qa = cq + vec4<u32>(ra);
+        let qb = cq + vec4<u32>(rb);
+        let ka = ck * select(0.0, 1.0, oka);
+        let kb = ck * select(0.0, 1.0, okb);
+        for (var ci = cbeg; ci < cend; ci += 4u) {
+            let q = ci / 4u;
+            var x0 = x[qa.x + q] * ka.x; var x1 = x[qa.y + q] * ka.y;
+            var x2 = x[qa.z + q] * ka.z; var x3 = x[qa.w + q] * ka.w;
+            var x4 = x[qb.x + q] * kb.x; var x5 = x[qb.y + q] * kb.y;
+            var x6 = x[qb.z + q] * kb.z; var x7 = x[qb.w + q] * kb.w;
+            for (var kx = 0u; kx < p.kw; kx++) {
+                if (kx > 0u) {
+                    let ix = ix0 + 3 + i32(kx);
+                    let okx = ix >= 0 && ix < i32(p.w);
+                    let oa = oka && okx;
+                    let ob = okb && okx;
+                    x0 = x1; x1 = x2; x2 = x3;
+                    x3 = x[select(0u, ra + u32(ix) * c4, oa) + q] * select(0.0, 1.0, oa);
+                    x4 = x5; x5 = x6; x6 = x7;
+                    x7 = x[select(0u, rb + u32(ix) * c4, ob) + q] * select(0.0, 1.0, ob);
+                }
+                let wrow = (((ky * p.kw + kx) * p.c + ci) * p.oc + n0) / 4u;
+                let wa = wt[wrow + (lane >> 2u) * oc4 + wq[lane & 3u]]; // subgroups
+                let wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; // subgroups
+                let wa = vec4<f32>(); // no subgroups
+                let wb = vec4<f32>(); // no subgroups
+                step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq);
+            }
+        }
+    }
+}
+
 @compute @workgroup_size(64)
 fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
@@ -294,7 +352,7 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     // Pixel r of the tile is output pixel m_store + r, stored if below `lim`.
     var m_store = mt * 8u;
     var lim = min(m_store + 8u, m_total);
-    if (p.rows != 0u) {
+    if (p.rows == 1u) {
         let mtc = min(mt, tiles_m - 1u);
         let row = mtc / tiles_row;
         let ox0 = (mtc % tiles_row) * 8u;
@@ -331,6 +389,66 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     store_row(m_store + 5u, lim, n0, finish(m_store + 5u, m_total, col0, e0, t.c5_0), finish(m_store + 5u, m_total, col1, e1, t.c5_1), finish(m_store + 5u, m_total, col2, e2, t.c5_2), finish(m_store + 5u, m_total, col3, e3, t.c5_3));
     store_row(m_store + 6u, lim, n0, finish(m_store + 6u, m_total, col0, e0, t.c6_0), finish(m_store + 6u, m_total, col1, e1, t.c6_1), finish(m_store + 6u, m_total, col2, e2, t.c6_2), finish(m_store + 6u, m_total, col3, e3, t.c6_3));
     store_row(m_store + 7u, lim, n0, finish(m_store + 7u, m_total, col0, e0, t.c7_0), finish(m_store + 7u, m_total, col1, e1, t.c7_1), finish(m_store + 7u, m_total, col2, e2, t.c7_2), finish(m_store + 7u, m_total, col3, e3, t.c7_3));
+}
+
+// conv2d then a 2x2 stride-2 SAME max pool (see the header): tiles of 2 rows x 4 columns (conv_rows2),
+// pooled into 2 outputs. No split-K.
+@compute @workgroup_size(64)
+fn conv2d_max_pool2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
+) {
+    let idx = gid.y * nwg.x * 64u + gid.x;
+    let tiles_n = (p.oc + 15u) / 16u;
+    let tiles_row = (p.ow + 3u) / 4u;
+    let tiles_m = p.n * ((p.oh + 1u) / 2u) * tiles_row;
+    let unit = sgs; // subgroups
+    let lane = sid & 7u; // subgroups
+    let unit = 1u; // no subgroups
+    let lane = 0u; // no subgroups
+    let per_split = tiles_n * ((tiles_m + unit - 1u) / unit);
+    let u = idx / unit;
+    if (u >= per_split) {
+        return;
+    }
+    let cbeg = 0u;
+    let cend = p.c;
+    let mt = (u / tiles_n) * unit + idx % unit;
+    let n0 = (u % tiles_n) * 16u;
+    let col0 = min(n0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.oc - 1u));
+    let col1 = min(n0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));
+    let col2 = min(n0 + vec4<u32>(8u, 9u, 10u, 11u), vec4<u32>(p.oc - 1u));
+    let col3 = min(n0 + vec4<u32>(12u, 13u, 14u, 15u), vec4<u32>(p.oc - 1u));
+    var t: Tile;
+    let mtc = min(mt, tiles_m - 1u);
+    let row2 = mtc / tiles_row;
+    let ohp = (p.oh + 1u) / 2u;
+    let ox0 = (mtc % tiles_row) * 4u;
+    let oy = (row2 % ohp) * 2u;
+    conv_rows2(&t, row2 / ohp, oy, ox0, n0, cbeg, cend, lane);
+    // Pooled pixels (b, oy/2, ox0/2) and, where the row has it, the next.
+    let mp = row2 * ((p.ow + 1u) / 2u) + ox0 / 2u;
+    let limp = select(mp, mp + select(1u, 2u, ox0 + 2u < p.ow), mt < tiles_m);
+    let dy = oy + 1u < p.oh;
+    let e0 = chan(col0);
+    let e1 = chan(col1);
+    let e2 = chan(col2);
+    let e3 = chan(col3);
+    let r0 = ox0 + 1u < p.ow;
+    store_row(mp, limp, n0, pool4(col0, e0, t.c0_0, t.c1_0, t.c4_0, t.c5_0, r0, dy), pool4(col1, e1, t.c0_1, t.c1_1, t.c4_1, t.c5_1, r0, dy),
+              pool4(col2, e2, t.c0_2, t.c1_2, t.c4_2, t.c5_2, r0, dy), pool4(col3, e3, t.c0_3, t.c1_3, t.c4_3, t.c5_3, r0, dy));
+    let r1 = ox0 + 3u < p.ow;
+    store_row(mp + 1u, limp, n0, pool4(col0, e0, t.c2_0, t.c3_0, t.c6_0, t.c7_0, r1, dy), pool4(col1, e1, t.c2_1, t.c3_1, t.c6_1, t.c7_1, r1, dy),
+              pool4(col2, e2, t.c2_2, t.c3_2, t.c6_2, t.c7_2, r1, dy), pool4(col3, e3, t.c2_3, t.c3_3, t.c6_3, t.c7_3, r1, dy));
+}
+
+// The 2x2 max pool of one 4-channel group after the epilogue: v00 at (oy, ox), v01 at (oy, ox+1), v10 and
+// v11 the row below; `right`/`down` say whether those exist (else the window holds only the others).
+fn pool4(c: vec4<u32>, e: Chan, v00: vec4<f32>, v01: vec4<f32>, v10: vec4<f32>, v11: vec4<f32>, right: bool, down: bool) -> vec4<f32> {
+    let a = finish(0u, 1u, c, e, v00);
+    let b = select(a, finish(0u, 1u, c, e, v01), right);
+    let d = select(a, finish(0u, 1u, c, e, v10), down);
+    let f = select(d, finish(0u, 1u, c, e, v11), right && down);
+    return max(max(a, b), max(d, f));
 }
 
 // Epilogue operands of four output channels; the defaults leave a value unchanged.

@@ -579,6 +579,52 @@ fn conv2d_row_tiles_slide_across_taps_and_match_cpu() {
     }
 }
 
+/// conv2d_max_pool2 against the CPU twins of conv2d and then max_pool (2x2, stride 2, SAME).
+fn check_conv_pool(ctx: &facegpu::gpu::GpuContext, seed: u64, xs: [usize; 4], ws: [usize; 4], padding: Padding, prelu: bool) {
+    let mut rng = Rng::new(seed);
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+    let oc = ws[3];
+    let (b, al, sc, sh) = (rng.vec(oc, -1.0, 1.0), rng.vec(oc, 0.0, 0.3), rng.vec(oc, 0.5, 1.5), rng.vec(oc, -0.5, 0.5));
+    let cpu_epi = if prelu {
+        Epilogue { bias: Some(b.as_slice()), act: Activation::Prelu(al.as_slice()), ..Default::default() }
+    } else {
+        Epilogue { affine: Some((sc.as_slice(), sh.as_slice())), act: Activation::Relu, ..Default::default() }
+    };
+    let (conv, p) = cpu::conv2d::conv2d(&x, &xs, &w, &ws, &cpu_epi, (1, 1), padding).unwrap();
+    let (want, _, pp) = cpu::pool::max_pool(&conv, &p.out_shape(), (2, 2), (2, 2), Padding::Same).unwrap();
+    let (gx, gw) = (up(ctx, "x", &xs, &x), up(ctx, "w", &ws, &w));
+    let (gb, gal, gsc, gsh) = (up(ctx, "b", &[oc], &b), up(ctx, "al", &[oc], &al), up(ctx, "sc", &[oc], &sc), up(ctx, "sh", &[oc], &sh));
+    let gpu_epi = if prelu {
+        Epilogue { bias: Some(&gb), act: Activation::Prelu(&gal), ..Default::default() }
+    } else {
+        Epilogue { affine: Some((&gsc, &gsh)), act: Activation::Relu, ..Default::default() }
+    };
+    let gy = GpuTensor::zeros(ctx, "y", &pp.out_shape());
+    record(ctx, |enc| k::conv2d::conv2d_max_pool2(enc, &gx, &gw, &gpu_epi, &gy, padding).map(|_| ()));
+    assert_close(&format!("conv2d_max_pool2 {xs:?} * {ws:?}"), &gy.download(ctx).unwrap(), &want, 1e-4, 1e-4);
+}
+
+#[test]
+fn conv2d_max_pool2_matches_conv_then_pool_on_cpu() {
+    // The conv's output pooled 2x2 in registers: odd heights and widths (windows cut by the edge),
+    // several images, PNet's conv1 (4 -> 12) and ONet's conv3 (64 -> 64), a ragged column tile (20).
+    let ctx = gpu_or_skip!();
+    check_conv_pool(ctx, 50, [2, 13, 17, 4], [3, 3, 4, 12], Padding::Valid, true);
+    check_conv_pool(ctx, 51, [1, 10, 10, 64], [3, 3, 64, 64], Padding::Valid, true);
+    check_conv_pool(ctx, 52, [1, 9, 12, 8], [3, 3, 8, 20], Padding::Same, false);
+    check_conv_pool(ctx, 53, [3, 6, 7, 4], [3, 3, 4, 16], Padding::Same, true);
+    check_conv_pool(ctx, 54, [1, 40, 37, 12], [3, 3, 12, 16], Padding::Valid, true);
+    // A residual is refused by name.
+    let g = GpuTensor::zeros(ctx, "g", &[1, 6, 6, 4]);
+    let gw = GpuTensor::zeros(ctx, "w", &[3, 3, 4, 4]);
+    let (res, y) = (GpuTensor::zeros(ctx, "res", &[1, 4, 4, 4]), GpuTensor::zeros(ctx, "y", &[1, 2, 2, 4]));
+    let epi = Epilogue { residual: Some((&res, 1.0)), ..Default::default() };
+    let mut enc = facegpu::gpu::Encoder::new(ctx);
+    let err = k::conv2d::conv2d_max_pool2(&mut enc, &g, &gw, &epi, &y, Padding::Valid).unwrap_err().to_string();
+    assert!(err.contains("conv2d_max_pool2") && err.contains("residual"), "{err}");
+}
+
 #[test]
 fn conv2d_without_subgroups_matches_cpu() {
     // Adapters without subgroup operations compile conv2d.wgsl's other lines: every lane loads its weights.
@@ -591,4 +637,5 @@ fn conv2d_without_subgroups_matches_cpu() {
     check_conv(&ctx, 17, [1, 30, 31, 3], [3, 3, 3, 10], (1, 1), Padding::Valid, true, false, None, 2);
     check_conv(&ctx, 18, [1, 3, 3, 256], [1, 1, 256, 36], (1, 1), Padding::Same, true, true, Some(0.17), 2);
     check_conv(&ctx, 31, [3, 6, 31, 4], [3, 3, 4, 12], (1, 1), Padding::Same, true, false, None, 2);
+    check_conv_pool(&ctx, 50, [2, 13, 17, 4], [3, 3, 4, 12], Padding::Valid, true);
 }

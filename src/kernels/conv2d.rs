@@ -194,7 +194,8 @@ pub struct Conv2dDispatch {
     pub ksplits: u32,
     pub kchunk: u32,
     /// 1: pixel tiles are 8 columns of one output row (stride-1 convs wider than one tap, vec4 path),
-    /// whose overlapping input columns are loaded once and slid across the taps; 0: 8 flattened pixels.
+    /// whose overlapping input columns are loaded once and slid across the taps; 0: 8 flattened pixels;
+    /// 2: 4 columns of two rows, max-pooled 2x2 before they are stored (`conv2d_max_pool2`).
     pub rows: u32,
     pub _pad: u32,
 }
@@ -244,6 +245,42 @@ impl Conv2dDispatch {
         let tiles = row_tiles(ctx, Self::tiled_pixels(&conv)) * conv.oc.div_ceil(16) as usize;
         (Self::new(conv, tiles), tiles)
     }
+}
+
+/// Records `y = max_pool_2x2_stride2_same(epilogue(conv2d(x, w)))` into `enc`, in one pass: the conv's
+/// output is pooled in registers and never stored. Stride 1, channel counts multiples of 4, no residual;
+/// `y` is `[n, ceil(oh/2), ceil(ow/2), oc]`. MTCNN's PNet conv1 + pool1 and ONet conv3 + pool3.
+pub fn conv2d_max_pool2(
+    enc: &mut Encoder,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    epi: &Epilogue<&GpuTensor>,
+    y: &GpuTensor,
+    padding: Padding,
+) -> Result<Conv2dParams, GpuError> {
+    let p = Conv2dParams::new(&x.shape, &w.shape, (1, 1), padding)?.with_epilogue(epi, |t| t.len())?;
+    if !p.c.is_multiple_of(4) || !p.oc.is_multiple_of(4) || epi.residual.is_some() {
+        return Err(GpuError::Invalid {
+            op: "conv2d_max_pool2",
+            detail: format!("input {:?} and weights {:?} need channel counts that are multiples of 4, and no residual", x.shape, w.shape),
+        });
+    }
+    let [n, oh, ow, oc] = p.out_shape();
+    check_shape("conv2d_max_pool2", "output", &y.shape, &[n, oh.div_ceil(2), ow.div_ceil(2), oc])?;
+    let absent = enc.absent();
+    let bias = epi.bias.map(|t| &t.buffer).unwrap_or(absent);
+    let (scale, shift) = epi.affine.map(|(s, t)| (&s.buffer, &t.buffer)).unwrap_or((absent, absent));
+    let alpha = match &epi.act {
+        Activation::Prelu(a) => &a.buffer,
+        _ => absent,
+    };
+    let d = Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, rows: 2, _pad: 0 };
+    let tiles = row_tiles(enc.ctx(), (n * oh.div_ceil(2) * ow.div_ceil(4) * 8) as u32) * oc.div_ceil(16);
+    let buffers =
+        [Some(&x.buffer), Some(&w.buffer), Some(bias), Some(scale), Some(shift), Some(alpha), Some(absent), Some(&y.buffer), None];
+    enc.tag_with(|| format!("{:?} * {:?}", x.shape, w.shape));
+    enc.dispatch(Shader::Conv2d, "conv2d_max_pool2", &d, &buffers, groups_1d(tiles))?;
+    Ok(p)
 }
 
 /// Records `y = epilogue(conv2d(x, w))` into `enc`. `y` must have shape `p.out_shape()`.

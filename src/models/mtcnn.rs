@@ -26,7 +26,7 @@ use super::inception_resnet_v1::ModelError;
 use crate::checkpoint::{safetensors, CheckpointError, Weights};
 use crate::cpu;
 use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
-use crate::kernels::conv2d::{conv2d, Activation, Conv2dParams, Epilogue, Padding};
+use crate::kernels::conv2d::{conv2d, conv2d_max_pool2, Activation, Conv2dParams, Epilogue, Padding};
 use crate::kernels::image::{crop_resize_area_rgb8, pack_rgb8, resize_area_rgb8, Transform};
 use crate::kernels::pool::{max_pool, PoolParams};
 use crate::nn::Arena;
@@ -209,14 +209,24 @@ impl Net {
     pub fn forward(&self, enc: &mut Encoder, arena: &mut Arena, x: &GpuTensor) -> Result<GpuTensor, GpuError> {
         let ctx = enc.ctx();
         let mut x = x.clone();
-        for layer in &self.layers {
+        let mut layers = self.layers.iter().peekable();
+        while let Some(layer) = layers.next() {
             x = match layer {
                 Layer::Conv(c) => {
-                    let y = arena.take(ctx, self.name, &Conv2dParams::new(&x.shape, &c.gw_shape, (1, 1), Valid)?.out_shape());
+                    let shape = Conv2dParams::new(&x.shape, &c.gw_shape, (1, 1), Valid)?.out_shape();
                     let act = c.galpha.as_ref().map_or(Activation::None, Activation::Prelu);
                     let epi = Epilogue { bias: Some(&c.gb), act, ..Default::default() };
-                    conv2d(enc, &x, &c.gw, &epi, &y, (1, 1), Valid)?;
-                    y
+                    if let Some(Layer::Pool(2, 2, Same)) = layers.peek() {
+                        // A 2x2 stride-2 pool right after: pooled in the conv's registers.
+                        layers.next();
+                        let y = arena.take(ctx, self.name, &[shape[0], shape[1].div_ceil(2), shape[2].div_ceil(2), shape[3]]);
+                        conv2d_max_pool2(enc, &x, &c.gw, &epi, &y, Valid)?;
+                        y
+                    } else {
+                        let y = arena.take(ctx, self.name, &shape);
+                        conv2d(enc, &x, &c.gw, &epi, &y, (1, 1), Valid)?;
+                        y
+                    }
                 }
                 &Layer::Pool(k, s, padding) => {
                     let shape = PoolParams::new(&x.shape, (k, k), (s, s), padding)?.out_shape();

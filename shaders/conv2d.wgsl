@@ -10,6 +10,10 @@
 //   and in the entry conv2d_max_pool2 (p.rows == 2; stride 1, no residual), then a 2x2 stride-2 SAME max
 //   pool: y is [n, ceil(oh/2), ceil(ow/2), oc] and the conv's own output is never stored (MTCNN's PNet
 //   conv1 + pool1). A separate entry: in conv2d's body the extra path slowed every conv by 7%.
+//   and in the entry conv2d_head (row tiles, oc a multiple of 16, no split-K), then a 1x1 conv with 8
+//   outputs, head [oc, 8] (bound as `residual`): each tile's 16 channels times their rows of the head go
+//   to part[n0/16, m, 0..8], and conv2d_splitk_finish (oc 8, ksplits oc/16) adds the parts and the
+//   head's bias (MTCNN's PNet conv3 + its two heads; conv3's output is never stored).
 //
 // Each invocation computes 8 consecutive output pixels (flattened n,oy,ox) x 16 consecutive channels
 // (16 rather than 8: each x load then feeds twice the FMAs; 36.0 -> 48.0 GFLOP/s on llvmpipe).
@@ -439,6 +443,120 @@ fn conv2d_max_pool2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let r1 = ox0 + 3u < p.ow;
     store_row(mp + 1u, limp, n0, pool4(col0, e0, t.c2_0, t.c3_0, t.c6_0, t.c7_0, r1, dy), pool4(col1, e1, t.c2_1, t.c3_1, t.c6_1, t.c7_1, r1, dy),
               pool4(col2, e2, t.c2_2, t.c3_2, t.c6_2, t.c7_2, r1, dy), pool4(col3, e3, t.c2_3, t.c3_3, t.c6_3, t.c7_3, r1, dy));
+}
+
+// conv2d then a 1x1 head with 8 outputs (see the header): row tiles, partial head sums per column tile.
+@compute @workgroup_size(64)
+fn conv2d_head(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
+) {
+    let idx = gid.y * nwg.x * 64u + gid.x;
+    let m_total = p.n * p.oh * p.ow;
+    let tiles_n = p.oc / 16u;
+    let tiles_row = (p.ow + 7u) / 8u;
+    let tiles_m = p.n * p.oh * tiles_row;
+    let unit = sgs; // subgroups
+    let lane = sid & 7u; // subgroups
+    let unit = 1u; // no subgroups
+    let lane = 0u; // no subgroups
+    let per_split = tiles_n * ((tiles_m + unit - 1u) / unit);
+    let u = idx / unit;
+    if (u >= per_split) {
+        return;
+    }
+    let mt = (u / tiles_n) * unit + idx % unit;
+    let n0 = (u % tiles_n) * 16u;
+    var t: Tile;
+    let mtc = min(mt, tiles_m - 1u);
+    let row = mtc / tiles_row;
+    let ox0 = (mtc % tiles_row) * 8u;
+    let m_store = row * p.ow + ox0;
+    let lim = select(m_store, m_store + min(8u, p.ow - ox0), mt < tiles_m);
+    conv_rows(&t, row / p.oh, row % p.oh, ox0, n0, 0u, p.c, lane);
+    // The head's rows n0..n0+15, as (outputs 0-3, outputs 4-7) vec4 pairs: lane j loads rows n0+2j and
+    // n0+2j+1 and hands them round.
+    let hq = (n0 + 2u * lane) * 2u; // subgroups
+    let h = Head8(residual[hq], residual[hq + 1u], residual[hq + 2u], residual[hq + 3u]); // subgroups
+    let h = Head8(vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>()); // no subgroups
+    let rows = head_rows(h, n0 * 2u);
+    let col0 = n0 + vec4<u32>(0u, 1u, 2u, 3u);
+    let e0 = chan(col0);
+    let e1 = chan(col0 + 4u);
+    let e2 = chan(col0 + 8u);
+    let e3 = chan(col0 + 12u);
+    let base = (n0 / 16u) * m_total;
+    head_store(base, m_store, lim, rows, finish(0u, 1u, col0, e0, t.c0_0), finish(0u, 1u, col0 + 4u, e1, t.c0_1), finish(0u, 1u, col0 + 8u, e2, t.c0_2), finish(0u, 1u, col0 + 12u, e3, t.c0_3));
+    head_store(base, m_store + 1u, lim, rows, finish(0u, 1u, col0, e0, t.c1_0), finish(0u, 1u, col0 + 4u, e1, t.c1_1), finish(0u, 1u, col0 + 8u, e2, t.c1_2), finish(0u, 1u, col0 + 12u, e3, t.c1_3));
+    head_store(base, m_store + 2u, lim, rows, finish(0u, 1u, col0, e0, t.c2_0), finish(0u, 1u, col0 + 4u, e1, t.c2_1), finish(0u, 1u, col0 + 8u, e2, t.c2_2), finish(0u, 1u, col0 + 12u, e3, t.c2_3));
+    head_store(base, m_store + 3u, lim, rows, finish(0u, 1u, col0, e0, t.c3_0), finish(0u, 1u, col0 + 4u, e1, t.c3_1), finish(0u, 1u, col0 + 8u, e2, t.c3_2), finish(0u, 1u, col0 + 12u, e3, t.c3_3));
+    head_store(base, m_store + 4u, lim, rows, finish(0u, 1u, col0, e0, t.c4_0), finish(0u, 1u, col0 + 4u, e1, t.c4_1), finish(0u, 1u, col0 + 8u, e2, t.c4_2), finish(0u, 1u, col0 + 12u, e3, t.c4_3));
+    head_store(base, m_store + 5u, lim, rows, finish(0u, 1u, col0, e0, t.c5_0), finish(0u, 1u, col0 + 4u, e1, t.c5_1), finish(0u, 1u, col0 + 8u, e2, t.c5_2), finish(0u, 1u, col0 + 12u, e3, t.c5_3));
+    head_store(base, m_store + 6u, lim, rows, finish(0u, 1u, col0, e0, t.c6_0), finish(0u, 1u, col0 + 4u, e1, t.c6_1), finish(0u, 1u, col0 + 8u, e2, t.c6_2), finish(0u, 1u, col0 + 12u, e3, t.c6_3));
+    head_store(base, m_store + 7u, lim, rows, finish(0u, 1u, col0, e0, t.c7_0), finish(0u, 1u, col0 + 4u, e1, t.c7_1), finish(0u, 1u, col0 + 8u, e2, t.c7_2), finish(0u, 1u, col0 + 12u, e3, t.c7_3));
+}
+
+// Two rows of the head as loaded by one lane: (row 2j outputs 0-3, 4-7, row 2j+1 outputs 0-3, 4-7).
+struct Head8 { a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32> }
+
+// 16 head rows: lo<k>/hi<k> are row n0+k's outputs 0-3 and 4-7.
+struct HeadRows {
+    lo0: vec4<f32>, lo1: vec4<f32>, lo2: vec4<f32>, lo3: vec4<f32>, lo4: vec4<f32>, lo5: vec4<f32>, lo6: vec4<f32>, lo7: vec4<f32>,
+    lo8: vec4<f32>, lo9: vec4<f32>, lo10: vec4<f32>, lo11: vec4<f32>, lo12: vec4<f32>, lo13: vec4<f32>, lo14: vec4<f32>, lo15: vec4<f32>,
+    hi0: vec4<f32>, hi1: vec4<f32>, hi2: vec4<f32>, hi3: vec4<f32>, hi4: vec4<f32>, hi5: vec4<f32>, hi6: vec4<f32>, hi7: vec4<f32>,
+    hi8: vec4<f32>, hi9: vec4<f32>, hi10: vec4<f32>, hi11: vec4<f32>, hi12: vec4<f32>, hi13: vec4<f32>, hi14: vec4<f32>, hi15: vec4<f32>,
+}
+
+fn head_share(v: vec4<f32>, src: u32, at: u32) -> vec4<f32> {
+    return subgroupShuffle(v, src); // subgroups
+    return residual[at]; // no subgroups
+}
+
+// The rows from the lanes that loaded them (without subgroups, from the buffer; q0 = n0 * 2).
+fn head_rows(h: Head8, q0: u32) -> HeadRows {
+    return HeadRows(
+        head_share(h.a, 0u, q0 + 0u),
+        head_share(h.c, 0u, q0 + 2u),
+        head_share(h.a, 1u, q0 + 4u),
+        head_share(h.c, 1u, q0 + 6u),
+        head_share(h.a, 2u, q0 + 8u),
+        head_share(h.c, 2u, q0 + 10u),
+        head_share(h.a, 3u, q0 + 12u),
+        head_share(h.c, 3u, q0 + 14u),
+        head_share(h.a, 4u, q0 + 16u),
+        head_share(h.c, 4u, q0 + 18u),
+        head_share(h.a, 5u, q0 + 20u),
+        head_share(h.c, 5u, q0 + 22u),
+        head_share(h.a, 6u, q0 + 24u),
+        head_share(h.c, 6u, q0 + 26u),
+        head_share(h.a, 7u, q0 + 28u),
+        head_share(h.c, 7u, q0 + 30u),
+        head_share(h.b, 0u, q0 + 1u),
+        head_share(h.d, 0u, q0 + 3u),
+        head_share(h.b, 1u, q0 + 5u),
+        head_share(h.d, 1u, q0 + 7u),
+        head_share(h.b, 2u, q0 + 9u),
+        head_share(h.d, 2u, q0 + 11u),
+        head_share(h.b, 3u, q0 + 13u),
+        head_share(h.d, 3u, q0 + 15u),
+        head_share(h.b, 4u, q0 + 17u),
+        head_share(h.d, 4u, q0 + 19u),
+        head_share(h.b, 5u, q0 + 21u),
+        head_share(h.d, 5u, q0 + 23u),
+        head_share(h.b, 6u, q0 + 25u),
+        head_share(h.d, 6u, q0 + 27u),
+        head_share(h.b, 7u, q0 + 29u),
+        head_share(h.d, 7u, q0 + 31u),
+    );
+}
+
+// Output pixel m's partial head sums over its 16 channels v0..v3 (after the epilogue), if m < lim.
+fn head_store(base: u32, m: u32, lim: u32, r: HeadRows, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
+    if (m >= lim) {
+        return;
+    }
+    let q = (base + m) * 2u;
+    part[q] = v0.x * r.lo0 + v0.y * r.lo1 + v0.z * r.lo2 + v0.w * r.lo3 + v1.x * r.lo4 + v1.y * r.lo5 + v1.z * r.lo6 + v1.w * r.lo7 + v2.x * r.lo8 + v2.y * r.lo9 + v2.z * r.lo10 + v2.w * r.lo11 + v3.x * r.lo12 + v3.y * r.lo13 + v3.z * r.lo14 + v3.w * r.lo15;
+    part[q + 1u] = v0.x * r.hi0 + v0.y * r.hi1 + v0.z * r.hi2 + v0.w * r.hi3 + v1.x * r.hi4 + v1.y * r.hi5 + v1.z * r.hi6 + v1.w * r.hi7 + v2.x * r.hi8 + v2.y * r.hi9 + v2.z * r.hi10 + v2.w * r.hi11 + v3.x * r.hi12 + v3.y * r.hi13 + v3.z * r.hi14 + v3.w * r.hi15;
 }
 
 // The 2x2 max pool of one 4-channel group after the epilogue: v00 at (oy, ox), v01 at (oy, ox+1), v10 and

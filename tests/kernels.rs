@@ -625,6 +625,46 @@ fn conv2d_max_pool2_matches_conv_then_pool_on_cpu() {
     assert!(err.contains("conv2d_max_pool2") && err.contains("residual"), "{err}");
 }
 
+/// conv2d_head8 against the CPU twins of conv2d (bias, PReLU) and then the 1x1 head (bias).
+fn check_conv_head(ctx: &facegpu::gpu::GpuContext, seed: u64, xs: [usize; 4], ws: [usize; 4], padding: Padding) {
+    let mut rng = Rng::new(seed);
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+    let oc = ws[3];
+    let (b, al) = (rng.vec(oc, -1.0, 1.0), rng.vec(oc, 0.0, 0.3));
+    let (hw, hb) = (rng.vec(oc * 8, -0.5, 0.5), rng.vec(8, -1.0, 1.0));
+    let epi = Epilogue { bias: Some(b.as_slice()), act: Activation::Prelu(al.as_slice()), ..Default::default() };
+    let (conv, p) = cpu::conv2d::conv2d(&x, &xs, &w, &ws, &epi, (1, 1), padding).unwrap();
+    let head = Epilogue { bias: Some(hb.as_slice()), ..Default::default() };
+    let (want, hp) = cpu::conv2d::conv2d(&conv, &p.out_shape(), &hw, &[1, 1, oc, 8], &head, (1, 1), Padding::Valid).unwrap();
+    assert!(facegpu::kernels::conv2d::Conv2dDispatch::head8_fits(&p), "{xs:?} * {ws:?}");
+    let (gx, gw, gb, gal) = (up(ctx, "x", &xs, &x), up(ctx, "w", &ws, &w), up(ctx, "b", &[oc], &b), up(ctx, "al", &[oc], &al));
+    let (ghw, ghb) = (up(ctx, "hw", &[1, 1, oc, 8], &hw), up(ctx, "hb", &[8], &hb));
+    let gepi = Epilogue { bias: Some(&gb), act: Activation::Prelu(&gal), ..Default::default() };
+    let gy = GpuTensor::zeros(ctx, "y", &hp.out_shape());
+    record(ctx, |enc| k::conv2d::conv2d_head8(enc, &gx, &gw, &gepi, &ghw, &ghb, &gy, padding).map(|_| ()));
+    assert_close(&format!("conv2d_head8 {xs:?} * {ws:?}"), &gy.download(ctx).unwrap(), &want, 1e-4, 1e-4);
+}
+
+#[test]
+fn conv2d_head8_matches_conv_then_head_on_cpu() {
+    // The conv's 16-channel tiles each multiply by their rows of an 8-output 1x1 head; the parts meet in
+    // conv2d_splitk_finish with the head's bias (MTCNN's PNet conv3 + heads): 2 and 3 parts, padding.
+    let ctx = gpu_or_skip!();
+    check_conv_head(ctx, 60, [2, 9, 25, 16], [3, 3, 16, 32], Padding::Valid);
+    check_conv_head(ctx, 61, [1, 6, 16, 12], [3, 3, 12, 48], Padding::Same);
+    check_conv_head(ctx, 62, [3, 5, 33, 4], [3, 3, 4, 16], Padding::Valid);
+    // A conv without row tiles (17 columns round up to 24) is refused by name.
+    let p = facegpu::kernels::conv2d::Conv2dParams::new(&[1, 5, 19, 16], &[3, 3, 16, 32], (1, 1), Padding::Valid).unwrap();
+    assert!(!facegpu::kernels::conv2d::Conv2dDispatch::head8_fits(&p));
+    let (gx, gw) = (GpuTensor::zeros(ctx, "x", &[1, 5, 19, 16]), GpuTensor::zeros(ctx, "w", &[3, 3, 16, 32]));
+    let (ghw, ghb, gy) =
+        (GpuTensor::zeros(ctx, "hw", &[1, 1, 32, 8]), GpuTensor::zeros(ctx, "hb", &[8]), GpuTensor::zeros(ctx, "y", &[1, 3, 17, 8]));
+    let mut enc = facegpu::gpu::Encoder::new(ctx);
+    let err = k::conv2d::conv2d_head8(&mut enc, &gx, &gw, &Epilogue::default(), &ghw, &ghb, &gy, Padding::Valid).unwrap_err().to_string();
+    assert!(err.contains("conv2d_head8") && err.contains("[1, 5, 19, 16]"), "{err}");
+}
+
 #[test]
 fn conv2d_without_subgroups_matches_cpu() {
     // Adapters without subgroup operations compile conv2d.wgsl's other lines: every lane loads its weights.
@@ -638,4 +678,5 @@ fn conv2d_without_subgroups_matches_cpu() {
     check_conv(&ctx, 18, [1, 3, 3, 256], [1, 1, 256, 36], (1, 1), Padding::Same, true, true, Some(0.17), 2);
     check_conv(&ctx, 31, [3, 6, 31, 4], [3, 3, 4, 12], (1, 1), Padding::Same, true, false, None, 2);
     check_conv_pool(&ctx, 50, [2, 13, 17, 4], [3, 3, 4, 12], Padding::Valid, true);
+    check_conv_head(&ctx, 60, [2, 9, 25, 16], [3, 3, 16, 32], Padding::Valid);
 }

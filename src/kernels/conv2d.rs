@@ -219,6 +219,11 @@ impl Conv2dDispatch {
         Self { conv, ksplits: ksplits as u32, kchunk: kchunk as u32, rows: Self::row_layout(&conv) as u32, _pad: 0 }
     }
 
+    /// Whether `conv2d_head8` can run `conv`: row tiles, output channels a multiple of 16.
+    pub fn head8_fits(conv: &Conv2dParams) -> bool {
+        Self::row_layout(conv) && conv.oc.is_multiple_of(16)
+    }
+
     /// Whether `conv` takes row tiles (see `rows`): where rounding each row up to 8 columns adds at most 15%
     /// more pixels (the slide saves about that much at 3 taps: 41.5 -> 45.0 GFLOP/s at 77 columns, 39.7 ->
     /// 32.6 at 17, whose rows round up to 24).
@@ -280,6 +285,60 @@ pub fn conv2d_max_pool2(
         [Some(&x.buffer), Some(&w.buffer), Some(bias), Some(scale), Some(shift), Some(alpha), Some(absent), Some(&y.buffer), None];
     enc.tag_with(|| format!("{:?} * {:?}", x.shape, w.shape));
     enc.dispatch(Shader::Conv2d, "conv2d_max_pool2", &d, &buffers, groups_1d(tiles))?;
+    Ok(p)
+}
+
+/// Records `y = head(epilogue(conv2d(x, w)))` into `enc`, where `head` is a 1x1 conv with 8 outputs,
+/// weights `head_w` `[1, 1, oc, 8]` and bias `head_b` `[8]`: each conv tile multiplies its 16 channels by
+/// their rows of the head and leaves partial sums in the context's scratch, which `conv2d_splitk_finish`
+/// adds up with the bias. The conv's own output is never stored. Needs `Conv2dDispatch::head8_fits` (a
+/// stride-1 conv with row tiles, oc a multiple of 16) and no residual; `y` is `[n, oh, ow, 8]`. MTCNN's
+/// PNet conv3 and its two heads.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_head8(
+    enc: &mut Encoder,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    epi: &Epilogue<&GpuTensor>,
+    head_w: &GpuTensor,
+    head_b: &GpuTensor,
+    y: &GpuTensor,
+    padding: Padding,
+) -> Result<Conv2dParams, GpuError> {
+    let p = Conv2dParams::new(&x.shape, &w.shape, (1, 1), padding)?.with_epilogue(epi, |t| t.len())?;
+    if !Conv2dDispatch::head8_fits(&p) || epi.residual.is_some() {
+        return Err(GpuError::Invalid {
+            op: "conv2d_head8",
+            detail: format!(
+                "input {:?} and weights {:?} need row tiles (stride 1, channels multiples of 4, output channels of 16) and no residual",
+                x.shape, w.shape
+            ),
+        });
+    }
+    let [n, oh, ow, oc] = p.out_shape();
+    check_shape("conv2d_head8", "head weights", &head_w.shape, &[1, 1, oc, 8])?;
+    check_shape("conv2d_head8", "head bias", &head_b.shape, &[8])?;
+    check_shape("conv2d_head8", "output", &y.shape, &[n, oh, ow, 8])?;
+    let absent = enc.absent();
+    let bias = epi.bias.map(|t| &t.buffer).unwrap_or(absent);
+    let (scale, shift) = epi.affine.map(|(s, t)| (&s.buffer, &t.buffer)).unwrap_or((absent, absent));
+    let alpha = match &epi.act {
+        Activation::Prelu(a) => &a.buffer,
+        _ => absent,
+    };
+    let parts = oc / 16;
+    let part = enc.ctx().splitk_scratch((parts * n * oh * ow * 8 * 4) as u64);
+    let d = Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, rows: 1, _pad: 0 };
+    let tiles = row_tiles(enc.ctx(), Conv2dDispatch::tiled_pixels(&p)) * parts;
+    let buffers =
+        [Some(&x.buffer), Some(&w.buffer), Some(bias), Some(scale), Some(shift), Some(alpha), Some(&head_w.buffer), None, Some(&part)];
+    enc.tag_with(|| format!("{:?} * {:?} then {:?}", x.shape, w.shape, head_w.shape));
+    enc.dispatch(Shader::Conv2d, "conv2d_head", &d, &buffers, groups_1d(tiles))?;
+    // The parts' sums plus the head's bias.
+    let head = Conv2dParams { oc: 8, flags: 1, act: 0, ..p };
+    let d = Conv2dDispatch { conv: head, ksplits: parts as u32, kchunk: 0, rows: 0, _pad: 0 };
+    let buffers = [None, None, Some(&head_b.buffer), Some(absent), Some(absent), Some(absent), Some(absent), Some(&y.buffer), Some(&part)];
+    enc.dispatch(Shader::Conv2d, "conv2d_splitk_finish", &d, &buffers, groups_1d(y.len() / 4))?;
     Ok(p)
 }
 

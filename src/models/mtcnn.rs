@@ -26,7 +26,7 @@ use super::inception_resnet_v1::ModelError;
 use crate::checkpoint::{safetensors, CheckpointError, Weights};
 use crate::cpu;
 use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
-use crate::kernels::conv2d::{conv2d, conv2d_max_pool2, Activation, Conv2dParams, Epilogue, Padding};
+use crate::kernels::conv2d::{conv2d, conv2d_head8, conv2d_max_pool2, Activation, Conv2dDispatch, Conv2dParams, Epilogue, Padding};
 use crate::kernels::image::{crop_resize_area_rgb8, pack_rgb8, resize_area_rgb8, Transform};
 use crate::kernels::pool::{max_pool, PoolParams};
 use crate::nn::Arena;
@@ -213,19 +213,35 @@ impl Net {
         while let Some(layer) = layers.next() {
             x = match layer {
                 Layer::Conv(c) => {
-                    let shape = Conv2dParams::new(&x.shape, &c.gw_shape, (1, 1), Valid)?.out_shape();
+                    let conv = Conv2dParams::new(&x.shape, &c.gw_shape, (1, 1), Valid)?;
+                    let shape = conv.out_shape();
                     let act = c.galpha.as_ref().map_or(Activation::None, Activation::Prelu);
                     let epi = Epilogue { bias: Some(&c.gb), act, ..Default::default() };
-                    if let Some(Layer::Pool(2, 2, Same)) = layers.peek() {
-                        // A 2x2 stride-2 pool right after: pooled in the conv's registers.
-                        layers.next();
-                        let y = arena.take(ctx, self.name, &[shape[0], shape[1].div_ceil(2), shape[2].div_ceil(2), shape[3]]);
-                        conv2d_max_pool2(enc, &x, &c.gw, &epi, &y, Valid)?;
-                        y
-                    } else {
-                        let y = arena.take(ctx, self.name, &shape);
-                        conv2d(enc, &x, &c.gw, &epi, &y, (1, 1), Valid)?;
-                        y
+                    match layers.peek() {
+                        Some(Layer::Pool(2, 2, Same)) => {
+                            // A 2x2 stride-2 pool right after: pooled in the conv's registers.
+                            layers.next();
+                            let y = arena.take(ctx, self.name, &[shape[0], shape[1].div_ceil(2), shape[2].div_ceil(2), shape[3]]);
+                            conv2d_max_pool2(enc, &x, &c.gw, &epi, &y, Valid)?;
+                            y
+                        }
+                        Some(Layer::Conv(h))
+                            if h.gw_shape[..2] == [1, 1]
+                                && h.gw_shape[3] == 8
+                                && h.galpha.is_none()
+                                && Conv2dDispatch::head8_fits(&conv) =>
+                        {
+                            // PNet's 1x1 heads (8 padded outputs) right after: applied in the conv's epilogue.
+                            layers.next();
+                            let y = arena.take(ctx, self.name, &[shape[0], shape[1], shape[2], 8]);
+                            conv2d_head8(enc, &x, &c.gw, &epi, &h.gw, &h.gb, &y, Valid)?;
+                            y
+                        }
+                        _ => {
+                            let y = arena.take(ctx, self.name, &shape);
+                            conv2d(enc, &x, &c.gw, &epi, &y, (1, 1), Valid)?;
+                            y
+                        }
                     }
                 }
                 &Layer::Pool(k, s, padding) => {

@@ -11,9 +11,9 @@
 //   pool: y is [n, ceil(oh/2), ceil(ow/2), oc] and the conv's own output is never stored (MTCNN's PNet
 //   conv1 + pool1). A separate entry: in conv2d's body the extra path slowed every conv by 7%.
 //   and in the entry conv2d_head (row tiles, oc a multiple of 16, no split-K), then a 1x1 conv with 8
-//   outputs, head [oc, 8] (bound as `residual`): each tile's 16 channels times their rows of the head go
-//   to part[n0/16, m, 0..8], and conv2d_splitk_finish (oc 8, ksplits oc/16) adds the parts and the
-//   head's bias (MTCNN's PNet conv3 + its two heads; conv3's output is never stored).
+//   outputs, weights [oc, 8] bound as `residual` and bias [8] as `part`: y is [n, oh, ow, 8]. Each
+//   invocation walks all the column tiles of its row tile, adding each one's 16 channels times their
+//   rows of the head (MTCNN's PNet conv3 + its two heads; conv3's output is never stored).
 //
 // Each invocation computes 8 consecutive output pixels (flattened n,oy,ox) x 16 consecutive channels
 // (16 rather than 8: each x load then feeds twice the FMAs; 36.0 -> 48.0 GFLOP/s on llvmpipe).
@@ -445,54 +445,70 @@ fn conv2d_max_pool2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
               pool4(col2, e2, t.c2_2, t.c3_2, t.c6_2, t.c7_2, r1, dy), pool4(col3, e3, t.c2_3, t.c3_3, t.c6_3, t.c7_3, r1, dy));
 }
 
-// conv2d then a 1x1 head with 8 outputs (see the header): row tiles, partial head sums per column tile.
+// conv2d then a 1x1 head with 8 outputs (see the header): row tiles, every column tile in turn.
 @compute @workgroup_size(64)
 fn conv2d_head(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
 ) {
     let idx = gid.y * nwg.x * 64u + gid.x;
-    let m_total = p.n * p.oh * p.ow;
-    let tiles_n = p.oc / 16u;
     let tiles_row = (p.ow + 7u) / 8u;
     let tiles_m = p.n * p.oh * tiles_row;
     let unit = sgs; // subgroups
     let lane = sid & 7u; // subgroups
     let unit = 1u; // no subgroups
     let lane = 0u; // no subgroups
-    let per_split = tiles_n * ((tiles_m + unit - 1u) / unit);
     let u = idx / unit;
-    if (u >= per_split) {
+    if (u >= (tiles_m + unit - 1u) / unit) {
         return;
     }
-    let mt = (u / tiles_n) * unit + idx % unit;
-    let n0 = (u % tiles_n) * 16u;
-    var t: Tile;
+    let mt = u * unit + idx % unit;
     let mtc = min(mt, tiles_m - 1u);
     let row = mtc / tiles_row;
     let ox0 = (mtc % tiles_row) * 8u;
     let m_store = row * p.ow + ox0;
     let lim = select(m_store, m_store + min(8u, p.ow - ox0), mt < tiles_m);
-    conv_rows(&t, row / p.oh, row % p.oh, ox0, n0, 0u, p.c, lane);
-    // The head's rows n0..n0+15, as (outputs 0-3, outputs 4-7) vec4 pairs: lane j loads rows n0+2j and
-    // n0+2j+1 and hands them round.
-    let hq = (n0 + 2u * lane) * 2u; // subgroups
-    let h = Head8(residual[hq], residual[hq + 1u], residual[hq + 2u], residual[hq + 3u]); // subgroups
-    let h = Head8(vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>()); // no subgroups
-    let rows = head_rows(h, n0 * 2u);
-    let col0 = n0 + vec4<u32>(0u, 1u, 2u, 3u);
-    let e0 = chan(col0);
-    let e1 = chan(col0 + 4u);
-    let e2 = chan(col0 + 8u);
-    let e3 = chan(col0 + 12u);
-    let base = (n0 / 16u) * m_total;
-    head_store(base, m_store, lim, rows, finish(0u, 1u, col0, e0, t.c0_0), finish(0u, 1u, col0 + 4u, e1, t.c0_1), finish(0u, 1u, col0 + 8u, e2, t.c0_2), finish(0u, 1u, col0 + 12u, e3, t.c0_3));
-    head_store(base, m_store + 1u, lim, rows, finish(0u, 1u, col0, e0, t.c1_0), finish(0u, 1u, col0 + 4u, e1, t.c1_1), finish(0u, 1u, col0 + 8u, e2, t.c1_2), finish(0u, 1u, col0 + 12u, e3, t.c1_3));
-    head_store(base, m_store + 2u, lim, rows, finish(0u, 1u, col0, e0, t.c2_0), finish(0u, 1u, col0 + 4u, e1, t.c2_1), finish(0u, 1u, col0 + 8u, e2, t.c2_2), finish(0u, 1u, col0 + 12u, e3, t.c2_3));
-    head_store(base, m_store + 3u, lim, rows, finish(0u, 1u, col0, e0, t.c3_0), finish(0u, 1u, col0 + 4u, e1, t.c3_1), finish(0u, 1u, col0 + 8u, e2, t.c3_2), finish(0u, 1u, col0 + 12u, e3, t.c3_3));
-    head_store(base, m_store + 4u, lim, rows, finish(0u, 1u, col0, e0, t.c4_0), finish(0u, 1u, col0 + 4u, e1, t.c4_1), finish(0u, 1u, col0 + 8u, e2, t.c4_2), finish(0u, 1u, col0 + 12u, e3, t.c4_3));
-    head_store(base, m_store + 5u, lim, rows, finish(0u, 1u, col0, e0, t.c5_0), finish(0u, 1u, col0 + 4u, e1, t.c5_1), finish(0u, 1u, col0 + 8u, e2, t.c5_2), finish(0u, 1u, col0 + 12u, e3, t.c5_3));
-    head_store(base, m_store + 6u, lim, rows, finish(0u, 1u, col0, e0, t.c6_0), finish(0u, 1u, col0 + 4u, e1, t.c6_1), finish(0u, 1u, col0 + 8u, e2, t.c6_2), finish(0u, 1u, col0 + 12u, e3, t.c6_3));
-    head_store(base, m_store + 7u, lim, rows, finish(0u, 1u, col0, e0, t.c7_0), finish(0u, 1u, col0 + 4u, e1, t.c7_1), finish(0u, 1u, col0 + 8u, e2, t.c7_2), finish(0u, 1u, col0 + 12u, e3, t.c7_3));
+    // lo<r>, hi<r>: pixel r's head outputs 0-3 and 4-7, starting from the head's bias.
+    let bias_lo = part[0];
+    let bias_hi = part[1];
+    var lo0 = bias_lo; var hi0 = bias_hi;
+    var lo1 = bias_lo; var hi1 = bias_hi;
+    var lo2 = bias_lo; var hi2 = bias_hi;
+    var lo3 = bias_lo; var hi3 = bias_hi;
+    var lo4 = bias_lo; var hi4 = bias_hi;
+    var lo5 = bias_lo; var hi5 = bias_hi;
+    var lo6 = bias_lo; var hi6 = bias_hi;
+    var lo7 = bias_lo; var hi7 = bias_hi;
+    for (var n0 = 0u; n0 < p.oc; n0 += 16u) {
+        var t: Tile;
+        conv_rows(&t, row / p.oh, row % p.oh, ox0, n0, 0u, p.c, lane);
+        // The head's rows n0..n0+15, as (outputs 0-3, outputs 4-7) vec4 pairs: lane j loads rows n0+2j
+        // and n0+2j+1 and hands them round.
+        let hq = (n0 + 2u * lane) * 2u; // subgroups
+        let h = Head8(residual[hq], residual[hq + 1u], residual[hq + 2u], residual[hq + 3u]); // subgroups
+        let h = Head8(vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>()); // no subgroups
+        let hr = head_rows(h, n0 * 2u);
+        let col0 = n0 + vec4<u32>(0u, 1u, 2u, 3u);
+        let e0 = chan(col0);
+        let e1 = chan(col0 + 4u);
+        let e2 = chan(col0 + 8u);
+        let e3 = chan(col0 + 12u);
+        head_add(&lo0, &hi0, hr, finish(0u, 1u, col0, e0, t.c0_0), finish(0u, 1u, col0 + 4u, e1, t.c0_1), finish(0u, 1u, col0 + 8u, e2, t.c0_2), finish(0u, 1u, col0 + 12u, e3, t.c0_3));
+        head_add(&lo1, &hi1, hr, finish(0u, 1u, col0, e0, t.c1_0), finish(0u, 1u, col0 + 4u, e1, t.c1_1), finish(0u, 1u, col0 + 8u, e2, t.c1_2), finish(0u, 1u, col0 + 12u, e3, t.c1_3));
+        head_add(&lo2, &hi2, hr, finish(0u, 1u, col0, e0, t.c2_0), finish(0u, 1u, col0 + 4u, e1, t.c2_1), finish(0u, 1u, col0 + 8u, e2, t.c2_2), finish(0u, 1u, col0 + 12u, e3, t.c2_3));
+        head_add(&lo3, &hi3, hr, finish(0u, 1u, col0, e0, t.c3_0), finish(0u, 1u, col0 + 4u, e1, t.c3_1), finish(0u, 1u, col0 + 8u, e2, t.c3_2), finish(0u, 1u, col0 + 12u, e3, t.c3_3));
+        head_add(&lo4, &hi4, hr, finish(0u, 1u, col0, e0, t.c4_0), finish(0u, 1u, col0 + 4u, e1, t.c4_1), finish(0u, 1u, col0 + 8u, e2, t.c4_2), finish(0u, 1u, col0 + 12u, e3, t.c4_3));
+        head_add(&lo5, &hi5, hr, finish(0u, 1u, col0, e0, t.c5_0), finish(0u, 1u, col0 + 4u, e1, t.c5_1), finish(0u, 1u, col0 + 8u, e2, t.c5_2), finish(0u, 1u, col0 + 12u, e3, t.c5_3));
+        head_add(&lo6, &hi6, hr, finish(0u, 1u, col0, e0, t.c6_0), finish(0u, 1u, col0 + 4u, e1, t.c6_1), finish(0u, 1u, col0 + 8u, e2, t.c6_2), finish(0u, 1u, col0 + 12u, e3, t.c6_3));
+        head_add(&lo7, &hi7, hr, finish(0u, 1u, col0, e0, t.c7_0), finish(0u, 1u, col0 + 4u, e1, t.c7_1), finish(0u, 1u, col0 + 8u, e2, t.c7_2), finish(0u, 1u, col0 + 12u, e3, t.c7_3));
+    }
+    head_store(m_store + 0u, lim, lo0, hi0);
+    head_store(m_store + 1u, lim, lo1, hi1);
+    head_store(m_store + 2u, lim, lo2, hi2);
+    head_store(m_store + 3u, lim, lo3, hi3);
+    head_store(m_store + 4u, lim, lo4, hi4);
+    head_store(m_store + 5u, lim, lo5, hi5);
+    head_store(m_store + 6u, lim, lo6, hi6);
+    head_store(m_store + 7u, lim, lo7, hi7);
 }
 
 // Two rows of the head as loaded by one lane: (row 2j outputs 0-3, 4-7, row 2j+1 outputs 0-3, 4-7).
@@ -549,14 +565,18 @@ fn head_rows(h: Head8, q0: u32) -> HeadRows {
     );
 }
 
-// Output pixel m's partial head sums over its 16 channels v0..v3 (after the epilogue), if m < lim.
-fn head_store(base: u32, m: u32, lim: u32, r: HeadRows, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
-    if (m >= lim) {
-        return;
+// Adds 16 channels' share of one pixel's head outputs: v0..v3 (after the conv's epilogue) times rows r.
+fn head_add(lo: ptr<function, vec4<f32>>, hi: ptr<function, vec4<f32>>, r: HeadRows, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
+    *lo += v0.x * r.lo0 + v0.y * r.lo1 + v0.z * r.lo2 + v0.w * r.lo3 + v1.x * r.lo4 + v1.y * r.lo5 + v1.z * r.lo6 + v1.w * r.lo7 + v2.x * r.lo8 + v2.y * r.lo9 + v2.z * r.lo10 + v2.w * r.lo11 + v3.x * r.lo12 + v3.y * r.lo13 + v3.z * r.lo14 + v3.w * r.lo15;
+    *hi += v0.x * r.hi0 + v0.y * r.hi1 + v0.z * r.hi2 + v0.w * r.hi3 + v1.x * r.hi4 + v1.y * r.hi5 + v1.z * r.hi6 + v1.w * r.hi7 + v2.x * r.hi8 + v2.y * r.hi9 + v2.z * r.hi10 + v2.w * r.hi11 + v3.x * r.hi12 + v3.y * r.hi13 + v3.z * r.hi14 + v3.w * r.hi15;
+}
+
+// Output pixel m's head outputs, if m < lim.
+fn head_store(m: u32, lim: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    if (m < lim) {
+        y[m * 2u] = lo;
+        y[m * 2u + 1u] = hi;
     }
-    let q = (base + m) * 2u;
-    part[q] = v0.x * r.lo0 + v0.y * r.lo1 + v0.z * r.lo2 + v0.w * r.lo3 + v1.x * r.lo4 + v1.y * r.lo5 + v1.z * r.lo6 + v1.w * r.lo7 + v2.x * r.lo8 + v2.y * r.lo9 + v2.z * r.lo10 + v2.w * r.lo11 + v3.x * r.lo12 + v3.y * r.lo13 + v3.z * r.lo14 + v3.w * r.lo15;
-    part[q + 1u] = v0.x * r.hi0 + v0.y * r.hi1 + v0.z * r.hi2 + v0.w * r.hi3 + v1.x * r.hi4 + v1.y * r.hi5 + v1.z * r.hi6 + v1.w * r.hi7 + v2.x * r.hi8 + v2.y * r.hi9 + v2.z * r.hi10 + v2.w * r.hi11 + v3.x * r.hi12 + v3.y * r.hi13 + v3.z * r.hi14 + v3.w * r.hi15;
 }
 
 // The 2x2 max pool of one 4-channel group after the epilogue: v00 at (oy, ox), v01 at (oy, ox+1), v10 and

@@ -289,11 +289,10 @@ pub fn conv2d_max_pool2(
 }
 
 /// Records `y = head(epilogue(conv2d(x, w)))` into `enc`, where `head` is a 1x1 conv with 8 outputs,
-/// weights `head_w` `[1, 1, oc, 8]` and bias `head_b` `[8]`: each conv tile multiplies its 16 channels by
-/// their rows of the head and leaves partial sums in the context's scratch, which `conv2d_splitk_finish`
-/// adds up with the bias. The conv's own output is never stored. Needs `Conv2dDispatch::head8_fits` (a
-/// stride-1 conv with row tiles, oc a multiple of 16) and no residual; `y` is `[n, oh, ow, 8]`. MTCNN's
-/// PNet conv3 and its two heads.
+/// weights `head_w` `[1, 1, oc, 8]` and bias `head_b` `[8]`: each invocation runs the conv for one row tile
+/// and every 16-channel column tile in turn, adding each one's share of the head. The conv's own output
+/// is never stored. Needs `Conv2dDispatch::head8_fits` (a stride-1 conv with row tiles, oc a multiple of
+/// 16) and no residual; `y` is `[n, oh, ow, 8]`. MTCNN's PNet conv3 and its two heads.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_head8(
     enc: &mut Encoder,
@@ -326,19 +325,21 @@ pub fn conv2d_head8(
         Activation::Prelu(a) => &a.buffer,
         _ => absent,
     };
-    let parts = oc / 16;
-    let part = enc.ctx().splitk_scratch((parts * n * oh * ow * 8 * 4) as u64);
     let d = Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, rows: 1, _pad: 0 };
-    let tiles = row_tiles(enc.ctx(), Conv2dDispatch::tiled_pixels(&p)) * parts;
-    let buffers =
-        [Some(&x.buffer), Some(&w.buffer), Some(bias), Some(scale), Some(shift), Some(alpha), Some(&head_w.buffer), None, Some(&part)];
+    let tiles = row_tiles(enc.ctx(), Conv2dDispatch::tiled_pixels(&p));
+    let buffers = [
+        Some(&x.buffer),
+        Some(&w.buffer),
+        Some(bias),
+        Some(scale),
+        Some(shift),
+        Some(alpha),
+        Some(&head_w.buffer),
+        Some(&y.buffer),
+        Some(&head_b.buffer),
+    ];
     enc.tag_with(|| format!("{:?} * {:?} then {:?}", x.shape, w.shape, head_w.shape));
     enc.dispatch(Shader::Conv2d, "conv2d_head", &d, &buffers, groups_1d(tiles))?;
-    // The parts' sums plus the head's bias.
-    let head = Conv2dParams { oc: 8, flags: 1, act: 0, ..p };
-    let d = Conv2dDispatch { conv: head, ksplits: parts as u32, kchunk: 0, rows: 0, _pad: 0 };
-    let buffers = [None, None, Some(&head_b.buffer), Some(absent), Some(absent), Some(absent), Some(absent), Some(&y.buffer), Some(&part)];
-    enc.dispatch(Shader::Conv2d, "conv2d_splitk_finish", &d, &buffers, groups_1d(y.len() / 4))?;
     Ok(p)
 }
 

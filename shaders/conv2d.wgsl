@@ -107,6 +107,32 @@ fn step4(t: ptr<function, Tile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3
          share4(wb, 4u, wrow + 3u * oc4 + wq.x), share4(wb, 5u, wrow + 3u * oc4 + wq.y), share4(wb, 6u, wrow + 3u * oc4 + wq.z), share4(wb, 7u, wrow + 3u * oc4 + wq.w));
 }
 
+// fma8 for a column tile of 12 channels (the c<r>_3 are left alone): PNet's conv1 has 12 (10 padded).
+fn fma8_12(t: ptr<function, Tile>, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>) {
+    (*t).c0_0 = fma(vec4<f32>(a0.x), b0, (*t).c0_0); (*t).c0_1 = fma(vec4<f32>(a0.x), b1, (*t).c0_1); (*t).c0_2 = fma(vec4<f32>(a0.x), b2, (*t).c0_2);
+    (*t).c1_0 = fma(vec4<f32>(a0.y), b0, (*t).c1_0); (*t).c1_1 = fma(vec4<f32>(a0.y), b1, (*t).c1_1); (*t).c1_2 = fma(vec4<f32>(a0.y), b2, (*t).c1_2);
+    (*t).c2_0 = fma(vec4<f32>(a0.z), b0, (*t).c2_0); (*t).c2_1 = fma(vec4<f32>(a0.z), b1, (*t).c2_1); (*t).c2_2 = fma(vec4<f32>(a0.z), b2, (*t).c2_2);
+    (*t).c3_0 = fma(vec4<f32>(a0.w), b0, (*t).c3_0); (*t).c3_1 = fma(vec4<f32>(a0.w), b1, (*t).c3_1); (*t).c3_2 = fma(vec4<f32>(a0.w), b2, (*t).c3_2);
+    (*t).c4_0 = fma(vec4<f32>(a1.x), b0, (*t).c4_0); (*t).c4_1 = fma(vec4<f32>(a1.x), b1, (*t).c4_1); (*t).c4_2 = fma(vec4<f32>(a1.x), b2, (*t).c4_2);
+    (*t).c5_0 = fma(vec4<f32>(a1.y), b0, (*t).c5_0); (*t).c5_1 = fma(vec4<f32>(a1.y), b1, (*t).c5_1); (*t).c5_2 = fma(vec4<f32>(a1.y), b2, (*t).c5_2);
+    (*t).c6_0 = fma(vec4<f32>(a1.z), b0, (*t).c6_0); (*t).c6_1 = fma(vec4<f32>(a1.z), b1, (*t).c6_1); (*t).c6_2 = fma(vec4<f32>(a1.z), b2, (*t).c6_2);
+    (*t).c7_0 = fma(vec4<f32>(a1.w), b0, (*t).c7_0); (*t).c7_1 = fma(vec4<f32>(a1.w), b1, (*t).c7_1); (*t).c7_2 = fma(vec4<f32>(a1.w), b2, (*t).c7_2);
+}
+
+// step4 for a column tile of 12 channels.
+fn step4_12(t: ptr<function, Tile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
+            x4: vec4<f32>, x5: vec4<f32>, x6: vec4<f32>, x7: vec4<f32>,
+            wa: vec4<f32>, wb: vec4<f32>, wrow: u32, oc4: u32, wq: vec4<u32>) {
+    fma8_12(t, vec4<f32>(x0.x, x1.x, x2.x, x3.x), vec4<f32>(x4.x, x5.x, x6.x, x7.x),
+            share4(wa, 0u, wrow + wq.x), share4(wa, 1u, wrow + wq.y), share4(wa, 2u, wrow + wq.z));
+    fma8_12(t, vec4<f32>(x0.y, x1.y, x2.y, x3.y), vec4<f32>(x4.y, x5.y, x6.y, x7.y),
+            share4(wa, 4u, wrow + oc4 + wq.x), share4(wa, 5u, wrow + oc4 + wq.y), share4(wa, 6u, wrow + oc4 + wq.z));
+    fma8_12(t, vec4<f32>(x0.z, x1.z, x2.z, x3.z), vec4<f32>(x4.z, x5.z, x6.z, x7.z),
+            share4(wb, 0u, wrow + 2u * oc4 + wq.x), share4(wb, 1u, wrow + 2u * oc4 + wq.y), share4(wb, 2u, wrow + 2u * oc4 + wq.z));
+    fma8_12(t, vec4<f32>(x0.w, x1.w, x2.w, x3.w), vec4<f32>(x4.w, x5.w, x6.w, x7.w),
+            share4(wb, 4u, wrow + 3u * oc4 + wq.x), share4(wb, 5u, wrow + 3u * oc4 + wq.y), share4(wb, 6u, wrow + 3u * oc4 + wq.z));
+}
+
 // The reduction of a flat tile: output pixels m0..m0+7 (flattened n, oy, ox; any stride) x channels
 // n0..n0+15.
 fn conv_flat(t: ptr<function, Tile>, mt: u32, tiles_m: u32, m_total: u32, n0: u32, cbeg: u32, cend: u32, lane: u32) {
@@ -264,7 +290,8 @@ fn conv_rows(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: u
 // The reduction of a pooled tile (p.rows == 2; stride 1, c and oc multiples of 4): output pixels
 // (b, oy, ox0..ox0+3) as pixels 0-3 and (b, oy+1, ox0..ox0+3) as 4-7, x channels n0..n0+15. As conv_rows,
 // each row's 4 + kw - 1 input columns are loaded once per kernel row and slid across the taps.
-fn conv_rows2(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: u32, cend: u32, lane: u32) {
+// With `narrow` (a constant of the entry: oc is 12, PNet's conv1) the fourth channel group is skipped.
+fn conv_rows2(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: u32, cend: u32, lane: u32, narrow: bool) {
     let c4 = p.c / 4u;
     let oc4 = p.oc / 4u;
     let wq = min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(oc4 - n0 / 4u - 1u));
@@ -310,7 +337,11 @@ fn conv_rows2(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: 
                 let wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; // subgroups
                 let wa = vec4<f32>(); // no subgroups
                 let wb = vec4<f32>(); // no subgroups
-                step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq);
+                if (narrow) {
+                    step4_12(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq);
+                } else {
+                    step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq);
+                }
             }
         }
     }
@@ -396,19 +427,31 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 }
 
 // conv2d then a 2x2 stride-2 SAME max pool (see the header): tiles of 2 rows x 4 columns (conv_rows2),
-// pooled into 2 outputs. No split-K.
+// pooled into 2 outputs. No split-K. conv2d_max_pool2_12 is the same for 12 output channels (one column
+// tile, its fourth channel group skipped: a runtime branch there cost more than it saved).
 @compute @workgroup_size(64)
 fn conv2d_max_pool2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
 ) {
+    pool_tiles(gid, nwg, sid, sgs, false); // subgroups
+    pool_tiles(gid, nwg, 0u, 1u, false); // no subgroups
+}
+
+@compute @workgroup_size(64)
+fn conv2d_max_pool2_12(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
+) {
+    pool_tiles(gid, nwg, sid, sgs, true); // subgroups
+    pool_tiles(gid, nwg, 0u, 1u, true); // no subgroups
+}
+
+fn pool_tiles(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, sgs: u32, narrow: bool) {
     let idx = gid.y * nwg.x * 64u + gid.x;
     let tiles_n = (p.oc + 15u) / 16u;
     let tiles_row = (p.ow + 3u) / 4u;
     let tiles_m = p.n * ((p.oh + 1u) / 2u) * tiles_row;
-    let unit = sgs; // subgroups
-    let lane = sid & 7u; // subgroups
-    let unit = 1u; // no subgroups
-    let lane = 0u; // no subgroups
+    let unit = sgs;
+    let lane = sid & 7u;
     let per_split = tiles_n * ((tiles_m + unit - 1u) / unit);
     let u = idx / unit;
     if (u >= per_split) {
@@ -428,7 +471,7 @@ fn conv2d_max_pool2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let ohp = (p.oh + 1u) / 2u;
     let ox0 = (mtc % tiles_row) * 4u;
     let oy = (row2 % ohp) * 2u;
-    conv_rows2(&t, row2 / ohp, oy, ox0, n0, cbeg, cend, lane);
+    conv_rows2(&t, row2 / ohp, oy, ox0, n0, cbeg, cend, lane, narrow);
     // Pooled pixels (b, oy/2, ox0/2) and, where the row has it, the next.
     let mp = row2 * ((p.ow + 1u) / 2u) + ox0 / 2u;
     let limp = select(mp, mp + select(1u, 2u, ox0 + 2u < p.ow), mt < tiles_m);

@@ -284,7 +284,9 @@ pub fn conv2d_max_pool2(
     let buffers =
         [Some(&x.buffer), Some(&w.buffer), Some(bias), Some(scale), Some(shift), Some(alpha), Some(absent), Some(&y.buffer), None];
     enc.tag_with(|| format!("{:?} * {:?}", x.shape, w.shape));
-    enc.dispatch(Shader::Conv2d, "conv2d_max_pool2", &d, &buffers, groups_1d(tiles))?;
+    // 12 channels (PNet's conv1) have an entry that skips the fourth channel group of the tile.
+    let entry = if oc == 12 { "conv2d_max_pool2_12" } else { "conv2d_max_pool2" };
+    enc.dispatch(Shader::Conv2d, entry, &d, &buffers, groups_1d(tiles))?;
     Ok(p)
 }
 

@@ -7,6 +7,8 @@
 //     y  = y * scale[o] + shift[o]       (flags & 2; inference batch norm folded to an affine)
 //     y  = residual[n,oy,ox,o] + res_scale * y   (flags & 4)
 //     y  = relu(y) (act 1) | max(y,0) + alpha[o]*min(y,0) (act 2, PReLU)
+//   stored at channels [y_off, y_off + oc) of a y with y_c channels (y_c = oc, y_off = 0 but for a conv
+//   writing its slice of a concatenation in place).
 //   and in the entry conv2d_max_pool2 (p.rows == 2; stride 1, no residual), then a 2x2 stride-2 SAME max
 //   pool: y is [n, ceil(oh/2), ceil(ow/2), oc] and the conv's own output is never stored (MTCNN's PNet
 //   conv1 + pool1). A separate entry: in conv2d's body the extra path slowed every conv by 7%.
@@ -27,7 +29,8 @@ struct Params {
     oh: u32, ow: u32, oc: u32, kh: u32,
     kw: u32, sh: u32, sw: u32, pad_top: u32,
     pad_left: u32, flags: u32, act: u32, res_scale: f32,
-    ksplits: u32, kchunk: u32, rows: u32, _p1: u32,
+    ksplits: u32, kchunk: u32, rows: u32, y_off: u32,
+    y_c: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -681,8 +684,8 @@ fn store_row(m: u32, lim: u32, n0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f
     if (m >= lim) {
         return;
     }
-    let at = m * p.oc + n0;
-    if ((p.oc & 3u) == 0u) {
+    let at = m * p.y_c + p.y_off + n0;
+    if (((p.oc | p.y_c | p.y_off) & 3u) == 0u) {
         let q = at / 4u;
         y[q] = v0;
         if (n0 + 4u < p.oc) { y[q + 1u] = v1; }
@@ -726,5 +729,5 @@ fn conv2d_splitk_finish(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
     let m = (i4 * 4u) / p.oc;
     let n = (i4 * 4u) % p.oc;
     let cols = n + vec4<u32>(0u, 1u, 2u, 3u);
-    y[i4] = finish(m, m_total, cols, chan(cols), acc);
+    y[(m * p.y_c + p.y_off + n) / 4u] = finish(m, m_total, cols, chan(cols), acc);
 }

@@ -666,6 +666,43 @@ fn conv2d_head8_matches_conv_then_head_on_cpu() {
 }
 
 #[test]
+fn conv2d_into_writes_its_channel_slice_and_nothing_else() {
+    // A branch's last conv writes its part of a concatenation in place: flat tiles (stride 2), row tiles,
+    // a split reduction (its finish pass writes the slice) and the scalar path (odd channel counts).
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(70);
+    let cases: [([usize; 4], [usize; 4], (usize, usize), usize, usize); 4] = [
+        ([2, 9, 11, 8], [3, 3, 8, 16], (2, 2), 40, 8),
+        ([1, 6, 24, 8], [3, 3, 8, 20], (1, 1), 36, 12),
+        ([1, 3, 3, 256], [1, 1, 256, 32], (1, 1), 96, 64),
+        ([1, 5, 6, 3], [3, 3, 3, 5], (1, 1), 11, 3),
+    ];
+    for (xs, ws, stride, total, off) in cases {
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let b = rng.vec(ws[3], -1.0, 1.0);
+        let cpu_epi = Epilogue { bias: Some(b.as_slice()), act: Activation::Relu, ..Default::default() };
+        let (want, p) = cpu::conv2d::conv2d(&x, &xs, &w, &ws, &cpu_epi, stride, Padding::Same).unwrap();
+        let [n, oh, ow, oc] = p.out_shape();
+        let (gx, gw, gb) = (up(ctx, "x", &xs, &x), up(ctx, "w", &ws, &w), up(ctx, "b", &[oc], &b));
+        let gy = up(ctx, "y", &[n, oh, ow, total], &vec![7.0; n * oh * ow * total]);
+        let epi = Epilogue { bias: Some(&gb), act: Activation::Relu, ..Default::default() };
+        record(ctx, |enc| k::conv2d::conv2d_into(enc, &gx, &gw, &epi, &gy, off, stride, Padding::Same).map(|_| ()));
+        let got = gy.download(ctx).unwrap();
+        let slice: Vec<f32> = got.chunks_exact(total).flat_map(|px| px[off..off + oc].to_vec()).collect();
+        assert_close(&format!("conv2d_into {xs:?} * {ws:?} at {off} of {total}"), &slice, &want, 1e-4, 1e-4);
+        let others = got.chunks_exact(total).flat_map(|px| px[..off].iter().chain(&px[off + oc..]).copied().collect::<Vec<_>>());
+        assert!(others.into_iter().all(|v| v == 7.0), "conv2d_into {xs:?} touched channels outside {off}..{}", off + oc);
+    }
+    // A slice past the end is refused by name.
+    let (gx, gw, gy) =
+        (GpuTensor::zeros(ctx, "x", &[1, 4, 4, 4]), GpuTensor::zeros(ctx, "w", &[1, 1, 4, 8]), GpuTensor::zeros(ctx, "y", &[1, 4, 4, 12]));
+    let mut enc = facegpu::gpu::Encoder::new(ctx);
+    let err = k::conv2d::conv2d_into(&mut enc, &gx, &gw, &Epilogue::default(), &gy, 8, (1, 1), Padding::Same).unwrap_err().to_string();
+    assert!(err.contains("[1, 4, 4, 12]") && err.contains("8..16"), "{err}");
+}
+
+#[test]
 fn conv2d_without_subgroups_matches_cpu() {
     // Adapters without subgroup operations compile conv2d.wgsl's other lines: every lane loads its weights.
     gpu_or_skip!();

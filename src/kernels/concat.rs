@@ -61,6 +61,20 @@ fn copy(
     enc.dispatch(Shader::Concat, "copy_channels", &p, &[Some(&src.buffer), Some(&dst.buffer)], groups_1d(rows * count))
 }
 
+/// Copies all of `src`'s channels into channels `[dst_off, dst_off + c)` of `dst` (same shape outside the
+/// channel axis): one part of a concatenation whose other parts were written in place.
+pub fn copy_channels_into(enc: &mut Encoder, src: &GpuTensor, dst: &GpuTensor, dst_off: usize) -> Result<(), GpuError> {
+    let c = *src.shape.last().unwrap_or(&0);
+    let fits = src.shape.len() == dst.shape.len() && src.shape[..src.shape.len() - 1] == dst.shape[..dst.shape.len() - 1];
+    if !fits || dst_off + c > *dst.shape.last().unwrap_or(&0) {
+        return Err(GpuError::Shape {
+            op: "copy_channels",
+            detail: format!("{:?} does not fit channels {dst_off}..{} of {:?}", src.shape, dst_off + c, dst.shape),
+        });
+    }
+    copy(enc, src, dst, 0, dst_off, c, false)
+}
+
 pub fn concat_channels(enc: &mut Encoder, parts: &[&GpuTensor], out: &GpuTensor) -> Result<(), GpuError> {
     concat_channels_into(enc, parts, out, false)
 }

@@ -197,7 +197,11 @@ pub struct Conv2dDispatch {
     /// whose overlapping input columns are loaded once and slid across the taps; 0: 8 flattened pixels;
     /// 2: 4 columns of two rows, max-pooled 2x2 before they are stored (`conv2d_max_pool2`).
     pub rows: u32,
-    pub _pad: u32,
+    /// The output's first channel and channel count: `(0, oc)`, or a slice of a wider tensor
+    /// (`conv2d_into`).
+    pub y_off: u32,
+    pub y_c: u32,
+    pub _pad: [u32; 3],
 }
 
 impl Conv2dDispatch {
@@ -216,7 +220,15 @@ impl Conv2dDispatch {
         }
         let kchunk = c.div_ceil(ksplits).next_multiple_of(4).max(4);
         let ksplits = c.div_ceil(kchunk).max(1);
-        Self { conv, ksplits: ksplits as u32, kchunk: kchunk as u32, rows: Self::row_layout(&conv) as u32, _pad: 0 }
+        Self {
+            conv,
+            ksplits: ksplits as u32,
+            kchunk: kchunk as u32,
+            rows: Self::row_layout(&conv) as u32,
+            y_off: 0,
+            y_c: conv.oc,
+            _pad: [0; 3],
+        }
     }
 
     /// Whether `conv2d_head8` can run `conv`: row tiles, output channels a multiple of 16.
@@ -279,7 +291,7 @@ pub fn conv2d_max_pool2(
         Activation::Prelu(a) => &a.buffer,
         _ => absent,
     };
-    let d = Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, rows: 2, _pad: 0 };
+    let d = Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, rows: 2, y_off: 0, y_c: p.oc, _pad: [0; 3] };
     let tiles = row_tiles(enc.ctx(), (n * oh.div_ceil(2) * ow.div_ceil(4) * 8) as u32) * oc.div_ceil(16);
     let buffers =
         [Some(&x.buffer), Some(&w.buffer), Some(bias), Some(scale), Some(shift), Some(alpha), Some(absent), Some(&y.buffer), None];
@@ -327,7 +339,7 @@ pub fn conv2d_head8(
         Activation::Prelu(a) => &a.buffer,
         _ => absent,
     };
-    let d = Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, rows: 1, _pad: 0 };
+    let d = Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, rows: 1, y_off: 0, y_c: 8, _pad: [0; 3] };
     let tiles = row_tiles(enc.ctx(), Conv2dDispatch::tiled_pixels(&p));
     let buffers = [
         Some(&x.buffer),
@@ -355,8 +367,31 @@ pub fn conv2d(
     stride: (usize, usize),
     padding: Padding,
 ) -> Result<Conv2dParams, GpuError> {
+    conv2d_into(enc, x, w, epi, y, 0, stride, padding)
+}
+
+/// `conv2d` writing channels `[y_off, y_off + oc)` of `y` `[n, oh, ow, C]` and leaving the others alone:
+/// a branch's last conv storing its part of a concatenation in place.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_into(
+    enc: &mut Encoder,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    epi: &Epilogue<&GpuTensor>,
+    y: &GpuTensor,
+    y_off: usize,
+    stride: (usize, usize),
+    padding: Padding,
+) -> Result<Conv2dParams, GpuError> {
     let p = Conv2dParams::new(&x.shape, &w.shape, stride, padding)?.with_epilogue(epi, |t| t.len())?;
-    check_shape("conv2d", "output", &y.shape, &p.out_shape())?;
+    let [n, oh, ow, oc] = p.out_shape();
+    let y_c = y.shape.get(3).copied().unwrap_or(0);
+    if y.shape.len() != 4 || y.shape[..3] != [n, oh, ow] || y_off + oc > y_c {
+        return Err(GpuError::Shape {
+            op: "conv2d",
+            detail: format!("output {:?} cannot take channels {y_off}..{} of a [{n}, {oh}, {ow}, {oc}] conv", y.shape, y_off + oc),
+        });
+    }
     let absent = enc.absent();
     let (scale, shift) = match &epi.affine {
         Some((s, t)) => (&s.buffer, &t.buffer),
@@ -367,7 +402,8 @@ pub fn conv2d(
         _ => absent,
     };
     let residual = epi.residual.as_ref().map(|(r, _)| &r.buffer).unwrap_or(absent);
-    let (d, tiles) = Conv2dDispatch::plan(enc.ctx(), p);
+    let (mut d, tiles) = Conv2dDispatch::plan(enc.ctx(), p);
+    (d.y_off, d.y_c) = (y_off as u32, y_c as u32);
     let part = if d.ksplits > 1 {
         let bytes = (d.ksplits as usize * p.out_shape().iter().product::<usize>() * 4) as u64;
         enc.ctx().splitk_scratch(bytes)
@@ -390,7 +426,7 @@ pub fn conv2d(
     if d.ksplits > 1 {
         let mut finish = buffers;
         (finish[0], finish[1]) = (None, None);
-        enc.dispatch(Shader::Conv2d, "conv2d_splitk_finish", &d, &finish, groups_1d(y.len() / 4))?;
+        enc.dispatch(Shader::Conv2d, "conv2d_splitk_finish", &d, &finish, groups_1d(n * oh * ow * oc / 4))?;
     }
     Ok(p)
 }

@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use crate::checkpoint::{CheckpointError, Standardization, Weights};
 use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
-use crate::kernels::concat::concat_channels;
+use crate::kernels::concat::copy_channels_into;
 use crate::kernels::conv2d::Padding;
 use crate::kernels::image::{fixed_standardize, prewhiten};
 use crate::kernels::l2_normalize::l2_normalize;
@@ -354,30 +354,49 @@ fn pool(enc: &mut Encoder, arena: &mut Arena, x: &GpuTensor, name: &str) -> Resu
     Ok(y)
 }
 
-fn run_branch(enc: &mut Encoder, arena: &mut Arena, branch: &[Conv], x: &GpuTensor) -> Result<GpuTensor, GpuError> {
-    let mut h = x.clone();
-    for conv in branch {
-        h = conv.forward(enc, arena, &h, None, false)?;
+/// Runs the branches on `x`, each branch's last conv writing its channels of one concatenated output in
+/// place (no copies); `extra` more channels are left for the caller (a reduction's max pool). Returns the
+/// output and the branches' channel count.
+fn branches_into(
+    enc: &mut Encoder,
+    arena: &mut Arena,
+    branches: &[Vec<Conv>],
+    x: &GpuTensor,
+    extra: usize,
+    name: &str,
+) -> Result<(GpuTensor, usize), GpuError> {
+    let mut shape = [0; 4];
+    for br in branches {
+        let mut s = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+        for conv in br {
+            s = conv.out_shape(&s)?;
+        }
+        shape = [s[0], s[1], s[2], shape[3] + s[3]];
     }
-    Ok(h)
-}
-
-fn concat(enc: &mut Encoder, arena: &mut Arena, parts: &[GpuTensor], name: &str) -> Result<GpuTensor, GpuError> {
-    let mut shape = parts[0].shape.clone();
-    shape[3] = parts.iter().map(|p| p.shape[3]).sum();
+    let width = shape[3];
+    shape[3] += extra;
     let y = arena.take(enc.ctx(), name, &shape);
-    concat_channels(enc, &parts.iter().collect::<Vec<_>>(), &y)?;
-    Ok(y)
+    let mut off = 0;
+    for br in branches {
+        let (last, rest) = br.split_last().expect("a branch has a conv");
+        let mut h = x.clone();
+        for conv in rest {
+            h = conv.forward(enc, arena, &h, None, false)?;
+        }
+        last.forward_into(enc, &h, None, false, &y, off)?;
+        off += last.out_channels();
+    }
+    Ok((y, width))
 }
 
 fn block(enc: &mut Encoder, arena: &mut Arena, b: &Block, x: &GpuTensor) -> Result<GpuTensor, GpuError> {
-    let outs = b.branches.iter().map(|br| run_branch(enc, arena, br, x)).collect::<Result<Vec<_>, _>>()?;
-    let mixed = concat(enc, arena, &outs, &format!("{} concat", b.up.name))?;
+    let (mixed, _) = branches_into(enc, arena, &b.branches, x, 0, &format!("{} concat", b.up.name))?;
     b.up.forward(enc, arena, &mixed, Some((x, b.scale)), b.relu)
 }
 
 fn reduction(enc: &mut Encoder, arena: &mut Arena, r: &Reduction, x: &GpuTensor, name: &str) -> Result<GpuTensor, GpuError> {
-    let mut outs = r.branches.iter().map(|br| run_branch(enc, arena, br, x)).collect::<Result<Vec<_>, _>>()?;
-    outs.push(pool(enc, arena, x, &format!("{name}/MaxPool_1a_3x3"))?);
-    concat(enc, arena, &outs, name)
+    let (y, off) = branches_into(enc, arena, &r.branches, x, x.shape[3], name)?;
+    let pooled = pool(enc, arena, x, &format!("{name}/MaxPool_1a_3x3"))?;
+    copy_channels_into(enc, &pooled, &y, off)?;
+    Ok(y)
 }

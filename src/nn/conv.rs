@@ -1,7 +1,7 @@
 use super::Arena;
 use crate::checkpoint::{CheckpointError, Weights};
 use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
-use crate::kernels::conv2d::{conv2d, out_size, Activation, Epilogue, Padding};
+use crate::kernels::conv2d::{conv2d_into, out_size, Activation, Epilogue, Padding};
 
 /// What follows the convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,9 +117,23 @@ impl Conv {
         relu: bool,
     ) -> Result<GpuTensor, GpuError> {
         let y = arena.take(enc.ctx(), &self.name, &self.out_shape(&x.shape)?);
+        self.forward_into(enc, x, residual, relu, &y, 0)?;
+        Ok(y)
+    }
+
+    /// Like `forward`, writing channels `[y_off, y_off + out_channels)` of `y` (a concatenation's part).
+    pub fn forward_into(
+        &self,
+        enc: &mut Encoder,
+        x: &GpuTensor,
+        residual: Option<(&GpuTensor, f32)>,
+        relu: bool,
+        y: &GpuTensor,
+        y_off: usize,
+    ) -> Result<(), GpuError> {
         let act = if self.kind == ConvKind::BnRelu || relu { Activation::Relu } else { Activation::None };
         let epi = Epilogue { bias: self.bias.as_ref(), affine: self.affine.as_ref().map(|(s, t)| (s, t)), residual, act };
-        conv2d(enc, x, &self.w, &epi, &y, (self.stride, self.stride), self.padding)?;
-        Ok(y)
+        conv2d_into(enc, x, &self.w, &epi, y, y_off, (self.stride, self.stride), self.padding)?;
+        Ok(())
     }
 }

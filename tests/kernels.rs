@@ -671,7 +671,7 @@ fn conv2d_into_writes_its_channel_slice_and_nothing_else() {
     // a split reduction (its finish pass writes the slice) and the scalar path (odd channel counts).
     let ctx = gpu_or_skip!();
     let mut rng = Rng::new(70);
-    let cases: [([usize; 4], [usize; 4], (usize, usize), usize, usize); 4] = [
+    let cases = [
         ([2, 9, 11, 8], [3, 3, 8, 16], (2, 2), 40, 8),
         ([1, 6, 24, 8], [3, 3, 8, 20], (1, 1), 36, 12),
         ([1, 3, 3, 256], [1, 1, 256, 32], (1, 1), 96, 64),

@@ -665,7 +665,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let ctx = GpuContext::new()?;
             let mut embedder = model.load(&ctx)?;
             let mut detector = if align { Some(mtcnn.load(&ctx)?) } else { None };
-            let on_the_fly = detector.as_mut().map(|(m, d)| facegpu::eval::OnTheFlyAlign { mtcnn: m, detect: d.clone(), margin });
+            let on_the_fly = detector.as_mut().map(|(m, d)| facegpu::eval::OnTheFlyAlign { mtcnn: m, detect: *d, margin });
             let opts = facegpu::eval::EvalOptions {
                 folds: lfw_nrof_folds,
                 metric: distance_metric,

@@ -199,7 +199,7 @@ fn eval_on_deepface_photos_gives_the_same_metrics_from_tf_checkpoint_and_safeten
     let det = DetectOptions::default();
     let opts = EvalOptions::default();
     let mut tf = Embedder::load(ctx, &ckpt, None, 160).unwrap();
-    let on_the_fly = OnTheFlyAlign { mtcnn: &mut mtcnn, detect: det.clone(), margin: 32.0 };
+    let on_the_fly = OnTheFlyAlign { mtcnn: &mut mtcnn, detect: det, margin: 32.0 };
     let a = eval_lfw(ctx, &mut tf, &raw, &root.join("pairs.txt"), &opts, Some(on_the_fly)).unwrap();
 
     // 2. The converted safetensors on photos aligned beforehand by `align` with the same settings.

@@ -579,14 +579,14 @@ pub fn train(
             lfw_accuracy: None,
             lfw_val: None,
         };
-        let due = epoch % cfg.validate_every_n_epochs.max(1) == 0 || epoch == cfg.max_nrof_epochs;
+        let due = epoch.is_multiple_of(cfg.validate_every_n_epochs.max(1)) || epoch == cfg.max_nrof_epochs;
         if due && cfg.loss == LossKind::Softmax && val_set.iter().any(|c| !c.paths.is_empty()) {
             let (xent, acc) = validate(ctx, cfg, &state, &val_set)?;
             log.val_cross_entropy = Some(xent);
             log.val_accuracy = Some(acc);
         }
         if let (Some(dir), Some(pairs)) = (&cfg.lfw_dir, &cfg.lfw_pairs) {
-            if epoch % cfg.validate_every_n_epochs.max(1) == 0 || epoch == cfg.max_nrof_epochs {
+            if epoch.is_multiple_of(cfg.validate_every_n_epochs.max(1)) || epoch == cfg.max_nrof_epochs {
                 let (acc, val) = lfw_during_training(ctx, cfg, &state, dir, pairs)?;
                 log.lfw_accuracy = Some(acc);
                 log.lfw_val = Some(val);
@@ -779,7 +779,7 @@ fn triplet_epoch(
         for b in load_images(&flat, batch, aug, rng.fork(1000 + round), cfg.workers) {
             out.skipped += b.skipped.len();
             let n = b.pixels.len() / (s * s * 3);
-            if !b.skipped.is_empty() || n == 0 || n % 3 != 0 {
+            if !b.skipped.is_empty() || n == 0 || !n.is_multiple_of(3) {
                 // A triplet lost an image: skip this batch rather than misalign the rows.
                 continue;
             }

@@ -368,6 +368,12 @@ fn conv2d_backward_cases(ctx: &facegpu::gpu::GpuContext) {
     cases.push(([2, 9, 10, 8], [3, 3, 8, 12], (2, 2), Padding::Same));
     cases.push(([1, 7, 9, 4], [3, 2, 4, 8], (1, 2), Padding::Explicit(2, 0, 1, 3)));
     cases.push(([3, 17, 17, 40], [1, 1, 40, 24], (2, 2), Padding::Valid));
+    // Stride 1 with rows of 16-40 columns: grad_input's row tiles (g's columns slid across the taps),
+    // padding on either side, ragged row ends and channel tiles, 5 and 7 taps.
+    cases.push(([2, 6, 23, 8], [3, 3, 8, 20], (1, 1), Padding::Same));
+    cases.push(([1, 5, 16, 12], [1, 7, 12, 8], (1, 1), Padding::Same));
+    cases.push(([2, 7, 31, 4], [3, 3, 4, 16], (1, 1), Padding::Valid));
+    cases.push(([1, 6, 40, 8], [3, 5, 8, 8], (1, 1), Padding::Explicit(2, 0, 1, 3)));
     for (xs, ws, stride, padding) in cases {
         let x = rng.vec(xs.iter().product(), -1.0, 1.0);
         let w = rng.vec(ws.iter().product(), -0.5, 0.5);

@@ -140,8 +140,20 @@ pub fn grad_input(
     let mut q = Conv2dBackwardParams::new(&dx.shape, &w.shape, stride, padding)?;
     check_shape("conv2d grad_input", "g", &g.shape, &q.conv.out_shape())?;
     q.conv.flags = if accumulate { ACCUMULATE } else { 0 };
-    // One dispatch per stride class, each invocation covering 8 of its pixels x 16 channels.
     let c = q.conv;
+    // Stride 1, wider than one tap, vec4 channels, rows that round up to 8 columns with at most 15% more:
+    // row tiles that slide g's columns across the taps (as conv2d's).
+    if c.sh == 1 && c.sw == 1 && c.kw > 1 && c.c.is_multiple_of(4) && c.oc.is_multiple_of(4) && c.w.next_multiple_of(8) * 100 <= c.w * 115 {
+        let tiles = crate::kernels::conv2d::row_tiles(enc.ctx(), c.n * c.h * c.w.next_multiple_of(8)) * c.c.div_ceil(16) as usize;
+        return enc.dispatch(
+            Shader::Conv2dBackward,
+            "conv2d_grad_input_rows",
+            &q,
+            &[Some(&g.buffer), Some(&w.buffer), None, None, None, Some(&dx.buffer), None, None],
+            groups_1d(tiles),
+        );
+    }
+    // One dispatch per stride class, each invocation covering 8 of its pixels x 16 channels.
     for (cls_y, cls_x) in (0..c.sh.min(c.h)).flat_map(|y| (0..c.sw.min(c.w)).map(move |x| (y, x))) {
         (q.cls_y, q.cls_x) = (cls_y, cls_x);
         let pixels = c.n * (c.h - cls_y).div_ceil(c.sh) * (c.w - cls_x).div_ceil(c.sw);

@@ -225,15 +225,8 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let ch1 = min(c0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.c - 1u));
     let ch2 = min(c0 + vec4<u32>(8u, 9u, 10u, 11u), vec4<u32>(p.c - 1u));
     let ch3 = min(c0 + vec4<u32>(12u, 13u, 14u, 15u), vec4<u32>(p.c - 1u));
-    // c<r>_<h>: input pixel m0+r, channels c0+4h..c0+4h+3.
-    var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>(); var c0_2 = vec4<f32>(); var c0_3 = vec4<f32>();
-    var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>(); var c1_2 = vec4<f32>(); var c1_3 = vec4<f32>();
-    var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>(); var c2_2 = vec4<f32>(); var c2_3 = vec4<f32>();
-    var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>(); var c3_2 = vec4<f32>(); var c3_3 = vec4<f32>();
-    var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>(); var c4_2 = vec4<f32>(); var c4_3 = vec4<f32>();
-    var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>(); var c5_2 = vec4<f32>(); var c5_3 = vec4<f32>();
-    var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>(); var c6_2 = vec4<f32>(); var c6_3 = vec4<f32>();
-    var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>(); var c7_2 = vec4<f32>(); var c7_3 = vec4<f32>();
+    // t.c<r>_<h>: input pixel m0+r, channels c0+4h..c0+4h+3.
+    var t: Tile;
     for (var ky = ky0; ky < p.kh; ky += p.sh) {
         let ty = base_y - i32((ky - ky0) / p.sh);
         for (var kx = kx0; kx < p.kw; kx += p.sw) {
@@ -286,86 +279,7 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
                     let wh = b[vh + q]; // subgroups
                     let wl = vec4<f32>(); // no subgroups
                     let wh = vec4<f32>(); // no subgroups
-                    let r0 = share4(wl, 0u, v0.x + q);
-                    let r1 = share4(wl, 1u, v0.y + q);
-                    let r2 = share4(wl, 2u, v0.z + q);
-                    let r3 = share4(wl, 3u, v0.w + q);
-                    let r4 = share4(wl, 4u, v1.x + q);
-                    let r5 = share4(wl, 5u, v1.y + q);
-                    let r6 = share4(wl, 6u, v1.z + q);
-                    let r7 = share4(wl, 7u, v1.w + q);
-                    let r8 = share4(wh, 0u, v2.x + q);
-                    let r9 = share4(wh, 1u, v2.y + q);
-                    let r10 = share4(wh, 2u, v2.z + q);
-                    let r11 = share4(wh, 3u, v2.w + q);
-                    let r12 = share4(wh, 4u, v3.x + q);
-                    let r13 = share4(wh, 5u, v3.y + q);
-                    let r14 = share4(wh, 6u, v3.z + q);
-                    let r15 = share4(wh, 7u, v3.w + q);
-                    {
-                        let a0 = vec4<f32>(x0.x, x1.x, x2.x, x3.x);
-                        let a1 = vec4<f32>(x4.x, x5.x, x6.x, x7.x);
-                        let b0 = vec4<f32>(r0.x, r1.x, r2.x, r3.x);
-                        let b1 = vec4<f32>(r4.x, r5.x, r6.x, r7.x);
-                        let b2 = vec4<f32>(r8.x, r9.x, r10.x, r11.x);
-                        let b3 = vec4<f32>(r12.x, r13.x, r14.x, r15.x);
-                        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
-                        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
-                        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
-                        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
-                        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
-                        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
-                        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
-                        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
-                    }
-                    {
-                        let a0 = vec4<f32>(x0.y, x1.y, x2.y, x3.y);
-                        let a1 = vec4<f32>(x4.y, x5.y, x6.y, x7.y);
-                        let b0 = vec4<f32>(r0.y, r1.y, r2.y, r3.y);
-                        let b1 = vec4<f32>(r4.y, r5.y, r6.y, r7.y);
-                        let b2 = vec4<f32>(r8.y, r9.y, r10.y, r11.y);
-                        let b3 = vec4<f32>(r12.y, r13.y, r14.y, r15.y);
-                        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
-                        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
-                        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
-                        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
-                        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
-                        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
-                        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
-                        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
-                    }
-                    {
-                        let a0 = vec4<f32>(x0.z, x1.z, x2.z, x3.z);
-                        let a1 = vec4<f32>(x4.z, x5.z, x6.z, x7.z);
-                        let b0 = vec4<f32>(r0.z, r1.z, r2.z, r3.z);
-                        let b1 = vec4<f32>(r4.z, r5.z, r6.z, r7.z);
-                        let b2 = vec4<f32>(r8.z, r9.z, r10.z, r11.z);
-                        let b3 = vec4<f32>(r12.z, r13.z, r14.z, r15.z);
-                        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
-                        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
-                        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
-                        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
-                        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
-                        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
-                        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
-                        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
-                    }
-                    {
-                        let a0 = vec4<f32>(x0.w, x1.w, x2.w, x3.w);
-                        let a1 = vec4<f32>(x4.w, x5.w, x6.w, x7.w);
-                        let b0 = vec4<f32>(r0.w, r1.w, r2.w, r3.w);
-                        let b1 = vec4<f32>(r4.w, r5.w, r6.w, r7.w);
-                        let b2 = vec4<f32>(r8.w, r9.w, r10.w, r11.w);
-                        let b3 = vec4<f32>(r12.w, r13.w, r14.w, r15.w);
-                        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
-                        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
-                        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
-                        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
-                        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
-                        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
-                        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
-                        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
-                    }
+                    gi_step(&t, x0, x1, x2, x3, x4, x5, x6, x7, wl, wh, v0, v1, v2, v3, q);
                 }
                 continue;
             }
@@ -380,43 +294,31 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
                 let b1 = vec4<f32>(share1(sl, 4u, w1.x + o), share1(sl, 5u, w1.y + o), share1(sl, 6u, w1.z + o), share1(sl, 7u, w1.w + o));
                 let b2 = vec4<f32>(share1(sh, 0u, w2.x + o), share1(sh, 1u, w2.y + o), share1(sh, 2u, w2.z + o), share1(sh, 3u, w2.w + o));
                 let b3 = vec4<f32>(share1(sh, 4u, w3.x + o), share1(sh, 5u, w3.y + o), share1(sh, 6u, w3.z + o), share1(sh, 7u, w3.w + o));
-                c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
-                c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
-                c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
-                c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
-                c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
-                c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
-                c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
-                c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
+                fma8(&t, a0, a1, b0, b1, b2, b3);
             }
         }
     }
     // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers.
     let acc = (p.flags & 1u) != 0u;
-    put_cols(m_store + 0u < m_total, dxa[0u] + c0, c0, p.c, c0_0, c0_1, acc);
-    put_cols(m_store + 0u < m_total, dxa[0u] + c0 + 8u, c0 + 8u, p.c, c0_2, c0_3, acc);
-    put_cols(m_store + 1u < m_total, dxa[1u] + c0, c0, p.c, c1_0, c1_1, acc);
-    put_cols(m_store + 1u < m_total, dxa[1u] + c0 + 8u, c0 + 8u, p.c, c1_2, c1_3, acc);
-    put_cols(m_store + 2u < m_total, dxa[2u] + c0, c0, p.c, c2_0, c2_1, acc);
-    put_cols(m_store + 2u < m_total, dxa[2u] + c0 + 8u, c0 + 8u, p.c, c2_2, c2_3, acc);
-    put_cols(m_store + 3u < m_total, dxa[3u] + c0, c0, p.c, c3_0, c3_1, acc);
-    put_cols(m_store + 3u < m_total, dxa[3u] + c0 + 8u, c0 + 8u, p.c, c3_2, c3_3, acc);
-    put_cols(m_store + 4u < m_total, dxa[4u] + c0, c0, p.c, c4_0, c4_1, acc);
-    put_cols(m_store + 4u < m_total, dxa[4u] + c0 + 8u, c0 + 8u, p.c, c4_2, c4_3, acc);
-    put_cols(m_store + 5u < m_total, dxa[5u] + c0, c0, p.c, c5_0, c5_1, acc);
-    put_cols(m_store + 5u < m_total, dxa[5u] + c0 + 8u, c0 + 8u, p.c, c5_2, c5_3, acc);
-    put_cols(m_store + 6u < m_total, dxa[6u] + c0, c0, p.c, c6_0, c6_1, acc);
-    put_cols(m_store + 6u < m_total, dxa[6u] + c0 + 8u, c0 + 8u, p.c, c6_2, c6_3, acc);
-    put_cols(m_store + 7u < m_total, dxa[7u] + c0, c0, p.c, c7_0, c7_1, acc);
-    put_cols(m_store + 7u < m_total, dxa[7u] + c0 + 8u, c0 + 8u, p.c, c7_2, c7_3, acc);
+    put_cols(m_store + 0u < m_total, dxa[0u] + c0, c0, p.c, t.c0_0, t.c0_1, acc);
+    put_cols(m_store + 0u < m_total, dxa[0u] + c0 + 8u, c0 + 8u, p.c, t.c0_2, t.c0_3, acc);
+    put_cols(m_store + 1u < m_total, dxa[1u] + c0, c0, p.c, t.c1_0, t.c1_1, acc);
+    put_cols(m_store + 1u < m_total, dxa[1u] + c0 + 8u, c0 + 8u, p.c, t.c1_2, t.c1_3, acc);
+    put_cols(m_store + 2u < m_total, dxa[2u] + c0, c0, p.c, t.c2_0, t.c2_1, acc);
+    put_cols(m_store + 2u < m_total, dxa[2u] + c0 + 8u, c0 + 8u, p.c, t.c2_2, t.c2_3, acc);
+    put_cols(m_store + 3u < m_total, dxa[3u] + c0, c0, p.c, t.c3_0, t.c3_1, acc);
+    put_cols(m_store + 3u < m_total, dxa[3u] + c0 + 8u, c0 + 8u, p.c, t.c3_2, t.c3_3, acc);
+    put_cols(m_store + 4u < m_total, dxa[4u] + c0, c0, p.c, t.c4_0, t.c4_1, acc);
+    put_cols(m_store + 4u < m_total, dxa[4u] + c0 + 8u, c0 + 8u, p.c, t.c4_2, t.c4_3, acc);
+    put_cols(m_store + 5u < m_total, dxa[5u] + c0, c0, p.c, t.c5_0, t.c5_1, acc);
+    put_cols(m_store + 5u < m_total, dxa[5u] + c0 + 8u, c0 + 8u, p.c, t.c5_2, t.c5_3, acc);
+    put_cols(m_store + 6u < m_total, dxa[6u] + c0, c0, p.c, t.c6_0, t.c6_1, acc);
+    put_cols(m_store + 6u < m_total, dxa[6u] + c0 + 8u, c0 + 8u, p.c, t.c6_2, t.c6_3, acc);
+    put_cols(m_store + 7u < m_total, dxa[7u] + c0, c0, p.c, t.c7_0, t.c7_1, acc);
+    put_cols(m_store + 7u < m_total, dxa[7u] + c0 + 8u, c0 + 8u, p.c, t.c7_2, t.c7_3, acc);
 }
 
-// conv2d_grad_input_rows: conv2d_grad_input for stride 1 with row tiles (as conv2d.wgsl's): 8 consecutive
-// input columns of one row x 16 channels. For each kernel row and 4 output channels, g's 8 + kw - 1
-// columns are loaded once and slid across the taps (tap kx + 1 reads, for pixel r, the column tap kx read
-// for pixel r - 1). c and oc multiples of 4.
-
-// The tile's accumulators: c<r>_<h> is input pixel r, channels c0+4h..c0+4h+3.
+// The accumulators of grad_input's tiles: c<r>_<h> is input pixel r, channels c0+4h..c0+4h+3.
 struct Tile {
     c0_0: vec4<f32>, c0_1: vec4<f32>, c0_2: vec4<f32>, c0_3: vec4<f32>,
     c1_0: vec4<f32>, c1_1: vec4<f32>, c1_2: vec4<f32>, c1_3: vec4<f32>,
@@ -475,6 +377,10 @@ fn gi_step(t: ptr<function, Tile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, 
          vec4<f32>(r8.w, r9.w, r10.w, r11.w), vec4<f32>(r12.w, r13.w, r14.w, r15.w));
 }
 
+// conv2d_grad_input_rows: conv2d_grad_input for stride 1 with row tiles (as conv2d.wgsl's): 8 consecutive
+// input columns of one row x 16 channels. For each kernel row and 4 output channels, g's 8 + kw - 1
+// columns are loaded once and slid across the taps (tap kx + 1 reads, for pixel r, the column tap kx read
+// for pixel r - 1). c and oc multiples of 4.
 @compute @workgroup_size(64)
 fn conv2d_grad_input_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                           @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups

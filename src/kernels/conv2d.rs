@@ -264,6 +264,18 @@ impl Conv2dDispatch {
     }
 }
 
+/// The buffers conv2d.wgsl binds for an epilogue's operands (bindings 3-7: bias, scale, shift, alpha,
+/// residual), the encoder's dummy where one is absent.
+fn epilogue_buffers<'a>(enc: &Encoder<'a>, epi: &Epilogue<&'a GpuTensor>) -> [&'a wgpu::Buffer; 5] {
+    let absent = enc.absent();
+    let (scale, shift) = epi.affine.map(|(s, t)| (&s.buffer, &t.buffer)).unwrap_or((absent, absent));
+    let alpha = match epi.act {
+        Activation::Prelu(a) => &a.buffer,
+        _ => absent,
+    };
+    [epi.bias.map(|t| &t.buffer).unwrap_or(absent), scale, shift, alpha, epi.residual.map(|(r, _)| &r.buffer).unwrap_or(absent)]
+}
+
 /// Records `y = max_pool_2x2_stride2_same(epilogue(conv2d(x, w)))` into `enc`, in one pass: the conv's
 /// output is pooled in registers and never stored. Stride 1, channel counts multiples of 4, no residual;
 /// `y` is `[n, ceil(oh/2), ceil(ow/2), oc]`. MTCNN's PNet conv1 + pool1 and ONet conv3 + pool3.
@@ -284,17 +296,11 @@ pub fn conv2d_max_pool2(
     }
     let [n, oh, ow, oc] = p.out_shape();
     check_shape("conv2d_max_pool2", "output", &y.shape, &[n, oh.div_ceil(2), ow.div_ceil(2), oc])?;
-    let absent = enc.absent();
-    let bias = epi.bias.map(|t| &t.buffer).unwrap_or(absent);
-    let (scale, shift) = epi.affine.map(|(s, t)| (&s.buffer, &t.buffer)).unwrap_or((absent, absent));
-    let alpha = match &epi.act {
-        Activation::Prelu(a) => &a.buffer,
-        _ => absent,
-    };
+    let [bias, scale, shift, alpha, residual] = epilogue_buffers(enc, epi);
     let d = Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, rows: 2, y_off: 0, y_c: p.oc, _pad: [0; 3] };
     let tiles = row_tiles(enc.ctx(), (n * oh.div_ceil(2) * ow.div_ceil(4) * 8) as u32) * oc.div_ceil(16);
     let buffers =
-        [Some(&x.buffer), Some(&w.buffer), Some(bias), Some(scale), Some(shift), Some(alpha), Some(absent), Some(&y.buffer), None];
+        [Some(&x.buffer), Some(&w.buffer), Some(bias), Some(scale), Some(shift), Some(alpha), Some(residual), Some(&y.buffer), None];
     enc.tag_with(|| format!("{:?} * {:?}", x.shape, w.shape));
     // 12 channels (PNet's conv1) have an entry that skips the fourth channel group of the tile.
     let entry = if oc == 12 { "conv2d_max_pool2_12" } else { "conv2d_max_pool2" };
@@ -332,13 +338,7 @@ pub fn conv2d_head8(
     check_shape("conv2d_head8", "head weights", &head_w.shape, &[1, 1, oc, 8])?;
     check_shape("conv2d_head8", "head bias", &head_b.shape, &[8])?;
     check_shape("conv2d_head8", "output", &y.shape, &[n, oh, ow, 8])?;
-    let absent = enc.absent();
-    let bias = epi.bias.map(|t| &t.buffer).unwrap_or(absent);
-    let (scale, shift) = epi.affine.map(|(s, t)| (&s.buffer, &t.buffer)).unwrap_or((absent, absent));
-    let alpha = match &epi.act {
-        Activation::Prelu(a) => &a.buffer,
-        _ => absent,
-    };
+    let [bias, scale, shift, alpha, _] = epilogue_buffers(enc, epi);
     let d = Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, rows: 1, y_off: 0, y_c: 8, _pad: [0; 3] };
     let tiles = row_tiles(enc.ctx(), Conv2dDispatch::tiled_pixels(&p));
     let buffers = [
@@ -392,16 +392,7 @@ pub fn conv2d_into(
             detail: format!("output {:?} cannot take channels {y_off}..{} of a [{n}, {oh}, {ow}, {oc}] conv", y.shape, y_off + oc),
         });
     }
-    let absent = enc.absent();
-    let (scale, shift) = match &epi.affine {
-        Some((s, t)) => (&s.buffer, &t.buffer),
-        None => (absent, absent),
-    };
-    let alpha = match &epi.act {
-        Activation::Prelu(a) => &a.buffer,
-        _ => absent,
-    };
-    let residual = epi.residual.as_ref().map(|(r, _)| &r.buffer).unwrap_or(absent);
+    let [bias, scale, shift, alpha, residual] = epilogue_buffers(enc, epi);
     let (mut d, tiles) = Conv2dDispatch::plan(enc.ctx(), p);
     (d.y_off, d.y_c) = (y_off as u32, y_c as u32);
     let part = if d.ksplits > 1 {
@@ -410,17 +401,8 @@ pub fn conv2d_into(
     } else {
         enc.absent_rw().clone()
     };
-    let buffers = [
-        Some(&x.buffer),
-        Some(&w.buffer),
-        Some(epi.bias.map(|t| &t.buffer).unwrap_or(absent)),
-        Some(scale),
-        Some(shift),
-        Some(alpha),
-        Some(residual),
-        Some(&y.buffer),
-        Some(&part),
-    ];
+    let buffers =
+        [Some(&x.buffer), Some(&w.buffer), Some(bias), Some(scale), Some(shift), Some(alpha), Some(residual), Some(&y.buffer), Some(&part)];
     enc.tag_with(|| format!("{:?} * {:?} stride {}", x.shape, w.shape, p.sh));
     enc.dispatch(Shader::Conv2d, "conv2d", &d, &buffers, groups_1d(tiles * d.ksplits as usize))?;
     if d.ksplits > 1 {

@@ -9,16 +9,20 @@
 //     y  = relu(y) (act 1) | max(y,0) + alpha[o]*min(y,0) (act 2, PReLU)
 //   stored at channels [y_off, y_off + oc) of a y with y_c channels (y_c = oc, y_off = 0 but for a conv
 //   writing its slice of a concatenation in place).
-//   and in the entry conv2d_max_pool2 (p.rows == 2; stride 1, no residual), then a 2x2 stride-2 SAME max
-//   pool: y is [n, ceil(oh/2), ceil(ow/2), oc] and the conv's own output is never stored (MTCNN's PNet
-//   conv1 + pool1). A separate entry: in conv2d's body the extra path slowed every conv by 7%.
-//   and in the entry conv2d_head (row tiles, oc a multiple of 16, no split-K), then a 1x1 conv with 8
-//   outputs, weights [oc, 8] bound as `residual` and bias [8] as `part`: y is [n, oh, ow, 8]. Each
-//   invocation walks all the column tiles of its row tile, adding each one's 16 channels times their
-//   rows of the head (MTCNN's PNet conv3 + its two heads; conv3's output is never stored).
+// Two more entries fuse what follows the conv, for MTCNN (separate entries: a branch for them in conv2d's
+// body slowed every conv by 7%):
+//   conv2d_max_pool2 (and _12 for 12 channels; p.rows == 2, stride 1, no residual): then a 2x2 stride-2
+//     SAME max pool; y is [n, ceil(oh/2), ceil(ow/2), oc] and the conv's own output is never stored
+//     (PNet conv1 + pool1, ONet conv3 + pool3).
+//   conv2d_head (row tiles, oc a multiple of 16, no split-K): then a 1x1 conv with 8 outputs, weights
+//     [oc, 8] bound as `residual` and bias [8] as `part`; y is [n, oh, ow, 8]. Each invocation walks all
+//     the column tiles of its row tile, adding each one's 16 channels times their rows of the head (PNet
+//     conv3 + its two heads; conv3's output is never stored).
 //
-// Each invocation computes 8 consecutive output pixels (flattened n,oy,ox) x 16 consecutive channels
-// (16 rather than 8: each x load then feeds twice the FMAs; 36.0 -> 48.0 GFLOP/s on llvmpipe).
+// Each invocation computes 8 output pixels x 16 consecutive channels (16 rather than 8: each x load then
+// feeds twice the FMAs; 36.0 -> 48.0 GFLOP/s on llvmpipe). The pixels are 8 consecutive flattened
+// (n, oy, ox), or with row tiles (p.rows == 1: stride 1, wider than one tap) 8 columns of one output row,
+// whose input columns are loaded once per kernel row and slid across the taps (conv_rows).
 // x and w are read as vec4s when c and oc are multiples of 4 (16-byte loads instead of scalar gathers:
 // 10-20% faster on llvmpipe), else element by element through xs()/ws(). The lanes of a subgroup share
 // their channels and their weight loads (share4/share1). The epilogue's per-channel operands are loaded

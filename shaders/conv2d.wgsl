@@ -63,12 +63,15 @@ fn rs(i: u32) -> f32 {
 // One reduction step's weights are loaded once per subgroup: lane `src` loaded the vec4 at `at` and the
 // others read it by shuffle (a storage load costs a loop over the lanes on CPU drivers; see
 // GpuContext::subgroup_lanes). Without subgroups each lane loads it itself.
-fn share4(v: vec4<f32>, src: u32, at: u32) -> vec4<f32> {
+// With `solo` (a constant of the entry, conv2d_solo) the lanes do not share: each loads its own.
+fn share4(v: vec4<f32>, src: u32, at: u32, solo: bool) -> vec4<f32> {
+    if (solo) { return wt[at]; } // subgroups
     return subgroupShuffle(v, src); // subgroups
     return wt[at]; // no subgroups
 }
 
-fn share1(v: f32, src: u32, at: u32) -> f32 {
+fn share1(v: f32, src: u32, at: u32, solo: bool) -> f32 {
+    if (solo) { return ws(at); } // subgroups
     return subgroupShuffle(v, src); // subgroups
     return ws(at); // no subgroups
 }
@@ -103,15 +106,15 @@ fn fma8(t: ptr<function, Tile>, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1:
 // shuffle. wq clamps the vec4s of a ragged column tile to the row (their outputs are not stored).
 fn step4(t: ptr<function, Tile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
          x4: vec4<f32>, x5: vec4<f32>, x6: vec4<f32>, x7: vec4<f32>,
-         wa: vec4<f32>, wb: vec4<f32>, wrow: u32, oc4: u32, wq: vec4<u32>) {
+         wa: vec4<f32>, wb: vec4<f32>, wrow: u32, oc4: u32, wq: vec4<u32>, solo: bool) {
     fma8(t, vec4<f32>(x0.x, x1.x, x2.x, x3.x), vec4<f32>(x4.x, x5.x, x6.x, x7.x),
-         share4(wa, 0u, wrow + wq.x), share4(wa, 1u, wrow + wq.y), share4(wa, 2u, wrow + wq.z), share4(wa, 3u, wrow + wq.w));
+         share4(wa, 0u, wrow + wq.x, solo), share4(wa, 1u, wrow + wq.y, solo), share4(wa, 2u, wrow + wq.z, solo), share4(wa, 3u, wrow + wq.w, solo));
     fma8(t, vec4<f32>(x0.y, x1.y, x2.y, x3.y), vec4<f32>(x4.y, x5.y, x6.y, x7.y),
-         share4(wa, 4u, wrow + oc4 + wq.x), share4(wa, 5u, wrow + oc4 + wq.y), share4(wa, 6u, wrow + oc4 + wq.z), share4(wa, 7u, wrow + oc4 + wq.w));
+         share4(wa, 4u, wrow + oc4 + wq.x, solo), share4(wa, 5u, wrow + oc4 + wq.y, solo), share4(wa, 6u, wrow + oc4 + wq.z, solo), share4(wa, 7u, wrow + oc4 + wq.w, solo));
     fma8(t, vec4<f32>(x0.z, x1.z, x2.z, x3.z), vec4<f32>(x4.z, x5.z, x6.z, x7.z),
-         share4(wb, 0u, wrow + 2u * oc4 + wq.x), share4(wb, 1u, wrow + 2u * oc4 + wq.y), share4(wb, 2u, wrow + 2u * oc4 + wq.z), share4(wb, 3u, wrow + 2u * oc4 + wq.w));
+         share4(wb, 0u, wrow + 2u * oc4 + wq.x, solo), share4(wb, 1u, wrow + 2u * oc4 + wq.y, solo), share4(wb, 2u, wrow + 2u * oc4 + wq.z, solo), share4(wb, 3u, wrow + 2u * oc4 + wq.w, solo));
     fma8(t, vec4<f32>(x0.w, x1.w, x2.w, x3.w), vec4<f32>(x4.w, x5.w, x6.w, x7.w),
-         share4(wb, 4u, wrow + 3u * oc4 + wq.x), share4(wb, 5u, wrow + 3u * oc4 + wq.y), share4(wb, 6u, wrow + 3u * oc4 + wq.z), share4(wb, 7u, wrow + 3u * oc4 + wq.w));
+         share4(wb, 4u, wrow + 3u * oc4 + wq.x, solo), share4(wb, 5u, wrow + 3u * oc4 + wq.y, solo), share4(wb, 6u, wrow + 3u * oc4 + wq.z, solo), share4(wb, 7u, wrow + 3u * oc4 + wq.w, solo));
 }
 
 // fma8 for a column tile of 12 channels (the c<r>_3 are left alone): PNet's conv1 has 12 (10 padded).
@@ -130,19 +133,20 @@ fn fma8_12(t: ptr<function, Tile>, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, 
 fn step4_12(t: ptr<function, Tile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
             x4: vec4<f32>, x5: vec4<f32>, x6: vec4<f32>, x7: vec4<f32>,
             wa: vec4<f32>, wb: vec4<f32>, wrow: u32, oc4: u32, wq: vec4<u32>) {
+    let solo = false;
     fma8_12(t, vec4<f32>(x0.x, x1.x, x2.x, x3.x), vec4<f32>(x4.x, x5.x, x6.x, x7.x),
-            share4(wa, 0u, wrow + wq.x), share4(wa, 1u, wrow + wq.y), share4(wa, 2u, wrow + wq.z));
+            share4(wa, 0u, wrow + wq.x, solo), share4(wa, 1u, wrow + wq.y, solo), share4(wa, 2u, wrow + wq.z, solo));
     fma8_12(t, vec4<f32>(x0.y, x1.y, x2.y, x3.y), vec4<f32>(x4.y, x5.y, x6.y, x7.y),
-            share4(wa, 4u, wrow + oc4 + wq.x), share4(wa, 5u, wrow + oc4 + wq.y), share4(wa, 6u, wrow + oc4 + wq.z));
+            share4(wa, 4u, wrow + oc4 + wq.x, solo), share4(wa, 5u, wrow + oc4 + wq.y, solo), share4(wa, 6u, wrow + oc4 + wq.z, solo));
     fma8_12(t, vec4<f32>(x0.z, x1.z, x2.z, x3.z), vec4<f32>(x4.z, x5.z, x6.z, x7.z),
-            share4(wb, 0u, wrow + 2u * oc4 + wq.x), share4(wb, 1u, wrow + 2u * oc4 + wq.y), share4(wb, 2u, wrow + 2u * oc4 + wq.z));
+            share4(wb, 0u, wrow + 2u * oc4 + wq.x, solo), share4(wb, 1u, wrow + 2u * oc4 + wq.y, solo), share4(wb, 2u, wrow + 2u * oc4 + wq.z, solo));
     fma8_12(t, vec4<f32>(x0.w, x1.w, x2.w, x3.w), vec4<f32>(x4.w, x5.w, x6.w, x7.w),
-            share4(wb, 4u, wrow + 3u * oc4 + wq.x), share4(wb, 5u, wrow + 3u * oc4 + wq.y), share4(wb, 6u, wrow + 3u * oc4 + wq.z));
+            share4(wb, 4u, wrow + 3u * oc4 + wq.x, solo), share4(wb, 5u, wrow + 3u * oc4 + wq.y, solo), share4(wb, 6u, wrow + 3u * oc4 + wq.z, solo));
 }
 
 // The reduction of a flat tile: output pixels m0..m0+7 (flattened n, oy, ox; any stride) x channels
 // n0..n0+15.
-fn conv_flat(t: ptr<function, Tile>, mt: u32, tiles_m: u32, m_total: u32, n0: u32, cbeg: u32, cend: u32, lane: u32) {
+fn conv_flat(t: ptr<function, Tile>, mt: u32, tiles_m: u32, m_total: u32, n0: u32, cbeg: u32, cend: u32, lane: u32, solo: bool) {
     let m0 = min(mt, tiles_m - 1u) * 8u;
     let col0 = min(n0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.oc - 1u));
     let col1 = min(n0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));
@@ -210,11 +214,13 @@ fn conv_flat(t: ptr<function, Tile>, mt: u32, tiles_m: u32, m_total: u32, n0: u3
                     let x6 = x[q1.z + q] * k1.z; let x7 = x[q1.w + q] * k1.w;
                     let wrow = ((kbase + ci) * p.oc + n0) / 4u;
                     // Lane j loads quarter j%4 of weight rows ci + j/4 (wa) and ci + 2 + j/4 (wb).
-                    let wa = wt[wrow + (lane >> 2u) * oc4 + wq[lane & 3u]]; // subgroups
-                    let wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; // subgroups
+                    var wa = vec4<f32>(); // subgroups
+                    if (!solo) { wa = wt[wrow + (lane >> 2u) * oc4 + wq[lane & 3u]]; } // subgroups
+                    var wb = vec4<f32>(); // subgroups
+                    if (!solo) { wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; } // subgroups
                     let wa = vec4<f32>(); // no subgroups
                     let wb = vec4<f32>(); // no subgroups
-                    step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq);
+                    step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq, solo);
                 }
                 continue;
             }
@@ -222,14 +228,15 @@ fn conv_flat(t: ptr<function, Tile>, mt: u32, tiles_m: u32, m_total: u32, n0: u3
                 let a0 = k0 * vec4<f32>(xs(off0.x + ci), xs(off0.y + ci), xs(off0.z + ci), xs(off0.w + ci));
                 let a1 = k1 * vec4<f32>(xs(off1.x + ci), xs(off1.y + ci), xs(off1.z + ci), xs(off1.w + ci));
                 let wrow = (kbase + ci) * p.oc;
-                let wl = ws(wrow + min(n0 + lane, p.oc - 1u)); // subgroups
-                let wh = ws(wrow + min(n0 + 8u + lane, p.oc - 1u)); // subgroups
+                var wl = 0.0; // subgroups
+                var wh = 0.0; // subgroups
+                if (!solo) { wl = ws(wrow + min(n0 + lane, p.oc - 1u)); wh = ws(wrow + min(n0 + 8u + lane, p.oc - 1u)); } // subgroups
                 let wl = 0.0; // no subgroups
                 let wh = 0.0; // no subgroups
-                let b0 = vec4<f32>(share1(wl, 0u, wrow + col0.x), share1(wl, 1u, wrow + col0.y), share1(wl, 2u, wrow + col0.z), share1(wl, 3u, wrow + col0.w));
-                let b1 = vec4<f32>(share1(wl, 4u, wrow + col1.x), share1(wl, 5u, wrow + col1.y), share1(wl, 6u, wrow + col1.z), share1(wl, 7u, wrow + col1.w));
-                let b2 = vec4<f32>(share1(wh, 0u, wrow + col2.x), share1(wh, 1u, wrow + col2.y), share1(wh, 2u, wrow + col2.z), share1(wh, 3u, wrow + col2.w));
-                let b3 = vec4<f32>(share1(wh, 4u, wrow + col3.x), share1(wh, 5u, wrow + col3.y), share1(wh, 6u, wrow + col3.z), share1(wh, 7u, wrow + col3.w));
+                let b0 = vec4<f32>(share1(wl, 0u, wrow + col0.x, solo), share1(wl, 1u, wrow + col0.y, solo), share1(wl, 2u, wrow + col0.z, solo), share1(wl, 3u, wrow + col0.w, solo));
+                let b1 = vec4<f32>(share1(wl, 4u, wrow + col1.x, solo), share1(wl, 5u, wrow + col1.y, solo), share1(wl, 6u, wrow + col1.z, solo), share1(wl, 7u, wrow + col1.w, solo));
+                let b2 = vec4<f32>(share1(wh, 0u, wrow + col2.x, solo), share1(wh, 1u, wrow + col2.y, solo), share1(wh, 2u, wrow + col2.z, solo), share1(wh, 3u, wrow + col2.w, solo));
+                let b3 = vec4<f32>(share1(wh, 4u, wrow + col3.x, solo), share1(wh, 5u, wrow + col3.y, solo), share1(wh, 6u, wrow + col3.z, solo), share1(wh, 7u, wrow + col3.w, solo));
                 fma8(t, a0, a1, b0, b1, b2, b3);
             }
         }
@@ -240,7 +247,7 @@ fn conv_flat(t: ptr<function, Tile>, mt: u32, tiles_m: u32, m_total: u32, n0: u3
 // x channels n0..n0+15. For each kernel row and 4 input channels the tile's 8 + kw - 1 input columns are
 // loaded once and slid across the kw taps (a 3x3 conv loads 10 x vec4s where the flat tile loads 24).
 // Columns and rows in the padding read 0; columns past the row's end belong to pixels that are not stored.
-fn conv_rows(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: u32, cend: u32, lane: u32) {
+fn conv_rows(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: u32, cend: u32, lane: u32, solo: bool) {
     let c4 = p.c / 4u;
     let oc4 = p.oc / 4u;
     let wq = min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(oc4 - n0 / 4u - 1u));
@@ -284,11 +291,13 @@ fn conv_rows(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: u
                     x7 = x[select(0u, rq + u32(ix) * c4, ok) + q] * select(0.0, 1.0, ok);
                 }
                 let wrow = (((ky * p.kw + kx) * p.c + ci) * p.oc + n0) / 4u;
-                let wa = wt[wrow + (lane >> 2u) * oc4 + wq[lane & 3u]]; // subgroups
-                let wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; // subgroups
+                var wa = vec4<f32>(); // subgroups
+                    if (!solo) { wa = wt[wrow + (lane >> 2u) * oc4 + wq[lane & 3u]]; } // subgroups
+                var wb = vec4<f32>(); // subgroups
+                    if (!solo) { wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; } // subgroups
                 let wa = vec4<f32>(); // no subgroups
                 let wb = vec4<f32>(); // no subgroups
-                step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq);
+                step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq, solo);
             }
         }
     }
@@ -299,6 +308,7 @@ fn conv_rows(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: u
 // each row's 4 + kw - 1 input columns are loaded once per kernel row and slid across the taps.
 // With `narrow` (a constant of the entry: oc is 12, PNet's conv1) the fourth channel group is skipped.
 fn conv_rows2(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: u32, cend: u32, lane: u32, narrow: bool) {
+    let solo = false;
     let c4 = p.c / 4u;
     let oc4 = p.oc / 4u;
     let wq = min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(oc4 - n0 / 4u - 1u));
@@ -340,14 +350,16 @@ fn conv_rows2(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: 
                     x7 = x[select(0u, rb + u32(ix) * c4, ob) + q] * select(0.0, 1.0, ob);
                 }
                 let wrow = (((ky * p.kw + kx) * p.c + ci) * p.oc + n0) / 4u;
-                let wa = wt[wrow + (lane >> 2u) * oc4 + wq[lane & 3u]]; // subgroups
-                let wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; // subgroups
+                var wa = vec4<f32>(); // subgroups
+                    if (!solo) { wa = wt[wrow + (lane >> 2u) * oc4 + wq[lane & 3u]]; } // subgroups
+                var wb = vec4<f32>(); // subgroups
+                    if (!solo) { wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; } // subgroups
                 let wa = vec4<f32>(); // no subgroups
                 let wb = vec4<f32>(); // no subgroups
                 if (narrow) {
                     step4_12(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq);
                 } else {
-                    step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq);
+                    step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq, solo);
                 }
             }
         }
@@ -358,6 +370,22 @@ fn conv_rows2(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: 
 fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
 ) {
+    conv_tiles(gid, nwg, sid, sgs, false); // subgroups
+    conv_tiles(gid, nwg, 0u, 1u, false); // no subgroups
+}
+
+// conv2d for layers with fewer pixel tiles than a subgroup has lanes (the 3x3-pixel layers at batch 1):
+// each lane takes its own tile and loads its own weights, instead of most lanes repeating the last pixel
+// tile to share weights.
+@compute @workgroup_size(64)
+fn conv2d_solo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
+) {
+    conv_tiles(gid, nwg, sid, sgs, true); // subgroups
+    conv_tiles(gid, nwg, 0u, 1u, true); // no subgroups
+}
+
+fn conv_tiles(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, sgs: u32, solo: bool) {
     let idx = gid.y * nwg.x * 64u + gid.x;
     let m_total = p.n * p.oh * p.ow;
     let tiles_n = (p.oc + 15u) / 16u;
@@ -369,10 +397,8 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     // The lanes of one subgroup (`unit` invocations) share the column tile n0, so that they can share its
     // weights, and take consecutive row tiles. Lanes past the last row tile repeat it and store nothing:
     // every lane stays active for the shuffles.
-    let unit = sgs; // subgroups
-    let lane = sid & 7u; // subgroups
-    let unit = 1u; // no subgroups
-    let lane = 0u; // no subgroups
+    let unit = select(sgs, 1u, solo);
+    let lane = sid & 7u;
     // Split-K (ksplits > 1, for layers with too few tiles to fill the machine): split `ks` takes input
     // channels [cbeg, cend) of every tap and leaves its sums in `part` for conv2d_splitk_finish.
     let per_split = tiles_n * ((tiles_m + unit - 1u) / unit);
@@ -400,9 +426,9 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         let ox0 = (mtc % tiles_row) * 8u;
         m_store = row * p.ow + ox0;
         lim = select(m_store, m_store + min(8u, p.ow - ox0), mt < tiles_m);
-        conv_rows(&t, row / p.oh, row % p.oh, ox0, n0, cbeg, cend, lane);
+        conv_rows(&t, row / p.oh, row % p.oh, ox0, n0, cbeg, cend, lane, solo);
     } else {
-        conv_flat(&t, mt, tiles_m, m_total, n0, cbeg, cend, lane);
+        conv_flat(&t, mt, tiles_m, m_total, n0, cbeg, cend, lane, solo);
     }
     // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers. The
     // per-channel operands are the same for the 8 rows and loaded once.
@@ -530,7 +556,7 @@ fn conv2d_head(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     var lo7 = bias_lo; var hi7 = bias_hi;
     for (var n0 = 0u; n0 < p.oc; n0 += 16u) {
         var t: Tile;
-        conv_rows(&t, row / p.oh, row % p.oh, ox0, n0, 0u, p.c, lane);
+        conv_rows(&t, row / p.oh, row % p.oh, ox0, n0, 0u, p.c, lane, false);
         // The head's rows n0..n0+15, as (outputs 0-3, outputs 4-7) vec4 pairs: lane j loads rows n0+2j
         // and n0+2j+1 and hands them round.
         let hq = (n0 + 2u * lane) * 2u; // subgroups

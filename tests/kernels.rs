@@ -550,9 +550,20 @@ fn conv2d_small_layers_split_the_reduction_and_match_cpu() {
         let p = facegpu::kernels::conv2d::Conv2dParams::new(&xs, &ws, (1, 1), Padding::Same).unwrap();
         assert!(facegpu::kernels::conv2d::Conv2dDispatch::plan(ctx, p).0.ksplits > 1, "{xs:?} * {ws:?} is split");
     }
+    // With fewer pixel tiles than a subgroup has lanes (9 pixels: 2 tiles), each lane takes its own tile
+    // and loads its own weights (conv2d_solo); a layer with enough tiles shares them.
+    if ctx.subgroup_lanes().is_some() {
+        let tiny = facegpu::kernels::conv2d::Conv2dParams::new(&[1, 3, 3, 256], &[1, 1, 256, 36], (1, 1), Padding::Same).unwrap();
+        assert_eq!(facegpu::kernels::conv2d::Conv2dDispatch::plan(ctx, tiny).0.entry(), "conv2d_solo");
+        let big = facegpu::kernels::conv2d::Conv2dParams::new(&[2, 20, 21, 8], &[3, 3, 8, 20], (1, 1), Padding::Same).unwrap();
+        assert_eq!(facegpu::kernels::conv2d::Conv2dDispatch::plan(ctx, big).0.entry(), "conv2d");
+    }
     check_conv(ctx, 18, [1, 3, 3, 256], [1, 1, 256, 36], (1, 1), Padding::Same, true, true, Some(0.17), 2);
     check_conv(ctx, 19, [2, 5, 5, 128], [3, 3, 128, 20], (1, 1), Padding::Same, true, false, None, 1);
     check_conv(ctx, 20, [1, 8, 8, 384], [1, 1, 384, 64], (1, 1), Padding::Valid, false, true, Some(1.0), 0);
+    // Few tiles without a split (c below 64 per part), vec4 and scalar channels: each lane on its own.
+    check_conv(ctx, 21, [1, 3, 3, 32], [1, 3, 32, 40], (1, 1), Padding::Same, true, false, None, 2);
+    check_conv(ctx, 22, [1, 4, 5, 7], [3, 3, 7, 9], (1, 1), Padding::Same, false, true, Some(0.5), 1);
 }
 
 #[test]

@@ -19,8 +19,8 @@
 //     the column tiles of its row tile, adding each one's 16 channels times their rows of the head (PNet
 //     conv3 + its two heads; conv3's output is never stored).
 //
-// Each invocation computes 8 output pixels x 16 consecutive channels (16 rather than 8: each x load then
-// feeds twice the FMAs; 36.0 -> 48.0 GFLOP/s on llvmpipe). The pixels are 8 consecutive flattened
+// Each invocation computes 8 output pixels x 16 consecutive channels in tile.wgsl's Tile (16 rather than
+// 8: each x load then feeds twice the FMAs; 36.0 -> 48.0 GFLOP/s on llvmpipe). The pixels are 8 consecutive flattened
 // (n, oy, ox), or with row tiles (p.rows == 1: stride 1, wider than one tap) 8 columns of one output row,
 // whose input columns are loaded once per kernel row and slid across the taps (conv_rows).
 // x and w are read as vec4s when c and oc are multiples of 4 (16-byte loads instead of scalar gathers:
@@ -74,31 +74,6 @@ fn share1(v: f32, src: u32, at: u32, solo: bool) -> f32 {
     if (solo) { return ws(at); } // subgroups
     return subgroupShuffle(v, src); // subgroups
     return ws(at); // no subgroups
-}
-
-// The register tile: c<r>_<h> is output pixel r, channels n0+4h..n0+4h+3 (separate fields, not an array:
-// a dynamically indexed array spills on llvmpipe).
-struct Tile {
-    c0_0: vec4<f32>, c0_1: vec4<f32>, c0_2: vec4<f32>, c0_3: vec4<f32>,
-    c1_0: vec4<f32>, c1_1: vec4<f32>, c1_2: vec4<f32>, c1_3: vec4<f32>,
-    c2_0: vec4<f32>, c2_1: vec4<f32>, c2_2: vec4<f32>, c2_3: vec4<f32>,
-    c3_0: vec4<f32>, c3_1: vec4<f32>, c3_2: vec4<f32>, c3_3: vec4<f32>,
-    c4_0: vec4<f32>, c4_1: vec4<f32>, c4_2: vec4<f32>, c4_3: vec4<f32>,
-    c5_0: vec4<f32>, c5_1: vec4<f32>, c5_2: vec4<f32>, c5_3: vec4<f32>,
-    c6_0: vec4<f32>, c6_1: vec4<f32>, c6_2: vec4<f32>, c6_3: vec4<f32>,
-    c7_0: vec4<f32>, c7_1: vec4<f32>, c7_2: vec4<f32>, c7_3: vec4<f32>,
-}
-
-// One input channel: t += a (8 pixels' x, pixels 0-3 in a0 and 4-7 in a1) outer b (16 channels' w).
-fn fma8(t: ptr<function, Tile>, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) {
-    (*t).c0_0 = fma(vec4<f32>(a0.x), b0, (*t).c0_0); (*t).c0_1 = fma(vec4<f32>(a0.x), b1, (*t).c0_1); (*t).c0_2 = fma(vec4<f32>(a0.x), b2, (*t).c0_2); (*t).c0_3 = fma(vec4<f32>(a0.x), b3, (*t).c0_3);
-    (*t).c1_0 = fma(vec4<f32>(a0.y), b0, (*t).c1_0); (*t).c1_1 = fma(vec4<f32>(a0.y), b1, (*t).c1_1); (*t).c1_2 = fma(vec4<f32>(a0.y), b2, (*t).c1_2); (*t).c1_3 = fma(vec4<f32>(a0.y), b3, (*t).c1_3);
-    (*t).c2_0 = fma(vec4<f32>(a0.z), b0, (*t).c2_0); (*t).c2_1 = fma(vec4<f32>(a0.z), b1, (*t).c2_1); (*t).c2_2 = fma(vec4<f32>(a0.z), b2, (*t).c2_2); (*t).c2_3 = fma(vec4<f32>(a0.z), b3, (*t).c2_3);
-    (*t).c3_0 = fma(vec4<f32>(a0.w), b0, (*t).c3_0); (*t).c3_1 = fma(vec4<f32>(a0.w), b1, (*t).c3_1); (*t).c3_2 = fma(vec4<f32>(a0.w), b2, (*t).c3_2); (*t).c3_3 = fma(vec4<f32>(a0.w), b3, (*t).c3_3);
-    (*t).c4_0 = fma(vec4<f32>(a1.x), b0, (*t).c4_0); (*t).c4_1 = fma(vec4<f32>(a1.x), b1, (*t).c4_1); (*t).c4_2 = fma(vec4<f32>(a1.x), b2, (*t).c4_2); (*t).c4_3 = fma(vec4<f32>(a1.x), b3, (*t).c4_3);
-    (*t).c5_0 = fma(vec4<f32>(a1.y), b0, (*t).c5_0); (*t).c5_1 = fma(vec4<f32>(a1.y), b1, (*t).c5_1); (*t).c5_2 = fma(vec4<f32>(a1.y), b2, (*t).c5_2); (*t).c5_3 = fma(vec4<f32>(a1.y), b3, (*t).c5_3);
-    (*t).c6_0 = fma(vec4<f32>(a1.z), b0, (*t).c6_0); (*t).c6_1 = fma(vec4<f32>(a1.z), b1, (*t).c6_1); (*t).c6_2 = fma(vec4<f32>(a1.z), b2, (*t).c6_2); (*t).c6_3 = fma(vec4<f32>(a1.z), b3, (*t).c6_3);
-    (*t).c7_0 = fma(vec4<f32>(a1.w), b0, (*t).c7_0); (*t).c7_1 = fma(vec4<f32>(a1.w), b1, (*t).c7_1); (*t).c7_2 = fma(vec4<f32>(a1.w), b2, (*t).c7_2); (*t).c7_3 = fma(vec4<f32>(a1.w), b3, (*t).c7_3);
 }
 
 // Four input channels ci..ci+3 (x0..x7: the 8 pixels' vec4 of them) against weight rows wrow + j*oc4.

@@ -318,29 +318,7 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     put_cols(m_store + 7u < m_total, dxa[7u] + c0 + 8u, c0 + 8u, p.c, t.c7_2, t.c7_3, acc);
 }
 
-// The accumulators of grad_input's tiles: c<r>_<h> is input pixel r, channels c0+4h..c0+4h+3.
-struct Tile {
-    c0_0: vec4<f32>, c0_1: vec4<f32>, c0_2: vec4<f32>, c0_3: vec4<f32>,
-    c1_0: vec4<f32>, c1_1: vec4<f32>, c1_2: vec4<f32>, c1_3: vec4<f32>,
-    c2_0: vec4<f32>, c2_1: vec4<f32>, c2_2: vec4<f32>, c2_3: vec4<f32>,
-    c3_0: vec4<f32>, c3_1: vec4<f32>, c3_2: vec4<f32>, c3_3: vec4<f32>,
-    c4_0: vec4<f32>, c4_1: vec4<f32>, c4_2: vec4<f32>, c4_3: vec4<f32>,
-    c5_0: vec4<f32>, c5_1: vec4<f32>, c5_2: vec4<f32>, c5_3: vec4<f32>,
-    c6_0: vec4<f32>, c6_1: vec4<f32>, c6_2: vec4<f32>, c6_3: vec4<f32>,
-    c7_0: vec4<f32>, c7_1: vec4<f32>, c7_2: vec4<f32>, c7_3: vec4<f32>,
-}
-
-// One output channel: t += a (8 pixels' g) outer b (16 channels' w).
-fn fma8(t: ptr<function, Tile>, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) {
-    (*t).c0_0 = fma(vec4<f32>(a0.x), b0, (*t).c0_0); (*t).c0_1 = fma(vec4<f32>(a0.x), b1, (*t).c0_1); (*t).c0_2 = fma(vec4<f32>(a0.x), b2, (*t).c0_2); (*t).c0_3 = fma(vec4<f32>(a0.x), b3, (*t).c0_3);
-    (*t).c1_0 = fma(vec4<f32>(a0.y), b0, (*t).c1_0); (*t).c1_1 = fma(vec4<f32>(a0.y), b1, (*t).c1_1); (*t).c1_2 = fma(vec4<f32>(a0.y), b2, (*t).c1_2); (*t).c1_3 = fma(vec4<f32>(a0.y), b3, (*t).c1_3);
-    (*t).c2_0 = fma(vec4<f32>(a0.z), b0, (*t).c2_0); (*t).c2_1 = fma(vec4<f32>(a0.z), b1, (*t).c2_1); (*t).c2_2 = fma(vec4<f32>(a0.z), b2, (*t).c2_2); (*t).c2_3 = fma(vec4<f32>(a0.z), b3, (*t).c2_3);
-    (*t).c3_0 = fma(vec4<f32>(a0.w), b0, (*t).c3_0); (*t).c3_1 = fma(vec4<f32>(a0.w), b1, (*t).c3_1); (*t).c3_2 = fma(vec4<f32>(a0.w), b2, (*t).c3_2); (*t).c3_3 = fma(vec4<f32>(a0.w), b3, (*t).c3_3);
-    (*t).c4_0 = fma(vec4<f32>(a1.x), b0, (*t).c4_0); (*t).c4_1 = fma(vec4<f32>(a1.x), b1, (*t).c4_1); (*t).c4_2 = fma(vec4<f32>(a1.x), b2, (*t).c4_2); (*t).c4_3 = fma(vec4<f32>(a1.x), b3, (*t).c4_3);
-    (*t).c5_0 = fma(vec4<f32>(a1.y), b0, (*t).c5_0); (*t).c5_1 = fma(vec4<f32>(a1.y), b1, (*t).c5_1); (*t).c5_2 = fma(vec4<f32>(a1.y), b2, (*t).c5_2); (*t).c5_3 = fma(vec4<f32>(a1.y), b3, (*t).c5_3);
-    (*t).c6_0 = fma(vec4<f32>(a1.z), b0, (*t).c6_0); (*t).c6_1 = fma(vec4<f32>(a1.z), b1, (*t).c6_1); (*t).c6_2 = fma(vec4<f32>(a1.z), b2, (*t).c6_2); (*t).c6_3 = fma(vec4<f32>(a1.z), b3, (*t).c6_3);
-    (*t).c7_0 = fma(vec4<f32>(a1.w), b0, (*t).c7_0); (*t).c7_1 = fma(vec4<f32>(a1.w), b1, (*t).c7_1); (*t).c7_2 = fma(vec4<f32>(a1.w), b2, (*t).c7_2); (*t).c7_3 = fma(vec4<f32>(a1.w), b3, (*t).c7_3);
-}
+// grad_input's accumulators are tile.wgsl's Tile (pixel r: input pixel, channels c0+4h..c0+4h+3).
 
 // Output channels 4q..4q+3 of one tap: x0..x7 the 8 pixels' g, w rows at v0..v3 (vec4 indices of the 16
 // channels' rows; lane j loaded channel j's (wl) and channel 8 + j's (wh) vec4).

@@ -4,8 +4,10 @@ use std::sync::{Arc, Mutex};
 use super::{GpuContext, GpuError};
 
 macro_rules! shaders {
-    ($($variant:ident => $file:literal),* $(,)?) => {
-        /// Every WGSL source of the crate, entering through one `include_str!` table.
+    ($($variant:ident => $file:literal $(+ $shared:literal)?),* $(,)?) => {
+        /// Every WGSL source of the crate, entering through one `include_str!` table. `+ "x.wgsl"` appends a
+        /// file of declarations shared by several shaders (after the shader's own, so that its line numbers
+        /// in errors stay right; WGSL declarations may come in any order).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Shader { $($variant),* }
 
@@ -15,15 +17,20 @@ macro_rules! shaders {
                 match self { $(Shader::$variant => $file),* }
             }
             pub fn source(self) -> &'static str {
-                match self { $(Shader::$variant => include_str!(concat!("../../shaders/", $file))),* }
+                match self {
+                    $(Shader::$variant => concat!(
+                        include_str!(concat!("../../shaders/", $file))
+                        $(, "\n", include_str!(concat!("../../shaders/", $shared)))?
+                    )),*
+                }
             }
         }
     };
 }
 
 shaders! {
-    Conv2d => "conv2d.wgsl",
-    Conv2dBackward => "conv2d_backward.wgsl",
+    Conv2d => "conv2d.wgsl" + "tile.wgsl",
+    Conv2dBackward => "conv2d_backward.wgsl" + "tile.wgsl",
     Matmul => "matmul.wgsl",
     BatchNorm => "batch_norm.wgsl",
     BatchNormStats => "batch_norm_stats.wgsl",

@@ -341,6 +341,18 @@ fn conv_rows2(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: 
     }
 }
 
+// Row tile mt (of tiles_m, tiles_row per output row): its output row (n*oh + oy) and first column, and
+// its pixels m_store.. stored below lim (none for a lane past the last tile, which repeats it).
+struct RowTile { row: u32, ox0: u32, m_store: u32, lim: u32 }
+
+fn row_tile(mt: u32, tiles_m: u32, tiles_row: u32) -> RowTile {
+    let mtc = min(mt, tiles_m - 1u);
+    let row = mtc / tiles_row;
+    let ox0 = (mtc % tiles_row) * 8u;
+    let m_store = row * p.ow + ox0;
+    return RowTile(row, ox0, m_store, select(m_store, m_store + min(8u, p.ow - ox0), mt < tiles_m));
+}
+
 @compute @workgroup_size(64)
 fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
@@ -396,12 +408,10 @@ fn conv_tiles(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, sgs: u32, solo: bool) {
     var m_store = mt * 8u;
     var lim = min(m_store + 8u, m_total);
     if (p.rows == 1u) {
-        let mtc = min(mt, tiles_m - 1u);
-        let row = mtc / tiles_row;
-        let ox0 = (mtc % tiles_row) * 8u;
-        m_store = row * p.ow + ox0;
-        lim = select(m_store, m_store + min(8u, p.ow - ox0), mt < tiles_m);
-        conv_rows(&t, row / p.oh, row % p.oh, ox0, n0, cbeg, cend, lane, solo);
+        let rt = row_tile(mt, tiles_m, tiles_row);
+        m_store = rt.m_store;
+        lim = rt.lim;
+        conv_rows(&t, rt.row / p.oh, rt.row % p.oh, rt.ox0, n0, cbeg, cend, lane, solo);
     } else {
         conv_flat(&t, mt, tiles_m, m_total, n0, cbeg, cend, lane, solo);
     }
@@ -513,11 +523,11 @@ fn conv2d_head(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         return;
     }
     let mt = u * unit + idx % unit;
-    let mtc = min(mt, tiles_m - 1u);
-    let row = mtc / tiles_row;
-    let ox0 = (mtc % tiles_row) * 8u;
-    let m_store = row * p.ow + ox0;
-    let lim = select(m_store, m_store + min(8u, p.ow - ox0), mt < tiles_m);
+    let rt = row_tile(mt, tiles_m, tiles_row);
+    let row = rt.row;
+    let ox0 = rt.ox0;
+    let m_store = rt.m_store;
+    let lim = rt.lim;
     // lo<r>, hi<r>: pixel r's head outputs 0-3 and 4-7, starting from the head's bias.
     let bias_lo = part[0];
     let bias_hi = part[1];

@@ -184,6 +184,13 @@ pub(crate) fn row_tiles(ctx: &GpuContext, m: u32) -> usize {
     (m.div_ceil(8).div_ceil(unit) * unit) as usize
 }
 
+/// Whether tiles of 8 columns of one row suit rows of `width` pixels: rounding each row up to 8 adds at most
+/// 15% (the slide across the taps saves about that much at 3 taps: 41.5 -> 45.0 GFLOP/s at 77 columns,
+/// 39.7 -> 32.6 at 17, whose rows round up to 24). Used by conv2d's row tiles and grad_input's.
+pub(crate) fn row_tiles_fit(width: u32) -> bool {
+    width.next_multiple_of(8) * 100 <= width * 115
+}
+
 /// What conv2d.wgsl's uniform holds: the geometry and epilogue, and the split of the reduction.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -240,15 +247,10 @@ impl Conv2dDispatch {
         Self::row_layout(conv) && conv.oc.is_multiple_of(16)
     }
 
-    /// Whether `conv` takes row tiles (see `rows`): where rounding each row up to 8 columns adds at most 15%
-    /// more pixels (the slide saves about that much at 3 taps: 41.5 -> 45.0 GFLOP/s at 77 columns, 39.7 ->
-    /// 32.6 at 17, whose rows round up to 24).
+    /// Whether `conv` takes row tiles (see `rows`): stride 1 along the rows, wider than one tap, vec4
+    /// channels, and rows that `row_tiles_fit`.
     fn row_layout(conv: &Conv2dParams) -> bool {
-        conv.sw == 1
-            && conv.kw > 1
-            && conv.c.is_multiple_of(4)
-            && conv.oc.is_multiple_of(4)
-            && conv.ow.next_multiple_of(8) * 100 <= conv.ow * 115
+        conv.sw == 1 && conv.kw > 1 && conv.c.is_multiple_of(4) && conv.oc.is_multiple_of(4) && row_tiles_fit(conv.ow)
     }
 
     /// Output pixels the pixel tiles cover: with row tiles, each output row rounded up to 8 columns.
@@ -265,9 +267,10 @@ impl Conv2dDispatch {
     /// than a subgroup has lanes one invocation per tile, `solo`: at batch 1 the 3x3-pixel layers had 6 of
     /// 8 lanes repeating a tile; embed at batch 1 8.1 -> 9.1 images/s).
     pub fn plan(ctx: &GpuContext, conv: Conv2dParams) -> (Self, usize) {
-        let pixel_tiles = Self::tiled_pixels(&conv).div_ceil(8);
+        let pixels = Self::tiled_pixels(&conv);
+        let pixel_tiles = pixels.div_ceil(8);
         let solo = ctx.subgroup_lanes().is_some_and(|lanes| pixel_tiles < lanes);
-        let pixel_invocations = if solo { pixel_tiles as usize } else { row_tiles(ctx, Self::tiled_pixels(&conv)) };
+        let pixel_invocations = if solo { pixel_tiles as usize } else { row_tiles(ctx, pixels) };
         let tiles = pixel_invocations * conv.oc.div_ceil(16) as usize;
         let mut d = Self::new(conv, tiles);
         d.solo = solo as u32;

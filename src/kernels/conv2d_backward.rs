@@ -1,7 +1,7 @@
 //! Backward of conv2d and its fused epilogue: the epilogue's gradient, the data gradient and the weight
 //! gradient (split-K over output pixels).
 
-use super::conv2d::{Activation, Conv2dParams, Epilogue, Padding};
+use super::conv2d::{row_tiles, row_tiles_fit, Activation, Conv2dParams, Epilogue, Padding};
 use crate::gpu::{check_shape, groups_1d, Encoder, GpuError, GpuTensor, Shader};
 
 /// Conv geometry plus the backward kernels' split-K fields.
@@ -143,8 +143,8 @@ pub fn grad_input(
     let c = q.conv;
     // Stride 1, wider than one tap, vec4 channels, rows that round up to 8 columns with at most 15% more:
     // row tiles that slide g's columns across the taps (as conv2d's).
-    if c.sh == 1 && c.sw == 1 && c.kw > 1 && c.c.is_multiple_of(4) && c.oc.is_multiple_of(4) && c.w.next_multiple_of(8) * 100 <= c.w * 115 {
-        let tiles = crate::kernels::conv2d::row_tiles(enc.ctx(), c.n * c.h * c.w.next_multiple_of(8)) * c.c.div_ceil(16) as usize;
+    if c.sh == 1 && c.sw == 1 && c.kw > 1 && c.c.is_multiple_of(4) && c.oc.is_multiple_of(4) && row_tiles_fit(c.w) {
+        let tiles = row_tiles(enc.ctx(), c.n * c.h * c.w.next_multiple_of(8)) * c.c.div_ceil(16) as usize;
         return enc.dispatch(
             Shader::Conv2dBackward,
             "conv2d_grad_input_rows",
@@ -157,7 +157,7 @@ pub fn grad_input(
     for (cls_y, cls_x) in (0..c.sh.min(c.h)).flat_map(|y| (0..c.sw.min(c.w)).map(move |x| (y, x))) {
         (q.cls_y, q.cls_x) = (cls_y, cls_x);
         let pixels = c.n * (c.h - cls_y).div_ceil(c.sh) * (c.w - cls_x).div_ceil(c.sw);
-        let tiles = crate::kernels::conv2d::row_tiles(enc.ctx(), pixels) * c.c.div_ceil(16) as usize;
+        let tiles = row_tiles(enc.ctx(), pixels) * c.c.div_ceil(16) as usize;
         enc.dispatch(
             Shader::Conv2dBackward,
             "conv2d_grad_input",

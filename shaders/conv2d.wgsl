@@ -34,7 +34,7 @@ struct Params {
     kw: u32, sh: u32, sw: u32, pad_top: u32,
     pad_left: u32, flags: u32, act: u32, res_scale: f32,
     ksplits: u32, kchunk: u32, rows: u32, y_off: u32,
-    y_c: u32, _p0: u32, _p1: u32, _p2: u32,
+    y_c: u32, _p0: u32, tshift: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -47,6 +47,14 @@ struct Params {
 @group(0) @binding(7) var<storage, read> residual: array<vec4<f32>>; // [n, oh, ow, oc] (flags & 4)
 @group(0) @binding(8) var<storage, read_write> y: array<vec4<f32>>;  // [n, oh, ow, oc]
 @group(0) @binding(9) var<storage, read_write> part: array<vec4<f32>>; // [ksplits, n*oh*ow, oc] (ksplits > 1)
+// x again, as rgba32f texels (x's vec4 q at (q & (2^tshift - 1), q >> tshift)), where c is a multiple of 4:
+// a texture load costs about half a buffer load on llvmpipe (see GpuContext::staging_texture).
+@group(0) @binding(10) var xt: texture_storage_2d<rgba32float, read>;
+
+// Vec4 q of x (c a multiple of 4).
+fn xv(q: u32) -> vec4<f32> {
+    return textureLoad(xt, vec2<u32>(q & ((1u << p.tshift) - 1u), q >> p.tshift));
+}
 
 fn xs(i: u32) -> f32 {
     return x[i >> 2u][i & 3u];
@@ -183,10 +191,10 @@ fn conv_flat(t: ptr<function, Tile>, mt: u32, tiles_m: u32, m_total: u32, n0: u3
                 let wq = min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(oc4 - n0 / 4u - 1u));
                 for (var ci = cbeg; ci < cend; ci += 4u) {
                     let q = ci / 4u;
-                    let x0 = x[q0.x + q] * k0.x; let x1 = x[q0.y + q] * k0.y;
-                    let x2 = x[q0.z + q] * k0.z; let x3 = x[q0.w + q] * k0.w;
-                    let x4 = x[q1.x + q] * k1.x; let x5 = x[q1.y + q] * k1.y;
-                    let x6 = x[q1.z + q] * k1.z; let x7 = x[q1.w + q] * k1.w;
+                    let x0 = xv(q0.x + q) * k0.x; let x1 = xv(q0.y + q) * k0.y;
+                    let x2 = xv(q0.z + q) * k0.z; let x3 = xv(q0.w + q) * k0.w;
+                    let x4 = xv(q1.x + q) * k1.x; let x5 = xv(q1.y + q) * k1.y;
+                    let x6 = xv(q1.z + q) * k1.z; let x7 = xv(q1.w + q) * k1.w;
                     let wrow = ((kbase + ci) * p.oc + n0) / 4u;
                     // Lane j loads quarter j%4 of weight rows ci + j/4 (wa) and ci + 2 + j/4 (wb).
                     var wa = vec4<f32>(); // subgroups
@@ -253,17 +261,17 @@ fn conv_rows(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: u
         let k1 = ck1 * rk;
         for (var ci = cbeg; ci < cend; ci += 4u) {
             let q = ci / 4u;
-            var x0 = x[q0.x + q] * k0.x; var x1 = x[q0.y + q] * k0.y;
-            var x2 = x[q0.z + q] * k0.z; var x3 = x[q0.w + q] * k0.w;
-            var x4 = x[q1.x + q] * k1.x; var x5 = x[q1.y + q] * k1.y;
-            var x6 = x[q1.z + q] * k1.z; var x7 = x[q1.w + q] * k1.w;
+            var x0 = xv(q0.x + q) * k0.x; var x1 = xv(q0.y + q) * k0.y;
+            var x2 = xv(q0.z + q) * k0.z; var x3 = xv(q0.w + q) * k0.w;
+            var x4 = xv(q1.x + q) * k1.x; var x5 = xv(q1.y + q) * k1.y;
+            var x6 = xv(q1.z + q) * k1.z; var x7 = xv(q1.w + q) * k1.w;
             for (var kx = 0u; kx < p.kw; kx++) {
                 if (kx > 0u) {
                     // Slide one column: pixel r's tap kx reads the column pixel r + 1's tap kx - 1 read.
                     let ix = ix0 + 7 + i32(kx);
                     let ok = rok && ix >= 0 && ix < i32(p.w);
                     x0 = x1; x1 = x2; x2 = x3; x3 = x4; x4 = x5; x5 = x6; x6 = x7;
-                    x7 = x[select(0u, rq + u32(ix) * c4, ok) + q] * select(0.0, 1.0, ok);
+                    x7 = xv(select(0u, rq + u32(ix) * c4, ok) + q) * select(0.0, 1.0, ok);
                 }
                 let wrow = (((ky * p.kw + kx) * p.c + ci) * p.oc + n0) / 4u;
                 var wa = vec4<f32>(); // subgroups
@@ -309,10 +317,10 @@ fn conv_rows2(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: 
         let kb = ck * select(0.0, 1.0, okb);
         for (var ci = cbeg; ci < cend; ci += 4u) {
             let q = ci / 4u;
-            var x0 = x[qa.x + q] * ka.x; var x1 = x[qa.y + q] * ka.y;
-            var x2 = x[qa.z + q] * ka.z; var x3 = x[qa.w + q] * ka.w;
-            var x4 = x[qb.x + q] * kb.x; var x5 = x[qb.y + q] * kb.y;
-            var x6 = x[qb.z + q] * kb.z; var x7 = x[qb.w + q] * kb.w;
+            var x0 = xv(qa.x + q) * ka.x; var x1 = xv(qa.y + q) * ka.y;
+            var x2 = xv(qa.z + q) * ka.z; var x3 = xv(qa.w + q) * ka.w;
+            var x4 = xv(qb.x + q) * kb.x; var x5 = xv(qb.y + q) * kb.y;
+            var x6 = xv(qb.z + q) * kb.z; var x7 = xv(qb.w + q) * kb.w;
             for (var kx = 0u; kx < p.kw; kx++) {
                 if (kx > 0u) {
                     let ix = ix0 + 3 + i32(kx);
@@ -320,9 +328,9 @@ fn conv_rows2(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: 
                     let oa = oka && okx;
                     let ob = okb && okx;
                     x0 = x1; x1 = x2; x2 = x3;
-                    x3 = x[select(0u, ra + u32(ix) * c4, oa) + q] * select(0.0, 1.0, oa);
+                    x3 = xv(select(0u, ra + u32(ix) * c4, oa) + q) * select(0.0, 1.0, oa);
                     x4 = x5; x5 = x6; x6 = x7;
-                    x7 = x[select(0u, rb + u32(ix) * c4, ob) + q] * select(0.0, 1.0, ob);
+                    x7 = xv(select(0u, rb + u32(ix) * c4, ob) + q) * select(0.0, 1.0, ob);
                 }
                 let wrow = (((ky * p.kw + kx) * p.c + ci) * p.oc + n0) / 4u;
                 var wa = vec4<f32>(); // subgroups

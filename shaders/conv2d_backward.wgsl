@@ -26,6 +26,7 @@ struct Params {
     kw: u32, sh: u32, sw: u32, pad_top: u32,
     pad_left: u32, flags: u32, act: u32, res_scale: f32,
     splits: u32, chunk: u32, cls_y: u32, cls_x: u32,
+    tshift: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -39,6 +40,15 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> out: array<vec4<f32>>; // g | dx | part or dw | dw
 @group(0) @binding(7) var<storage, read_write> dres: array<vec4<f32>>; // [m, oc] (epilogue, flags & 4)
 @group(0) @binding(8) var<storage, read_write> prod: array<vec4<f32>>; // [m, oc] (epilogue, act 2)
+// a again, as rgba32f texels (a's vec4 q at (q & (2^tshift - 1), q >> tshift)), for grad_input and
+// grad_weight's vec4 paths: a texture load costs about half a buffer load on llvmpipe (see
+// GpuContext::staging_texture).
+@group(0) @binding(9) var at: texture_storage_2d<rgba32float, read>;
+
+// Vec4 q of a (grad_input, grad_weight; channel counts multiples of 4).
+fn av(q: u32) -> vec4<f32> {
+    return textureLoad(at, vec2<u32>(q & ((1u << p.tshift) - 1u), q >> p.tshift));
+}
 
 fn as_(i: u32) -> f32 {
     return a[i >> 2u][i & 3u];
@@ -271,10 +281,10 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
                 let vl = select(v0, v1, lane >= 4u)[lane & 3u]; // subgroups
                 let vh = select(v2, v3, lane >= 4u)[lane & 3u]; // subgroups
                 for (var q = 0u; q < p.oc / 4u; q++) {
-                    let x0 = a[g0.x + q] * k0.x; let x1 = a[g0.y + q] * k0.y;
-                    let x2 = a[g0.z + q] * k0.z; let x3 = a[g0.w + q] * k0.w;
-                    let x4 = a[g1.x + q] * k1.x; let x5 = a[g1.y + q] * k1.y;
-                    let x6 = a[g1.z + q] * k1.z; let x7 = a[g1.w + q] * k1.w;
+                    let x0 = av(g0.x + q) * k0.x; let x1 = av(g0.y + q) * k0.y;
+                    let x2 = av(g0.z + q) * k0.z; let x3 = av(g0.w + q) * k0.w;
+                    let x4 = av(g1.x + q) * k1.x; let x5 = av(g1.y + q) * k1.y;
+                    let x6 = av(g1.z + q) * k1.z; let x7 = av(g1.w + q) * k1.w;
                     let wl = b[vl + q]; // subgroups
                     let wh = b[vh + q]; // subgroups
                     let wl = vec4<f32>(); // no subgroups
@@ -414,16 +424,16 @@ fn conv2d_grad_input_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builti
         let k0 = ck0 * rk;
         let k1 = ck1 * rk;
         for (var q = 0u; q < oc4; q++) {
-            var x0 = a[q0.x + q] * k0.x; var x1 = a[q0.y + q] * k0.y;
-            var x2 = a[q0.z + q] * k0.z; var x3 = a[q0.w + q] * k0.w;
-            var x4 = a[q1.x + q] * k1.x; var x5 = a[q1.y + q] * k1.y;
-            var x6 = a[q1.z + q] * k1.z; var x7 = a[q1.w + q] * k1.w;
+            var x0 = av(q0.x + q) * k0.x; var x1 = av(q0.y + q) * k0.y;
+            var x2 = av(q0.z + q) * k0.z; var x3 = av(q0.w + q) * k0.w;
+            var x4 = av(q1.x + q) * k1.x; var x5 = av(q1.y + q) * k1.y;
+            var x6 = av(q1.z + q) * k1.z; var x7 = av(q1.w + q) * k1.w;
             for (var kx = 0u; kx < p.kw; kx++) {
                 if (kx > 0u) {
                     let ox = gx0 - i32(kx);
                     let ok = rok && ox >= 0 && ox < i32(p.ow);
                     x7 = x6; x6 = x5; x5 = x4; x4 = x3; x3 = x2; x2 = x1; x1 = x0;
-                    x0 = a[select(0u, rq + u32(ox) * oc4, ok) + q] * select(0.0, 1.0, ok);
+                    x0 = av(select(0u, rq + u32(ox) * oc4, ok) + q) * select(0.0, 1.0, ok);
                 }
                 let wbase = (ky * p.kw + kx) * p.c;
                 let v0 = (wbase + ch0) * oc4;
@@ -537,10 +547,10 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
                 let xa1 = select(0u, (xrow + ((ox + 1u) * p.sw + kx - p.pad_left) * p.c + c0) / 4u, ok1);
                 let k0 = select(0.0, 1.0, ok0);
                 let k1 = select(0.0, 1.0, ok1);
-                let a0 = a[xa0] * k0;
-                let a1 = a[xa0 + 1u] * k0;
-                let a2 = a[xa1] * k1;
-                let a3 = a[xa1 + 1u] * k1;
+                let a0 = av(xa0) * k0;
+                let a1 = av(xa0 + 1u) * k0;
+                let a2 = av(xa1) * k1;
+                let a3 = av(xa1 + 1u) * k1;
                 let gi = ((row_m0 + ox) * p.oc + o0) / 4u;
                 let gi1 = ((row_m0 + min(ox + 1u, seg_end - row_m0 - 1u)) * p.oc + o0) / 4u;
                 let gv = b[select(gi, gi1, lane >= 4u) + gq[lane & 3u]]; // subgroups

@@ -269,7 +269,7 @@ pub fn train(
         loss.download(ctx)?;
         if i > 0 {
             times.push(t.elapsed().as_secs_f64());
-            memory.push(tape.bytes() + net.store.bytes() + opt.bytes());
+            memory.push(tape.bytes() + net.store.bytes() + opt.bytes() + ctx.scratch_bytes());
         }
     }
     times.sort_by(f64::total_cmp);

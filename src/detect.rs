@@ -133,6 +133,6 @@ pub fn bench_detect(
         rnet_ms_per_image: per(t.rnet),
         onet_ms_per_image: per(t.onet),
         cpu_ms_per_image: per(t.cpu),
-        activation_bytes: mtcnn.activation_bytes(),
+        activation_bytes: mtcnn.activation_bytes() + ctx.scratch_bytes(),
     })
 }

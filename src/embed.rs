@@ -104,7 +104,8 @@ pub fn convert(tf_checkpoint: &Path, out: &Path, standardization: Standardizatio
 }
 
 /// `facegpu bench embed`: median images/s of forward passes at `batch` (after upload, GPU synced), and
-/// the activation memory after the first and the last pass (flat: no per-batch growth).
+/// the activation memory (with the context's shared scratch) after the first and the last pass (flat: no
+/// per-batch growth).
 #[derive(Debug, serde::Serialize)]
 pub struct EmbedBench {
     pub adapter: String,
@@ -120,7 +121,7 @@ pub fn bench_embed(ctx: &GpuContext, embedder: &mut Embedder, batch: usize, reps
     let shape = [batch, s, s, 3];
     let pixels: Vec<f32> = (0..batch * s * s * 3).map(|i| ((i * 2_654_435_761) % 256) as f32).collect();
     embedder.model.embed(ctx, &pixels, shape, embedder.standardization)?;
-    let first = embedder.model.activation_bytes();
+    let first = embedder.model.activation_bytes() + ctx.scratch_bytes();
     let mut times = Vec::new();
     for _ in 0..reps.max(1) {
         let t = Instant::now();
@@ -135,6 +136,6 @@ pub fn bench_embed(ctx: &GpuContext, embedder: &mut Embedder, batch: usize, reps
         images_per_s: batch as f64 / med,
         ms_per_batch: med * 1e3,
         activation_bytes_first: first,
-        activation_bytes_last: embedder.model.activation_bytes(),
+        activation_bytes_last: embedder.model.activation_bytes() + ctx.scratch_bytes(),
     })
 }

@@ -41,7 +41,20 @@ pub struct GpuContext {
     /// Split-K partial sums of conv2d, grown as needed and reused: a submission's dispatches run in order
     /// (wgpu puts a barrier between a write and the next use), so one region serves every layer.
     pub(crate) splitk: Mutex<Option<wgpu::Buffer>>,
+    /// The texture conv2d reads its input through (see [`GpuContext::staging_texture`]), grown as needed
+    /// and reused like `splitk`: each conv's copy into it comes right before the conv in the same command
+    /// buffer.
+    pub(crate) staging: Mutex<Option<(wgpu::Texture, wgpu::TextureView)>>,
+    /// A 1x1 texture bound where a kernel's texture operand is absent (a conv whose input channels are
+    /// not a multiple of 4 reads its input from the buffer).
+    pub(crate) dummy_texture: wgpu::TextureView,
+    /// log2 of the staging texture's width in texels.
+    pub(crate) texture_row_shift: u32,
 }
+
+/// log2 of the staging texture's widest row (4096 texels), lower where the adapter's textures are
+/// narrower.
+const STAGING_ROW_SHIFT: u32 = 14;
 
 fn rank(t: wgpu::DeviceType) -> u8 {
     match t {
@@ -112,7 +125,29 @@ impl GpuContext {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let format = wgpu::TextureFormat::Rgba32Float;
+        if !adapter.get_texture_format_features(format).flags.contains(wgpu::TextureFormatFeatureFlags::STORAGE_READ_ONLY) {
+            return Err(GpuError::Unsupported {
+                adapter: adapter.get_info().name,
+                what: "read-only rgba32float storage textures (conv2d reads its input through one)".into(),
+            });
+        }
+        let dummy_texture = device
+            .create_texture(&wgpu::TextureDescriptor {
+                label: Some("absent texture operand"),
+                size: wgpu::Extent3d { width: 1, height: 1, depth_or_array_layers: 1 },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format,
+                usage: wgpu::TextureUsages::STORAGE_BINDING,
+                view_formats: &[],
+            })
+            .create_view(&Default::default());
         Ok(Self {
+            texture_row_shift: STAGING_ROW_SHIFT.min(limits.max_texture_dimension_2d.ilog2()),
+            staging: Mutex::new(None),
+            dummy_texture,
             uniform_align: limits.min_uniform_buffer_offset_alignment as u64,
             device,
             queue,
@@ -139,6 +174,49 @@ impl GpuContext {
             }));
         }
         guard.as_ref().expect("just made").clone()
+    }
+
+    /// A texture of at least `texels` rgba32float texels, `1 << texture_row_shift` to a row, that a
+    /// kernel reads a tensor through (texel `i` at `(i & (width - 1), i >> shift)`), and the shift.
+    ///
+    /// On llvmpipe a load from a read-only storage texture costs about half a storage-buffer load (a
+    /// branch-free gather instead of a loop over the lanes with a bounds check per lane and component), and
+    /// conv2d's input loads were half its time: a 1x1-conv-shaped loop measured 57 -> 86 GFLOP/s.
+    pub(crate) fn staging_texture(&self, texels: u64) -> Result<(wgpu::Texture, wgpu::TextureView, u32), GpuError> {
+        let shift = self.texture_row_shift;
+        let rows = texels.div_ceil(1 << shift).max(1);
+        let max = self.device.limits().max_texture_dimension_2d as u64;
+        if rows > max {
+            return Err(GpuError::Invalid {
+                op: "staging texture",
+                detail: format!("{texels} texels need {rows} rows of {}, above the adapter's {max}", 1u64 << shift),
+            });
+        }
+        let mut guard = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.as_ref().is_none_or(|(t, _)| (t.height() as u64) < rows) {
+            let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("conv2d input staging"),
+                size: wgpu::Extent3d { width: 1 << shift, height: rows.next_multiple_of(16).min(max) as u32, depth_or_array_layers: 1 },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba32Float,
+                usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+                view_formats: &[],
+            });
+            let view = texture.create_view(&Default::default());
+            *guard = Some((texture, view));
+        }
+        let (texture, view) = guard.as_ref().expect("just made");
+        Ok((texture.clone(), view.clone(), shift))
+    }
+
+    /// Bytes of the scratch shared by all kernels: split-K partial sums and the staging texture.
+    pub fn scratch_bytes(&self) -> usize {
+        let splitk = self.splitk.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |b| b.size());
+        let staging =
+            self.staging.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |(t, _)| t.width() as u64 * t.height() as u64 * 16);
+        (splitk + staging) as usize
     }
 
     /// With `FACEGPU_PROFILE=1`: the time spent in each kernel so far, slowest first, as a table.

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use super::{GpuContext, GpuError, Shader};
+use super::{GpuContext, GpuError, GpuTensor, Shader};
 
 /// Invocations per workgroup of every 1-D kernel (`@workgroup_size(64)` in the shaders).
 pub const WORKGROUP_1D: u32 = 64;
@@ -11,6 +11,7 @@ enum Op {
         kernel: (Shader, &'static str),
         pipeline: Arc<wgpu::ComputePipeline>,
         buffers: Vec<Option<wgpu::Buffer>>,
+        textures: Vec<(u32, wgpu::TextureView)>,
         params_offset: u64,
         params_size: u64,
         groups: [u32; 3],
@@ -23,6 +24,13 @@ enum Op {
     Clear {
         dst: wgpu::Buffer,
         bytes: u64,
+    },
+    /// `texels` rgba32f texels of `src` into the rows of `dst` (`1 << shift` texels each).
+    ToTexture {
+        src: wgpu::Buffer,
+        dst: wgpu::Texture,
+        texels: u64,
+        shift: u32,
     },
 }
 
@@ -64,6 +72,19 @@ impl<'a> Encoder<'a> {
         buffers: &[Option<&wgpu::Buffer>],
         groups: [u32; 3],
     ) -> Result<(), GpuError> {
+        self.dispatch_textured(shader, entry, params, buffers, &[], groups)
+    }
+
+    /// `dispatch` with texture views bound too, each at its binding (see [`Encoder::texture_of`]).
+    pub fn dispatch_textured<P: bytemuck::Pod>(
+        &mut self,
+        shader: Shader,
+        entry: &'static str,
+        params: &P,
+        buffers: &[Option<&wgpu::Buffer>],
+        textures: &[(u32, &wgpu::TextureView)],
+        groups: [u32; 3],
+    ) -> Result<(), GpuError> {
         let max = self.ctx.device.limits().max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
             return Err(GpuError::Invalid {
@@ -85,6 +106,7 @@ impl<'a> Encoder<'a> {
             kernel: (shader, entry),
             pipeline,
             buffers: buffers.iter().map(|b| b.cloned()).collect(),
+            textures: textures.iter().map(|&(i, v)| (i, v.clone())).collect(),
             params_offset: offset as u64,
             params_size: std::mem::size_of::<P>() as u64,
             groups,
@@ -97,6 +119,21 @@ impl<'a> Encoder<'a> {
         if bytes > 0 {
             self.ops.push(Op::Copy { src: src.clone(), dst: dst.clone(), bytes });
         }
+    }
+
+    /// Records copying `t` (whose length is a multiple of 4) into the context's staging texture, and
+    /// returns its view and row shift (texel `i` at `(i & ((1 << shift) - 1), i >> shift)`), for a kernel
+    /// recorded next to read `t` through. The next call may reuse the texture: read it before that.
+    pub fn texture_of(&mut self, t: &GpuTensor) -> Result<(wgpu::TextureView, u32), GpuError> {
+        let texels = (t.len() / 4) as u64;
+        let (texture, view, shift) = self.ctx.staging_texture(texels)?;
+        self.ops.push(Op::ToTexture { src: t.buffer.clone(), dst: texture, texels, shift });
+        Ok((view, shift))
+    }
+
+    /// The 1x1 texture bound where a texture operand is absent.
+    pub fn absent_texture(&self) -> &'a wgpu::TextureView {
+        &self.ctx.dummy_texture
     }
 
     /// Records zeroing the first `bytes` bytes of `dst` (a multiple of 4).
@@ -181,7 +218,7 @@ fn record_op(
     pass: &mut Option<wgpu::ComputePass<'static>>,
 ) {
     match op {
-        Op::Dispatch { pipeline, buffers, params_offset, params_size, groups, .. } => {
+        Op::Dispatch { pipeline, buffers, textures, params_offset, params_size, groups, .. } => {
             let mut entries = vec![wgpu::BindGroupEntry {
                 binding: 0,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -194,6 +231,9 @@ fn record_op(
                 if let Some(b) = b {
                     entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
                 }
+            }
+            for (binding, view) in textures {
+                entries.push(wgpu::BindGroupEntry { binding: *binding, resource: wgpu::BindingResource::TextureView(view) });
             }
             let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: None,
@@ -214,6 +254,32 @@ fn record_op(
         Op::Clear { dst, bytes } => {
             drop(pass.take());
             enc.clear_buffer(dst, 0, Some(*bytes));
+        }
+        Op::ToTexture { src, dst, texels, shift } => {
+            drop(pass.take());
+            let width = 1u64 << shift;
+            let (rows, rest) = (texels / width, texels % width);
+            let copy = |enc: &mut wgpu::CommandEncoder, offset: u64, y: u64, w: u64, h: u64| {
+                enc.copy_buffer_to_texture(
+                    wgpu::TexelCopyBufferInfo {
+                        buffer: src,
+                        layout: wgpu::TexelCopyBufferLayout { offset, bytes_per_row: Some((width * 16) as u32), rows_per_image: None },
+                    },
+                    wgpu::TexelCopyTextureInfo {
+                        texture: dst,
+                        mip_level: 0,
+                        origin: wgpu::Origin3d { x: 0, y: y as u32, z: 0 },
+                        aspect: wgpu::TextureAspect::All,
+                    },
+                    wgpu::Extent3d { width: w as u32, height: h as u32, depth_or_array_layers: 1 },
+                );
+            };
+            if rows > 0 {
+                copy(enc, 0, 0, width, rows);
+            }
+            if rest > 0 {
+                copy(enc, rows * width * 16, rows, rest, 1);
+            }
         }
     }
 }

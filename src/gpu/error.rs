@@ -8,6 +8,8 @@ pub enum GpuError {
          or set WGPU_BACKEND=vulkan|metal|dx12|gl to pick a backend"
     )]
     NoAdapter { filter: String },
+    #[error("adapter '{adapter}' lacks {what}")]
+    Unsupported { adapter: String, what: String },
     #[error("could not open a device on adapter '{adapter}': {source}")]
     RequestDevice { adapter: String, source: wgpu::RequestDeviceError },
     #[error("shader '{shader}' entry point '{entry}' failed validation: {message}")]

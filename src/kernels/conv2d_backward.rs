@@ -16,6 +16,10 @@ pub struct Conv2dBackwardParams {
     /// grad_input's stride class: the input pixels with `iy % sh == cls_y` and `ix % sw == cls_x`.
     pub cls_y: u32,
     pub cls_x: u32,
+    /// log2 of the texels in a row of the texture grad_input reads g through and grad_weight x (see
+    /// `a_texture`).
+    pub tshift: u32,
+    pub _pad: [u32; 3],
 }
 
 /// Flag bits of the backward kernels (in `conv.flags`).
@@ -33,7 +37,7 @@ impl Conv2dBackwardParams {
         let splits = 4096usize.div_ceil(tiles).max(pixels.div_ceil(1024)).clamp(1, pixels.div_ceil(128).max(1));
         let chunk = pixels.div_ceil(splits).max(1);
         let splits = pixels.div_ceil(chunk).max(1);
-        Ok(Self { conv, splits: splits as u32, chunk: chunk as u32, cls_y: 0, cls_x: 0 })
+        Ok(Self { conv, splits: splits as u32, chunk: chunk as u32, cls_y: 0, cls_x: 0, tshift: 0, _pad: [0; 3] })
     }
 
     /// Elements of the split-K scratch `grad_weight` needs (0 when it writes the gradient directly).
@@ -78,7 +82,7 @@ pub fn epilogue_backward(
     check_shape(OP, "dy", &dy.shape, &out)?;
     check_shape(OP, "y", &saved.y.shape, &out)?;
     check_shape(OP, "g", &grads.g.shape, &out)?;
-    let mut q = Conv2dBackwardParams { conv: *p, splits: 1, chunk: 1, cls_y: 0, cls_x: 0 };
+    let mut q = Conv2dBackwardParams { conv: *p, splits: 1, chunk: 1, cls_y: 0, cls_x: 0, tshift: 0, _pad: [0; 3] };
     q.conv.flags = 0;
     q.conv.act = match epi.act {
         Activation::None => 0,
@@ -126,6 +130,18 @@ pub fn epilogue_backward(
     )
 }
 
+/// The texture conv2d_backward.wgsl reads `a` (binding 1: g for grad_input, x for grad_weight) through
+/// (binding 9) where the channel counts are multiples of 4: `a` copied into the context's staging texture,
+/// recorded now, with `q.tshift` set; else the absent texture (the shader then reads the buffer).
+fn a_texture(enc: &mut Encoder, a: &GpuTensor, q: &mut Conv2dBackwardParams) -> Result<wgpu::TextureView, GpuError> {
+    if !q.conv.c.is_multiple_of(4) || !q.conv.oc.is_multiple_of(4) {
+        return Ok(enc.absent_texture().clone());
+    }
+    let (view, shift) = enc.texture_of(a)?;
+    q.tshift = shift;
+    Ok(view)
+}
+
 /// Records `dx (+)= conv2d_transpose(g, w)`: the gradient of the input.
 #[allow(clippy::too_many_arguments)]
 pub fn grad_input(
@@ -140,16 +156,19 @@ pub fn grad_input(
     let mut q = Conv2dBackwardParams::new(&dx.shape, &w.shape, stride, padding)?;
     check_shape("conv2d grad_input", "g", &g.shape, &q.conv.out_shape())?;
     q.conv.flags = if accumulate { ACCUMULATE } else { 0 };
+    let gt = a_texture(enc, g, &mut q)?;
     let c = q.conv;
     // Stride 1, wider than one tap, vec4 channels, rows that round up to 8 columns with at most 15% more:
     // row tiles that slide g's columns across the taps (as conv2d's).
     if c.sh == 1 && c.sw == 1 && c.kw > 1 && c.c.is_multiple_of(4) && c.oc.is_multiple_of(4) && row_tiles_fit(c.w) {
         let tiles = row_tiles(enc.ctx(), c.n * c.h * c.w.next_multiple_of(8)) * c.c.div_ceil(16) as usize;
-        return enc.dispatch(
+        // g is read through the texture only.
+        return enc.dispatch_textured(
             Shader::Conv2dBackward,
             "conv2d_grad_input_rows",
             &q,
-            &[Some(&g.buffer), Some(&w.buffer), None, None, None, Some(&dx.buffer), None, None],
+            &[None, Some(&w.buffer), None, None, None, Some(&dx.buffer), None, None],
+            &[(9, &gt)],
             groups_1d(tiles),
         );
     }
@@ -158,11 +177,12 @@ pub fn grad_input(
         (q.cls_y, q.cls_x) = (cls_y, cls_x);
         let pixels = c.n * (c.h - cls_y).div_ceil(c.sh) * (c.w - cls_x).div_ceil(c.sw);
         let tiles = row_tiles(enc.ctx(), pixels) * c.c.div_ceil(16) as usize;
-        enc.dispatch(
+        enc.dispatch_textured(
             Shader::Conv2dBackward,
             "conv2d_grad_input",
             &q,
             &[Some(&g.buffer), Some(&w.buffer), None, None, None, Some(&dx.buffer), None, None],
+            &[(9, &gt)],
             groups_1d(tiles),
         )?;
     }
@@ -191,13 +211,15 @@ pub fn grad_weight(
     let tiles = ((c.kh * c.kw * c.c.div_ceil(8)).div_ceil(unit) * unit * c.oc.div_ceil(16)) as usize;
     let need = q.scratch_len();
     let acc = if accumulate { ACCUMULATE } else { 0 };
+    let xt = a_texture(enc, x, &mut q)?;
     if need == 0 {
         q.conv.flags = acc;
-        return enc.dispatch(
+        return enc.dispatch_textured(
             Shader::Conv2dBackward,
             "conv2d_grad_weight",
             &q,
             &[Some(&x.buffer), Some(&g.buffer), None, None, None, Some(&dw.buffer), None, None],
+            &[(9, &xt)],
             groups_1d(tiles),
         );
     }
@@ -211,11 +233,12 @@ pub fn grad_weight(
         }
     };
     q.conv.flags = 0;
-    enc.dispatch(
+    enc.dispatch_textured(
         Shader::Conv2dBackward,
         "conv2d_grad_weight",
         &q,
         &[Some(&x.buffer), Some(&g.buffer), None, None, None, Some(&scratch.buffer), None, None],
+        &[(9, &xt)],
         groups_1d(tiles * q.splits as usize),
     )?;
     q.conv.flags = acc;

@@ -845,6 +845,8 @@ fn names(paths: &[PathBuf]) -> String {
 }
 
 fn main() {
+    // Before anything else runs: it sets an environment variable for the driver.
+    facegpu::gpu::prefer_wide_llvmpipe_vectors();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e}");
         std::process::exit(1);

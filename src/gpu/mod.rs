@@ -8,7 +8,7 @@ mod error;
 mod pipeline;
 
 pub use buffer::{DType, GpuTensor};
-pub use context::{AdapterSummary, GpuContext};
+pub use context::{prefer_wide_llvmpipe_vectors, AdapterSummary, GpuContext};
 pub use encoder::{groups_1d, Encoder, WORKGROUP_1D};
 pub use error::GpuError;
 pub use pipeline::Shader;

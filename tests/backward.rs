@@ -374,6 +374,10 @@ fn conv2d_backward_cases(ctx: &facegpu::gpu::GpuContext) {
     cases.push(([1, 5, 16, 12], [1, 7, 12, 8], (1, 1), Padding::Same));
     cases.push(([2, 7, 31, 4], [3, 3, 4, 16], (1, 1), Padding::Valid));
     cases.push(([1, 6, 40, 8], [3, 5, 8, 8], (1, 1), Padding::Explicit(2, 0, 1, 3)));
+    // g (grad_input) and x (grad_weight) are read through the staging texture, 2^14 texels a row: these
+    // fill several rows, the last partly, and (x at stride 2) exactly one row.
+    cases.push(([2, 48, 48, 32], [3, 3, 32, 16], (1, 1), Padding::Same));
+    cases.push(([1, 64, 64, 16], [3, 3, 16, 8], (2, 2), Padding::Same));
     for (xs, ws, stride, padding) in cases {
         let x = rng.vec(xs.iter().product(), -1.0, 1.0);
         let w = rng.vec(ws.iter().product(), -0.5, 0.5);

@@ -728,3 +728,39 @@ fn conv2d_without_subgroups_matches_cpu() {
     check_conv_pool(&ctx, 50, [2, 13, 17, 4], [3, 3, 4, 12], Padding::Valid, true);
     check_conv_head(&ctx, 60, [2, 9, 25, 16], [3, 3, 16, 32], Padding::Valid);
 }
+
+#[test]
+fn conv2d_inputs_read_through_several_rows_of_the_staging_texture_match_cpu() {
+    // conv2d reads x through a texture of 2^14 texels (4 floats each) a row: these inputs fill 1 to 4 rows,
+    // the last one partly (flat tiles at stride 2, row tiles, the pooled entry).
+    let ctx = gpu_or_skip!();
+    check_conv(ctx, 60, [1, 48, 48, 32], [3, 3, 32, 16], (2, 2), Padding::Same, true, false, Some(0.5), 1);
+    check_conv(ctx, 61, [2, 65, 67, 32], [3, 3, 32, 16], (1, 1), Padding::Valid, false, true, None, 2);
+    check_conv_pool(ctx, 62, [1, 130, 131, 4], [3, 3, 4, 12], Padding::Valid, true);
+}
+
+#[test]
+fn convs_of_one_submission_each_read_their_own_input_while_the_staging_texture_grows() {
+    // Each conv copies its input into the shared staging texture right before it runs; a later, larger
+    // input replaces the texture by a bigger one while the first conv still has to read the old one.
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(63);
+    let shapes = [([1, 9, 10, 8], [3, 3, 8, 16]), ([2, 90, 91, 8], [3, 3, 8, 16]), ([1, 12, 11, 16], [1, 1, 16, 8])];
+    let mut cases = Vec::new();
+    for (xs, ws) in shapes {
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let p = facegpu::kernels::conv2d::Conv2dParams::new(&xs, &ws, (1, 1), Padding::Same).unwrap();
+        let (want, _) = cpu::conv2d::conv2d(&x, &xs, &w, &ws, &Epilogue::default(), (1, 1), Padding::Same).unwrap();
+        cases.push((up(ctx, "x", &xs, &x), up(ctx, "w", &ws, &w), GpuTensor::zeros(ctx, "y", &p.out_shape()), want));
+    }
+    record(ctx, |enc| {
+        for (x, w, y, _) in &cases {
+            k::conv2d::conv2d(enc, x, w, &Epilogue::default(), y, (1, 1), Padding::Same)?;
+        }
+        Ok(())
+    });
+    for (_, _, y, want) in &cases {
+        assert_close("conv2d", &y.download(ctx).unwrap(), want, 1e-4, 1e-4);
+    }
+}

@@ -19,8 +19,11 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
 }
 
+/// A fresh directory under cargo's per-target scratch folder (`target/tmp`): the aligned faces are
+/// shared by several tests, so nothing removes them at the end, and the next run starts by removing
+/// them instead of leaving one set per run behind.
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("facegpu-train-test-{}-{name}", std::process::id()));
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("train-test-{name}"));
     let _ = std::fs::remove_dir_all(&d);
     d
 }

@@ -15,7 +15,7 @@ struct Params {
     n: u32, h: u32, w: u32, c: u32,
     oh: u32, ow: u32, kh: u32, kw: u32,
     sh: u32, sw: u32, pad_top: u32, pad_left: u32,
-    flags: u32, _p0: u32, _p1: u32, _p2: u32,
+    flags: u32, tshift: u32, _p1: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -23,6 +23,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;            // [n, h, w, c]
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;      // [n, oh, ow, c]
 @group(0) @binding(3) var<storage, read_write> argmax: array<vec4<u32>>; // [n, oh, ow, c] (max_pool)
+// x again, as rgba32f texels (vec4 q at (q & (2^tshift - 1), q >> tshift)), for max_pool where c is a
+// multiple of 4: a texture load costs about half a buffer load on llvmpipe (GpuContext::staging_texture).
+@group(0) @binding(4) var xt: texture_storage_2d<rgba32float, read>;
 
 fn xs(i: u32) -> f32 {
     return x[i >> 2u][i & 3u];
@@ -99,7 +102,8 @@ fn max_pool4(i4: u32) {
                 continue;
             }
             let at = win.base + (u32(iy) * p.w + u32(ix)) * p.c + win.ch;
-            let v = x[at / 4u];
+            let q = at / 4u;
+            let v = textureLoad(xt, vec2<u32>(q & ((1u << p.tshift) - 1u), q >> p.tshift));
             let better = v > best;
             best = select(best, v, better);
             best_at = select(best_at, at + vec4<u32>(0u, 1u, 2u, 3u), better);

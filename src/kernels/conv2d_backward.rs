@@ -158,11 +158,13 @@ pub fn grad_input(
     q.conv.flags = if accumulate { ACCUMULATE } else { 0 };
     let gt = a_texture(enc, g, &mut q)?;
     let c = q.conv;
+    let tag = format!("{:?} * {:?} stride {}", dx.shape, w.shape, c.sh);
     // Stride 1, wider than one tap, vec4 channels, rows that round up to 8 columns with at most 15% more:
     // row tiles that slide g's columns across the taps (as conv2d's).
     if c.sh == 1 && c.sw == 1 && c.kw > 1 && c.c.is_multiple_of(4) && c.oc.is_multiple_of(4) && row_tiles_fit(c.w) {
         let tiles = row_tiles(enc.ctx(), c.n * c.h * c.w.next_multiple_of(8)) * c.c.div_ceil(16) as usize;
         // g is read through the texture only.
+        enc.tag_with(|| tag);
         return enc.dispatch_textured(
             Shader::Conv2dBackward,
             "conv2d_grad_input_rows",
@@ -177,6 +179,7 @@ pub fn grad_input(
         (q.cls_y, q.cls_x) = (cls_y, cls_x);
         let pixels = c.n * (c.h - cls_y).div_ceil(c.sh) * (c.w - cls_x).div_ceil(c.sw);
         let tiles = row_tiles(enc.ctx(), pixels) * c.c.div_ceil(16) as usize;
+        enc.tag_with(|| tag.clone());
         enc.dispatch_textured(
             Shader::Conv2dBackward,
             "conv2d_grad_input",
@@ -212,6 +215,7 @@ pub fn grad_weight(
     let need = q.scratch_len();
     let acc = if accumulate { ACCUMULATE } else { 0 };
     let xt = a_texture(enc, x, &mut q)?;
+    enc.tag_with(|| format!("{:?} * {:?} stride {} splits {}", x.shape, dw.shape, c.sh, q.splits));
     if need == 0 {
         q.conv.flags = acc;
         return enc.dispatch_textured(

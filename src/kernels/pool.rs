@@ -20,6 +20,7 @@ pub struct PoolParams {
     pub pad_left: u32,
     /// bit 0: backward kernels add to the gradient instead of writing it; bit 1: max_pool writes argmax.
     pub flags: u32,
+    /// `[0]`: log2 of the texels in a row of the texture max_pool reads x through.
     pub _pad: [u32; 3],
 }
 
@@ -82,7 +83,22 @@ pub fn max_pool(
     let argmax = argmax.map_or(enc.absent_rw(), |a| &a.buffer).clone();
     // Four channels per invocation where c is a multiple of 4.
     let invocations = if p.c.is_multiple_of(4) { y.len() / 4 } else { y.len() };
-    enc.dispatch(Shader::Pool, "max_pool", &p, &[Some(&x.buffer), Some(&y.buffer), Some(&argmax)], groups_1d(invocations))?;
+    // With 4-channel groups x is read through the staging texture (see GpuContext::staging_texture).
+    let xt = if p.c.is_multiple_of(4) {
+        let (view, shift) = enc.texture_of(x)?;
+        p._pad[0] = shift;
+        view
+    } else {
+        enc.absent_texture().clone()
+    };
+    enc.dispatch_textured(
+        Shader::Pool,
+        "max_pool",
+        &p,
+        &[Some(&x.buffer), Some(&y.buffer), Some(&argmax)],
+        &[(4, &xt)],
+        groups_1d(invocations),
+    )?;
     Ok(p)
 }
 

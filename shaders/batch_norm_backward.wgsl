@@ -18,10 +18,13 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;            // [rows, c] forward input
 @group(0) @binding(2) var<storage, read> dy: array<vec4<f32>>;           // [rows, c]
-@group(0) @binding(3) var<storage, read> mean: array<f32>;               // [c] saved by bn_stats
-@group(0) @binding(4) var<storage, read> invstd: array<f32>;             // [c] saved by bn_stats
-@group(0) @binding(5) var<storage, read> gamma: array<f32>;              // [c] (flags & 1)
-@group(0) @binding(6) var<storage, read_write> sums: array<f32>;         // [2c] sum_dy, sum_dyxh
+// The per-channel operands are vec4 arrays (buffers are padded to 16 bytes): with c a multiple of 4 the
+// four channels of an invocation are one vec4 load instead of four scalar ones (on llvmpipe each storage
+// load is a loop over the lanes, and the scalar loads were most of bn_backward_input's time).
+@group(0) @binding(3) var<storage, read> mean: array<vec4<f32>>;         // [c] saved by bn_stats
+@group(0) @binding(4) var<storage, read> invstd: array<vec4<f32>>;       // [c] saved by bn_stats
+@group(0) @binding(5) var<storage, read> gamma: array<vec4<f32>>;        // [c] (flags & 1)
+@group(0) @binding(6) var<storage, read_write> sums: array<vec4<f32>>;   // [2c] sum_dy, sum_dyxh
 @group(0) @binding(7) var<storage, read_write> dgamma: array<vec4<f32>>; // [c] (flags & 1) | dx [rows, c] (input)
 @group(0) @binding(8) var<storage, read_write> dbeta: array<f32>;        // [c] (flags & 4)
 @group(0) @binding(9) var<storage, read> relu_y: array<vec4<f32>>;       // [rows, c] (flags & 8)
@@ -78,24 +81,54 @@ fn ch4(ch0: u32, j: u32) -> u32 {
     return min(ch0 + j, p.c - 1u);
 }
 
+// Element i of a per-channel operand.
+fn mean1(i: u32) -> f32 {
+    return mean[i >> 2u][i & 3u];
+}
+
+fn invstd1(i: u32) -> f32 {
+    return invstd[i >> 2u][i & 3u];
+}
+
+fn gamma1(i: u32) -> f32 {
+    return gamma[i >> 2u][i & 3u];
+}
+
+fn sums1(i: u32) -> f32 {
+    return sums[i >> 2u][i & 3u];
+}
+
+// Channels ch0..ch0+3 of the operands: one vec4 where c is a multiple of 4 (ch0 is then one too).
 fn mean4(ch0: u32) -> vec4<f32> {
-    return vec4<f32>(mean[ch4(ch0, 0u)], mean[ch4(ch0, 1u)], mean[ch4(ch0, 2u)], mean[ch4(ch0, 3u)]);
+    if ((p.c & 3u) == 0u) {
+        return mean[ch0 >> 2u];
+    }
+    return vec4<f32>(mean1(ch4(ch0, 0u)), mean1(ch4(ch0, 1u)), mean1(ch4(ch0, 2u)), mean1(ch4(ch0, 3u)));
 }
 
 fn invstd4(ch0: u32) -> vec4<f32> {
-    return vec4<f32>(invstd[ch4(ch0, 0u)], invstd[ch4(ch0, 1u)], invstd[ch4(ch0, 2u)], invstd[ch4(ch0, 3u)]);
+    if ((p.c & 3u) == 0u) {
+        return invstd[ch0 >> 2u];
+    }
+    return vec4<f32>(invstd1(ch4(ch0, 0u)), invstd1(ch4(ch0, 1u)), invstd1(ch4(ch0, 2u)), invstd1(ch4(ch0, 3u)));
 }
 
 fn gamma4(ch0: u32) -> vec4<f32> {
     if ((p.flags & 1u) == 0u) {
         return vec4<f32>(1.0);
     }
-    return vec4<f32>(gamma[ch4(ch0, 0u)], gamma[ch4(ch0, 1u)], gamma[ch4(ch0, 2u)], gamma[ch4(ch0, 3u)]);
+    if ((p.c & 3u) == 0u) {
+        return gamma[ch0 >> 2u];
+    }
+    return vec4<f32>(gamma1(ch4(ch0, 0u)), gamma1(ch4(ch0, 1u)), gamma1(ch4(ch0, 2u)), gamma1(ch4(ch0, 3u)));
 }
 
 // sum_dy (at 0) or sum_dyxh (at c) of channels ch0..ch0+3.
 fn sums4(at: u32, ch0: u32) -> vec4<f32> {
-    return vec4<f32>(sums[at + ch4(ch0, 0u)], sums[at + ch4(ch0, 1u)], sums[at + ch4(ch0, 2u)], sums[at + ch4(ch0, 3u)]);
+    if ((p.c & 3u) == 0u) {
+        return sums[(at + ch0) >> 2u];
+    }
+    return vec4<f32>(sums1(at + ch4(ch0, 0u)), sums1(at + ch4(ch0, 1u)), sums1(at + ch4(ch0, 2u)), sums1(at + ch4(ch0, 3u)));
 }
 
 @compute @workgroup_size(64)
@@ -117,8 +150,8 @@ fn bn_backward_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
     if (t == 0u) {
         for (var j = 0u; j < lanes; j++) {
             let ch = ch0 + j;
-            sums[ch] = sum_dy[j];
-            sums[p.c + ch] = sum_dyxh[j];
+            sums[ch >> 2u][ch & 3u] = sum_dy[j];
+            sums[(p.c + ch) >> 2u][(p.c + ch) & 3u] = sum_dyxh[j];
             if ((p.flags & 1u) != 0u) {
                 dgamma[ch >> 2u][ch & 3u] += sum_dyxh[j];
             }
@@ -147,10 +180,13 @@ fn bn_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     }
     for (var e = i4 * 4u; e < min(i4 * 4u + 4u, total); e++) {
         let ch = e % p.c;
-        let k = invstd[ch];
-        let xh = (x[e >> 2u][e & 3u] - mean[ch]) * k;
-        let g = select(1.0, gamma[ch], (p.flags & 1u) != 0u);
-        let v = g * k * (relu_mask1(e, dy[e >> 2u][e & 3u]) - sums[ch] / n - xh * sums[p.c + ch] / n);
+        let k = invstd1(ch);
+        let xh = (x[e >> 2u][e & 3u] - mean1(ch)) * k;
+        var g = 1.0;
+        if ((p.flags & 1u) != 0u) {
+            g = gamma1(ch);
+        }
+        let v = g * k * (relu_mask1(e, dy[e >> 2u][e & 3u]) - sums1(ch) / n - xh * sums1(p.c + ch) / n);
         dgamma[e >> 2u][e & 3u] = select(0.0, dgamma[e >> 2u][e & 3u], (p.flags & 2u) != 0u) + v;
     }
 }

@@ -59,7 +59,9 @@ pub struct GpuContext {
 /// Measured back to back on llvmpipe (LLVM 15, 2 cores, AVX-512), 256 vs 512 bits: embed at batch 32
 /// 19.2 / 18.7 vs 21.7 / 20.2 images/s, training 4.23 / 4.49 vs 5.01 / 4.92 images/s, detection 107.5 /
 /// 111.3 vs 96.1 / 95.7 ms per photo; embed at batch 1 9.8 vs 8.9 images/s (the small last layers leave
-/// lanes idle). Results are the same either way (the tests run at both widths).
+/// lanes idle). Results agree within the tests' tolerances at either width (CI runs the kernel tests at
+/// both), but not bit for bit: subgroups of 16 sum some reductions in another order, so a training run's
+/// losses part in the later digits after a few steps.
 ///
 /// It sets an environment variable, so it must run while the process has a single thread and before the
 /// first [`GpuContext`]: the `facegpu` binary calls it first thing in `main`.

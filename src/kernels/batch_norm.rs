@@ -167,23 +167,60 @@ pub fn batch_norm_backward(
         p.flags |= RELU;
     }
     let relu_y = grads.relu_output.map(|t| &t.buffer).unwrap_or(absent);
-    enc.dispatch(
-        Shader::BatchNormBackward,
-        "bn_backward_stats",
-        &p,
-        &[
-            Some(&x.buffer),
-            Some(&dy.buffer),
-            Some(&mean.buffer),
-            Some(&invstd.buffer),
-            None,
-            Some(&grads.sums.buffer),
-            Some(grads.dgamma.map(|t| &t.buffer).unwrap_or(absent_rw)),
-            Some(grads.dbeta.map(|t| &t.buffer).unwrap_or(absent_rw)),
-            Some(relu_y),
-        ],
-        [stat_groups(&p), 1, 1],
-    )?;
+    let dgamma = grads.dgamma.map(|t| &t.buffer).unwrap_or(absent_rw);
+    let dbeta = grads.dbeta.map(|t| &t.buffer).unwrap_or(absent_rw);
+    if p.c.is_multiple_of(4) {
+        // Row blocks x channel groups, about 2048 invocations; the blocks' sums meet in the context's
+        // scratch (see the shader).
+        let c4 = p.c / 4;
+        p._pad[0] = (2048 / c4).clamp(1, p.rows.max(1));
+        p._pad[1] = p.rows.div_ceil(p._pad[0]).max(1);
+        p._pad[0] = p.rows.div_ceil(p._pad[1]).max(1);
+        let parts = enc.ctx().splitk_scratch(p._pad[0] as u64 * c4 as u64 * 32);
+        enc.dispatch(
+            Shader::BatchNormBackward,
+            "bn_backward_parts",
+            &p,
+            &[
+                Some(&x.buffer),
+                Some(&dy.buffer),
+                Some(&mean.buffer),
+                Some(&invstd.buffer),
+                None,
+                None,
+                None,
+                None,
+                Some(relu_y),
+                Some(&parts),
+            ],
+            groups_1d((p._pad[0] * c4) as usize),
+        )?;
+        enc.dispatch(
+            Shader::BatchNormBackward,
+            "bn_backward_sums",
+            &p,
+            &[None, None, None, None, None, Some(&grads.sums.buffer), Some(dgamma), Some(dbeta), None, Some(&parts)],
+            groups_1d(c4 as usize),
+        )?;
+    } else {
+        enc.dispatch(
+            Shader::BatchNormBackward,
+            "bn_backward_stats",
+            &p,
+            &[
+                Some(&x.buffer),
+                Some(&dy.buffer),
+                Some(&mean.buffer),
+                Some(&invstd.buffer),
+                None,
+                Some(&grads.sums.buffer),
+                Some(dgamma),
+                Some(dbeta),
+                Some(relu_y),
+            ],
+            [stat_groups(&p), 1, 1],
+        )?;
+    }
     p.flags = (p.flags & (1 | RELU)) | if grads.accumulate { 2 } else { 0 };
     enc.dispatch(
         Shader::BatchNormBackward,

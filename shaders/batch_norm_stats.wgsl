@@ -1,10 +1,15 @@
-// Training batch-norm statistics, one workgroup per 4 channels (vec4 loads) when c is a multiple of 4,
-// else per channel (see batch_norm.wgsl for the formulas):
+// Training batch-norm statistics (see batch_norm.wgsl for the formulas):
 //   mean[c], invstd[c] = 1/sqrt(var_biased[c] + eps), and the moving-average update with Bessel's correction.
+// bn_stats: one workgroup per channel (c not a multiple of 4). With c a multiple of 4, four passes that
+// read x row by row, contiguously: bn_stats_parts sums blocks of rows per channel group (invocation
+// (block b, group g)), bn_stats_mean adds the blocks into mean, bn_stats_parts again (flags & 16) sums
+// the squared deviations from it, and bn_stats_finish adds those and writes invstd and the moving
+// statistics. (bn_stats' lanes each read their own row of one channel group, c floats apart, as
+// bn_backward_stats did: see batch_norm_backward.wgsl.)
 
 struct Params {
     rows: u32, c: u32, flags: u32, eps: f32,
-    decay: f32, _p0: u32, _p1: u32, _p2: u32,
+    decay: f32, blocks: u32, block_rows: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -13,6 +18,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> invstd: array<f32>;      // [c] saved for backward
 @group(0) @binding(4) var<storage, read_write> moving_mean: array<f32>; // [c] updated in place
 @group(0) @binding(5) var<storage, read_write> moving_var: array<f32>;  // [c] updated in place
+@group(0) @binding(6) var<storage, read_write> parts: array<vec4<f32>>; // [blocks, c/4] (bn_stats_parts)
 
 var<workgroup> part: array<vec4<f32>, 64>;
 
@@ -63,5 +69,72 @@ fn bn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
             moving_mean[ch] -= (1.0 - p.decay) * (moving_mean[ch] - m[j]);
             moving_var[ch] -= (1.0 - p.decay) * (moving_var[ch] - unbiased);
         }
+    }
+}
+
+@compute @workgroup_size(64)
+fn bn_stats_parts(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.y * nwg.x * 64u + gid.x;
+    let c4 = p.c / 4u;
+    if (i >= p.blocks * c4) {
+        return;
+    }
+    let g = i % c4;
+    let b = i / c4;
+    // Second pass (flags & 16): squared deviations from the mean the first pass made.
+    let square = (p.flags & 16u) != 0u;
+    var m = vec4<f32>();
+    if (square) {
+        m = vec4<f32>(mean[4u * g], mean[4u * g + 1u], mean[4u * g + 2u], mean[4u * g + 3u]);
+    }
+    var s = vec4<f32>();
+    let end = min((b + 1u) * p.block_rows, p.rows);
+    for (var r = b * p.block_rows; r < end; r++) {
+        let v = x[r * c4 + g];
+        if (square) {
+            let d = v - m;
+            s += d * d;
+        } else {
+            s += v;
+        }
+    }
+    parts[i] = s;
+}
+
+// The blocks' sums of channel group g.
+fn block_sum(g: u32) -> vec4<f32> {
+    let c4 = p.c / 4u;
+    var s = vec4<f32>();
+    for (var b = 0u; b < p.blocks; b++) {
+        s += parts[b * c4 + g];
+    }
+    return s;
+}
+
+@compute @workgroup_size(64)
+fn bn_stats_mean(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let g = gid.x;
+    if (g >= p.c / 4u) {
+        return;
+    }
+    let m = block_sum(g) / f32(p.rows);
+    for (var j = 0u; j < 4u; j++) {
+        mean[4u * g + j] = m[j];
+    }
+}
+
+@compute @workgroup_size(64)
+fn bn_stats_finish(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let g = gid.x;
+    if (g >= p.c / 4u) {
+        return;
+    }
+    let var_b = block_sum(g) / f32(p.rows);
+    for (var j = 0u; j < 4u; j++) {
+        let ch = 4u * g + j;
+        invstd[ch] = inverseSqrt(var_b[j] + p.eps);
+        let unbiased = var_b[j] * f32(p.rows) / f32(max(p.rows, 2u) - 1u);
+        moving_mean[ch] -= (1.0 - p.decay) * (moving_mean[ch] - mean[ch]);
+        moving_var[ch] -= (1.0 - p.decay) * (moving_var[ch] - unbiased);
     }
 }

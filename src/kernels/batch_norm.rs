@@ -13,6 +13,8 @@ pub struct BatchNormParams {
     pub flags: u32,
     pub eps: f32,
     pub decay: f32,
+    /// `[0]`, `[1]`: the row blocks of the training kernels' per-channel sums with c a multiple of 4, and
+    /// the rows in each (see `set_blocks`).
     pub _pad: [u32; 3],
 }
 
@@ -91,13 +93,41 @@ pub fn batch_norm_train(
         ],
     )?;
     check_shape("batch_norm", "output", &y.shape, &x.shape)?;
-    enc.dispatch(
-        Shader::BatchNormStats,
-        "bn_stats",
-        &p,
-        &[Some(&x.buffer), Some(&mean.buffer), Some(&invstd.buffer), Some(&moving_mean.buffer), Some(&moving_var.buffer)],
-        [stat_groups(&p), 1, 1],
-    )?;
+    if p.c.is_multiple_of(4) {
+        // Row blocks x channel groups (see batch_norm_stats.wgsl); the blocks' sums meet in the context's
+        // scratch.
+        let c4 = p.c / 4;
+        let mut q = p;
+        set_blocks(&mut q);
+        let parts = enc.ctx().splitk_scratch(q._pad[0] as u64 * c4 as u64 * 16);
+        let groups = groups_1d((q._pad[0] * c4) as usize);
+        let (xb, mb, ib, mmb, mvb) = (&x.buffer, &mean.buffer, &invstd.buffer, &moving_mean.buffer, &moving_var.buffer);
+        enc.dispatch(Shader::BatchNormStats, "bn_stats_parts", &q, &[Some(xb), Some(mb), None, None, None, Some(&parts)], groups)?;
+        enc.dispatch(
+            Shader::BatchNormStats,
+            "bn_stats_mean",
+            &q,
+            &[None, Some(mb), None, None, None, Some(&parts)],
+            groups_1d(c4 as usize),
+        )?;
+        q.flags |= 16;
+        enc.dispatch(Shader::BatchNormStats, "bn_stats_parts", &q, &[Some(xb), Some(mb), None, None, None, Some(&parts)], groups)?;
+        enc.dispatch(
+            Shader::BatchNormStats,
+            "bn_stats_finish",
+            &q,
+            &[None, Some(mb), Some(ib), Some(mmb), Some(mvb), Some(&parts)],
+            groups_1d(c4 as usize),
+        )?;
+    } else {
+        enc.dispatch(
+            Shader::BatchNormStats,
+            "bn_stats",
+            &p,
+            &[Some(&x.buffer), Some(&mean.buffer), Some(&invstd.buffer), Some(&moving_mean.buffer), Some(&moving_var.buffer)],
+            [stat_groups(&p), 1, 1],
+        )?;
+    }
     let g = gamma.map(|t| &t.buffer).unwrap_or(enc.absent());
     if relu {
         p.flags |= RELU;
@@ -126,6 +156,15 @@ pub struct BatchNormGrads<'a> {
 
 /// Workgroups of the statistics kernels: one per 4 channels when the count is a multiple of 4, else one
 /// per channel.
+/// The row blocks of the per-channel sums with c a multiple of 4 (`_pad[0]` blocks of `_pad[1]` rows):
+/// about 2048 invocations of one block x one channel group each.
+fn set_blocks(p: &mut BatchNormParams) {
+    let c4 = p.c / 4;
+    let blocks = (2048 / c4).clamp(1, p.rows.max(1));
+    p._pad[1] = p.rows.div_ceil(blocks).max(1);
+    p._pad[0] = p.rows.div_ceil(p._pad[1]).max(1);
+}
+
 fn stat_groups(p: &BatchNormParams) -> u32 {
     if p.c.is_multiple_of(4) {
         p.c / 4
@@ -173,9 +212,7 @@ pub fn batch_norm_backward(
         // Row blocks x channel groups, about 2048 invocations; the blocks' sums meet in the context's
         // scratch (see the shader).
         let c4 = p.c / 4;
-        p._pad[0] = (2048 / c4).clamp(1, p.rows.max(1));
-        p._pad[1] = p.rows.div_ceil(p._pad[0]).max(1);
-        p._pad[0] = p.rows.div_ceil(p._pad[1]).max(1);
+        set_blocks(&mut p);
         let parts = enc.ctx().splitk_scratch(p._pad[0] as u64 * c4 as u64 * 32);
         enc.dispatch(
             Shader::BatchNormBackward,

@@ -11,7 +11,7 @@
 
 struct Params {
     rows: u32, c: u32, flags: u32, eps: f32,
-    decay: f32, _p0: u32, _p1: u32, _p2: u32,
+    decay: f32, blocks: u32, block_rows: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -80,5 +80,35 @@ fn bn_normalize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let i4 = gid.y * nwg.x * 64u + gid.x;
     if (i4 * 4u < p.rows * p.c) {
         apply(i4, 1u);
+    }
+}
+
+// bn_normalize with c a multiple of 4: invocation (block b, channel group g) normalizes rows
+// [b * block_rows, (b + 1) * block_rows) of channels 4g..4g+3, loading their mean, invstd, gamma and beta
+// once instead of once per element (neighbouring invocations take neighbouring vec4s of a row).
+@compute @workgroup_size(64)
+fn bn_normalize_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.y * nwg.x * 64u + gid.x;
+    let c4 = p.c / 4u;
+    if (i >= p.blocks * c4) {
+        return;
+    }
+    let g = i % c4;
+    let b = i / c4;
+    var gm = vec4<f32>(1.0);
+    if ((p.flags & 1u) != 0u) {
+        gm = gamma[g];
+    }
+    let a = stat_a[g];
+    let k = stat_b[g];
+    let t = beta[g];
+    let end = min((b + 1u) * p.block_rows, p.rows);
+    for (var r = b * p.block_rows; r < end; r++) {
+        // The same order of operations as apply().
+        var v = (x[r * c4 + g] - a) * k * gm + t;
+        if ((p.flags & 8u) != 0u) {
+            v = max(v, vec4<f32>());
+        }
+        y[r * c4 + g] = v;
     }
 }

@@ -246,3 +246,32 @@ fn bn_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         dgamma[e >> 2u][e & 3u] = select(0.0, dgamma[e >> 2u][e & 3u], (p.flags & 2u) != 0u) + v;
     }
 }
+
+// bn_backward_input with c a multiple of 4: invocation (block b, channel group g) takes rows
+// [b * block_rows, (b + 1) * block_rows) of channels 4g..4g+3, loading their mean, invstd, gamma and sums
+// once instead of once per element (neighbouring invocations take neighbouring vec4s of a row).
+@compute @workgroup_size(64)
+fn bn_backward_input_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.y * nwg.x * 64u + gid.x;
+    let c4 = p.c / 4u;
+    if (i >= p.blocks * c4) {
+        return;
+    }
+    let g = i % c4;
+    let b = i / c4;
+    let n = f32(p.rows);
+    let k = invstd[g];
+    let m = mean[g];
+    // The same order of operations as bn_backward_input.
+    let gk = gamma4(4u * g) * k;
+    let s0 = sums[g] / n;
+    let s1 = sums[c4 + g] / n;
+    let acc = (p.flags & 2u) != 0u;
+    let end = min((b + 1u) * p.block_rows, p.rows);
+    for (var r = b * p.block_rows; r < end; r++) {
+        let at = r * c4 + g;
+        let xh = (x[at] - m) * k;
+        let v = gk * (relu_mask4(at, dy[at]) - s0 - xh * s1);
+        dgamma[at] = select(vec4<f32>(), dgamma[at], acc) + v;
+    }
+}

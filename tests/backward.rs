@@ -467,9 +467,10 @@ fn conv2d_epilogue_backward_matches_cpu() {
 fn batch_norm_backward_matches_cpu_with_and_without_gamma() {
     let ctx = gpu_or_skip!();
     let mut rng = Rng::new(312);
-    // 13 channels one by one, 12 as vec4s of 4 channels, and 8 channels over 7595 rows: the vec4 path's
-    // per-channel sums then come in blocks of 8 rows, the last one partial (bn_backward_parts).
-    for (shape, c) in [([5, 9, 7, 13], 13), ([5, 9, 7, 12], 12), ([7, 31, 35, 8], 8)] {
+    // 13 channels one by one, 12 as vec4s of 4 channels, and 8 channels over 9765 rows: the vec4 path's
+    // per-channel sums then come in blocks of 10 rows and dx in blocks of 2, the last of each partial
+    // (bn_backward_parts, bn_backward_input_rows).
+    for (shape, c) in [([5, 9, 7, 13], 13), ([5, 9, 7, 12], 12), ([9, 31, 35, 8], 8)] {
         let n: usize = shape.iter().product();
         let (x, dy, dx0) = (rng.vec(n, -2.0, 2.0), rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
         let (gamma, beta, dg0, db0) = (rng.vec(c, 0.5, 1.5), rng.vec(c, -0.5, 0.5), rng.vec(c, -1.0, 1.0), rng.vec(c, -1.0, 1.0));

@@ -159,9 +159,10 @@ fn batch_norm_inference_with_and_without_gamma_matches_cpu() {
 fn batch_norm_train_matches_cpu_including_saved_stats_and_moving_averages() {
     let ctx = gpu_or_skip!();
     let mut rng = Rng::new(31);
-    // 11 channels one by one, 12 as vec4s, and 8 channels over 7595 rows: the vec4 path's sums then come
-    // in blocks of 8 rows, the last one partial (bn_stats_parts).
-    for xs in [[4, 9, 5, 11], [3, 7, 5, 12], [7, 31, 35, 8]] {
+    // 11 channels one by one, 12 as vec4s, and 8 channels over 9765 rows: the vec4 path's sums then come
+    // in blocks of 10 rows and the normalization in blocks of 2, the last of each partial (bn_stats_parts,
+    // bn_normalize_rows).
+    for xs in [[4, 9, 5, 11], [3, 7, 5, 12], [9, 31, 35, 8]] {
         let c = xs[3];
         let x = rng.vec(xs.iter().product(), -1.0, 3.0);
         let (mm0, mv0, b) = (rng.vec(c, -1.0, 1.0), rng.vec(c, 0.5, 2.0), rng.vec(c, -1.0, 1.0));

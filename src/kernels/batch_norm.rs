@@ -98,7 +98,7 @@ pub fn batch_norm_train(
         // scratch.
         let c4 = p.c / 4;
         let mut q = p;
-        set_blocks(&mut q);
+        set_blocks(&mut q, SUM_INVOCATIONS);
         let parts = enc.ctx().splitk_scratch(q._pad[0] as u64 * c4 as u64 * 16);
         let groups = groups_1d((q._pad[0] * c4) as usize);
         let (xb, mb, ib, mmb, mvb) = (&x.buffer, &mean.buffer, &invstd.buffer, &moving_mean.buffer, &moving_var.buffer);
@@ -132,13 +132,13 @@ pub fn batch_norm_train(
     if relu {
         p.flags |= RELU;
     }
-    enc.dispatch(
-        Shader::BatchNorm,
-        "bn_normalize",
-        &p,
-        &[Some(&x.buffer), Some(&mean.buffer), Some(&invstd.buffer), Some(g), Some(&beta.buffer), Some(&y.buffer)],
-        groups_1d(x.len().div_ceil(4)),
-    )
+    let buffers = [Some(&x.buffer), Some(&mean.buffer), Some(&invstd.buffer), Some(g), Some(&beta.buffer), Some(&y.buffer)];
+    if p.c.is_multiple_of(4) {
+        // Blocks of rows per channel group, the channel's operands loaded once per block.
+        set_blocks(&mut p, ROW_BLOCK_INVOCATIONS);
+        return enc.dispatch(Shader::BatchNorm, "bn_normalize_rows", &p, &buffers, groups_1d((p._pad[0] * p.c / 4) as usize));
+    }
+    enc.dispatch(Shader::BatchNorm, "bn_normalize", &p, &buffers, groups_1d(x.len().div_ceil(4)))
 }
 
 /// Gradients of a training batch norm. `dgamma`/`dbeta` are parameter gradients (added to); `sums`
@@ -156,11 +156,16 @@ pub struct BatchNormGrads<'a> {
 
 /// Workgroups of the statistics kernels: one per 4 channels when the count is a multiple of 4, else one
 /// per channel.
-/// The row blocks of the per-channel sums with c a multiple of 4 (`_pad[0]` blocks of `_pad[1]` rows):
-/// about 2048 invocations of one block x one channel group each.
-fn set_blocks(p: &mut BatchNormParams) {
+/// Invocations of the per-channel sums (`set_blocks`): each one's block sum is stored and added up after.
+const SUM_INVOCATIONS: u32 = 2048;
+/// Invocations of the row-block elementwise kernels (`bn_normalize_rows`).
+const ROW_BLOCK_INVOCATIONS: u32 = 16384;
+
+/// The row blocks of the kernels that walk rows per channel group, with c a multiple of 4 (`_pad[0]`
+/// blocks of `_pad[1]` rows): about `invocations` invocations of one block x one channel group each.
+fn set_blocks(p: &mut BatchNormParams, invocations: u32) {
     let c4 = p.c / 4;
-    let blocks = (2048 / c4).clamp(1, p.rows.max(1));
+    let blocks = (invocations / c4).clamp(1, p.rows.max(1));
     p._pad[1] = p.rows.div_ceil(blocks).max(1);
     p._pad[0] = p.rows.div_ceil(p._pad[1]).max(1);
 }
@@ -212,7 +217,7 @@ pub fn batch_norm_backward(
         // Row blocks x channel groups, about 2048 invocations; the blocks' sums meet in the context's
         // scratch (see the shader).
         let c4 = p.c / 4;
-        set_blocks(&mut p);
+        set_blocks(&mut p, SUM_INVOCATIONS);
         let parts = enc.ctx().splitk_scratch(p._pad[0] as u64 * c4 as u64 * 32);
         enc.dispatch(
             Shader::BatchNormBackward,
@@ -259,21 +264,21 @@ pub fn batch_norm_backward(
         )?;
     }
     p.flags = (p.flags & (1 | RELU)) | if grads.accumulate { 2 } else { 0 };
-    enc.dispatch(
-        Shader::BatchNormBackward,
-        "bn_backward_input",
-        &p,
-        &[
-            Some(&x.buffer),
-            Some(&dy.buffer),
-            Some(&mean.buffer),
-            Some(&invstd.buffer),
-            Some(g),
-            Some(&grads.sums.buffer),
-            Some(&grads.dx.buffer),
-            None,
-            Some(relu_y),
-        ],
-        groups_1d(x.len().div_ceil(4)),
-    )
+    let buffers = [
+        Some(&x.buffer),
+        Some(&dy.buffer),
+        Some(&mean.buffer),
+        Some(&invstd.buffer),
+        Some(g),
+        Some(&grads.sums.buffer),
+        Some(&grads.dx.buffer),
+        None,
+        Some(relu_y),
+    ];
+    if p.c.is_multiple_of(4) {
+        // Blocks of rows per channel group, the channel's operands loaded once per block.
+        set_blocks(&mut p, ROW_BLOCK_INVOCATIONS);
+        return enc.dispatch(Shader::BatchNormBackward, "bn_backward_input_rows", &p, &buffers, groups_1d((p._pad[0] * p.c / 4) as usize));
+    }
+    enc.dispatch(Shader::BatchNormBackward, "bn_backward_input", &p, &buffers, groups_1d(x.len().div_ceil(4)))
 }

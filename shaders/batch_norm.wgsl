@@ -88,13 +88,12 @@ fn bn_normalize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 // once instead of once per element (neighbouring invocations take neighbouring vec4s of a row).
 @compute @workgroup_size(64)
 fn bn_normalize_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.y * nwg.x * 64u + gid.x;
-    let c4 = p.c / 4u;
-    if (i >= p.blocks * c4) {
+    let rb = row_block(gid, nwg);
+    if (!rb.valid) {
         return;
     }
-    let g = i % c4;
-    let b = i / c4;
+    let g = rb.g;
+    let c4 = rb.c4;
     var gm = vec4<f32>(1.0);
     if ((p.flags & 1u) != 0u) {
         gm = gamma[g];
@@ -102,8 +101,7 @@ fn bn_normalize_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let a = stat_a[g];
     let k = stat_b[g];
     let t = beta[g];
-    let end = min((b + 1u) * p.block_rows, p.rows);
-    for (var r = b * p.block_rows; r < end; r++) {
+    for (var r = rb.first; r < rb.end; r++) {
         // The same order of operations as apply().
         var v = (x[r * c4 + g] - a) * k * gm + t;
         if ((p.flags & 8u) != 0u) {

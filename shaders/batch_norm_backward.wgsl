@@ -171,26 +171,24 @@ fn bn_backward_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
 // loads made contiguous.)
 @compute @workgroup_size(64)
 fn bn_backward_parts(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.y * nwg.x * 64u + gid.x;
-    let c4 = p.c / 4u;
-    if (i >= p.blocks * c4) {
+    let rb = row_block(gid, nwg);
+    if (!rb.valid) {
         return;
     }
-    let g = i % c4;
-    let b = i / c4;
+    let g = rb.g;
+    let c4 = rb.c4;
     let m = mean[g];
     let k = invstd[g];
     var s = vec4<f32>();
     var q = vec4<f32>();
-    let end = min((b + 1u) * p.block_rows, p.rows);
-    for (var r = b * p.block_rows; r < end; r++) {
+    for (var r = rb.first; r < rb.end; r++) {
         let at = r * c4 + g;
         let d = relu_mask4(at, dy[at]);
         s += d;
         q += d * (x[at] - m) * k;
     }
-    parts[i * 2u] = s;
-    parts[i * 2u + 1u] = q;
+    parts[(rb.b * c4 + g) * 2u] = s;
+    parts[(rb.b * c4 + g) * 2u + 1u] = q;
 }
 
 @compute @workgroup_size(64)
@@ -252,13 +250,12 @@ fn bn_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 // once instead of once per element (neighbouring invocations take neighbouring vec4s of a row).
 @compute @workgroup_size(64)
 fn bn_backward_input_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.y * nwg.x * 64u + gid.x;
-    let c4 = p.c / 4u;
-    if (i >= p.blocks * c4) {
+    let rb = row_block(gid, nwg);
+    if (!rb.valid) {
         return;
     }
-    let g = i % c4;
-    let b = i / c4;
+    let g = rb.g;
+    let c4 = rb.c4;
     let n = f32(p.rows);
     let k = invstd[g];
     let m = mean[g];
@@ -267,8 +264,7 @@ fn bn_backward_input_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builti
     let s0 = sums[g] / n;
     let s1 = sums[c4 + g] / n;
     let acc = (p.flags & 2u) != 0u;
-    let end = min((b + 1u) * p.block_rows, p.rows);
-    for (var r = b * p.block_rows; r < end; r++) {
+    for (var r = rb.first; r < rb.end; r++) {
         let at = r * c4 + g;
         let xh = (x[at] - m) * k;
         let v = gk * (relu_mask4(at, dy[at]) - s0 - xh * s1);

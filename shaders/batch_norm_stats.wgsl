@@ -74,13 +74,12 @@ fn bn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 
 @compute @workgroup_size(64)
 fn bn_stats_parts(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.y * nwg.x * 64u + gid.x;
-    let c4 = p.c / 4u;
-    if (i >= p.blocks * c4) {
+    let rb = row_block(gid, nwg);
+    if (!rb.valid) {
         return;
     }
-    let g = i % c4;
-    let b = i / c4;
+    let g = rb.g;
+    let c4 = rb.c4;
     // Second pass (flags & 16): squared deviations from the mean the first pass made.
     let square = (p.flags & 16u) != 0u;
     var m = vec4<f32>();
@@ -88,8 +87,7 @@ fn bn_stats_parts(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         m = vec4<f32>(mean[4u * g], mean[4u * g + 1u], mean[4u * g + 2u], mean[4u * g + 3u]);
     }
     var s = vec4<f32>();
-    let end = min((b + 1u) * p.block_rows, p.rows);
-    for (var r = b * p.block_rows; r < end; r++) {
+    for (var r = rb.first; r < rb.end; r++) {
         let v = x[r * c4 + g];
         if (square) {
             let d = v - m;
@@ -98,7 +96,7 @@ fn bn_stats_parts(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
             s += v;
         }
     }
-    parts[i] = s;
+    parts[rb.b * c4 + g] = s;
 }
 
 // The blocks' sums of channel group g.

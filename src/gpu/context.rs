@@ -38,12 +38,13 @@ pub struct GpuContext {
     /// Milliseconds and calls per kernel entry point when `FACEGPU_PROFILE=1` (each dispatch then runs
     /// alone and is waited for; see [`GpuContext::profile_table`]).
     pub(crate) profile: Option<Mutex<std::collections::BTreeMap<String, (f64, u64)>>>,
-    /// Split-K partial sums of conv2d, grown as needed and reused: a submission's dispatches run in order
-    /// (wgpu puts a barrier between a write and the next use), so one region serves every layer.
+    /// Split-K partial sums of conv2d (and the batch-norm kernels' block sums), grown as needed and reused:
+    /// a submission's dispatches run in order (wgpu puts a barrier between a write and the next use), so
+    /// one region serves every layer.
     pub(crate) splitk: Mutex<Option<wgpu::Buffer>>,
-    /// The texture conv2d reads its input through (see [`GpuContext::staging_texture`]), grown as needed
-    /// and reused like `splitk`: each conv's copy into it comes right before the conv in the same command
-    /// buffer.
+    /// The texture the convs, their gradients and max_pool read their input through (see
+    /// [`GpuContext::staging_texture`]), grown as needed and reused like `splitk`: each kernel's copy into
+    /// it comes right before the kernel in the same command buffer.
     pub(crate) staging: Mutex<Option<(wgpu::Texture, wgpu::TextureView)>>,
     /// A 1x1 texture bound where a kernel's texture operand is absent (a conv whose input channels are
     /// not a multiple of 4 reads its input from the buffer).
@@ -74,7 +75,7 @@ pub fn prefer_wide_llvmpipe_vectors() -> bool {
     false
 }
 
-/// log2 of the staging texture's widest row (4096 texels), lower where the adapter's textures are
+/// log2 of the staging texture's widest row (16384 texels), lower where the adapter's textures are
 /// narrower.
 const STAGING_ROW_SHIFT: u32 = 14;
 
@@ -217,7 +218,7 @@ impl GpuContext {
         let mut guard = self.staging.lock().unwrap_or_else(|e| e.into_inner());
         if guard.as_ref().is_none_or(|(t, _)| (t.height() as u64) < rows) {
             let texture = self.device.create_texture(&wgpu::TextureDescriptor {
-                label: Some("conv2d input staging"),
+                label: Some("kernel input staging"),
                 size: wgpu::Extent3d { width: 1 << shift, height: rows.next_multiple_of(16).min(max) as u32, depth_or_array_layers: 1 },
                 mip_level_count: 1,
                 sample_count: 1,

@@ -131,6 +131,16 @@ impl<'a> Encoder<'a> {
         Ok((view, shift))
     }
 
+    /// `texture_of(t)` where `read_through` (a kernel's vec4 path reads `t` through the texture), else the
+    /// absent texture and shift 0 (its scalar path reads the buffer).
+    pub fn texture_of_if(&mut self, t: &GpuTensor, read_through: bool) -> Result<(wgpu::TextureView, u32), GpuError> {
+        if read_through {
+            self.texture_of(t)
+        } else {
+            Ok((self.absent_texture().clone(), 0))
+        }
+    }
+
     /// The 1x1 texture bound where a texture operand is absent.
     pub fn absent_texture(&self) -> &'a wgpu::TextureView {
         &self.ctx.dummy_texture

@@ -211,7 +211,7 @@ pub struct Conv2dDispatch {
     /// 1: fewer pixel tiles than a subgroup has lanes, so each lane takes its own tile and loads its own
     /// weights (the entry `conv2d_solo`; the shader does not read this field).
     pub solo: u32,
-    /// log2 of the texels in a row of the texture x is read through (see `input_texture`).
+    /// log2 of the texels in a row of the texture x is read through (see `Encoder::texture_of`).
     pub tshift: u32,
     pub _pad: u32,
 }
@@ -302,18 +302,6 @@ fn epilogue_buffers<'a>(enc: &Encoder<'a>, epi: &Epilogue<&'a GpuTensor>) -> [&'
     [epi.bias.map(|t| &t.buffer).unwrap_or(absent), scale, shift, alpha, epi.residual.map(|(r, _)| &r.buffer).unwrap_or(absent)]
 }
 
-/// The texture conv2d.wgsl reads `x` through (binding 10) where its channels are a multiple of 4: `x`
-/// copied into the context's staging texture, recorded now, and the texture's row shift for `d.tshift`;
-/// else the absent texture (the shader then reads the buffer).
-fn input_texture(enc: &mut Encoder, x: &GpuTensor, d: &mut Conv2dDispatch) -> Result<wgpu::TextureView, GpuError> {
-    if !d.conv.c.is_multiple_of(4) {
-        return Ok(enc.absent_texture().clone());
-    }
-    let (view, shift) = enc.texture_of(x)?;
-    d.tshift = shift;
-    Ok(view)
-}
-
 /// Records `y = max_pool_2x2_stride2_same(epilogue(conv2d(x, w)))` into `enc`, in one pass: the conv's
 /// output is pooled in registers and never stored. Stride 1, channel counts multiples of 4, no residual;
 /// `y` is `[n, ceil(oh/2), ceil(ow/2), oc]`. MTCNN's PNet conv1 + pool1 and ONet conv3 + pool3.
@@ -336,7 +324,9 @@ pub fn conv2d_max_pool2(
     check_shape("conv2d_max_pool2", "output", &y.shape, &[n, oh.div_ceil(2), ow.div_ceil(2), oc])?;
     let [bias, scale, shift, alpha, residual] = epilogue_buffers(enc, epi);
     let mut d = Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, rows: 2, y_off: 0, y_c: p.oc, solo: 0, tshift: 0, _pad: 0 };
-    let xt = input_texture(enc, x, &mut d)?;
+    // x through the staging texture (binding 10) where c is a multiple of 4, else from its buffer.
+    let (xt, tshift) = enc.texture_of_if(x, p.c.is_multiple_of(4))?;
+    d.tshift = tshift;
     let tiles = row_tiles(enc.ctx(), (n * oh.div_ceil(2) * ow.div_ceil(4) * 8) as u32) * oc.div_ceil(16);
     // x is read through the texture only.
     let buffers = [None, Some(&w.buffer), Some(bias), Some(scale), Some(shift), Some(alpha), Some(residual), Some(&y.buffer), None];
@@ -379,7 +369,9 @@ pub fn conv2d_head8(
     check_shape("conv2d_head8", "output", &y.shape, &[n, oh, ow, 8])?;
     let [bias, scale, shift, alpha, _] = epilogue_buffers(enc, epi);
     let mut d = Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, rows: 1, y_off: 0, y_c: 8, solo: 0, tshift: 0, _pad: 0 };
-    let xt = input_texture(enc, x, &mut d)?;
+    // x through the staging texture (binding 10) where c is a multiple of 4, else from its buffer.
+    let (xt, tshift) = enc.texture_of_if(x, p.c.is_multiple_of(4))?;
+    d.tshift = tshift;
     let tiles = row_tiles(enc.ctx(), Conv2dDispatch::tiled_pixels(&p));
     // x is read through the texture only.
     let buffers = [
@@ -436,7 +428,9 @@ pub fn conv2d_into(
     let [bias, scale, shift, alpha, residual] = epilogue_buffers(enc, epi);
     let (mut d, tiles) = Conv2dDispatch::plan(enc.ctx(), p);
     (d.y_off, d.y_c) = (y_off as u32, y_c as u32);
-    let xt = input_texture(enc, x, &mut d)?;
+    // x through the staging texture (binding 10) where c is a multiple of 4, else from its buffer.
+    let (xt, tshift) = enc.texture_of_if(x, p.c.is_multiple_of(4))?;
+    d.tshift = tshift;
     let part = if d.ksplits > 1 {
         let bytes = (d.ksplits as usize * p.out_shape().iter().product::<usize>() * 4) as u64;
         enc.ctx().splitk_scratch(bytes)

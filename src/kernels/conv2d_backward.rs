@@ -17,7 +17,7 @@ pub struct Conv2dBackwardParams {
     pub cls_y: u32,
     pub cls_x: u32,
     /// log2 of the texels in a row of the texture grad_input reads g through and grad_weight x (see
-    /// `a_texture`).
+    /// `Encoder::texture_of`).
     pub tshift: u32,
     pub _pad: [u32; 3],
 }
@@ -130,18 +130,6 @@ pub fn epilogue_backward(
     )
 }
 
-/// The texture conv2d_backward.wgsl reads `a` (binding 1: g for grad_input, x for grad_weight) through
-/// (binding 9) where the channel counts are multiples of 4: `a` copied into the context's staging texture,
-/// recorded now, with `q.tshift` set; else the absent texture (the shader then reads the buffer).
-fn a_texture(enc: &mut Encoder, a: &GpuTensor, q: &mut Conv2dBackwardParams) -> Result<wgpu::TextureView, GpuError> {
-    if !q.conv.c.is_multiple_of(4) || !q.conv.oc.is_multiple_of(4) {
-        return Ok(enc.absent_texture().clone());
-    }
-    let (view, shift) = enc.texture_of(a)?;
-    q.tshift = shift;
-    Ok(view)
-}
-
 /// Records `dx (+)= conv2d_transpose(g, w)`: the gradient of the input.
 #[allow(clippy::too_many_arguments)]
 pub fn grad_input(
@@ -156,7 +144,9 @@ pub fn grad_input(
     let mut q = Conv2dBackwardParams::new(&dx.shape, &w.shape, stride, padding)?;
     check_shape("conv2d grad_input", "g", &g.shape, &q.conv.out_shape())?;
     q.conv.flags = if accumulate { ACCUMULATE } else { 0 };
-    let gt = a_texture(enc, g, &mut q)?;
+    // g through the staging texture (binding 9) on the vec4 path, else from its buffer.
+    let (gt, tshift) = enc.texture_of_if(g, q.conv.c.is_multiple_of(4) && q.conv.oc.is_multiple_of(4))?;
+    q.tshift = tshift;
     let c = q.conv;
     let tag = format!("{:?} * {:?} stride {}", dx.shape, w.shape, c.sh);
     // Stride 1, wider than one tap, vec4 channels, rows that round up to 8 columns with at most 15% more:
@@ -214,7 +204,9 @@ pub fn grad_weight(
     let tiles = ((c.kh * c.kw * c.c.div_ceil(8)).div_ceil(unit) * unit * c.oc.div_ceil(16)) as usize;
     let need = q.scratch_len();
     let acc = if accumulate { ACCUMULATE } else { 0 };
-    let xt = a_texture(enc, x, &mut q)?;
+    // x through the staging texture (binding 9) on the vec4 path, else from its buffer.
+    let (xt, tshift) = enc.texture_of_if(x, q.conv.c.is_multiple_of(4) && q.conv.oc.is_multiple_of(4))?;
+    q.tshift = tshift;
     enc.tag_with(|| format!("{:?} * {:?} stride {} splits {}", x.shape, dw.shape, c.sh, q.splits));
     if need == 0 {
         q.conv.flags = acc;

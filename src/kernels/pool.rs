@@ -84,13 +84,8 @@ pub fn max_pool(
     // Four channels per invocation where c is a multiple of 4.
     let invocations = if p.c.is_multiple_of(4) { y.len() / 4 } else { y.len() };
     // With 4-channel groups x is read through the staging texture (see GpuContext::staging_texture).
-    let xt = if p.c.is_multiple_of(4) {
-        let (view, shift) = enc.texture_of(x)?;
-        p._pad[0] = shift;
-        view
-    } else {
-        enc.absent_texture().clone()
-    };
+    let (xt, tshift) = enc.texture_of_if(x, p.c.is_multiple_of(4))?;
+    p._pad[0] = tshift;
     enc.dispatch_textured(
         Shader::Pool,
         "max_pool",

@@ -6,7 +6,8 @@
 //   sum_dy[c]   = sum_r dy[r,c]             -> d beta  (added to dbeta when flags & 4)
 //   sum_dyxh[c] = sum_r dy[r,c] * xhat[r,c] -> d gamma (added to dgamma when flags & 1, gamma present)
 //   both saved in sums[0..c] and sums[c..2c] for bn_backward_input
-// bn_backward_input (4 elements per invocation):
+// bn_backward_input (4 elements per invocation, for c not a multiple of 4; bn_backward_input_rows below
+// otherwise):
 //   dx[r,c] (+)= gamma[c] * invstd[c] * (dy[r,c] - sum_dy[c] / rows - xhat[r,c] * sum_dyxh[c] / rows)
 //   (added when flags & 2; gamma is 1 when flags & 1 == 0, facenet's scale=False)
 // flags & 8: the forward was fused with a ReLU; dy is taken as dy * (y > 0) with y its output (relu_y).
@@ -47,22 +48,7 @@ fn reduce(t: u32, v: vec4<f32>) -> vec4<f32> {
     return total;
 }
 
-// Element e and, when c is a multiple of 4, the three after it (else zeros) of x and dy.
-fn x4(e: u32) -> vec4<f32> {
-    if ((p.c & 3u) == 0u) {
-        return x[e / 4u];
-    }
-    return vec4<f32>(x[e >> 2u][e & 3u], 0.0, 0.0, 0.0);
-}
-
 // dy, masked by the fused ReLU's output (flags & 8): dy * (y > 0).
-fn dy4(e: u32) -> vec4<f32> {
-    if ((p.c & 3u) == 0u) {
-        return relu_mask4(e / 4u, dy[e / 4u]);
-    }
-    return vec4<f32>(relu_mask1(e, dy[e >> 2u][e & 3u]), 0.0, 0.0, 0.0);
-}
-
 fn relu_mask4(q: u32, d: vec4<f32>) -> vec4<f32> {
     if ((p.flags & 8u) == 0u) {
         return d;
@@ -75,12 +61,6 @@ fn relu_mask1(e: u32, d: f32) -> f32 {
         return d;
     }
     return select(0.0, d, relu_y[e >> 2u][e & 3u] > 0.0);
-}
-
-// Per-channel values of channels ch0..ch0+3 (those past c read as the last); one function per buffer, as
-// an entry point's bindings are those its code touches.
-fn ch4(ch0: u32, j: u32) -> u32 {
-    return min(ch0 + j, p.c - 1u);
 }
 
 // Element i of a per-channel operand.
@@ -100,75 +80,39 @@ fn sums1(i: u32) -> f32 {
     return sums[i >> 2u][i & 3u];
 }
 
-// Channels ch0..ch0+3 of the operands: one vec4 where c is a multiple of 4 (ch0 is then one too).
-fn mean4(ch0: u32) -> vec4<f32> {
-    if ((p.c & 3u) == 0u) {
-        return mean[ch0 >> 2u];
-    }
-    return vec4<f32>(mean1(ch4(ch0, 0u)), mean1(ch4(ch0, 1u)), mean1(ch4(ch0, 2u)), mean1(ch4(ch0, 3u)));
-}
-
-fn invstd4(ch0: u32) -> vec4<f32> {
-    if ((p.c & 3u) == 0u) {
-        return invstd[ch0 >> 2u];
-    }
-    return vec4<f32>(invstd1(ch4(ch0, 0u)), invstd1(ch4(ch0, 1u)), invstd1(ch4(ch0, 2u)), invstd1(ch4(ch0, 3u)));
-}
-
-fn gamma4(ch0: u32) -> vec4<f32> {
-    if ((p.flags & 1u) == 0u) {
-        return vec4<f32>(1.0);
-    }
-    if ((p.c & 3u) == 0u) {
-        return gamma[ch0 >> 2u];
-    }
-    return vec4<f32>(gamma1(ch4(ch0, 0u)), gamma1(ch4(ch0, 1u)), gamma1(ch4(ch0, 2u)), gamma1(ch4(ch0, 3u)));
-}
-
-// sum_dy (at 0) or sum_dyxh (at c) of channels ch0..ch0+3.
-fn sums4(at: u32, ch0: u32) -> vec4<f32> {
-    if ((p.c & 3u) == 0u) {
-        return sums[(at + ch0) >> 2u];
-    }
-    return vec4<f32>(sums1(at + ch4(ch0, 0u)), sums1(at + ch4(ch0, 1u)), sums1(at + ch4(ch0, 2u)), sums1(at + ch4(ch0, 3u)));
-}
-
 @compute @workgroup_size(64)
 fn bn_backward_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-    let lanes = select(1u, 4u, (p.c & 3u) == 0u);
-    let ch0 = wg.x * lanes;
-    let m = mean4(ch0);
-    let k = invstd4(ch0);
+    // One channel (the .x of the vec4 sums; reduce() adds vec4s).
+    let ch = wg.x;
+    let m = mean1(ch);
+    let k = invstd1(ch);
     var s = vec4<f32>();
     var q = vec4<f32>();
     for (var r = t; r < p.rows; r += 64u) {
-        let at = r * p.c + ch0;
-        let d = dy4(at);
-        s += d;
-        q += d * (x4(at) - m) * k;
+        let e = r * p.c + ch;
+        let d = relu_mask1(e, dy[e >> 2u][e & 3u]);
+        s.x += d;
+        q.x += d * (x[e >> 2u][e & 3u] - m) * k;
     }
-    let sum_dy = reduce(t, s);
-    let sum_dyxh = reduce(t, q);
+    let sum_dy = reduce(t, s).x;
+    let sum_dyxh = reduce(t, q).x;
     if (t == 0u) {
-        for (var j = 0u; j < lanes; j++) {
-            let ch = ch0 + j;
-            sums[ch >> 2u][ch & 3u] = sum_dy[j];
-            sums[(p.c + ch) >> 2u][(p.c + ch) & 3u] = sum_dyxh[j];
-            if ((p.flags & 1u) != 0u) {
-                dgamma[ch >> 2u][ch & 3u] += sum_dyxh[j];
-            }
-            if ((p.flags & 4u) != 0u) {
-                dbeta[ch] += sum_dy[j];
-            }
+        sums[ch >> 2u][ch & 3u] = sum_dy;
+        sums[(p.c + ch) >> 2u][(p.c + ch) & 3u] = sum_dyxh;
+        if ((p.flags & 1u) != 0u) {
+            dgamma[ch >> 2u][ch & 3u] += sum_dyxh;
+        }
+        if ((p.flags & 4u) != 0u) {
+            dbeta[ch] += sum_dy;
         }
     }
 }
 
 // With c a multiple of 4, the sums in two passes that read x and dy row by row, contiguously: invocation
 // (block b, channel group g) sums rows [b * block_rows, (b + 1) * block_rows) of channels 4g..4g+3 into
-// parts[b, g], then bn_backward_sums adds the blocks. (bn_backward_stats' lanes each read their own row of
-// one channel group, c floats apart: 930-1010 ms per two training steps, against 330-360 for the same
-// loads made contiguous.)
+// parts[b, g], then bn_backward_sums adds the blocks. (bn_backward_stats used to take these too, its lanes
+// each reading their own row of one channel group, c floats apart: 930-1010 ms per two training steps,
+// against 330-360 for the same loads made contiguous.)
 @compute @workgroup_size(64)
 fn bn_backward_parts(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let rb = row_block(gid, nwg);
@@ -224,14 +168,6 @@ fn bn_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         return;
     }
     let n = f32(p.rows);
-    if ((p.c & 3u) == 0u) {
-        let ch0 = (i4 * 4u) % p.c;
-        let k = invstd4(ch0);
-        let xh = (x[i4] - mean4(ch0)) * k;
-        let v = gamma4(ch0) * k * (relu_mask4(i4, dy[i4]) - sums4(0u, ch0) / n - xh * sums4(p.c, ch0) / n);
-        dgamma[i4] = select(vec4<f32>(), dgamma[i4], (p.flags & 2u) != 0u) + v;
-        return;
-    }
     for (var e = i4 * 4u; e < min(i4 * 4u + 4u, total); e++) {
         let ch = e % p.c;
         let k = invstd1(ch);
@@ -259,8 +195,12 @@ fn bn_backward_input_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builti
     let n = f32(p.rows);
     let k = invstd[g];
     let m = mean[g];
+    var gm = vec4<f32>(1.0);
+    if ((p.flags & 1u) != 0u) {
+        gm = gamma[g];
+    }
     // The same order of operations as bn_backward_input.
-    let gk = gamma4(4u * g) * k;
+    let gk = gm * k;
     let s0 = sums[g] / n;
     let s1 = sums[c4 + g] / n;
     let acc = (p.flags & 2u) != 0u;

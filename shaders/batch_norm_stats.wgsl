@@ -4,8 +4,8 @@
 // read x row by row, contiguously: bn_stats_parts sums blocks of rows per channel group (invocation
 // (block b, group g)), bn_stats_mean adds the blocks into mean, bn_stats_parts again (flags & 16) sums
 // the squared deviations from it, and bn_stats_finish adds those and writes invstd and the moving
-// statistics. (bn_stats' lanes each read their own row of one channel group, c floats apart, as
-// bn_backward_stats did: see batch_norm_backward.wgsl.)
+// statistics. (bn_stats used to take c multiples of 4 too, four channels a workgroup, its lanes each
+// reading their own row c floats apart, as bn_backward_stats did: see batch_norm_backward.wgsl.)
 
 struct Params {
     rows: u32, c: u32, flags: u32, eps: f32,
@@ -36,39 +36,32 @@ fn reduce(t: u32, v: vec4<f32>) -> vec4<f32> {
     return total;
 }
 
-// Channels ch0.. of row r: 4 of them when c is a multiple of 4, else one (in x).
-fn row(r: u32, ch0: u32) -> vec4<f32> {
-    let e = r * p.c + ch0;
-    if ((p.c & 3u) == 0u) {
-        return x[e / 4u];
-    }
+// Channel ch of row r (in .x; reduce() adds vec4s).
+fn row(r: u32, ch: u32) -> vec4<f32> {
+    let e = r * p.c + ch;
     return vec4<f32>(x[e >> 2u][e & 3u], 0.0, 0.0, 0.0);
 }
 
 @compute @workgroup_size(64)
 fn bn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-    let lanes = select(1u, 4u, (p.c & 3u) == 0u);
-    let ch0 = wg.x * lanes;
+    let ch = wg.x;
     var s = vec4<f32>();
     for (var r = t; r < p.rows; r += 64u) {
-        s += row(r, ch0);
+        s += row(r, ch);
     }
-    let m = reduce(t, s) / f32(p.rows);
+    let m = reduce(t, s).x / f32(p.rows);
     var q = vec4<f32>();
     for (var r = t; r < p.rows; r += 64u) {
-        let d = row(r, ch0) - m;
-        q += d * d;
+        let d = row(r, ch).x - m;
+        q.x += d * d;
     }
-    let var_b = reduce(t, q) / f32(p.rows);
+    let var_b = reduce(t, q).x / f32(p.rows);
     if (t == 0u) {
-        for (var j = 0u; j < lanes; j++) {
-            let ch = ch0 + j;
-            mean[ch] = m[j];
-            invstd[ch] = inverseSqrt(var_b[j] + p.eps);
-            let unbiased = var_b[j] * f32(p.rows) / f32(max(p.rows, 2u) - 1u);
-            moving_mean[ch] -= (1.0 - p.decay) * (moving_mean[ch] - m[j]);
-            moving_var[ch] -= (1.0 - p.decay) * (moving_var[ch] - unbiased);
-        }
+        mean[ch] = m;
+        invstd[ch] = inverseSqrt(var_b + p.eps);
+        let unbiased = var_b * f32(p.rows) / f32(max(p.rows, 2u) - 1u);
+        moving_mean[ch] -= (1.0 - p.decay) * (moving_mean[ch] - m);
+        moving_var[ch] -= (1.0 - p.decay) * (moving_var[ch] - unbiased);
     }
 }
 

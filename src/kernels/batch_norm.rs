@@ -125,7 +125,7 @@ pub fn batch_norm_train(
             "bn_stats",
             &p,
             &[Some(&x.buffer), Some(&mean.buffer), Some(&invstd.buffer), Some(&moving_mean.buffer), Some(&moving_var.buffer)],
-            [stat_groups(&p), 1, 1],
+            [p.c, 1, 1],
         )?;
     }
     let g = gamma.map(|t| &t.buffer).unwrap_or(enc.absent());
@@ -168,14 +168,6 @@ fn set_blocks(p: &mut BatchNormParams, invocations: u32) {
     let blocks = (invocations / c4).clamp(1, p.rows.max(1));
     p._pad[1] = p.rows.div_ceil(blocks).max(1);
     p._pad[0] = p.rows.div_ceil(p._pad[1]).max(1);
-}
-
-fn stat_groups(p: &BatchNormParams) -> u32 {
-    if p.c.is_multiple_of(4) {
-        p.c / 4
-    } else {
-        p.c
-    }
 }
 
 /// Records the backward of `batch_norm_train` from the saved `mean` and `invstd`.
@@ -260,7 +252,7 @@ pub fn batch_norm_backward(
                 Some(dbeta),
                 Some(relu_y),
             ],
-            [stat_groups(&p), 1, 1],
+            [p.c, 1, 1],
         )?;
     }
     p.flags = (p.flags & (1 | RELU)) | if grads.accumulate { 2 } else { 0 };

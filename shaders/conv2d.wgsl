@@ -37,6 +37,18 @@ struct Params {
     y_c: u32, _p0: u32, tshift: u32, _p2: u32,
 }
 
+// What a dispatch uses, compiled in or out per pipeline (set by Conv2dDispatch::constants): CPU drivers
+// run both sides of every branch under a lane mask, so a branch on the uniform would cost every conv the
+// features it does not use (PNet's conv1 + pool: 7.8 -> 5.0 ms without the affine and residual code).
+override BIAS: bool = false;      // y += bias[o]
+override AFFINE: bool = false;    // y = y * scale[o] + shift[o]
+override RESIDUAL: bool = false;  // y = residual + res_scale * y
+override ACT: u32 = 0u;           // 0 none, 1 ReLU, 2 PReLU
+override VEC: bool = true;        // c and oc multiples of 4: x and w read as vec4s
+override VEC_STORE: bool = true;  // oc, y_c and y_off multiples of 4: y stored as vec4s
+override ROWS: bool = false;      // p.rows == 1: row tiles (conv2d, conv2d_solo)
+override SPLITK: bool = false;    // p.ksplits > 1: raw sums into `part`
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;  // [n, h, w, c] (buffers are padded to 16 bytes)
 @group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>; // [kh, kw, c, oc]
@@ -161,7 +173,6 @@ fn conv_flat(t: ptr<function, Tile>, mt: u32, tiles_m: u32, m_total: u32, n0: u3
             }
         }
     }
-    let vectorized = (p.c & 3u) == 0u && (p.oc & 3u) == 0u;
     for (var ky = 0u; ky < p.kh; ky++) {
         for (var kx = 0u; kx < p.kw; kx++) {
             // Input offsets of the 8 pixels for this tap; a pixel in the padding reads 0 (mask k).
@@ -182,7 +193,7 @@ fn conv_flat(t: ptr<function, Tile>, mt: u32, tiles_m: u32, m_total: u32, n0: u3
                 k1[r] = select(0.0, 1.0, ok1);
             }
             let kbase = (ky * p.kw + kx) * p.c;
-            if (vectorized) {
+            if (VEC) {
                 // Four input channels per step: one vec4 of x per pixel, one row of 4 vec4s of w per channel.
                 let q0 = off0 / 4u;
                 let q1 = off1 / 4u;
@@ -388,7 +399,7 @@ fn conv_tiles(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, sgs: u32, solo: bool) {
     // 8 consecutive columns of one output row, the last of a row ragged: the tile's taps along a row then
     // read overlapping input columns, which are loaded once (see below).
     let tiles_row = (p.ow + 7u) / 8u;
-    let tiles_m = select((m_total + 7u) / 8u, p.n * p.oh * tiles_row, p.rows != 0u);
+    let tiles_m = select((m_total + 7u) / 8u, p.n * p.oh * tiles_row, ROWS);
     // The lanes of one subgroup (`unit` invocations) share the column tile n0, so that they can share its
     // weights, and take consecutive row tiles. Lanes past the last row tile repeat it and store nothing:
     // every lane stays active for the shuffles.
@@ -415,7 +426,7 @@ fn conv_tiles(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, sgs: u32, solo: bool) {
     // Pixel r of the tile is output pixel m_store + r, stored if below `lim`.
     var m_store = mt * 8u;
     var lim = min(m_store + 8u, m_total);
-    if (p.rows == 1u) {
+    if (ROWS) {
         let rt = row_tile(mt, tiles_m, tiles_row);
         m_store = rt.m_store;
         lim = rt.lim;
@@ -425,7 +436,7 @@ fn conv_tiles(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, sgs: u32, solo: bool) {
     }
     // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers. The
     // per-channel operands are the same for the 8 rows and loaded once.
-    if (p.ksplits > 1u) {
+    if (SPLITK) {
         // Raw sums of this split; conv2d_splitk_finish adds the splits and applies the epilogue.
         let base = ks * m_total * p.oc;
         store_part(base, m_store, lim, n0, t.c0_0, t.c0_1, t.c0_2, t.c0_3);
@@ -668,14 +679,14 @@ struct Chan {
 
 fn chan(c: vec4<u32>) -> Chan {
     var e = Chan(vec4<f32>(), vec4<f32>(1.0), vec4<f32>(), vec4<f32>());
-    if ((p.flags & 1u) != 0u) {
+    if (BIAS) {
         e.bias = vec4<f32>(bias[c.x], bias[c.y], bias[c.z], bias[c.w]);
     }
-    if ((p.flags & 2u) != 0u) {
+    if (AFFINE) {
         e.scale = vec4<f32>(scale[c.x], scale[c.y], scale[c.z], scale[c.w]);
         e.shift = vec4<f32>(shift[c.x], shift[c.y], shift[c.z], shift[c.w]);
     }
-    if (p.act == 2u) {
+    if (ACT == 2u) {
         e.alpha = vec4<f32>(alpha[c.x], alpha[c.y], alpha[c.z], alpha[c.w]);
     }
     return e;
@@ -684,7 +695,7 @@ fn chan(c: vec4<u32>) -> Chan {
 // The epilogue of channels c of output pixel m (a pixel past the end reads the last one's residual).
 fn finish(m: u32, m_total: u32, c: vec4<u32>, e: Chan, acc: vec4<f32>) -> vec4<f32> {
     var v = (acc + e.bias) * e.scale + e.shift;
-    if ((p.flags & 4u) != 0u) {
+    if (RESIDUAL) {
         let at = min(m, m_total - 1u) * p.oc;
         var res: vec4<f32>;
         if ((p.oc & 3u) == 0u && c.w == c.x + 3u) {
@@ -694,9 +705,9 @@ fn finish(m: u32, m_total: u32, c: vec4<u32>, e: Chan, acc: vec4<f32>) -> vec4<f
         }
         v = res + p.res_scale * v;
     }
-    if (p.act == 1u) {
+    if (ACT == 1u) {
         v = max(v, vec4<f32>());
-    } else if (p.act == 2u) {
+    } else if (ACT == 2u) {
         v = max(v, vec4<f32>()) + e.alpha * min(v, vec4<f32>());
     }
     return v;
@@ -708,7 +719,7 @@ fn store_row(m: u32, lim: u32, n0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f
         return;
     }
     let at = m * p.y_c + p.y_off + n0;
-    if (((p.oc | p.y_c | p.y_off) & 3u) == 0u) {
+    if (VEC_STORE) {
         let q = at / 4u;
         y[q] = v0;
         if (n0 + 4u < p.oc) { y[q + 1u] = v1; }

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use super::pipeline::Constants;
 use super::{GpuContext, GpuError, GpuTensor, Shader};
 
 /// Invocations per workgroup of every 1-D kernel (`@workgroup_size(64)` in the shaders).
@@ -85,6 +86,21 @@ impl<'a> Encoder<'a> {
         textures: &[(u32, &wgpu::TextureView)],
         groups: [u32; 3],
     ) -> Result<(), GpuError> {
+        self.dispatch_with(shader, entry, &[], params, buffers, textures, groups)
+    }
+
+    /// `dispatch_textured` of the pipeline specialized by `constants` (see [`GpuContext::pipeline_with`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch_with<P: bytemuck::Pod>(
+        &mut self,
+        shader: Shader,
+        entry: &'static str,
+        constants: Constants,
+        params: &P,
+        buffers: &[Option<&wgpu::Buffer>],
+        textures: &[(u32, &wgpu::TextureView)],
+        groups: [u32; 3],
+    ) -> Result<(), GpuError> {
         let max = self.ctx.device.limits().max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
             return Err(GpuError::Invalid {
@@ -92,7 +108,7 @@ impl<'a> Encoder<'a> {
                 detail: format!("dispatch {groups:?} exceeds the adapter's {max} workgroups per dimension"),
             });
         }
-        let pipeline = self.ctx.pipeline(shader, entry)?;
+        let pipeline = self.ctx.pipeline_with(shader, entry, constants)?;
         if groups.contains(&0) {
             self.tag.clear();
             return Ok(());

@@ -11,7 +11,7 @@ pub use buffer::{DType, GpuTensor};
 pub use context::{prefer_wide_llvmpipe_vectors, AdapterSummary, GpuContext};
 pub use encoder::{groups_1d, Encoder, WORKGROUP_1D};
 pub use error::GpuError;
-pub use pipeline::Shader;
+pub use pipeline::{Constants, Shader};
 
 /// Checks that `got` equals `want`, naming the op and the operand on mismatch.
 pub fn check_shape(op: &'static str, what: &str, got: &[usize], want: &[usize]) -> Result<(), GpuError> {

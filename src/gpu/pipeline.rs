@@ -68,17 +68,32 @@ pub fn select_lines(source: &str, subgroups: bool) -> String {
     out
 }
 
-/// Compiled pipelines keyed by (shader, entry point); each is compiled once per context.
+/// Values of a pipeline's overridable constants (WGSL `override` declarations), by name.
+pub type Constants<'c> = &'c [(&'static str, f64)];
+
+/// A pipeline's cache key: its shader, entry point and the bits of its constants' values.
+type PipelineKey = (Shader, &'static str, Vec<(&'static str, u64)>);
+
+/// Compiled pipelines keyed by (shader, entry point, constants); each is compiled once per context.
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     modules: Mutex<HashMap<Shader, Arc<wgpu::ShaderModule>>>,
-    pipelines: Mutex<HashMap<(Shader, &'static str), Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
 }
 
 impl GpuContext {
     /// The compiled pipeline of `shader::entry`, compiled on first use and cached.
     pub fn pipeline(&self, shader: Shader, entry: &'static str) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
-        if let Some(p) = self.pipelines.pipelines.lock().expect("pipeline cache poisoned").get(&(shader, entry)) {
+        self.pipeline_with(shader, entry, &[])
+    }
+
+    /// The pipeline of `shader::entry` with its overridable constants set to `constants` (the others keep
+    /// their defaults), compiled on first use and cached. Kernels specialize this way rather than branch on
+    /// a uniform: CPU drivers run both sides of every branch under a lane mask, so a feature a dispatch
+    /// does not use costs as much as one it does unless it is compiled out.
+    pub fn pipeline_with(&self, shader: Shader, entry: &'static str, constants: Constants) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
+        let key: PipelineKey = (shader, entry, constants.iter().map(|&(name, v)| (name, v.to_bits())).collect());
+        if let Some(p) = self.pipelines.pipelines.lock().expect("pipeline cache poisoned").get(&key) {
             return Ok(p.clone());
         }
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -100,7 +115,7 @@ impl GpuContext {
             layout: None,
             module: &module,
             entry_point: Some(entry),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
             cache: None,
         });
         if let Some(err) = pollster::block_on(scope.pop()) {
@@ -109,7 +124,7 @@ impl GpuContext {
             return Err(GpuError::ShaderValidation { shader: shader.file(), entry, message: err.to_string() });
         }
         let pipeline = Arc::new(pipeline);
-        self.pipelines.pipelines.lock().expect("pipeline cache poisoned").insert((shader, entry), pipeline.clone());
+        self.pipelines.pipelines.lock().expect("pipeline cache poisoned").insert(key, pipeline.clone());
         Ok(pipeline)
     }
 

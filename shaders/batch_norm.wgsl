@@ -14,6 +14,10 @@ struct Params {
     decay: f32, blocks: u32, block_rows: u32, _p2: u32,
 }
 
+// FLAGS is the params' `flags`, compiled into each pipeline (src/gpu/encoder.rs `flags`): CPU drivers run
+// both sides of every branch under a lane mask, so a branch on the uniform would cost the paths not taken.
+override FLAGS: u32;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;    // [rows, c] (padded to 16 bytes)
 @group(0) @binding(2) var<storage, read> stat_a: array<vec4<f32>>; // [c] moving_mean (inference) | mean (normalize)
@@ -35,7 +39,7 @@ fn apply(i4: u32, mode: u32) {
         a = stat_a[q];
         b = stat_b[q];
         t = beta[q];
-        if ((p.flags & 1u) != 0u) {
+        if ((FLAGS & 1u) != 0u) {
             g = gamma[q];
         }
     } else {
@@ -44,7 +48,7 @@ fn apply(i4: u32, mode: u32) {
             a[j] = stat_a[ch >> 2u][ch & 3u];
             b[j] = stat_b[ch >> 2u][ch & 3u];
             t[j] = beta[ch >> 2u][ch & 3u];
-            if ((p.flags & 1u) != 0u) {
+            if ((FLAGS & 1u) != 0u) {
                 g[j] = gamma[ch >> 2u][ch & 3u];
             }
         }
@@ -53,7 +57,7 @@ fn apply(i4: u32, mode: u32) {
         b = inverseSqrt(b + p.eps);
     }
     var v = (x[i4] - a) * b * g + t;
-    if ((p.flags & 8u) != 0u) {
+    if ((FLAGS & 8u) != 0u) {
         v = max(v, vec4<f32>());
     }
     if (i4 * 4u + 4u <= n) {
@@ -95,7 +99,7 @@ fn bn_normalize_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let g = rb.g;
     let c4 = rb.c4;
     var gm = vec4<f32>(1.0);
-    if ((p.flags & 1u) != 0u) {
+    if ((FLAGS & 1u) != 0u) {
         gm = gamma[g];
     }
     let a = stat_a[g];
@@ -104,7 +108,7 @@ fn bn_normalize_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     for (var r = rb.first; r < rb.end; r++) {
         // The same order of operations as apply().
         var v = (x[r * c4 + g] - a) * k * gm + t;
-        if ((p.flags & 8u) != 0u) {
+        if ((FLAGS & 8u) != 0u) {
             v = max(v, vec4<f32>());
         }
         y[r * c4 + g] = v;

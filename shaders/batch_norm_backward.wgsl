@@ -17,6 +17,10 @@ struct Params {
     decay: f32, blocks: u32, block_rows: u32, _p2: u32,
 }
 
+// FLAGS is the params' `flags`, compiled into each pipeline (src/gpu/encoder.rs `flags`): CPU drivers run
+// both sides of every branch under a lane mask, so a branch on the uniform would cost the paths not taken.
+override FLAGS: u32;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;            // [rows, c] forward input
 @group(0) @binding(2) var<storage, read> dy: array<vec4<f32>>;           // [rows, c]
@@ -50,14 +54,14 @@ fn reduce(t: u32, v: vec4<f32>) -> vec4<f32> {
 
 // dy, masked by the fused ReLU's output (flags & 8): dy * (y > 0).
 fn relu_mask4(q: u32, d: vec4<f32>) -> vec4<f32> {
-    if ((p.flags & 8u) == 0u) {
+    if ((FLAGS & 8u) == 0u) {
         return d;
     }
     return select(vec4<f32>(), d, relu_y[q] > vec4<f32>());
 }
 
 fn relu_mask1(e: u32, d: f32) -> f32 {
-    if ((p.flags & 8u) == 0u) {
+    if ((FLAGS & 8u) == 0u) {
         return d;
     }
     return select(0.0, d, relu_y[e >> 2u][e & 3u] > 0.0);
@@ -99,10 +103,10 @@ fn bn_backward_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
     if (t == 0u) {
         sums[ch >> 2u][ch & 3u] = sum_dy;
         sums[(p.c + ch) >> 2u][(p.c + ch) & 3u] = sum_dyxh;
-        if ((p.flags & 1u) != 0u) {
+        if ((FLAGS & 1u) != 0u) {
             dgamma[ch >> 2u][ch & 3u] += sum_dyxh;
         }
-        if ((p.flags & 4u) != 0u) {
+        if ((FLAGS & 4u) != 0u) {
             dbeta[ch] += sum_dy;
         }
     }
@@ -150,10 +154,10 @@ fn bn_backward_sums(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     sums[g] = s;
     sums[c4 + g] = q;
-    if ((p.flags & 1u) != 0u) {
+    if ((FLAGS & 1u) != 0u) {
         dgamma[g] += q;
     }
-    if ((p.flags & 4u) != 0u) {
+    if ((FLAGS & 4u) != 0u) {
         for (var j = 0u; j < 4u; j++) {
             dbeta[g * 4u + j] += s[j];
         }
@@ -173,11 +177,11 @@ fn bn_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         let k = invstd1(ch);
         let xh = (x[e >> 2u][e & 3u] - mean1(ch)) * k;
         var g = 1.0;
-        if ((p.flags & 1u) != 0u) {
+        if ((FLAGS & 1u) != 0u) {
             g = gamma1(ch);
         }
         let v = g * k * (relu_mask1(e, dy[e >> 2u][e & 3u]) - sums1(ch) / n - xh * sums1(p.c + ch) / n);
-        dgamma[e >> 2u][e & 3u] = select(0.0, dgamma[e >> 2u][e & 3u], (p.flags & 2u) != 0u) + v;
+        dgamma[e >> 2u][e & 3u] = select(0.0, dgamma[e >> 2u][e & 3u], (FLAGS & 2u) != 0u) + v;
     }
 }
 
@@ -196,14 +200,14 @@ fn bn_backward_input_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builti
     let k = invstd[g];
     let m = mean[g];
     var gm = vec4<f32>(1.0);
-    if ((p.flags & 1u) != 0u) {
+    if ((FLAGS & 1u) != 0u) {
         gm = gamma[g];
     }
     // The same order of operations as bn_backward_input.
     let gk = gm * k;
     let s0 = sums[g] / n;
     let s1 = sums[c4 + g] / n;
-    let acc = (p.flags & 2u) != 0u;
+    let acc = (FLAGS & 2u) != 0u;
     for (var r = rb.first; r < rb.end; r++) {
         let at = r * c4 + g;
         let xh = (x[at] - m) * k;

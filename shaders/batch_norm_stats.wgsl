@@ -12,6 +12,10 @@ struct Params {
     decay: f32, blocks: u32, block_rows: u32, _p2: u32,
 }
 
+// FLAGS is the params' `flags`, compiled into each pipeline (src/gpu/encoder.rs `flags`): CPU drivers run
+// both sides of every branch under a lane mask, so a branch on the uniform would cost the paths not taken.
+override FLAGS: u32;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;           // [rows, c] (padded to 16 bytes)
 @group(0) @binding(2) var<storage, read_write> mean: array<f32>;        // [c] saved for backward
@@ -74,7 +78,7 @@ fn bn_stats_parts(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let g = rb.g;
     let c4 = rb.c4;
     // Second pass (flags & 16): squared deviations from the mean the first pass made.
-    let square = (p.flags & 16u) != 0u;
+    let square = (FLAGS & 16u) != 0u;
     var m = vec4<f32>();
     if (square) {
         m = vec4<f32>(mean[4u * g], mean[4u * g + 1u], mean[4u * g + 2u], mean[4u * g + 3u]);

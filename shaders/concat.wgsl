@@ -5,6 +5,10 @@
 
 struct Params { rows: u32, src_c: u32, dst_c: u32, src_off: u32, dst_off: u32, count: u32, flags: u32, _p1: u32 }
 
+// FLAGS is the params' `flags`, compiled into each pipeline (src/gpu/encoder.rs `flags`): CPU drivers run
+// both sides of every branch under a lane mask, so a branch on the uniform would cost the paths not taken.
+override FLAGS: u32;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
@@ -18,5 +22,5 @@ fn copy_channels(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let r = i / p.count;
     let k = i % p.count;
     let at = r * p.dst_c + p.dst_off + k;
-    dst[at] = select(0.0, dst[at], (p.flags & 1u) != 0u) + src[r * p.src_c + p.src_off + k];
+    dst[at] = select(0.0, dst[at], (FLAGS & 1u) != 0u) + src[r * p.src_c + p.src_off + k];
 }

@@ -29,6 +29,17 @@ struct Params {
     tshift: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 
+// What a dispatch uses, compiled in or out per pipeline (set by Conv2dBackwardParams::constants): CPU
+// drivers run both sides of every branch under a lane mask, so a branch on the uniform costs every
+// dispatch the paths it does not take.
+override VEC: bool = true;        // the entry's vec4 path: grad_input and grad_weight, c and oc multiples
+                                  // of 4; epilogue_backward, oc; grad_weight_reduce, the weight count
+override ACC: bool = false;       // flags & 1: grad_input, grad_weight and the reduce add into `out`
+override AFFINE: bool = false;    // flags & 2
+override RESIDUAL: bool = false;  // flags & 4
+override RES_ACC: bool = false;   // flags & 8: the residual's gradient is added into `dres`
+override ACT: u32 = 0u;           // 0 none, 1 ReLU, 2 PReLU
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;   // dy | g (grad_input) | x (grad_weight) | part (reduce)
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;   // y | w (grad_input) | g (grad_weight)
@@ -96,9 +107,10 @@ fn put_cols(valid: bool, at: u32, col0: u32, cols: u32, a: vec4<f32>, b: vec4<f3
     if (!valid) {
         return;
     }
-    if ((at & 3u) == 0u && (cols & 3u) == 0u && col0 + 8u <= cols) {
-        put4(at, a, acc);
-        put4(at + 4u, b, acc);
+    if (VEC) {
+        // at, cols and col0 are multiples of 4 (col0 of 8): each half is whole or past the edge.
+        if (col0 < cols) { put4(at, a, acc); }
+        if (col0 + 4u < cols) { put4(at + 4u, b, acc); }
         return;
     }
     for (var j = 0u; j < 4u; j++) {
@@ -125,23 +137,25 @@ fn epilogue_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     if (i4 * 4u >= total) {
         return;
     }
-    if ((p.oc & 3u) == 0u) {
+    if (VEC) {
         let o4 = ((i4 * 4u) % p.oc) / 4u;
         let dy = a[i4];
         var du = dy;
-        if (p.act == 1u) {
+        if (ACT == 1u) {
             du = select(vec4<f32>(), dy, b[i4] > vec4<f32>());
-        } else if (p.act == 2u) {
+        } else if (ACT == 2u) {
             let u = preact[i4];
             du = select(alpha[o4] * dy, dy, u > vec4<f32>());
             prod[i4] = dy * min(u, vec4<f32>());
         }
         var g = du;
-        if ((p.flags & 4u) != 0u) {
-            dres[i4] = select(vec4<f32>(), dres[i4], (p.flags & 8u) != 0u) + du;
+        if (RESIDUAL) {
+            var r = du;
+            if (RES_ACC) { r += dres[i4]; }
+            dres[i4] = r;
             g = g * p.res_scale;
         }
-        if ((p.flags & 2u) != 0u) {
+        if (AFFINE) {
             g = g * scale[o4];
         }
         out[i4] = g;
@@ -153,19 +167,21 @@ fn epilogue_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         let o = i % p.oc;
         let dy = as_(i);
         var du = dy;
-        if (p.act == 1u) {
+        if (ACT == 1u) {
             du = select(0.0, dy, bs(i) > 0.0);
-        } else if (p.act == 2u) {
+        } else if (ACT == 2u) {
             let u = preact[q][r];
             du = select(alpha[o >> 2u][o & 3u] * dy, dy, u > 0.0);
             prod[q][r] = dy * min(u, 0.0);
         }
         var g = du;
-        if ((p.flags & 4u) != 0u) {
-            dres[q][r] = select(0.0, dres[q][r], (p.flags & 8u) != 0u) + du;
+        if (RESIDUAL) {
+            var d = du;
+            if (RES_ACC) { d += dres[q][r]; }
+            dres[q][r] = d;
             g = g * p.res_scale;
         }
-        if ((p.flags & 2u) != 0u) {
+        if (AFFINE) {
             g = g * scale[o >> 2u][o & 3u];
         }
         out[q][r] = g;
@@ -198,7 +214,6 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let m_store = mt * 8u;
     let m0 = min(mt, tiles_m - 1u) * 8u;
     let c0 = (u % tiles_c) * 16u;
-    let vectorized = (p.c & 3u) == 0u && (p.oc & 3u) == 0u;
     var jy: array<i32, 8>;
     var jx: array<i32, 8>;
     var gb: array<u32, 8>;
@@ -269,7 +284,7 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
             let w1 = (wbase + ch1) * p.oc;
             let w2 = (wbase + ch2) * p.oc;
             let w3 = (wbase + ch3) * p.oc;
-            if (vectorized) {
+            if (VEC) {
                 // Four output channels per step: a vec4 of g per pixel and of w per input channel.
                 let g0 = off0 / 4u;
                 let g1 = off1 / 4u;
@@ -309,7 +324,7 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         }
     }
     // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers.
-    let acc = (p.flags & 1u) != 0u;
+    let acc = ACC;
     put_cols(m_store + 0u < m_total, dxa[0u] + c0, c0, p.c, t.c0_0, t.c0_1, acc);
     put_cols(m_store + 0u < m_total, dxa[0u] + c0 + 8u, c0 + 8u, p.c, t.c0_2, t.c0_3, acc);
     put_cols(m_store + 1u < m_total, dxa[1u] + c0, c0, p.c, t.c1_0, t.c1_1, acc);
@@ -448,7 +463,7 @@ fn conv2d_grad_input_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builti
             }
         }
     }
-    let acc = (p.flags & 1u) != 0u;
+    let acc = ACC;
     let dxa = ((bn * p.h + iy) * p.w + ix0) * p.c;
     put_cols(mt < tiles_m && ix0 + 0u < p.w, dxa + 0u * p.c + c0, c0, p.c, t.c0_0, t.c0_1, acc);
     put_cols(mt < tiles_m && ix0 + 0u < p.w, dxa + 0u * p.c + c0 + 8u, c0 + 8u, p.c, t.c0_2, t.c0_3, acc);
@@ -505,7 +520,6 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let oo1 = min(o0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));
     let oo2 = min(o0 + vec4<u32>(8u, 9u, 10u, 11u), vec4<u32>(p.oc - 1u));
     let oo3 = min(o0 + vec4<u32>(12u, 13u, 14u, 15u), vec4<u32>(p.oc - 1u));
-    let vectorized = (p.c & 3u) == 0u && (p.oc & 3u) == 0u;
     // c<r>_<h>: input channel c0+r of the tap, output channels o0+4h..o0+4h+3.
     var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>(); var c0_2 = vec4<f32>(); var c0_3 = vec4<f32>();
     var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>(); var c1_2 = vec4<f32>(); var c1_3 = vec4<f32>();
@@ -518,7 +532,7 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     // With vec4 channels, walk the split's pixels one output row at a time, two pixels per step: every
     // lane steps through the same pixels (each masks those whose tap falls outside the image), and lane j
     // loads quarter j%4 of g's 16 columns for pixel j/4 of the pair, handed round by shuffles.
-    if (vectorized) {
+    if (VEC) {
         let xstep = p.sw * p.c / 4u;
         let oc4 = p.oc / 4u;
         // g's last vec4s of a ragged tile are clamped to the row (their outputs are not stored).
@@ -587,37 +601,40 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
             m = seg_end;
         }
     }
-    var ox = m_begin % p.ow;
-    var oy = (m_begin / p.ow) % p.oh;
-    var bn = m_begin / (p.ow * p.oh);
-    for (var m = select(m_begin, m_end, vectorized); m < m_end; m++) {
-        let iy = i32(oy * p.sh + ky) - i32(p.pad_top);
-        let ix = i32(ox * p.sw + kx) - i32(p.pad_left);
-        if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
-            let xo = ((bn * p.h + u32(iy)) * p.w + u32(ix)) * p.c;
-            let go = m * p.oc;
-            let a0 = vec4<f32>(as_(xo + cc0.x), as_(xo + cc0.y), as_(xo + cc0.z), as_(xo + cc0.w));
-            let a1 = vec4<f32>(as_(xo + cc1.x), as_(xo + cc1.y), as_(xo + cc1.z), as_(xo + cc1.w));
-            let b0 = vec4<f32>(bs(go + oo0.x), bs(go + oo0.y), bs(go + oo0.z), bs(go + oo0.w));
-            let b1 = vec4<f32>(bs(go + oo1.x), bs(go + oo1.y), bs(go + oo1.z), bs(go + oo1.w));
-            let b2 = vec4<f32>(bs(go + oo2.x), bs(go + oo2.y), bs(go + oo2.z), bs(go + oo2.w));
-            let b3 = vec4<f32>(bs(go + oo3.x), bs(go + oo3.y), bs(go + oo3.z), bs(go + oo3.w));
-            c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
-            c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
-            c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
-            c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
-            c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
-            c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
-            c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
-            c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
-        }
-        ox++;
-        if (ox == p.ow) {
-            ox = 0u;
-            oy++;
-            if (oy == p.oh) {
-                oy = 0u;
-                bn++;
+    // Element by element (channel counts not multiples of 4).
+    if (!VEC) {
+        var ox = m_begin % p.ow;
+        var oy = (m_begin / p.ow) % p.oh;
+        var bn = m_begin / (p.ow * p.oh);
+        for (var m = m_begin; m < m_end; m++) {
+            let iy = i32(oy * p.sh + ky) - i32(p.pad_top);
+            let ix = i32(ox * p.sw + kx) - i32(p.pad_left);
+            if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
+                let xo = ((bn * p.h + u32(iy)) * p.w + u32(ix)) * p.c;
+                let go = m * p.oc;
+                let a0 = vec4<f32>(as_(xo + cc0.x), as_(xo + cc0.y), as_(xo + cc0.z), as_(xo + cc0.w));
+                let a1 = vec4<f32>(as_(xo + cc1.x), as_(xo + cc1.y), as_(xo + cc1.z), as_(xo + cc1.w));
+                let b0 = vec4<f32>(bs(go + oo0.x), bs(go + oo0.y), bs(go + oo0.z), bs(go + oo0.w));
+                let b1 = vec4<f32>(bs(go + oo1.x), bs(go + oo1.y), bs(go + oo1.z), bs(go + oo1.w));
+                let b2 = vec4<f32>(bs(go + oo2.x), bs(go + oo2.y), bs(go + oo2.z), bs(go + oo2.w));
+                let b3 = vec4<f32>(bs(go + oo3.x), bs(go + oo3.y), bs(go + oo3.z), bs(go + oo3.w));
+                c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
+                c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
+                c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
+                c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
+                c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
+                c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
+                c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
+                c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
+            }
+            ox++;
+            if (ox == p.ow) {
+                ox = 0u;
+                oy++;
+                if (oy == p.oh) {
+                    oy = 0u;
+                    bn++;
+                }
             }
         }
     }
@@ -625,7 +642,7 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         return;
     }
     // Row r of the tile is input channel c0 + r of tap (ky, kx): weight row tap * c + c0 + r.
-    let acc = (p.flags & 1u) != 0u;
+    let acc = ACC;
     let rows = p.kh * p.kw * p.c;
     let base = split * rows * p.oc;
     let row0 = tap * p.c + c0;
@@ -657,12 +674,13 @@ fn grad_weight_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     if (i4 * 4u >= total) {
         return;
     }
-    if ((total & 3u) == 0u) {
+    if (VEC) {
         var s = vec4<f32>();
         for (var k = 0u; k < p.splits; k++) {
             s += a[(k * total) / 4u + i4];
         }
-        out[i4] = select(vec4<f32>(), out[i4], (p.flags & 1u) != 0u) + s;
+        if (ACC) { s += out[i4]; }
+        out[i4] = s;
         return;
     }
     for (var i = i4 * 4u; i < min(i4 * 4u + 4u, total); i++) {
@@ -670,6 +688,7 @@ fn grad_weight_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         for (var k = 0u; k < p.splits; k++) {
             s += as_(k * total + i);
         }
-        out[i >> 2u][i & 3u] = select(0.0, out[i >> 2u][i & 3u], (p.flags & 1u) != 0u) + s;
+        if (ACC) { s += out[i >> 2u][i & 3u]; }
+        out[i >> 2u][i & 3u] = s;
     }
 }

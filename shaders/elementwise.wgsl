@@ -19,6 +19,10 @@
 
 struct Params { n: u32, c: u32, a: f32, b: f32, seed: u32, flags: u32, _p1: u32, _p2: u32 }
 
+// FLAGS is the params' `flags`, compiled into each pipeline (src/gpu/encoder.rs `flags`): CPU drivers run
+// both sides of every branch under a lane mask, so a branch on the uniform would cost the paths not taken.
+override FLAGS: u32;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;            // [n]
 @group(0) @binding(2) var<storage, read> z: array<vec4<f32>>;            // [n] (add_scaled) | alpha [c] (prelu)
@@ -138,7 +142,7 @@ fn axpy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 // Writes a gradient, or adds it when flags & 1.
 fn store_grad(i4: u32, v: vec4<f32>) {
-    put(i4, select(vec4<f32>(), y[i4], (p.flags & 1u) != 0u) + v);
+    put(i4, select(vec4<f32>(), y[i4], (FLAGS & 1u) != 0u) + v);
 }
 
 @compute @workgroup_size(64)

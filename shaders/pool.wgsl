@@ -18,6 +18,10 @@ struct Params {
     flags: u32, tshift: u32, _p1: u32, _p2: u32,
 }
 
+// FLAGS is the params' `flags`, compiled into each pipeline (src/gpu/encoder.rs `flags`): CPU drivers run
+// both sides of every branch under a lane mask, so a branch on the uniform would cost the paths not taken.
+override FLAGS: u32;
+
 @group(0) @binding(0) var<uniform> p: Params;
 // Buffers are vec4 arrays (padded to 16 bytes) so that the backward can take 4 channels at once.
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;            // [n, h, w, c]
@@ -81,7 +85,7 @@ fn max_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         }
     }
     put_y(i, best);
-    if ((p.flags & 2u) != 0u) {
+    if ((FLAGS & 2u) != 0u) {
         argmax[i >> 2u][i & 3u] = best_at;
     }
 }
@@ -110,7 +114,7 @@ fn max_pool4(i4: u32) {
         }
     }
     y[i4] = best;
-    if ((p.flags & 2u) != 0u) {
+    if ((FLAGS & 2u) != 0u) {
         argmax[i4] = best_at;
     }
 }
@@ -157,7 +161,7 @@ fn global_avg_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 }
 
 fn store_grad(i: u32, v: f32) {
-    put_y(i, select(0.0, y[i >> 2u][i & 3u], (p.flags & 1u) != 0u) + v);
+    put_y(i, select(0.0, y[i >> 2u][i & 3u], (FLAGS & 1u) != 0u) + v);
 }
 
 // In-image taps of output window (oy, ox) along one axis: [lo, hi).
@@ -181,7 +185,7 @@ fn pool_backward(i4: u32, mode: u32) {
     }
     let e = i4 * 4u;
     let v = pool_grad(e, e % p.c, e / p.c, mode);
-    y[i4] = select(vec4<f32>(), y[i4], (p.flags & 1u) != 0u) + v;
+    y[i4] = select(vec4<f32>(), y[i4], (FLAGS & 1u) != 0u) + v;
 }
 
 // Sum over the windows containing pixel `pix` of dy at channels ch.. (4 of them when c % 4 == 0, else

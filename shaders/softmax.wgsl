@@ -8,6 +8,10 @@
 
 struct Params { rows: u32, cols: u32, flags: u32, scale: f32 }
 
+// FLAGS is the params' `flags`, compiled into each pipeline (src/gpu/encoder.rs `flags`): CPU drivers run
+// both sides of every branch under a lane mask, so a branch on the uniform would cost the paths not taken.
+override FLAGS: u32;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> z: array<f32>;            // [rows, cols]
 @group(0) @binding(2) var<storage, read> label: array<u32>;        // [rows] (softmax_xent)
@@ -59,5 +63,5 @@ fn softmax_xent_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
         return;
     }
     let hot = select(0.0, 1.0, i % p.cols == label[i / p.cols]);
-    dz[i] = select(0.0, dz[i], (p.flags & 1u) != 0u) + p.scale * (prob[i] - hot);
+    dz[i] = select(0.0, dz[i], (FLAGS & 1u) != 0u) + p.scale * (prob[i] - hot);
 }

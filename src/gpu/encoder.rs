@@ -310,6 +310,12 @@ fn record_op(
     }
 }
 
+/// The constants of a kernel whose shader declares `override FLAGS: u32;` for its params' `flags`: its
+/// branches on them are compiled in or out per pipeline (see [`GpuContext::pipeline_with`]).
+pub fn flags(flags: u32) -> [(&'static str, f64); 1] {
+    [("FLAGS", f64::from(flags))]
+}
+
 /// Workgroup counts covering `n` invocations of a 1-D kernel, folded into y past the per-dimension limit.
 /// Shaders recover the index as `(wg.y * nwg.x + wg.x) * 64 + local`.
 pub fn groups_1d(n: usize) -> [u32; 3] {

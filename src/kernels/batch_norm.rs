@@ -2,7 +2,7 @@
 //! forward with batch statistics (mean and invstd saved for backward, moving averages updated in place).
 
 use super::rows_last;
-use crate::gpu::{check_shape, groups_1d, Encoder, GpuError, GpuTensor, Shader};
+use crate::gpu::{check_shape, flags, groups_1d, Encoder, GpuError, GpuTensor, Shader};
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -50,11 +50,13 @@ pub fn batch_norm_inference(
     check_channels(&p, &[("moving_mean", Some(moving_mean)), ("moving_var", Some(moving_var)), ("gamma", gamma), ("beta", Some(beta))])?;
     check_shape("batch_norm", "output", &y.shape, &x.shape)?;
     let g = gamma.map(|t| &t.buffer).unwrap_or(enc.absent());
-    enc.dispatch(
+    enc.dispatch_with(
         Shader::BatchNorm,
         "bn_inference",
+        &flags(p.flags),
         &p,
         &[Some(&x.buffer), Some(&moving_mean.buffer), Some(&moving_var.buffer), Some(g), Some(&beta.buffer), Some(&y.buffer)],
+        &[],
         groups_1d(x.len().div_ceil(4)),
     )
 }
@@ -102,29 +104,51 @@ pub fn batch_norm_train(
         let parts = enc.ctx().splitk_scratch(q._pad[0] as u64 * c4 as u64 * 16);
         let groups = groups_1d((q._pad[0] * c4) as usize);
         let (xb, mb, ib, mmb, mvb) = (&x.buffer, &mean.buffer, &invstd.buffer, &moving_mean.buffer, &moving_var.buffer);
-        enc.dispatch(Shader::BatchNormStats, "bn_stats_parts", &q, &[Some(xb), Some(mb), None, None, None, Some(&parts)], groups)?;
-        enc.dispatch(
+        enc.dispatch_with(
+            Shader::BatchNormStats,
+            "bn_stats_parts",
+            &flags(q.flags),
+            &q,
+            &[Some(xb), Some(mb), None, None, None, Some(&parts)],
+            &[],
+            groups,
+        )?;
+        enc.dispatch_with(
             Shader::BatchNormStats,
             "bn_stats_mean",
+            &flags(q.flags),
             &q,
             &[None, Some(mb), None, None, None, Some(&parts)],
+            &[],
             groups_1d(c4 as usize),
         )?;
         q.flags |= 16;
-        enc.dispatch(Shader::BatchNormStats, "bn_stats_parts", &q, &[Some(xb), Some(mb), None, None, None, Some(&parts)], groups)?;
-        enc.dispatch(
+        enc.dispatch_with(
+            Shader::BatchNormStats,
+            "bn_stats_parts",
+            &flags(q.flags),
+            &q,
+            &[Some(xb), Some(mb), None, None, None, Some(&parts)],
+            &[],
+            groups,
+        )?;
+        enc.dispatch_with(
             Shader::BatchNormStats,
             "bn_stats_finish",
+            &flags(q.flags),
             &q,
             &[None, Some(mb), Some(ib), Some(mmb), Some(mvb), Some(&parts)],
+            &[],
             groups_1d(c4 as usize),
         )?;
     } else {
-        enc.dispatch(
+        enc.dispatch_with(
             Shader::BatchNormStats,
             "bn_stats",
+            &flags(p.flags),
             &p,
             &[Some(&x.buffer), Some(&mean.buffer), Some(&invstd.buffer), Some(&moving_mean.buffer), Some(&moving_var.buffer)],
+            &[],
             [p.c, 1, 1],
         )?;
     }
@@ -136,9 +160,17 @@ pub fn batch_norm_train(
     if p.c.is_multiple_of(4) {
         // Blocks of rows per channel group, the channel's operands loaded once per block.
         set_blocks(&mut p, ROW_BLOCK_INVOCATIONS);
-        return enc.dispatch(Shader::BatchNorm, "bn_normalize_rows", &p, &buffers, groups_1d((p._pad[0] * p.c / 4) as usize));
+        return enc.dispatch_with(
+            Shader::BatchNorm,
+            "bn_normalize_rows",
+            &flags(p.flags),
+            &p,
+            &buffers,
+            &[],
+            groups_1d((p._pad[0] * p.c / 4) as usize),
+        );
     }
-    enc.dispatch(Shader::BatchNorm, "bn_normalize", &p, &buffers, groups_1d(x.len().div_ceil(4)))
+    enc.dispatch_with(Shader::BatchNorm, "bn_normalize", &flags(p.flags), &p, &buffers, &[], groups_1d(x.len().div_ceil(4)))
 }
 
 /// Gradients of a training batch norm. `dgamma`/`dbeta` are parameter gradients (added to); `sums`
@@ -211,9 +243,10 @@ pub fn batch_norm_backward(
         let c4 = p.c / 4;
         set_blocks(&mut p, SUM_INVOCATIONS);
         let parts = enc.ctx().splitk_scratch(p._pad[0] as u64 * c4 as u64 * 32);
-        enc.dispatch(
+        enc.dispatch_with(
             Shader::BatchNormBackward,
             "bn_backward_parts",
+            &flags(p.flags),
             &p,
             &[
                 Some(&x.buffer),
@@ -227,19 +260,23 @@ pub fn batch_norm_backward(
                 Some(relu_y),
                 Some(&parts),
             ],
+            &[],
             groups_1d((p._pad[0] * c4) as usize),
         )?;
-        enc.dispatch(
+        enc.dispatch_with(
             Shader::BatchNormBackward,
             "bn_backward_sums",
+            &flags(p.flags),
             &p,
             &[None, None, None, None, None, Some(&grads.sums.buffer), Some(dgamma), Some(dbeta), None, Some(&parts)],
+            &[],
             groups_1d(c4 as usize),
         )?;
     } else {
-        enc.dispatch(
+        enc.dispatch_with(
             Shader::BatchNormBackward,
             "bn_backward_stats",
+            &flags(p.flags),
             &p,
             &[
                 Some(&x.buffer),
@@ -252,6 +289,7 @@ pub fn batch_norm_backward(
                 Some(dbeta),
                 Some(relu_y),
             ],
+            &[],
             [p.c, 1, 1],
         )?;
     }
@@ -270,7 +308,15 @@ pub fn batch_norm_backward(
     if p.c.is_multiple_of(4) {
         // Blocks of rows per channel group, the channel's operands loaded once per block.
         set_blocks(&mut p, ROW_BLOCK_INVOCATIONS);
-        return enc.dispatch(Shader::BatchNormBackward, "bn_backward_input_rows", &p, &buffers, groups_1d((p._pad[0] * p.c / 4) as usize));
+        return enc.dispatch_with(
+            Shader::BatchNormBackward,
+            "bn_backward_input_rows",
+            &flags(p.flags),
+            &p,
+            &buffers,
+            &[],
+            groups_1d((p._pad[0] * p.c / 4) as usize),
+        );
     }
-    enc.dispatch(Shader::BatchNormBackward, "bn_backward_input", &p, &buffers, groups_1d(x.len().div_ceil(4)))
+    enc.dispatch_with(Shader::BatchNormBackward, "bn_backward_input", &flags(p.flags), &p, &buffers, &[], groups_1d(x.len().div_ceil(4)))
 }

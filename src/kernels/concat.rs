@@ -1,7 +1,7 @@
 //! Concatenation and split along the channel (last) axis.
 
 use super::rows_last;
-use crate::gpu::{groups_1d, Encoder, GpuError, GpuTensor, Shader};
+use crate::gpu::{flags, groups_1d, Encoder, GpuError, GpuTensor, Shader};
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -58,7 +58,15 @@ fn copy(
         flags: accumulate as u32,
         _pad: 0,
     };
-    enc.dispatch(Shader::Concat, "copy_channels", &p, &[Some(&src.buffer), Some(&dst.buffer)], groups_1d(rows * count))
+    enc.dispatch_with(
+        Shader::Concat,
+        "copy_channels",
+        &flags(p.flags),
+        &p,
+        &[Some(&src.buffer), Some(&dst.buffer)],
+        &[],
+        groups_1d(rows * count),
+    )
 }
 
 /// Copies all of `src`'s channels into channels `[dst_off, dst_off + c)` of `dst` (same shape outside the

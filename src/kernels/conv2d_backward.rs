@@ -40,6 +40,26 @@ impl Conv2dBackwardParams {
         Ok(Self { conv, splits: splits as u32, chunk: chunk as u32, cls_y: 0, cls_x: 0, tshift: 0, _pad: [0; 3] })
     }
 
+    /// The values of conv2d_backward.wgsl's overridable constants for a dispatch of these params whose entry
+    /// takes its vec4 path where `vec` (see the shader): the flags and activation, compiled in or out.
+    pub fn constants(&self, vec: bool) -> [(&'static str, f64); 6] {
+        let c = &self.conv;
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        [
+            ("VEC", flag(vec)),
+            ("ACC", flag(c.flags & ACCUMULATE != 0)),
+            ("AFFINE", flag(c.flags & AFFINE != 0)),
+            ("RESIDUAL", flag(c.flags & RESIDUAL != 0)),
+            ("RES_ACC", flag(c.flags & ACCUMULATE_RESIDUAL != 0)),
+            ("ACT", f64::from(c.act)),
+        ]
+    }
+
+    /// Whether grad_input and grad_weight take their vec4 paths: channel counts multiples of 4.
+    fn vec4_channels(&self) -> bool {
+        self.conv.c.is_multiple_of(4) && self.conv.oc.is_multiple_of(4)
+    }
+
     /// Elements of the split-K scratch `grad_weight` needs (0 when it writes the gradient directly).
     pub fn scratch_len(&self) -> usize {
         let c = &self.conv;
@@ -121,11 +141,13 @@ pub fn epilogue_backward(
         }
         _ => (absent, absent, absent_rw),
     };
-    enc.dispatch(
+    enc.dispatch_with(
         Shader::Conv2dBackward,
         "epilogue_backward",
+        &q.constants(p.oc.is_multiple_of(4)),
         &q,
         &[Some(&dy.buffer), Some(&saved.y.buffer), Some(preact), Some(alpha), Some(scale), Some(&grads.g.buffer), Some(dres), Some(prod)],
+        &[],
         groups_1d(dy.len().div_ceil(4)),
     )
 }
@@ -145,7 +167,7 @@ pub fn grad_input(
     check_shape("conv2d grad_input", "g", &g.shape, &q.conv.out_shape())?;
     q.conv.flags = if accumulate { ACCUMULATE } else { 0 };
     // g through the staging texture (binding 9) on the vec4 path, else from its buffer.
-    let (gt, tshift) = enc.texture_of_if(g, q.conv.c.is_multiple_of(4) && q.conv.oc.is_multiple_of(4))?;
+    let (gt, tshift) = enc.texture_of_if(g, q.vec4_channels())?;
     q.tshift = tshift;
     let c = q.conv;
     let tag = format!("{:?} * {:?} stride {}", dx.shape, w.shape, c.sh);
@@ -155,9 +177,10 @@ pub fn grad_input(
         let tiles = row_tiles(enc.ctx(), c.n * c.h * c.w.next_multiple_of(8)) * c.c.div_ceil(16) as usize;
         // g is read through the texture only.
         enc.tag_with(|| tag);
-        return enc.dispatch_textured(
+        return enc.dispatch_with(
             Shader::Conv2dBackward,
             "conv2d_grad_input_rows",
+            &q.constants(true),
             &q,
             &[None, Some(&w.buffer), None, None, None, Some(&dx.buffer), None, None],
             &[(9, &gt)],
@@ -170,9 +193,10 @@ pub fn grad_input(
         let pixels = c.n * (c.h - cls_y).div_ceil(c.sh) * (c.w - cls_x).div_ceil(c.sw);
         let tiles = row_tiles(enc.ctx(), pixels) * c.c.div_ceil(16) as usize;
         enc.tag_with(|| tag.clone());
-        enc.dispatch_textured(
+        enc.dispatch_with(
             Shader::Conv2dBackward,
             "conv2d_grad_input",
+            &q.constants(q.vec4_channels()),
             &q,
             &[Some(&g.buffer), Some(&w.buffer), None, None, None, Some(&dx.buffer), None, None],
             &[(9, &gt)],
@@ -205,14 +229,15 @@ pub fn grad_weight(
     let need = q.scratch_len();
     let acc = if accumulate { ACCUMULATE } else { 0 };
     // x through the staging texture (binding 9) on the vec4 path, else from its buffer.
-    let (xt, tshift) = enc.texture_of_if(x, q.conv.c.is_multiple_of(4) && q.conv.oc.is_multiple_of(4))?;
+    let (xt, tshift) = enc.texture_of_if(x, q.vec4_channels())?;
     q.tshift = tshift;
     enc.tag_with(|| format!("{:?} * {:?} stride {} splits {}", x.shape, dw.shape, c.sh, q.splits));
     if need == 0 {
         q.conv.flags = acc;
-        return enc.dispatch_textured(
+        return enc.dispatch_with(
             Shader::Conv2dBackward,
             "conv2d_grad_weight",
+            &q.constants(q.vec4_channels()),
             &q,
             &[Some(&x.buffer), Some(&g.buffer), None, None, None, Some(&dw.buffer), None, None],
             &[(9, &xt)],
@@ -229,20 +254,23 @@ pub fn grad_weight(
         }
     };
     q.conv.flags = 0;
-    enc.dispatch_textured(
+    enc.dispatch_with(
         Shader::Conv2dBackward,
         "conv2d_grad_weight",
+        &q.constants(q.vec4_channels()),
         &q,
         &[Some(&x.buffer), Some(&g.buffer), None, None, None, Some(&scratch.buffer), None, None],
         &[(9, &xt)],
         groups_1d(tiles * q.splits as usize),
     )?;
     q.conv.flags = acc;
-    enc.dispatch(
+    enc.dispatch_with(
         Shader::Conv2dBackward,
         "grad_weight_reduce",
+        &q.constants(dw.len().is_multiple_of(4)),
         &q,
         &[Some(&scratch.buffer), None, None, None, None, Some(&dw.buffer), None, None],
+        &[],
         groups_1d(dw.len().div_ceil(4)),
     )
 }

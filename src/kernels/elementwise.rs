@@ -2,7 +2,7 @@
 //! and the backward of relu, prelu and dropout.
 
 use super::rows_last;
-use crate::gpu::{check_shape, groups_1d, DType, Encoder, GpuError, GpuTensor, Shader};
+use crate::gpu::{check_shape, flags, groups_1d, DType, Encoder, GpuError, GpuTensor, Shader};
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -30,7 +30,15 @@ fn same(op: &'static str, x: &GpuTensor, y: &GpuTensor) -> Result<ElementwisePar
 
 pub fn relu(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor) -> Result<(), GpuError> {
     let p = same("relu", x, y)?;
-    enc.dispatch(Shader::Elementwise, "relu", &p, &[Some(&x.buffer), None, Some(&y.buffer), None], groups_1d(x.len().div_ceil(4)))
+    enc.dispatch_with(
+        Shader::Elementwise,
+        "relu",
+        &flags(p.flags),
+        &p,
+        &[Some(&x.buffer), None, Some(&y.buffer), None],
+        &[],
+        groups_1d(x.len().div_ceil(4)),
+    )
 }
 
 /// `alpha` has one value per channel (last axis).
@@ -39,11 +47,13 @@ pub fn prelu(enc: &mut Encoder, x: &GpuTensor, alpha: &GpuTensor, y: &GpuTensor)
     let (_, c) = rows_last("prelu", &x.shape)?;
     check_shape("prelu", "alpha", &alpha.shape, &[c])?;
     p.c = c as u32;
-    enc.dispatch(
+    enc.dispatch_with(
         Shader::Elementwise,
         "prelu",
+        &flags(p.flags),
         &p,
         &[Some(&x.buffer), Some(&alpha.buffer), Some(&y.buffer), None],
+        &[],
         groups_1d(x.len().div_ceil(4)),
     )
 }
@@ -53,11 +63,13 @@ pub fn add_scaled(enc: &mut Encoder, x: &GpuTensor, z: &GpuTensor, s: f32, y: &G
     let mut p = same("add_scaled", x, y)?;
     check_shape("add_scaled", "z", &z.shape, &x.shape)?;
     p.a = s;
-    enc.dispatch(
+    enc.dispatch_with(
         Shader::Elementwise,
         "add_scaled",
+        &flags(p.flags),
         &p,
         &[Some(&x.buffer), Some(&z.buffer), Some(&y.buffer), None],
+        &[],
         groups_1d(x.len().div_ceil(4)),
     )
 }
@@ -67,7 +79,15 @@ pub fn affine(enc: &mut Encoder, x: &GpuTensor, a: f32, b: f32, y: &GpuTensor) -
     let mut p = same("affine", x, y)?;
     p.a = a;
     p.b = b;
-    enc.dispatch(Shader::Elementwise, "affine", &p, &[Some(&x.buffer), None, Some(&y.buffer), None], groups_1d(x.len().div_ceil(4)))
+    enc.dispatch_with(
+        Shader::Elementwise,
+        "affine",
+        &flags(p.flags),
+        &p,
+        &[Some(&x.buffer), None, Some(&y.buffer), None],
+        &[],
+        groups_1d(x.len().div_ceil(4)),
+    )
 }
 
 /// Inverted dropout: keeps each element with probability `keep` (scaled by `1/keep`), writing the u32
@@ -80,11 +100,13 @@ pub fn dropout(enc: &mut Encoder, x: &GpuTensor, keep: f32, seed: u32, y: &GpuTe
     }
     p.a = keep;
     p.seed = seed;
-    enc.dispatch(
+    enc.dispatch_with(
         Shader::Elementwise,
         "dropout",
+        &flags(p.flags),
         &p,
         &[Some(&x.buffer), None, Some(&y.buffer), Some(&mask.buffer)],
+        &[],
         groups_1d(x.len().div_ceil(4)),
     )
 }
@@ -103,7 +125,15 @@ pub fn axpy(enc: &mut Encoder, a: f32, x: &GpuTensor, y: &GpuTensor) -> Result<(
     }
     let mut p = ElementwiseParams::new(x.len());
     p.a = a;
-    enc.dispatch(Shader::Elementwise, "axpy", &p, &[Some(&x.buffer), None, Some(&y.buffer), None], groups_1d(x.len().div_ceil(4)))
+    enc.dispatch_with(
+        Shader::Elementwise,
+        "axpy",
+        &flags(p.flags),
+        &p,
+        &[Some(&x.buffer), None, Some(&y.buffer), None],
+        &[],
+        groups_1d(x.len().div_ceil(4)),
+    )
 }
 
 /// `dst = s * src`, or `dst += s * src` when `accumulate`: how a gradient reaches a tensor that may
@@ -117,11 +147,13 @@ pub fn scale_into(enc: &mut Encoder, src: &GpuTensor, s: f32, dst: &GpuTensor, a
         }
         let mut p = ElementwiseParams::new(src.len());
         p.a = s;
-        enc.dispatch(
+        enc.dispatch_with(
             Shader::Elementwise,
             "affine",
+            &flags(p.flags),
             &p,
             &[Some(&src.buffer), None, Some(&dst.buffer), None],
+            &[],
             groups_1d(src.len().div_ceil(4)),
         )
     }
@@ -132,11 +164,13 @@ pub fn relu_backward(enc: &mut Encoder, dy: &GpuTensor, y: &GpuTensor, dx: &GpuT
     let mut p = same("relu_backward", dy, dx)?;
     check_shape("relu_backward", "y", &y.shape, &dy.shape)?;
     p.flags = accumulate as u32;
-    enc.dispatch(
+    enc.dispatch_with(
         Shader::Elementwise,
         "relu_backward",
+        &flags(p.flags),
         &p,
         &[Some(&dy.buffer), Some(&y.buffer), Some(&dx.buffer), None],
+        &[],
         groups_1d(dy.len().div_ceil(4)),
     )
 }
@@ -159,11 +193,13 @@ pub fn prelu_backward(
     check_shape("prelu_backward", "product", &prod.shape, &dy.shape)?;
     p.c = c as u32;
     p.flags = accumulate as u32;
-    enc.dispatch(
+    enc.dispatch_with(
         Shader::Elementwise,
         "prelu_backward",
+        &flags(p.flags),
         &p,
         &[Some(&dy.buffer), Some(&alpha.buffer), Some(&dx.buffer), None, Some(&x.buffer), Some(&prod.buffer)],
+        &[],
         groups_1d(dy.len().div_ceil(4)),
     )
 }
@@ -181,11 +217,13 @@ pub fn dropout_backward(
     check_shape("dropout_backward", "mask", &mask.shape, &dy.shape)?;
     p.a = keep;
     p.flags = accumulate as u32;
-    enc.dispatch(
+    enc.dispatch_with(
         Shader::Elementwise,
         "dropout_backward",
+        &flags(p.flags),
         &p,
         &[Some(&dy.buffer), None, Some(&dx.buffer), Some(&mask.buffer)],
+        &[],
         groups_1d(dy.len().div_ceil(4)),
     )
 }

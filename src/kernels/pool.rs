@@ -1,7 +1,7 @@
 //! Max, average and global average pooling over NHWC.
 
 use super::conv2d::{out_size, Padding};
-use crate::gpu::{check_shape, groups_1d, DType, Encoder, GpuError, GpuTensor, Shader};
+use crate::gpu::{check_shape, flags, groups_1d, DType, Encoder, GpuError, GpuTensor, Shader};
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -86,9 +86,10 @@ pub fn max_pool(
     // With 4-channel groups x is read through the staging texture (see GpuContext::staging_texture).
     let (xt, tshift) = enc.texture_of_if(x, p.c.is_multiple_of(4))?;
     p._pad[0] = tshift;
-    enc.dispatch_textured(
+    enc.dispatch_with(
         Shader::Pool,
         "max_pool",
+        &flags(p.flags),
         &p,
         &[Some(&x.buffer), Some(&y.buffer), Some(&argmax)],
         &[(4, &xt)],
@@ -108,7 +109,7 @@ pub fn avg_pool(
 ) -> Result<PoolParams, GpuError> {
     let p = PoolParams::new(&x.shape, k, stride, padding)?;
     check_shape("avg_pool", "output", &y.shape, &p.out_shape())?;
-    enc.dispatch(Shader::Pool, "avg_pool", &p, &[Some(&x.buffer), Some(&y.buffer), None], groups_1d(y.len()))?;
+    enc.dispatch_with(Shader::Pool, "avg_pool", &flags(p.flags), &p, &[Some(&x.buffer), Some(&y.buffer), None], &[], groups_1d(y.len()))?;
     Ok(p)
 }
 
@@ -116,7 +117,15 @@ pub fn avg_pool(
 pub fn global_avg_pool(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor) -> Result<PoolParams, GpuError> {
     let p = PoolParams::global(&x.shape)?;
     check_shape("global_avg_pool", "output", &y.shape, &[p.n as usize, p.c as usize])?;
-    enc.dispatch(Shader::Pool, "global_avg_pool", &p, &[Some(&x.buffer), Some(&y.buffer), None], groups_1d(y.len()))?;
+    enc.dispatch_with(
+        Shader::Pool,
+        "global_avg_pool",
+        &flags(p.flags),
+        &p,
+        &[Some(&x.buffer), Some(&y.buffer), None],
+        &[],
+        groups_1d(y.len()),
+    )?;
     Ok(p)
 }
 
@@ -136,11 +145,13 @@ pub fn max_pool_backward(
     check_shape("max_pool_backward", "dy", &dy.shape, &p.out_shape())?;
     check_shape("max_pool_backward", "argmax", &argmax.shape, &p.out_shape())?;
     p.flags = accumulate as u32;
-    enc.dispatch(
+    enc.dispatch_with(
         Shader::Pool,
         "max_pool_backward",
+        &flags(p.flags),
         &p,
         &[Some(&dy.buffer), Some(&dx.buffer), Some(&argmax.buffer)],
+        &[],
         groups_1d(dx.len().div_ceil(4)),
     )
 }
@@ -160,11 +171,13 @@ pub fn avg_pool_backward(
     p.flags = accumulate as u32;
     // The shader's shared gather references argmax, so the entry's layout holds it: bind a stand-in.
     let unused = enc.absent_rw();
-    enc.dispatch(
+    enc.dispatch_with(
         Shader::Pool,
         "avg_pool_backward",
+        &flags(p.flags),
         &p,
         &[Some(&dy.buffer), Some(&dx.buffer), Some(unused)],
+        &[],
         groups_1d(dx.len().div_ceil(4)),
     )
 }
@@ -174,5 +187,13 @@ pub fn global_avg_pool_backward(enc: &mut Encoder, dy: &GpuTensor, dx: &GpuTenso
     let mut p = PoolParams::global(&dx.shape)?;
     check_shape("global_avg_pool_backward", "dy", &dy.shape, &[p.n as usize, p.c as usize])?;
     p.flags = accumulate as u32;
-    enc.dispatch(Shader::Pool, "global_avg_pool_backward", &p, &[Some(&dy.buffer), Some(&dx.buffer), None], groups_1d(dx.len()))
+    enc.dispatch_with(
+        Shader::Pool,
+        "global_avg_pool_backward",
+        &flags(p.flags),
+        &p,
+        &[Some(&dy.buffer), Some(&dx.buffer), None],
+        &[],
+        groups_1d(dx.len()),
+    )
 }

@@ -2,7 +2,7 @@
 
 use super::reduce::sum_scaled;
 use super::rows_last;
-use crate::gpu::{check_shape, groups_1d, Encoder, GpuError, GpuTensor, Shader};
+use crate::gpu::{check_shape, flags, groups_1d, Encoder, GpuError, GpuTensor, Shader};
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -25,7 +25,15 @@ impl SoftmaxParams {
 pub fn softmax(enc: &mut Encoder, z: &GpuTensor, prob: &GpuTensor) -> Result<(), GpuError> {
     let p = SoftmaxParams::new(&z.shape)?;
     check_shape("softmax", "probabilities", &prob.shape, &z.shape)?;
-    enc.dispatch(Shader::Softmax, "softmax", &p, &[Some(&z.buffer), None, Some(&prob.buffer), None], groups_1d(p.rows as usize))
+    enc.dispatch_with(
+        Shader::Softmax,
+        "softmax",
+        &flags(p.flags),
+        &p,
+        &[Some(&z.buffer), None, Some(&prob.buffer), None],
+        &[],
+        groups_1d(p.rows as usize),
+    )
 }
 
 /// Writes `prob` (saved for backward), per-row losses `row_loss` `[rows]` and their mean `loss` `[1]`.
@@ -41,11 +49,13 @@ pub fn softmax_xent(
     check_shape("softmax_xent", "labels", &labels.shape, &[p.rows as usize])?;
     check_shape("softmax_xent", "probabilities", &prob.shape, &z.shape)?;
     check_shape("softmax_xent", "row losses", &row_loss.shape, &[p.rows as usize])?;
-    enc.dispatch(
+    enc.dispatch_with(
         Shader::Softmax,
         "softmax_xent",
+        &flags(p.flags),
         &p,
         &[Some(&z.buffer), Some(&labels.buffer), Some(&prob.buffer), Some(&row_loss.buffer)],
+        &[],
         groups_1d(p.rows as usize),
     )?;
     sum_scaled(enc, row_loss, loss, 1.0 / p.rows as f32)
@@ -65,11 +75,13 @@ pub fn softmax_xent_backward(
     check_shape("softmax_xent_backward", "dz", &dz.shape, &prob.shape)?;
     p.flags = accumulate as u32;
     p.scale = weight / p.rows as f32;
-    enc.dispatch(
+    enc.dispatch_with(
         Shader::Softmax,
         "softmax_xent_backward",
+        &flags(p.flags),
         &p,
         &[None, Some(&labels.buffer), Some(&prob.buffer), None, Some(&dz.buffer)],
+        &[],
         groups_1d(prob.len()),
     )
 }

@@ -1,7 +1,8 @@
 // 2-D pooling over NHWC.
 //
 // max_pool:        y[n,oy,ox,c] = max over the window of x (taps outside the image ignored);
-//                  argmax[n,oy,ox,c] = flat index into x of the first maximum (flags & 2: saved for backward)
+//                  argmax[n,oy,ox,c] = flat index into x of the first maximum (flags & 2: saved for backward);
+//                  flags & 4: c is a multiple of 4, four channels per invocation
 // avg_pool:        y = mean over the window's in-image taps (TF: padding is not counted)
 // global_avg_pool: y[n,c] = mean over h, w of x[n,:,:,c]
 //
@@ -53,8 +54,8 @@ fn window(i: u32) -> Window {
 @compute @workgroup_size(64)
 fn max_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.y * nwg.x * 64u + gid.x;
-    if ((p.c & 3u) == 0u) {
-        // Four channels per invocation, as vec4s.
+    if ((FLAGS & 4u) != 0u) {
+        // c a multiple of 4: four channels per invocation, as vec4s.
         if (i * 4u < p.n * p.oh * p.ow * p.c) {
             max_pool4(i);
         }

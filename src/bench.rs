@@ -270,6 +270,8 @@ pub fn train(
         if i > 0 {
             times.push(t.elapsed().as_secs_f64());
             memory.push(tape.bytes() + net.store.bytes() + opt.bytes() + ctx.scratch_bytes());
+        } else {
+            ctx.reset_profile();
         }
     }
     times.sort_by(f64::total_cmp);

@@ -114,6 +114,7 @@ pub fn bench_detect(
     let refs: Vec<&RgbImage> = images.iter().collect();
     let faces = mtcnn.detect(ctx, &refs, opts)?.iter().map(Vec::len).sum();
     mtcnn.times = Default::default();
+    ctx.reset_profile();
     let mut runs = Vec::new();
     for _ in 0..reps.max(1) {
         let t = Instant::now();

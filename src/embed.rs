@@ -122,6 +122,7 @@ pub fn bench_embed(ctx: &GpuContext, embedder: &mut Embedder, batch: usize, reps
     let pixels: Vec<f32> = (0..batch * s * s * 3).map(|i| ((i * 2_654_435_761) % 256) as f32).collect();
     embedder.model.embed(ctx, &pixels, shape, embedder.standardization)?;
     let first = embedder.model.activation_bytes() + ctx.scratch_bytes();
+    ctx.reset_profile();
     let mut times = Vec::new();
     for _ in 0..reps.max(1) {
         let t = Instant::now();

@@ -242,6 +242,14 @@ impl GpuContext {
         (splitk + staging) as usize
     }
 
+    /// With `FACEGPU_PROFILE=1`: forgets the times so far (a benchmark's warm-up, whose first dispatches
+    /// of each pipeline include the driver's compilation).
+    pub fn reset_profile(&self) {
+        if let Some(p) = &self.profile {
+            p.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+
     /// With `FACEGPU_PROFILE=1`: the time spent in each kernel so far, slowest first, as a table.
     pub fn profile_table(&self) -> Option<String> {
         let profile = self.profile.as_ref()?.lock().ok()?;

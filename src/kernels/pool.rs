@@ -81,8 +81,13 @@ pub fn max_pool(
         p.flags = 2;
     }
     let argmax = argmax.map_or(enc.absent_rw(), |a| &a.buffer).clone();
-    // Four channels per invocation where c is a multiple of 4.
-    let invocations = if p.c.is_multiple_of(4) { y.len() / 4 } else { y.len() };
+    // Four channels per invocation where c is a multiple of 4 (flag 4).
+    let invocations = if p.c.is_multiple_of(4) {
+        p.flags |= 4;
+        y.len() / 4
+    } else {
+        y.len()
+    };
     // With 4-channel groups x is read through the staging texture (see GpuContext::staging_texture).
     let (xt, tshift) = enc.texture_of_if(x, p.c.is_multiple_of(4))?;
     p._pad[0] = tshift;

@@ -353,11 +353,13 @@ fn l2_normalize_matches_cpu_including_inverse_norm() {
 
 /// Random RGB8 images `[n, h, w]`: their shape and values as 4 float channels (R, G, B, 0), the layout the
 /// `*_rgb8` resizes produce, and the packed pixels on the GPU.
-fn rgb8_image(ctx: &facegpu::gpu::GpuContext, rng: &mut Rng, [n, h, w]: [usize; 3]) -> ([usize; 4], Vec<f32>, GpuTensor) {
+fn rgb8_image(ctx: &facegpu::gpu::GpuContext, rng: &mut Rng, [n, h, w]: [usize; 3]) -> ([usize; 4], Vec<f32>, k::image::PackedImages) {
     let px: Vec<[u8; 3]> = (0..n * h * w).map(|_| [0, 1, 2].map(|_| rng.vec(1, 0.0, 256.0)[0].min(255.0) as u8)).collect();
     let floats = px.iter().flat_map(|p| [f32::from(p[0]), f32::from(p[1]), f32::from(p[2]), 0.0]).collect();
     let packed: Vec<u32> = px.iter().map(|&p| k::image::pack_rgb8(p)).collect();
-    ([n, h, w, 4], floats, GpuTensor::upload_u32(ctx, "rgb8", &[n, h, w, 1], &packed).unwrap())
+    let mut images = k::image::PackedImages::default();
+    images.upload(ctx, [n, h, w], &packed).unwrap();
+    ([n, h, w, 4], floats, images)
 }
 
 #[test]
@@ -424,6 +426,34 @@ fn resize_area_rounds_and_normalizes_like_mtcnn_pyramid() {
     );
     // Rounded to whole pixel values before normalizing.
     assert!(want.iter().all(|&v| ((v / 0.0078125 + 127.5) - (v / 0.0078125 + 127.5).round()).abs() < 1e-3));
+}
+
+/// Windows many texels wide: the packed resizes sum a window's inner columns 4 pixels to a texel, with
+/// partial texels at either end, rows whose width is not a multiple of 4, and boxes over every border.
+#[test]
+fn rgb8_resizes_over_wide_windows_match_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(103);
+    let (xs4, x4, gx4) = rgb8_image(ctx, &mut rng, [2, 61, 93]);
+    for out in [(5, 3), (4, 7), (13, 29), (1, 1)] {
+        let gy4 = GpuTensor::zeros(ctx, "y", &[2, out.0, out.1, 4]);
+        let t = Transform { round: true, add: -127.5, mul: 0.0078125 };
+        record(ctx, |enc| k::image::resize_area_rgb8(enc, &gx4, &gy4, t));
+        let want = cpu::image::resize_area(&x4, &xs4, out, t).unwrap();
+        assert_close(&format!("resize_area_rgb8 {out:?}"), &gy4.download(ctx).unwrap(), &want, 1e-6, 0.0);
+    }
+    // (image, x0, y0, cw, ch): inside, over the left/top, right/bottom and all four borders, wholly outside.
+    #[rustfmt::skip]
+    let boxes: Vec<i32> = vec![0, 5, 7, 70, 50,  1, -13, -9, 60, 41,  0, 50, 30, 61, 47,  1, -20, -20, 140, 110,  0, 100, 5, 30, 30];
+    let n = boxes.len() / 5;
+    let gb = GpuTensor::upload_u32(ctx, "boxes", &[n, 5], &boxes.iter().map(|&v| v as u32).collect::<Vec<_>>()).unwrap();
+    let t = Transform { round: false, add: -127.5, mul: 0.0078125 };
+    for size in [6, 24] {
+        let gy4 = GpuTensor::zeros(ctx, "y", &[n, size, size, 4]);
+        record(ctx, |enc| k::image::crop_resize_area_rgb8(enc, &gx4, &gb, &gy4, t));
+        let want = cpu::image::crop_resize_area(&x4, &xs4, &boxes, (size, size), t).unwrap();
+        assert_close(&format!("crop_resize_area_rgb8 {size}"), &gy4.download(ctx).unwrap(), &want, 1e-5, 1e-5);
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Image ops for the pipelines: bilinear and area resize, crop with zero padding, horizontal flip,
 //! fixed standardization and prewhiten (per-image standardization).
 
-use crate::gpu::{check_shape, groups_1d, Encoder, GpuError, GpuTensor, Shader};
+use crate::gpu::{check_shape, groups_1d, Encoder, GpuContext, GpuError, GpuTensor, Shader};
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -18,7 +18,8 @@ pub struct ImageParams {
     pub add: f32,
     pub mul: f32,
     pub round: u32,
-    pub pad: u32,
+    /// The `*_rgb8` entries: log2 of the texels in a row of the packed images' texture.
+    pub tshift: u32,
 }
 
 /// What the area resizes do to each output value: `(round_half_even(v) if round else v, + add) * mul`.
@@ -60,7 +61,7 @@ impl ImageParams {
             add: 0.0,
             mul: 1.0,
             round: 0,
-            pad: 0,
+            tshift: 0,
         })
     }
 
@@ -108,39 +109,122 @@ pub fn crop_resize_area(enc: &mut Encoder, x: &GpuTensor, boxes: &GpuTensor, y: 
     enc.dispatch(Shader::Image, "crop_resize_area", &p, &[Some(&x.buffer), Some(&y.buffer), None, Some(&boxes.buffer)], groups_1d(y.len()))
 }
 
+/// RGB8 images as the `*_rgb8` resizes read them: a pixel per u32 (`pack_rgb8`), each row padded with zero
+/// pixels to a multiple of 4, in an rgba32uint texture of 4-pixel texels (texel `q` at
+/// `(q & (2^shift - 1), q >> shift)`). A texture load is a gather on CPU drivers where a storage-buffer
+/// load is a loop over the lanes, and one texel brings 4 pixels: MTCNN's pyramid and crops load a
+/// window's inner pixels 4 at a time.
+#[derive(Default)]
+pub struct PackedImages {
+    /// `[n, h, w]` of the images held.
+    pub shape: [usize; 3],
+    texture: Option<(wgpu::Texture, wgpu::TextureView)>,
+    shift: u32,
+}
+
+impl PackedImages {
+    /// Uploads `n` images of `h x w` pixels, `pixels` holding `n * h * w` values of `pack_rgb8` row by row,
+    /// reusing the texture when it is large enough.
+    pub fn upload(&mut self, ctx: &GpuContext, [n, h, w]: [usize; 3], pixels: &[u32]) -> Result<(), GpuError> {
+        const OP: &str = "packed RGB8 images";
+        if pixels.len() != n * h * w || n * h * w == 0 {
+            return Err(GpuError::Shape { op: OP, detail: format!("{} pixels for {n} non-empty images of {h}x{w}", pixels.len()) });
+        }
+        let row_texels = w.div_ceil(4);
+        let texels = (n * h * row_texels) as u64;
+        let shift = ctx.texture_row_shift;
+        let width = 1u64 << shift;
+        let rows = texels.div_ceil(width);
+        let max = ctx.device.limits().max_texture_dimension_2d as u64;
+        if rows > max {
+            return Err(GpuError::Invalid {
+                op: OP,
+                detail: format!("{texels} texels need {rows} rows of {width}, above the adapter's {max}"),
+            });
+        }
+        if self.texture.as_ref().is_none_or(|(t, _)| (t.height() as u64) < rows) {
+            let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("packed RGB8 images"),
+                size: wgpu::Extent3d { width: width as u32, height: rows.next_multiple_of(16).min(max) as u32, depth_or_array_layers: 1 },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba32Uint,
+                usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+                view_formats: &[],
+            });
+            let view = texture.create_view(&Default::default());
+            self.texture = Some((texture, view));
+        }
+        let mut data = vec![0u32; (rows * width * 4) as usize];
+        for (r, row) in pixels.chunks_exact(w).enumerate() {
+            data[r * row_texels * 4..][..w].copy_from_slice(row);
+        }
+        let (texture, _) = self.texture.as_ref().expect("just made");
+        ctx.queue.write_texture(
+            wgpu::TexelCopyTextureInfo { texture, mip_level: 0, origin: wgpu::Origin3d::ZERO, aspect: wgpu::TextureAspect::All },
+            bytemuck::cast_slice(&data),
+            wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some((width * 16) as u32), rows_per_image: None },
+            wgpu::Extent3d { width: width as u32, height: rows as u32, depth_or_array_layers: 1 },
+        );
+        self.shape = [n, h, w];
+        self.shift = shift;
+        Ok(())
+    }
+
+    /// Bytes of the texture.
+    pub fn bytes(&self) -> usize {
+        self.texture.as_ref().map_or(0, |(t, _)| t.width() as usize * t.height() as usize * 16)
+    }
+
+    fn view(&self, op: &'static str) -> Result<&wgpu::TextureView, GpuError> {
+        match &self.texture {
+            Some((_, v)) if self.shape[0] > 0 => Ok(v),
+            _ => Err(GpuError::Invalid { op, detail: "no images uploaded".into() }),
+        }
+    }
+}
+
 /// One RGB pixel packed into a u32, `r | g << 8 | b << 16`: the layout of the `*_rgb8` resizes' input.
 pub fn pack_rgb8(px: [u8; 3]) -> u32 {
     u32::from(px[0]) | u32::from(px[1]) << 8 | u32::from(px[2]) << 16
 }
 
-/// The params of an `*_rgb8` resize: `img` is `[n, h, w, 1]` packed pixels (see `pack_rgb8`) and the output
-/// has 4 channels, R, G, B and a zero (MTCNN's input layout).
-fn rgb8_params(op: &'static str, img: &GpuTensor, y: &GpuTensor, t: Transform) -> Result<ImageParams, GpuError> {
-    if img.shape.len() != 4 || img.shape[3] != 1 {
-        return Err(GpuError::Shape { op, detail: format!("image {:?} must be [n, h, w, 1] packed RGB8 pixels", img.shape) });
-    }
-    let mut p = ImageParams::new(op, &img.shape, hw(&y.shape))?.with_transform(t);
-    p.c = 4;
+/// The params of an `*_rgb8` resize of `img` into `y`, whose 4 channels are R, G, B and a zero (MTCNN's
+/// input layout).
+fn rgb8_params(op: &'static str, img: &PackedImages, y: &GpuTensor, t: Transform) -> Result<ImageParams, GpuError> {
+    let [n, h, w] = img.shape;
+    let mut p = ImageParams::new(op, &[n, h, w, 4], hw(&y.shape))?.with_transform(t);
+    p.tshift = img.shift;
     Ok(p)
 }
 
 /// `resize_area` of packed RGB8 images into `y` `[n, oh, ow, 4]` (R, G, B, 0), then `t`: MTCNN's pyramid.
-/// One 4-byte load per source pixel, a pixel per invocation.
-pub fn resize_area_rgb8(enc: &mut Encoder, img: &GpuTensor, y: &GpuTensor, t: Transform) -> Result<(), GpuError> {
-    let p = rgb8_params("resize_area_rgb8", img, y, t)?;
-    check_shape("resize_area_rgb8", "output", &y.shape, &p.out_shape())?;
-    enc.dispatch(Shader::Image, "resize_area_rgb8", &p, &[None, Some(&y.buffer), None, None, Some(&img.buffer)], groups_1d(y.len() / 4))
+/// A pixel per invocation.
+pub fn resize_area_rgb8(enc: &mut Encoder, img: &PackedImages, y: &GpuTensor, t: Transform) -> Result<(), GpuError> {
+    const OP: &str = "resize_area_rgb8";
+    let p = rgb8_params(OP, img, y, t)?;
+    check_shape(OP, "output", &y.shape, &p.out_shape())?;
+    enc.tag_with(|| format!("{:?} -> {:?}", img.shape, y.shape));
+    enc.dispatch_textured(Shader::Image, OP, &p, &[None, Some(&y.buffer)], &[(5, img.view(OP)?)], groups_1d(y.len() / 4))
 }
 
 /// `crop_resize_area` of packed RGB8 images into `y` `[n, oh, ow, 4]` (R, G, B, 0): MTCNN's RNet and ONet
-/// crops.
-pub fn crop_resize_area_rgb8(enc: &mut Encoder, img: &GpuTensor, boxes: &GpuTensor, y: &GpuTensor, t: Transform) -> Result<(), GpuError> {
-    let mut p = rgb8_params("crop_resize_area_rgb8", img, y, t)?;
+/// crops. Image indices must be below `img`'s count.
+pub fn crop_resize_area_rgb8(
+    enc: &mut Encoder,
+    img: &PackedImages,
+    boxes: &GpuTensor,
+    y: &GpuTensor,
+    t: Transform,
+) -> Result<(), GpuError> {
+    const OP: &str = "crop_resize_area_rgb8";
+    let mut p = rgb8_params(OP, img, y, t)?;
     p.n = y.shape[0] as u32;
-    check_shape("crop_resize_area_rgb8", "boxes", &boxes.shape, &[p.n as usize, 5])?;
-    check_shape("crop_resize_area_rgb8", "output", &y.shape, &p.out_shape())?;
-    let buffers = [None, Some(&y.buffer), None, Some(&boxes.buffer), Some(&img.buffer)];
-    enc.dispatch(Shader::Image, "crop_resize_area_rgb8", &p, &buffers, groups_1d(y.len() / 4))
+    check_shape(OP, "boxes", &boxes.shape, &[p.n as usize, 5])?;
+    check_shape(OP, "output", &y.shape, &p.out_shape())?;
+    let buffers = [None, Some(&y.buffer), None, Some(&boxes.buffer)];
+    enc.dispatch_textured(Shader::Image, OP, &p, &buffers, &[(5, img.view(OP)?)], groups_1d(y.len() / 4))
 }
 
 /// `y[oy, ox] = x[oy + top, ox + left]`, zero outside the image; `top`/`left` may be negative.

@@ -27,7 +27,7 @@ use crate::checkpoint::{safetensors, CheckpointError, Weights};
 use crate::cpu;
 use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
 use crate::kernels::conv2d::{conv2d, conv2d_head8, conv2d_max_pool2, Activation, Conv2dDispatch, Conv2dParams, Epilogue, Padding};
-use crate::kernels::image::{crop_resize_area_rgb8, pack_rgb8, resize_area_rgb8, Transform};
+use crate::kernels::image::{crop_resize_area_rgb8, pack_rgb8, resize_area_rgb8, PackedImages, Transform};
 use crate::kernels::pool::{max_pool, PoolParams};
 use crate::nn::Arena;
 
@@ -341,7 +341,7 @@ pub struct Mtcnn {
     /// Most pixel values (n*h*w*3) of same-size images detected together.
     pub max_batch_values: usize,
     pub times: StageTimes,
-    input: Arena,
+    input: PackedImages,
     arena: Arena,
 }
 
@@ -354,7 +354,7 @@ impl Mtcnn {
             chunk: 256,
             max_batch_values: 32 << 20,
             times: StageTimes::default(),
-            input: Arena::default(),
+            input: PackedImages::default(),
             arena: Arena::default(),
         })
     }
@@ -402,11 +402,9 @@ impl Mtcnn {
         let n = images.len();
         let (w, h) = (images[0].width() as usize, images[0].height() as usize);
         let t = Instant::now();
-        self.input.reset();
         // Packed RGB8, a pixel per u32; the resizes add a padding channel (see the module doc).
-        let input = self.input.take_u32(ctx, "mtcnn input images", &[n, h, w, 1]);
         let pixels: Vec<u32> = images.iter().flat_map(|im| im.pixels().map(|px| pack_rgb8(px.0))).collect();
-        input.write_u32(ctx, &pixels)?;
+        self.input.upload(ctx, [n, h, w], &pixels)?;
 
         // Stage 1: PNet on every scale, NMS 0.5 per scale, then NMS 0.7 over all scales.
         let mut cands: Vec<Vec<Candidate>> = vec![Vec::new(); n];
@@ -416,7 +414,7 @@ impl Mtcnn {
             self.arena.reset();
             let mut enc = Encoder::new(ctx);
             let scaled = self.arena.take(ctx, "pyramid level", &[n, hs, ws, LANES]);
-            resize_area_rgb8(&mut enc, &input, &scaled, NORMALIZE_ROUNDED)?;
+            resize_area_rgb8(&mut enc, &self.input, &scaled, NORMALIZE_ROUNDED)?;
             let maps = self.pnet.forward(&mut enc, &mut self.arena, &scaled)?;
             enc.submit()?;
             let data = maps.download(ctx)?;
@@ -447,7 +445,7 @@ impl Mtcnn {
 
         // Stage 2: RNet on 24x24 crops; keep > t2, NMS 0.7, regression, square.
         let t = Instant::now();
-        let rows = self.run_crops(ctx, &input, Which::R, &stage1, (w, h), 24)?;
+        let rows = self.run_crops(ctx, Which::R, &stage1, (w, h), 24)?;
         self.times.rnet += t.elapsed();
         let c0 = Instant::now();
         let k = self.rnet.padded_outputs;
@@ -469,7 +467,7 @@ impl Mtcnn {
 
         // Stage 3: ONet on 48x48 crops; keep > t3, landmarks, regression, NMS 0.7 Min.
         let t = Instant::now();
-        let rows = self.run_crops(ctx, &input, Which::O, &stage2, (w, h), 48)?;
+        let rows = self.run_crops(ctx, Which::O, &stage2, (w, h), 48)?;
         self.times.onet += t.elapsed();
         let c0 = Instant::now();
         let k = self.onet.padded_outputs;
@@ -504,7 +502,6 @@ impl Mtcnn {
     fn run_crops(
         &mut self,
         ctx: &GpuContext,
-        input: &GpuTensor,
         which: Which,
         boxes: &[Vec<BBox>],
         (w, h): (usize, usize),
@@ -527,7 +524,7 @@ impl Mtcnn {
             gboxes.write_u32(ctx, &chunk.iter().map(|&v| v as u32).collect::<Vec<_>>())?;
             let crops = self.arena.take(ctx, "crops", &[m, size, size, LANES]);
             let mut enc = Encoder::new(ctx);
-            crop_resize_area_rgb8(&mut enc, input, &gboxes, &crops, NORMALIZE)?;
+            crop_resize_area_rgb8(&mut enc, &self.input, &gboxes, &crops, NORMALIZE)?;
             let y = net.forward(&mut enc, &mut self.arena, &crops)?;
             enc.submit()?;
             out.extend(y.download(ctx)?);

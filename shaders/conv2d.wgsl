@@ -48,6 +48,10 @@ override VEC: bool = true;        // c and oc multiples of 4: x and w read as ve
 override VEC_STORE: bool = true;  // oc, y_c and y_off multiples of 4: y stored as vec4s
 override ROWS: bool = false;      // p.rows == 1: row tiles (conv2d, conv2d_solo)
 override SPLITK: bool = false;    // p.ksplits > 1: raw sums into `part`
+// Subgroups of at least 16 lanes: one vec4 load per lane brings a step's 16 weight vec4s (4 input
+// channels x 16 output channels), where 8 lanes need two (a storage load is a loop over all the lanes on
+// CPU drivers, so each load instruction costs the same however few distinct values it brings).
+override LANES16: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;  // [n, h, w, c] (buffers are padded to 16 bytes)
@@ -84,6 +88,11 @@ fn rs(i: u32) -> f32 {
 // others read it by shuffle (a storage load costs a loop over the lanes on CPU drivers; see
 // GpuContext::subgroup_lanes). Without subgroups each lane loads it itself.
 // With `solo` (a constant of the entry, conv2d_solo) the lanes do not share: each loads its own.
+// The first lane of the rows step4 takes from `wb`: with LANES16, wb is wa and rows ci+2, ci+3 are lanes 8-15.
+fn wb_lane() -> u32 {
+    return select(0u, 8u, LANES16);
+}
+
 fn share4(v: vec4<f32>, src: u32, at: u32, solo: bool) -> vec4<f32> {
     if (solo) { return wt[at]; } // subgroups
     return subgroupShuffle(v, src); // subgroups
@@ -107,9 +116,9 @@ fn step4(t: ptr<function, Tile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3
     fma8(t, vec4<f32>(x0.y, x1.y, x2.y, x3.y), vec4<f32>(x4.y, x5.y, x6.y, x7.y),
          share4(wa, 4u, wrow + oc4 + wq.x, solo), share4(wa, 5u, wrow + oc4 + wq.y, solo), share4(wa, 6u, wrow + oc4 + wq.z, solo), share4(wa, 7u, wrow + oc4 + wq.w, solo));
     fma8(t, vec4<f32>(x0.z, x1.z, x2.z, x3.z), vec4<f32>(x4.z, x5.z, x6.z, x7.z),
-         share4(wb, 0u, wrow + 2u * oc4 + wq.x, solo), share4(wb, 1u, wrow + 2u * oc4 + wq.y, solo), share4(wb, 2u, wrow + 2u * oc4 + wq.z, solo), share4(wb, 3u, wrow + 2u * oc4 + wq.w, solo));
+         share4(select(wb, wa, LANES16), 0u + wb_lane(), wrow + 2u * oc4 + wq.x, solo), share4(select(wb, wa, LANES16), 1u + wb_lane(), wrow + 2u * oc4 + wq.y, solo), share4(select(wb, wa, LANES16), 2u + wb_lane(), wrow + 2u * oc4 + wq.z, solo), share4(select(wb, wa, LANES16), 3u + wb_lane(), wrow + 2u * oc4 + wq.w, solo));
     fma8(t, vec4<f32>(x0.w, x1.w, x2.w, x3.w), vec4<f32>(x4.w, x5.w, x6.w, x7.w),
-         share4(wb, 4u, wrow + 3u * oc4 + wq.x, solo), share4(wb, 5u, wrow + 3u * oc4 + wq.y, solo), share4(wb, 6u, wrow + 3u * oc4 + wq.z, solo), share4(wb, 7u, wrow + 3u * oc4 + wq.w, solo));
+         share4(select(wb, wa, LANES16), 4u + wb_lane(), wrow + 3u * oc4 + wq.x, solo), share4(select(wb, wa, LANES16), 5u + wb_lane(), wrow + 3u * oc4 + wq.y, solo), share4(select(wb, wa, LANES16), 6u + wb_lane(), wrow + 3u * oc4 + wq.z, solo), share4(select(wb, wa, LANES16), 7u + wb_lane(), wrow + 3u * oc4 + wq.w, solo));
 }
 
 // fma8 for a column tile of 12 channels (the c<r>_3 are left alone): PNet's conv1 has 12 (10 padded).
@@ -134,9 +143,9 @@ fn step4_12(t: ptr<function, Tile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>,
     fma8_12(t, vec4<f32>(x0.y, x1.y, x2.y, x3.y), vec4<f32>(x4.y, x5.y, x6.y, x7.y),
             share4(wa, 4u, wrow + oc4 + wq.x, solo), share4(wa, 5u, wrow + oc4 + wq.y, solo), share4(wa, 6u, wrow + oc4 + wq.z, solo));
     fma8_12(t, vec4<f32>(x0.z, x1.z, x2.z, x3.z), vec4<f32>(x4.z, x5.z, x6.z, x7.z),
-            share4(wb, 0u, wrow + 2u * oc4 + wq.x, solo), share4(wb, 1u, wrow + 2u * oc4 + wq.y, solo), share4(wb, 2u, wrow + 2u * oc4 + wq.z, solo));
+            share4(select(wb, wa, LANES16), 0u + wb_lane(), wrow + 2u * oc4 + wq.x, solo), share4(select(wb, wa, LANES16), 1u + wb_lane(), wrow + 2u * oc4 + wq.y, solo), share4(select(wb, wa, LANES16), 2u + wb_lane(), wrow + 2u * oc4 + wq.z, solo));
     fma8_12(t, vec4<f32>(x0.w, x1.w, x2.w, x3.w), vec4<f32>(x4.w, x5.w, x6.w, x7.w),
-            share4(wb, 4u, wrow + 3u * oc4 + wq.x, solo), share4(wb, 5u, wrow + 3u * oc4 + wq.y, solo), share4(wb, 6u, wrow + 3u * oc4 + wq.z, solo));
+            share4(select(wb, wa, LANES16), 4u + wb_lane(), wrow + 3u * oc4 + wq.x, solo), share4(select(wb, wa, LANES16), 5u + wb_lane(), wrow + 3u * oc4 + wq.y, solo), share4(select(wb, wa, LANES16), 6u + wb_lane(), wrow + 3u * oc4 + wq.z, solo));
 }
 
 // The reduction of a flat tile: output pixels m0..m0+7 (flattened n, oy, ox; any stride) x channels
@@ -211,7 +220,7 @@ fn conv_flat(t: ptr<function, Tile>, mt: u32, tiles_m: u32, m_total: u32, n0: u3
                     var wa = vec4<f32>(); // subgroups
                     if (!solo) { wa = wt[wrow + (lane >> 2u) * oc4 + wq[lane & 3u]]; } // subgroups
                     var wb = vec4<f32>(); // subgroups
-                    if (!solo) { wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; } // subgroups
+                    if (!solo && !LANES16) { wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; } // subgroups
                     let wa = vec4<f32>(); // no subgroups
                     let wb = vec4<f32>(); // no subgroups
                     step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq, solo);
@@ -288,7 +297,7 @@ fn conv_rows(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: u
                 var wa = vec4<f32>(); // subgroups
                     if (!solo) { wa = wt[wrow + (lane >> 2u) * oc4 + wq[lane & 3u]]; } // subgroups
                 var wb = vec4<f32>(); // subgroups
-                    if (!solo) { wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; } // subgroups
+                    if (!solo && !LANES16) { wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; } // subgroups
                 let wa = vec4<f32>(); // no subgroups
                 let wb = vec4<f32>(); // no subgroups
                 step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq, solo);
@@ -347,7 +356,7 @@ fn conv_rows2(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: 
                 var wa = vec4<f32>(); // subgroups
                     if (!solo) { wa = wt[wrow + (lane >> 2u) * oc4 + wq[lane & 3u]]; } // subgroups
                 var wb = vec4<f32>(); // subgroups
-                    if (!solo) { wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; } // subgroups
+                    if (!solo && !LANES16) { wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; } // subgroups
                 let wa = vec4<f32>(); // no subgroups
                 let wb = vec4<f32>(); // no subgroups
                 if (narrow) {
@@ -404,7 +413,7 @@ fn conv_tiles(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, sgs: u32, solo: bool) {
     // weights, and take consecutive row tiles. Lanes past the last row tile repeat it and store nothing:
     // every lane stays active for the shuffles.
     let unit = select(sgs, 1u, solo);
-    let lane = sid & 7u;
+    let lane = sid & select(7u, 15u, LANES16);
     // Split-K (ksplits > 1, for layers with too few tiles to fill the machine): split `ks` takes input
     // channels [cbeg, cend) of every tap and leaves its sums in `part` for conv2d_splitk_finish.
     let per_split = tiles_n * ((tiles_m + unit - 1u) / unit);
@@ -488,7 +497,7 @@ fn pool_tiles(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, sgs: u32, narrow: bool) 
     let tiles_row = (p.ow + 3u) / 4u;
     let tiles_m = p.n * ((p.oh + 1u) / 2u) * tiles_row;
     let unit = sgs;
-    let lane = sid & 7u;
+    let lane = sid & select(7u, 15u, LANES16);
     let per_split = tiles_n * ((tiles_m + unit - 1u) / unit);
     let u = idx / unit;
     if (u >= per_split) {
@@ -534,7 +543,7 @@ fn conv2d_head(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let tiles_row = (p.ow + 7u) / 8u;
     let tiles_m = p.n * p.oh * tiles_row;
     let unit = sgs; // subgroups
-    let lane = sid & 7u; // subgroups
+    let lane = sid & select(7u, 15u, LANES16); // subgroups
     let unit = 1u; // no subgroups
     let lane = 0u; // no subgroups
     let u = idx / unit;
@@ -563,7 +572,7 @@ fn conv2d_head(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         conv_rows(&t, row / p.oh, row % p.oh, ox0, n0, 0u, p.c, lane, false);
         // The head's rows n0..n0+15, as (outputs 0-3, outputs 4-7) vec4 pairs: lane j loads rows n0+2j
         // and n0+2j+1 and hands them round.
-        let hq = (n0 + 2u * lane) * 2u; // subgroups
+        let hq = (n0 + 2u * (lane & 7u)) * 2u; // subgroups
         let h = Head8(residual[hq], residual[hq + 1u], residual[hq + 2u], residual[hq + 3u]); // subgroups
         let h = Head8(vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>()); // no subgroups
         let hr = head_rows(h, n0 * 2u);

@@ -39,6 +39,9 @@ override AFFINE: bool = false;    // flags & 2
 override RESIDUAL: bool = false;  // flags & 4
 override RES_ACC: bool = false;   // flags & 8: the residual's gradient is added into `dres`
 override ACT: u32 = 0u;           // 0 none, 1 ReLU, 2 PReLU
+// Subgroups of at least 16 lanes: grad_input's lane j loads input channel c0 + j's weight vec4, one load
+// for all 16 channels where 8 lanes need two (see conv2d.wgsl).
+override LANES16: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;   // dy | g (grad_input) | x (grad_weight) | part (reduce)
@@ -204,7 +207,7 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let tiles_c = (p.c + 15u) / 16u;
     let tiles_m = (m_total + 7u) / 8u;
     let unit = sgs; // subgroups
-    let lane = sid & 7u; // subgroups
+    let lane = sid & select(7u, 15u, LANES16); // subgroups
     let unit = 1u; // no subgroups
     let u = idx / unit;
     if (m_total == 0u || u >= tiles_c * ((tiles_m + unit - 1u) / unit)) {
@@ -293,7 +296,7 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
                 let v2 = w2 / 4u;
                 let v3 = w3 / 4u;
                 // Lane j loads the rows of input channels c0 + j (wl) and c0 + 8 + j (wh).
-                let vl = select(v0, v1, lane >= 4u)[lane & 3u]; // subgroups
+                let vl = select(select(v0, v1, lane >= 4u), select(v2, v3, lane >= 12u), lane >= 8u)[lane & 3u]; // subgroups
                 let vh = select(v2, v3, lane >= 4u)[lane & 3u]; // subgroups
                 for (var q = 0u; q < p.oc / 4u; q++) {
                     let x0 = av(g0.x + q) * k0.x; let x1 = av(g0.y + q) * k0.y;
@@ -301,7 +304,8 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
                     let x4 = av(g1.x + q) * k1.x; let x5 = av(g1.y + q) * k1.y;
                     let x6 = av(g1.z + q) * k1.z; let x7 = av(g1.w + q) * k1.w;
                     let wl = b[vl + q]; // subgroups
-                    let wh = b[vh + q]; // subgroups
+                    var wh = vec4<f32>(); // subgroups
+                    if (!LANES16) { wh = b[vh + q]; } // subgroups
                     let wl = vec4<f32>(); // no subgroups
                     let wh = vec4<f32>(); // no subgroups
                     gi_step(&t, x0, x1, x2, x3, x4, x5, x6, x7, wl, wh, v0, v1, v2, v3, q);
@@ -358,14 +362,14 @@ fn gi_step(t: ptr<function, Tile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, 
     let r5 = share4(wl, 5u, v1.y + q);
     let r6 = share4(wl, 6u, v1.z + q);
     let r7 = share4(wl, 7u, v1.w + q);
-    let r8 = share4(wh, 0u, v2.x + q);
-    let r9 = share4(wh, 1u, v2.y + q);
-    let r10 = share4(wh, 2u, v2.z + q);
-    let r11 = share4(wh, 3u, v2.w + q);
-    let r12 = share4(wh, 4u, v3.x + q);
-    let r13 = share4(wh, 5u, v3.y + q);
-    let r14 = share4(wh, 6u, v3.z + q);
-    let r15 = share4(wh, 7u, v3.w + q);
+    let r8 = share4(select(wh, wl, LANES16), 0u + select(0u, 8u, LANES16), v2.x + q);
+    let r9 = share4(select(wh, wl, LANES16), 1u + select(0u, 8u, LANES16), v2.y + q);
+    let r10 = share4(select(wh, wl, LANES16), 2u + select(0u, 8u, LANES16), v2.z + q);
+    let r11 = share4(select(wh, wl, LANES16), 3u + select(0u, 8u, LANES16), v2.w + q);
+    let r12 = share4(select(wh, wl, LANES16), 4u + select(0u, 8u, LANES16), v3.x + q);
+    let r13 = share4(select(wh, wl, LANES16), 5u + select(0u, 8u, LANES16), v3.y + q);
+    let r14 = share4(select(wh, wl, LANES16), 6u + select(0u, 8u, LANES16), v3.z + q);
+    let r15 = share4(select(wh, wl, LANES16), 7u + select(0u, 8u, LANES16), v3.w + q);
     fma8(t, vec4<f32>(x0.x, x1.x, x2.x, x3.x), vec4<f32>(x4.x, x5.x, x6.x, x7.x),
          vec4<f32>(r0.x, r1.x, r2.x, r3.x), vec4<f32>(r4.x, r5.x, r6.x, r7.x),
          vec4<f32>(r8.x, r9.x, r10.x, r11.x), vec4<f32>(r12.x, r13.x, r14.x, r15.x));
@@ -393,7 +397,7 @@ fn conv2d_grad_input_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builti
     let tiles_m = p.n * p.h * tiles_row;
     let tiles_c = (p.c + 15u) / 16u;
     let unit = sgs; // subgroups
-    let lane = sid & 7u; // subgroups
+    let lane = sid & select(7u, 15u, LANES16); // subgroups
     let unit = 1u; // no subgroups
     let lane = 0u; // no subgroups
     let u = idx / unit;
@@ -455,8 +459,9 @@ fn conv2d_grad_input_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builti
                 let v1 = (wbase + ch1) * oc4;
                 let v2 = (wbase + ch2) * oc4;
                 let v3 = (wbase + ch3) * oc4;
-                let wl = b[select(v0, v1, lane >= 4u)[lane & 3u] + q]; // subgroups
-                let wh = b[select(v2, v3, lane >= 4u)[lane & 3u] + q]; // subgroups
+                let wl = b[select(select(v0, v1, lane >= 4u), select(v2, v3, lane >= 12u), lane >= 8u)[lane & 3u] + q]; // subgroups
+                var wh = vec4<f32>(); // subgroups
+                if (!LANES16) { wh = b[select(v2, v3, lane >= 4u)[lane & 3u] + q]; } // subgroups
                 let wl = vec4<f32>(); // no subgroups
                 let wh = vec4<f32>(); // no subgroups
                 gi_step(&t, x0, x1, x2, x3, x4, x5, x6, x7, wl, wh, v0, v1, v2, v3, q);

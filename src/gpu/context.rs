@@ -273,6 +273,11 @@ impl GpuContext {
         self.subgroup_lanes
     }
 
+    /// The fewest lanes a subgroup may have, where the kernels use subgroups.
+    pub fn subgroup_min_lanes(&self) -> Option<u32> {
+        self.subgroup_lanes.map(|_| self.adapter.get_info().subgroup_min_size)
+    }
+
     pub fn summary(&self) -> AdapterSummary {
         let info = self.adapter.get_info();
         let l = self.device.limits();

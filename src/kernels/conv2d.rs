@@ -280,12 +280,14 @@ impl Conv2dDispatch {
         (d, tiles)
     }
 
-    /// The values of conv2d.wgsl's overridable constants for this dispatch: the epilogue's features, the
-    /// vec4 paths, the tile layout and split-K, each compiled in or out.
-    pub fn constants(&self) -> [(&'static str, f64); 8] {
+    /// The values of conv2d.wgsl's overridable constants for this dispatch on `ctx`: the epilogue's
+    /// features, the vec4 paths, the tile layout and split-K, each compiled in or out, and whether
+    /// subgroups have 16 lanes or more.
+    pub fn constants(&self, ctx: &GpuContext) -> [(&'static str, f64); 9] {
         let c = &self.conv;
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         [
+            ("LANES16", flag(ctx.subgroup_min_lanes().is_some_and(|l| l >= 16))),
             ("BIAS", flag(c.flags & 1 != 0)),
             ("AFFINE", flag(c.flags & 2 != 0)),
             ("RESIDUAL", flag(c.flags & 4 != 0)),
@@ -350,7 +352,7 @@ pub fn conv2d_max_pool2(
     enc.tag_with(|| format!("{:?} * {:?}", x.shape, w.shape));
     // 12 channels (PNet's conv1) have an entry that skips the fourth channel group of the tile.
     let entry = if oc == 12 { "conv2d_max_pool2_12" } else { "conv2d_max_pool2" };
-    enc.dispatch_with(Shader::Conv2d, entry, &d.constants(), &d, &buffers, &[(10, &xt)], groups_1d(tiles))?;
+    enc.dispatch_with(Shader::Conv2d, entry, &d.constants(enc.ctx()), &d, &buffers, &[(10, &xt)], groups_1d(tiles))?;
     Ok(p)
 }
 
@@ -403,7 +405,7 @@ pub fn conv2d_head8(
         Some(&head_b.buffer),
     ];
     enc.tag_with(|| format!("{:?} * {:?} then {:?}", x.shape, w.shape, head_w.shape));
-    enc.dispatch_with(Shader::Conv2d, "conv2d_head", &d.constants(), &d, &buffers, &[(10, &xt)], groups_1d(tiles))?;
+    enc.dispatch_with(Shader::Conv2d, "conv2d_head", &d.constants(enc.ctx()), &d, &buffers, &[(10, &xt)], groups_1d(tiles))?;
     Ok(p)
 }
 
@@ -457,11 +459,27 @@ pub fn conv2d_into(
     let buffers =
         [Some(&x.buffer), Some(&w.buffer), Some(bias), Some(scale), Some(shift), Some(alpha), Some(residual), Some(&y.buffer), Some(&part)];
     enc.tag_with(|| format!("{:?} * {:?} stride {}", x.shape, w.shape, p.sh));
-    enc.dispatch_with(Shader::Conv2d, d.entry(), &d.constants(), &d, &buffers, &[(10, &xt)], groups_1d(tiles * d.ksplits as usize))?;
+    enc.dispatch_with(
+        Shader::Conv2d,
+        d.entry(),
+        &d.constants(enc.ctx()),
+        &d,
+        &buffers,
+        &[(10, &xt)],
+        groups_1d(tiles * d.ksplits as usize),
+    )?;
     if d.ksplits > 1 {
         let mut finish = buffers;
         (finish[0], finish[1]) = (None, None);
-        enc.dispatch_with(Shader::Conv2d, "conv2d_splitk_finish", &d.constants(), &d, &finish, &[], groups_1d(n * oh * ow * oc / 4))?;
+        enc.dispatch_with(
+            Shader::Conv2d,
+            "conv2d_splitk_finish",
+            &d.constants(enc.ctx()),
+            &d,
+            &finish,
+            &[],
+            groups_1d(n * oh * ow * oc / 4),
+        )?;
     }
     Ok(p)
 }

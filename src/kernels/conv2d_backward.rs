@@ -2,7 +2,7 @@
 //! gradient (split-K over output pixels).
 
 use super::conv2d::{row_tiles, row_tiles_fit, Activation, Conv2dParams, Epilogue, Padding};
-use crate::gpu::{check_shape, groups_1d, Encoder, GpuError, GpuTensor, Shader};
+use crate::gpu::{check_shape, groups_1d, Encoder, GpuContext, GpuError, GpuTensor, Shader};
 
 /// Conv geometry plus the backward kernels' split-K fields.
 #[repr(C)]
@@ -40,12 +40,14 @@ impl Conv2dBackwardParams {
         Ok(Self { conv, splits: splits as u32, chunk: chunk as u32, cls_y: 0, cls_x: 0, tshift: 0, _pad: [0; 3] })
     }
 
-    /// The values of conv2d_backward.wgsl's overridable constants for a dispatch of these params whose entry
-    /// takes its vec4 path where `vec` (see the shader): the flags and activation, compiled in or out.
-    pub fn constants(&self, vec: bool) -> [(&'static str, f64); 6] {
+    /// The values of conv2d_backward.wgsl's overridable constants for a dispatch of these params on `ctx`
+    /// whose entry takes its vec4 path where `vec` (see the shader): the flags and activation, compiled in
+    /// or out, and whether subgroups have 16 lanes or more.
+    pub fn constants(&self, ctx: &GpuContext, vec: bool) -> [(&'static str, f64); 7] {
         let c = &self.conv;
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         [
+            ("LANES16", flag(ctx.subgroup_min_lanes().is_some_and(|l| l >= 16))),
             ("VEC", flag(vec)),
             ("ACC", flag(c.flags & ACCUMULATE != 0)),
             ("AFFINE", flag(c.flags & AFFINE != 0)),
@@ -144,7 +146,7 @@ pub fn epilogue_backward(
     enc.dispatch_with(
         Shader::Conv2dBackward,
         "epilogue_backward",
-        &q.constants(p.oc.is_multiple_of(4)),
+        &q.constants(enc.ctx(), p.oc.is_multiple_of(4)),
         &q,
         &[Some(&dy.buffer), Some(&saved.y.buffer), Some(preact), Some(alpha), Some(scale), Some(&grads.g.buffer), Some(dres), Some(prod)],
         &[],
@@ -180,7 +182,7 @@ pub fn grad_input(
         return enc.dispatch_with(
             Shader::Conv2dBackward,
             "conv2d_grad_input_rows",
-            &q.constants(true),
+            &q.constants(enc.ctx(), true),
             &q,
             &[None, Some(&w.buffer), None, None, None, Some(&dx.buffer), None, None],
             &[(9, &gt)],
@@ -196,7 +198,7 @@ pub fn grad_input(
         enc.dispatch_with(
             Shader::Conv2dBackward,
             "conv2d_grad_input",
-            &q.constants(q.vec4_channels()),
+            &q.constants(enc.ctx(), q.vec4_channels()),
             &q,
             &[Some(&g.buffer), Some(&w.buffer), None, None, None, Some(&dx.buffer), None, None],
             &[(9, &gt)],
@@ -237,7 +239,7 @@ pub fn grad_weight(
         return enc.dispatch_with(
             Shader::Conv2dBackward,
             "conv2d_grad_weight",
-            &q.constants(q.vec4_channels()),
+            &q.constants(enc.ctx(), q.vec4_channels()),
             &q,
             &[Some(&x.buffer), Some(&g.buffer), None, None, None, Some(&dw.buffer), None, None],
             &[(9, &xt)],
@@ -257,7 +259,7 @@ pub fn grad_weight(
     enc.dispatch_with(
         Shader::Conv2dBackward,
         "conv2d_grad_weight",
-        &q.constants(q.vec4_channels()),
+        &q.constants(enc.ctx(), q.vec4_channels()),
         &q,
         &[Some(&x.buffer), Some(&g.buffer), None, None, None, Some(&scratch.buffer), None, None],
         &[(9, &xt)],
@@ -267,7 +269,7 @@ pub fn grad_weight(
     enc.dispatch_with(
         Shader::Conv2dBackward,
         "grad_weight_reduce",
-        &q.constants(dw.len().is_multiple_of(4)),
+        &q.constants(enc.ctx(), dw.len().is_multiple_of(4)),
         &q,
         &[Some(&scratch.buffer), None, None, None, None, Some(&dw.buffer), None, None],
         &[],

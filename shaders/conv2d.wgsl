@@ -458,10 +458,11 @@ fn conv_tiles(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, sgs: u32, solo: bool) {
         store_part(base, m_store + 7u, lim, n0, t.c7_0, t.c7_1, t.c7_2, t.c7_3);
         return;
     }
-    let e0 = chan(col0);
-    let e1 = chan(col1);
-    let e2 = chan(col2);
-    let e3 = chan(col3);
+    let es = chans(n0, lane, solo);
+    let e0 = es.e0;
+    let e1 = es.e1;
+    let e2 = es.e2;
+    let e3 = es.e3;
     store_row(m_store, lim, n0, finish(m_store, m_total, col0, e0, t.c0_0), finish(m_store, m_total, col1, e1, t.c0_1), finish(m_store, m_total, col2, e2, t.c0_2), finish(m_store, m_total, col3, e3, t.c0_3));
     store_row(m_store + 1u, lim, n0, finish(m_store + 1u, m_total, col0, e0, t.c1_0), finish(m_store + 1u, m_total, col1, e1, t.c1_1), finish(m_store + 1u, m_total, col2, e2, t.c1_2), finish(m_store + 1u, m_total, col3, e3, t.c1_3));
     store_row(m_store + 2u, lim, n0, finish(m_store + 2u, m_total, col0, e0, t.c2_0), finish(m_store + 2u, m_total, col1, e1, t.c2_1), finish(m_store + 2u, m_total, col2, e2, t.c2_2), finish(m_store + 2u, m_total, col3, e3, t.c2_3));
@@ -522,10 +523,11 @@ fn pool_tiles(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, sgs: u32, narrow: bool) 
     let mp = row2 * ((p.ow + 1u) / 2u) + ox0 / 2u;
     let limp = select(mp, mp + select(1u, 2u, ox0 + 2u < p.ow), mt < tiles_m);
     let dy = oy + 1u < p.oh;
-    let e0 = chan(col0);
-    let e1 = chan(col1);
-    let e2 = chan(col2);
-    let e3 = chan(col3);
+    let es = chans(n0, lane, false);
+    let e0 = es.e0;
+    let e1 = es.e1;
+    let e2 = es.e2;
+    let e3 = es.e3;
     let r0 = ox0 + 1u < p.ow;
     store_row(mp, limp, n0, pool4(col0, e0, t.c0_0, t.c1_0, t.c4_0, t.c5_0, r0, dy), pool4(col1, e1, t.c0_1, t.c1_1, t.c4_1, t.c5_1, r0, dy),
               pool4(col2, e2, t.c0_2, t.c1_2, t.c4_2, t.c5_2, r0, dy), pool4(col3, e3, t.c0_3, t.c1_3, t.c4_3, t.c5_3, r0, dy));
@@ -577,10 +579,11 @@ fn conv2d_head(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         let h = Head8(vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>()); // no subgroups
         let hr = head_rows(h, n0 * 2u);
         let col0 = n0 + vec4<u32>(0u, 1u, 2u, 3u);
-        let e0 = chan(col0);
-        let e1 = chan(col0 + 4u);
-        let e2 = chan(col0 + 8u);
-        let e3 = chan(col0 + 12u);
+        let es = chans(n0, lane, false);
+        let e0 = es.e0;
+        let e1 = es.e1;
+        let e2 = es.e2;
+        let e3 = es.e3;
         head_add(&lo0, &hi0, hr, finish(0u, 1u, col0, e0, t.c0_0), finish(0u, 1u, col0 + 4u, e1, t.c0_1), finish(0u, 1u, col0 + 8u, e2, t.c0_2), finish(0u, 1u, col0 + 12u, e3, t.c0_3));
         head_add(&lo1, &hi1, hr, finish(0u, 1u, col0, e0, t.c1_0), finish(0u, 1u, col0 + 4u, e1, t.c1_1), finish(0u, 1u, col0 + 8u, e2, t.c1_2), finish(0u, 1u, col0 + 12u, e3, t.c1_3));
         head_add(&lo2, &hi2, hr, finish(0u, 1u, col0, e0, t.c2_0), finish(0u, 1u, col0 + 4u, e1, t.c2_1), finish(0u, 1u, col0 + 8u, e2, t.c2_2), finish(0u, 1u, col0 + 12u, e3, t.c2_3));
@@ -684,6 +687,55 @@ struct Chan {
     scale: vec4<f32>,
     shift: vec4<f32>,
     alpha: vec4<f32>,
+}
+
+// The epilogue operands of 16 channels, four groups of 4.
+struct Chans { e0: Chan, e1: Chan, e2: Chan, e3: Chan }
+
+// (bias, scale, shift, alpha) of channel `col`, the defaults where absent.
+fn chan1(col: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0, 1.0, 0.0, 0.0);
+    if (BIAS) { v.x = bias[col]; }
+    if (AFFINE) { v.y = scale[col]; v.z = shift[col]; }
+    if (ACT == 2u) { v.w = alpha[col]; }
+    return v;
+}
+
+// Channel n0 + k's chan1, from the lane that loaded it (see chans).
+fn chan_lane(lo: vec4<f32>, hi: vec4<f32>, k: u32) -> vec4<f32> {
+    if (LANES16 || k < 8u) { return subgroupShuffle(lo, k); } // subgroups
+    return subgroupShuffle(hi, k - 8u); // subgroups
+    return lo; // no subgroups
+}
+
+// Channels n0 + k .. n0 + k + 3 as a Chan, from the lanes that loaded them.
+fn chan_group(lo: vec4<f32>, hi: vec4<f32>, k: u32) -> Chan {
+    let a = chan_lane(lo, hi, k);
+    let b = chan_lane(lo, hi, k + 1u);
+    let c = chan_lane(lo, hi, k + 2u);
+    let d = chan_lane(lo, hi, k + 3u);
+    return Chan(vec4<f32>(a.x, b.x, c.x, d.x), vec4<f32>(a.y, b.y, c.y, d.y), vec4<f32>(a.z, b.z, c.z, d.z), vec4<f32>(a.w, b.w, c.w, d.w));
+}
+
+// The epilogue operands of channels n0..n0+15 (clamped to oc - 1). Where the lanes of a subgroup share
+// n0 (not solo), lane j loads channel n0 + j's (and n0 + 8 + j's with 8 lanes) and hands them round by
+// shuffles: a storage load costs a loop over all the lanes per component on CPU drivers, so the 16 lanes'
+// scalar loads cost what one lane's 16 did (PNet's conv1 + pool: 4.6 -> 4.0 ms). Else each lane loads its own.
+fn chans(n0: u32, lane: u32, solo: bool) -> Chans {
+    if (solo) { // subgroups
+        return chans_own(n0); // subgroups
+    } // subgroups
+    let lo = chan1(min(n0 + lane, p.oc - 1u)); // subgroups
+    var hi = lo; // subgroups
+    if (!LANES16) { hi = chan1(min(n0 + 8u + lane, p.oc - 1u)); } // subgroups
+    return Chans(chan_group(lo, hi, 0u), chan_group(lo, hi, 4u), chan_group(lo, hi, 8u), chan_group(lo, hi, 12u)); // subgroups
+    return chans_own(n0); // no subgroups
+}
+
+fn chans_own(n0: u32) -> Chans {
+    let last = vec4<u32>(p.oc - 1u);
+    let c = n0 + vec4<u32>(0u, 1u, 2u, 3u);
+    return Chans(chan(min(c, last)), chan(min(c + 4u, last)), chan(min(c + 8u, last)), chan(min(c + 12u, last)));
 }
 
 fn chan(c: vec4<u32>) -> Chan {

@@ -3,12 +3,17 @@
 //   c[i,j] = beta * c[i,j] + sum_k a[i,k] * b[k,j] + bias[j]
 //   a[i,k] is read at a[i*a_rs + k*a_cs] and b[k,j] at b[k*b_rs + j*b_cs], so a transposed operand is
 //   just swapped strides. beta is 0 (overwrite) or 1 (accumulate, flags & 2); bias when flags & 1.
-//   Untransposed operands with k and n multiples of 4 are read as vec4s (four k per step), like conv2d.
+//   Untransposed operands with k and n multiples of 4 are read as vec4s (four k per step), like conv2d
+//   (flags & 4, set by src/kernels/matmul.rs).
 
 struct Params {
     m: u32, n: u32, k: u32, flags: u32,
     a_rs: u32, a_cs: u32, b_rs: u32, b_cs: u32,
 }
+
+// FLAGS is the params' `flags`, compiled into each pipeline (src/gpu/encoder.rs `flags`): CPU drivers run
+// both sides of every branch under a lane mask, so a branch on the uniform would cost the paths not taken.
+override FLAGS: u32;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;   // [m, k] (strided; buffers padded to 16 bytes)
@@ -53,8 +58,7 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>();
     var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>();
     var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>();
-    let vectorized = p.a_cs == 1u && p.b_cs == 1u && (p.a_rs & 3u) == 0u && (p.b_rs & 3u) == 0u && (p.k & 3u) == 0u;
-    if (vectorized) {
+    if ((FLAGS & 4u) != 0u) {
         // Rows of a as vec4s along k; for each of the four k, columns j0..j0+7 of b as two vec4s.
         let r0 = ar0 / 4u;
         let r1 = ar1 / 4u;
@@ -156,11 +160,11 @@ fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 
 fn put(i: u32, j: u32, acc: f32) {
     var v = acc;
-    if ((p.flags & 1u) != 0u) {
+    if ((FLAGS & 1u) != 0u) {
         v += bias[j];
     }
     let at = i * p.n + j;
-    if ((p.flags & 2u) != 0u) {
+    if ((FLAGS & 2u) != 0u) {
         v += c[at];
     }
     c[at] = v;

@@ -1,6 +1,6 @@
 //! matmul / linear: `c = a·b (+ bias) (+ c)` with optional transposes of either operand.
 
-use crate::gpu::{check_shape, groups_1d, Encoder, GpuError, GpuTensor, Shader};
+use crate::gpu::{check_shape, flags, groups_1d, Encoder, GpuError, GpuTensor, Shader};
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -8,7 +8,7 @@ pub struct MatmulParams {
     pub m: u32,
     pub n: u32,
     pub k: u32,
-    /// bit 0: add bias; bit 1: accumulate into c.
+    /// bit 0: add bias; bit 1: accumulate into c; bit 2: the vec4 path (set by `matmul`).
     pub flags: u32,
     pub a_rs: u32,
     pub a_cs: u32,
@@ -70,14 +70,20 @@ pub fn matmul(
     if accumulate {
         p.flags |= 2;
     }
+    // Untransposed operands with k and n multiples of 4: the vec4 path.
+    if p.a_cs == 1 && p.b_cs == 1 && p.a_rs.is_multiple_of(4) && p.b_rs.is_multiple_of(4) && p.k.is_multiple_of(4) {
+        p.flags |= 4;
+    }
     let bias_buf = bias.map(|t| &t.buffer).unwrap_or(enc.absent());
     // One workgroup per 8x8 block of 8x8 output tiles.
     let blocks = p.m.div_ceil(64) as usize * p.n.div_ceil(8).div_ceil(8) as usize;
-    enc.dispatch(
+    enc.dispatch_with(
         Shader::Matmul,
         "matmul",
+        &flags(p.flags),
         &p,
         &[Some(&a.buffer), Some(&b.buffer), Some(bias_buf), Some(&c.buffer)],
+        &[],
         groups_1d(blocks * 64),
     )?;
     Ok(p)

@@ -13,7 +13,9 @@
 // sgd:      w -= lr * g
 // ema:      s1 -= (1 - decay) * (s1 - w)   (s1 = the shadow; decay = min(decay, (1+t)/(10+t)) on the host)
 //
-// Parameter names: a = rho | b1 | decay | mom, b = b2 | mom.
+// Parameter names: a = rho | b1 | decay | mom, b = b2 | mom. Each slot is read once into a local: the
+// buffers may alias as far as the compiler knows, so a slot read back after its store is another load
+// (a loop over the lanes on CPU drivers).
 
 struct Params { n: u32, lr: f32, a: f32, b: f32, eps: f32, _p0: u32, _p1: u32, _p2: u32 }
 
@@ -38,8 +40,9 @@ fn adagrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let i = index(gid, nwg);
     if (i < p.n) {
         let d = take_grad(i);
-        s1[i] += d * d;
-        w[i] -= p.lr * d * inverseSqrt(s1[i]);
+        let a = s1[i] + d * d;
+        s1[i] = a;
+        w[i] -= p.lr * d * inverseSqrt(a);
     }
 }
 
@@ -48,9 +51,11 @@ fn adadelta(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let i = index(gid, nwg);
     if (i < p.n) {
         let d = take_grad(i);
-        s1[i] = p.a * s1[i] + (1.0 - p.a) * d * d;
-        let u = sqrt(s2[i] + p.eps) * inverseSqrt(s1[i] + p.eps) * d;
-        s2[i] = p.a * s2[i] + (1.0 - p.a) * u * u;
+        let a = p.a * s1[i] + (1.0 - p.a) * d * d;
+        s1[i] = a;
+        let b = s2[i];
+        let u = sqrt(b + p.eps) * inverseSqrt(a + p.eps) * d;
+        s2[i] = p.a * b + (1.0 - p.a) * u * u;
         w[i] -= p.lr * u;
     }
 }
@@ -60,9 +65,13 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let i = index(gid, nwg);
     if (i < p.n) {
         let d = take_grad(i);
-        s1[i] += (d - s1[i]) * (1.0 - p.a);
-        s2[i] += (d * d - s2[i]) * (1.0 - p.b);
-        w[i] -= p.lr * s1[i] / (sqrt(s2[i]) + p.eps);
+        let m0 = s1[i];
+        let m = m0 + (d - m0) * (1.0 - p.a);
+        let v0 = s2[i];
+        let v = v0 + (d * d - v0) * (1.0 - p.b);
+        s1[i] = m;
+        s2[i] = v;
+        w[i] -= p.lr * m / (sqrt(v) + p.eps);
     }
 }
 
@@ -71,9 +80,12 @@ fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let i = index(gid, nwg);
     if (i < p.n) {
         let d = take_grad(i);
-        s1[i] += (d * d - s1[i]) * (1.0 - p.a);
-        s2[i] = p.b * s2[i] + p.lr * d * inverseSqrt(s1[i] + p.eps);
-        w[i] -= s2[i];
+        let a0 = s1[i];
+        let a = a0 + (d * d - a0) * (1.0 - p.a);
+        s1[i] = a;
+        let b = p.b * s2[i] + p.lr * d * inverseSqrt(a + p.eps);
+        s2[i] = b;
+        w[i] -= b;
     }
 }
 
@@ -82,8 +94,9 @@ fn momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let i = index(gid, nwg);
     if (i < p.n) {
         let d = take_grad(i);
-        s1[i] = p.a * s1[i] + d;
-        w[i] -= p.lr * (d + p.a * s1[i]);
+        let a = p.a * s1[i] + d;
+        s1[i] = a;
+        w[i] -= p.lr * (d + p.a * a);
     }
 }
 
@@ -99,6 +112,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
 fn ema(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i < p.n) {
-        s1[i] -= (1.0 - p.a) * (s1[i] - w[i]);
+        let a = s1[i];
+        s1[i] = a - (1.0 - p.a) * (a - w[i]);
     }
 }

@@ -11,7 +11,7 @@
 
 struct Params {
     rows: u32, c: u32, flags: u32, eps: f32,
-    decay: f32, blocks: u32, block_rows: u32, _p2: u32,
+    decay: f32, blocks: u32, block_rows: u32, tshift: u32,
 }
 
 // FLAGS is the params' `flags`, compiled into each pipeline (src/gpu/encoder.rs `flags`): CPU drivers run
@@ -107,7 +107,7 @@ fn bn_normalize_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let t = beta[g];
     for (var r = rb.first; r < rb.end; r++) {
         // The same order of operations as apply().
-        var v = (x[r * c4 + g] - a) * k * gm + t;
+        var v = (xv(r * c4 + g) - a) * k * gm + t;
         if ((FLAGS & 8u) != 0u) {
             v = max(v, vec4<f32>());
         }

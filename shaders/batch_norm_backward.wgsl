@@ -14,7 +14,7 @@
 
 struct Params {
     rows: u32, c: u32, flags: u32, eps: f32,
-    decay: f32, blocks: u32, block_rows: u32, _p2: u32,
+    decay: f32, blocks: u32, block_rows: u32, tshift: u32,
 }
 
 // FLAGS is the params' `flags`, compiled into each pipeline (src/gpu/encoder.rs `flags`): CPU drivers run
@@ -133,7 +133,7 @@ fn bn_backward_parts(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         let at = r * c4 + g;
         let d = relu_mask4(at, dy[at]);
         s += d;
-        q += d * (x[at] - m) * k;
+        q += d * (xv(at) - m) * k;
     }
     parts[(rb.b * c4 + g) * 2u] = s;
     parts[(rb.b * c4 + g) * 2u + 1u] = q;
@@ -210,7 +210,7 @@ fn bn_backward_input_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builti
     let acc = (FLAGS & 2u) != 0u;
     for (var r = rb.first; r < rb.end; r++) {
         let at = r * c4 + g;
-        let xh = (x[at] - m) * k;
+        let xh = (xv(at) - m) * k;
         let v = gk * (relu_mask4(at, dy[at]) - s0 - xh * s1);
         dgamma[at] = select(vec4<f32>(), dgamma[at], acc) + v;
     }

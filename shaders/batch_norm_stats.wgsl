@@ -9,7 +9,7 @@
 
 struct Params {
     rows: u32, c: u32, flags: u32, eps: f32,
-    decay: f32, blocks: u32, block_rows: u32, _p2: u32,
+    decay: f32, blocks: u32, block_rows: u32, tshift: u32,
 }
 
 // FLAGS is the params' `flags`, compiled into each pipeline (src/gpu/encoder.rs `flags`): CPU drivers run
@@ -85,7 +85,7 @@ fn bn_stats_parts(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     }
     var s = vec4<f32>();
     for (var r = rb.first; r < rb.end; r++) {
-        let v = x[r * c4 + g];
+        let v = xv(r * c4 + g);
         if (square) {
             let d = v - m;
             s += d * d;

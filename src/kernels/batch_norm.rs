@@ -95,22 +95,29 @@ pub fn batch_norm_train(
         ],
     )?;
     check_shape("batch_norm", "output", &y.shape, &x.shape)?;
+    let mut xtex = None;
     if p.c.is_multiple_of(4) {
         // Row blocks x channel groups (see batch_norm_stats.wgsl); the blocks' sums meet in the context's
         // scratch.
         let c4 = p.c / 4;
+        // x through the staging texture for the three row-block passes over it (both statistics passes
+        // and the normalization below; nothing between them records another texture copy).
+        let (xt, tshift) = enc.texture_of(x)?;
+        p._pad[2] = tshift;
+        xtex = Some(xt);
+        let xt = xtex.as_ref().expect("just set");
         let mut q = p;
         set_blocks(&mut q, SUM_INVOCATIONS);
         let parts = enc.ctx().splitk_scratch(q._pad[0] as u64 * c4 as u64 * 16);
         let groups = groups_1d((q._pad[0] * c4) as usize);
-        let (xb, mb, ib, mmb, mvb) = (&x.buffer, &mean.buffer, &invstd.buffer, &moving_mean.buffer, &moving_var.buffer);
+        let (mb, ib, mmb, mvb) = (&mean.buffer, &invstd.buffer, &moving_mean.buffer, &moving_var.buffer);
         enc.dispatch_with(
             Shader::BatchNormStats,
             "bn_stats_parts",
             &flags(q.flags),
             &q,
-            &[Some(xb), Some(mb), None, None, None, Some(&parts)],
-            &[],
+            &[None, Some(mb), None, None, None, Some(&parts)],
+            &[(12, xt)],
             groups,
         )?;
         enc.dispatch_with(
@@ -128,8 +135,8 @@ pub fn batch_norm_train(
             "bn_stats_parts",
             &flags(q.flags),
             &q,
-            &[Some(xb), Some(mb), None, None, None, Some(&parts)],
-            &[],
+            &[None, Some(mb), None, None, None, Some(&parts)],
+            &[(12, xt)],
             groups,
         )?;
         enc.dispatch_with(
@@ -157,16 +164,19 @@ pub fn batch_norm_train(
         p.flags |= RELU;
     }
     let buffers = [Some(&x.buffer), Some(&mean.buffer), Some(&invstd.buffer), Some(g), Some(&beta.buffer), Some(&y.buffer)];
-    if p.c.is_multiple_of(4) {
-        // Blocks of rows per channel group, the channel's operands loaded once per block.
+    if let Some(xt) = &xtex {
+        // Blocks of rows per channel group, the channel's operands loaded once per block; x from the
+        // texture the statistics read.
         set_blocks(&mut p, ROW_BLOCK_INVOCATIONS);
+        let mut buffers = buffers;
+        buffers[0] = None;
         return enc.dispatch_with(
             Shader::BatchNorm,
             "bn_normalize_rows",
             &flags(p.flags),
             &p,
             &buffers,
-            &[],
+            &[(12, xt)],
             groups_1d((p._pad[0] * p.c / 4) as usize),
         );
     }
@@ -237,10 +247,16 @@ pub fn batch_norm_backward(
     let relu_y = grads.relu_output.map(|t| &t.buffer).unwrap_or(absent);
     let dgamma = grads.dgamma.map(|t| &t.buffer).unwrap_or(absent_rw);
     let dbeta = grads.dbeta.map(|t| &t.buffer).unwrap_or(absent_rw);
+    let mut xtex = None;
     if p.c.is_multiple_of(4) {
         // Row blocks x channel groups, about 2048 invocations; the blocks' sums meet in the context's
         // scratch (see the shader).
         let c4 = p.c / 4;
+        // x through the staging texture for both row-block passes over it (the sums and dx below).
+        let (xt, tshift) = enc.texture_of(x)?;
+        p._pad[2] = tshift;
+        xtex = Some(xt);
+        let xt = xtex.as_ref().expect("just set");
         set_blocks(&mut p, SUM_INVOCATIONS);
         let parts = enc.ctx().splitk_scratch(p._pad[0] as u64 * c4 as u64 * 32);
         enc.dispatch_with(
@@ -248,19 +264,8 @@ pub fn batch_norm_backward(
             "bn_backward_parts",
             &flags(p.flags),
             &p,
-            &[
-                Some(&x.buffer),
-                Some(&dy.buffer),
-                Some(&mean.buffer),
-                Some(&invstd.buffer),
-                None,
-                None,
-                None,
-                None,
-                Some(relu_y),
-                Some(&parts),
-            ],
-            &[],
+            &[None, Some(&dy.buffer), Some(&mean.buffer), Some(&invstd.buffer), None, None, None, None, Some(relu_y), Some(&parts)],
+            &[(12, xt)],
             groups_1d((p._pad[0] * c4) as usize),
         )?;
         enc.dispatch_with(
@@ -305,16 +310,19 @@ pub fn batch_norm_backward(
         None,
         Some(relu_y),
     ];
-    if p.c.is_multiple_of(4) {
-        // Blocks of rows per channel group, the channel's operands loaded once per block.
+    if let Some(xt) = &xtex {
+        // Blocks of rows per channel group, the channel's operands loaded once per block; x from the
+        // texture the sums read.
         set_blocks(&mut p, ROW_BLOCK_INVOCATIONS);
+        let mut buffers = buffers;
+        buffers[0] = None;
         return enc.dispatch_with(
             Shader::BatchNormBackward,
             "bn_backward_input_rows",
             &flags(p.flags),
             &p,
             &buffers,
-            &[],
+            &[(12, xt)],
             groups_1d((p._pad[0] * p.c / 4) as usize),
         );
     }

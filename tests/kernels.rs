@@ -311,6 +311,35 @@ fn dropout_is_seeded_and_matches_cpu_mask() {
     assert_ne!(other, want_m, "another seed gives another mask");
 }
 
+/// Channel counts and offsets all multiples of 4: the copies take four channels per invocation
+/// (copy_channels4), overwriting and accumulating.
+#[test]
+fn concat_and_split_of_whole_vec4s_match_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(81);
+    let shapes = [[2, 3, 5, 8], [2, 3, 5, 4], [2, 3, 5, 12]];
+    let out_shape = [2, 3, 5, 24];
+    let parts: Vec<Vec<f32>> = shapes.iter().map(|s| rng.vec(s.iter().product(), -1.0, 1.0)).collect();
+    let as_parts = |v: &[Vec<f32>]| -> Vec<f32> {
+        cpu::concat::concat_channels(&v.iter().zip(&shapes).map(|(p, s)| (p.as_slice(), s.as_slice())).collect::<Vec<_>>(), &out_shape)
+            .unwrap()
+    };
+    let want = as_parts(&parts);
+    let gparts: Vec<GpuTensor> = parts.iter().zip(&shapes).map(|(p, s)| up(ctx, "part", s, p)).collect();
+    let gout = GpuTensor::zeros(ctx, "concat", &out_shape);
+    record(ctx, |enc| k::concat::concat_channels(enc, &gparts.iter().collect::<Vec<_>>(), &gout));
+    assert_close("concat vec4", &gout.download(ctx).unwrap(), &want, 0.0, 0.0);
+    // Accumulating: the whole plus the parts again, then each part plus its slice of the whole.
+    record(ctx, |enc| k::concat::concat_channels_into(enc, &gparts.iter().collect::<Vec<_>>(), &gout, true));
+    let twice: Vec<f32> = want.iter().map(|v| v + v).collect();
+    assert_close("concat vec4 accumulate", &gout.download(ctx).unwrap(), &twice, 0.0, 0.0);
+    record(ctx, |enc| k::concat::split_channels_into(enc, &gout, &gparts.iter().collect::<Vec<_>>(), &[true, false, true]));
+    for (i, (g, p)) in gparts.iter().zip(&parts).enumerate() {
+        let want: Vec<f32> = p.iter().map(|v| if i == 1 { v + v } else { v + v + v }).collect();
+        assert_close(&format!("split vec4 part {i}"), &g.download(ctx).unwrap(), &want, 0.0, 0.0);
+    }
+}
+
 #[test]
 fn concat_and_split_channels_match_cpu() {
     let ctx = gpu_or_skip!();

@@ -58,6 +58,17 @@ fn copy(
         flags: accumulate as u32,
         _pad: 0,
     };
+    if [src_c, dst_c, src_off, dst_off, count].iter().all(|v| v.is_multiple_of(4)) {
+        return enc.dispatch_with(
+            Shader::Concat,
+            "copy_channels4",
+            &flags(p.flags),
+            &p,
+            &[None, None, Some(&src.buffer), Some(&dst.buffer)],
+            &[],
+            groups_1d(rows * count / 4),
+        );
+    }
     enc.dispatch_with(
         Shader::Concat,
         "copy_channels",

@@ -2,7 +2,8 @@
 //
 // max_pool:        y[n,oy,ox,c] = max over the window of x (taps outside the image ignored);
 //                  argmax[n,oy,ox,c] = flat index into x of the first maximum (flags & 2: saved for backward);
-//                  flags & 4: c is a multiple of 4, four channels per invocation
+//                  flags & 4 (here and in the backward): c is a multiple of 4, four channels per
+//                  invocation as vec4s
 // avg_pool:        y = mean over the window's in-image taps (TF: padding is not counted)
 // global_avg_pool: y[n,c] = mean over h, w of x[n,:,:,c]
 //
@@ -178,7 +179,7 @@ fn taps(o: u32, stride: u32, pad: u32, k: u32, extent: u32) -> u32 {
 // likewise columns), found with two divisions per axis (integer division is scalarized on CPU drivers).
 fn pool_backward(i4: u32, mode: u32) {
     let total = p.n * p.h * p.w * p.c;
-    if ((p.c & 3u) != 0u) {
+    if ((FLAGS & 4u) == 0u) {
         for (var e = i4 * 4u; e < min(i4 * 4u + 4u, total); e++) {
             store_grad(e, pool_grad(e, e % p.c, e / p.c, mode).x);
         }

@@ -149,7 +149,8 @@ pub fn max_pool_backward(
     let mut p = PoolParams::new(&dx.shape, k, stride, padding)?;
     check_shape("max_pool_backward", "dy", &dy.shape, &p.out_shape())?;
     check_shape("max_pool_backward", "argmax", &argmax.shape, &p.out_shape())?;
-    p.flags = accumulate as u32;
+    // Accumulate (flag 1); four channels as vec4s where c is a multiple of 4 (flag 4).
+    p.flags = accumulate as u32 | if p.c.is_multiple_of(4) { 4 } else { 0 };
     enc.dispatch_with(
         Shader::Pool,
         "max_pool_backward",
@@ -173,7 +174,7 @@ pub fn avg_pool_backward(
 ) -> Result<(), GpuError> {
     let mut p = PoolParams::new(&dx.shape, k, stride, padding)?;
     check_shape("avg_pool_backward", "dy", &dy.shape, &p.out_shape())?;
-    p.flags = accumulate as u32;
+    p.flags = accumulate as u32 | if p.c.is_multiple_of(4) { 4 } else { 0 };
     // The shader's shared gather references argmax, so the entry's layout holds it: bind a stand-in.
     let unused = enc.absent_rw();
     enc.dispatch_with(

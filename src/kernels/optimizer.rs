@@ -145,7 +145,7 @@ pub fn update(
         kind.entry(),
         &p,
         &[Some(&w.buffer), Some(&g.buffer), bind(kind.slots() > 0, s1), bind(kind.slots() > 1, s2)],
-        groups_1d(w.len()),
+        groups_1d(w.len().div_ceil(4)),
     )
 }
 
@@ -158,5 +158,5 @@ pub fn ema_decay(decay: f32, num_updates: u64) -> f32 {
 pub fn ema(enc: &mut Encoder, shadow: &GpuTensor, w: &GpuTensor, decay: f32) -> Result<(), GpuError> {
     check("ema", w, &[("shadow", shadow)])?;
     let p = OptimizerParams { n: w.len() as u32, lr: 0.0, a: decay, b: 0.0, eps: 0.0, _pad: [0; 3] };
-    enc.dispatch(Shader::Optimizer, "ema", &p, &[Some(&w.buffer), None, Some(&shadow.buffer), None], groups_1d(w.len()))
+    enc.dispatch(Shader::Optimizer, "ema", &p, &[Some(&w.buffer), None, Some(&shadow.buffer), None], groups_1d(w.len().div_ceil(4)))
 }

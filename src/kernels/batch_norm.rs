@@ -164,23 +164,29 @@ pub fn batch_norm_train(
         p.flags |= RELU;
     }
     let buffers = [Some(&x.buffer), Some(&mean.buffer), Some(&invstd.buffer), Some(g), Some(&beta.buffer), Some(&y.buffer)];
-    if let Some(xt) = &xtex {
-        // Blocks of rows per channel group, the channel's operands loaded once per block; x from the
-        // texture the statistics read.
-        set_blocks(&mut p, ROW_BLOCK_INVOCATIONS);
-        let mut buffers = buffers;
-        buffers[0] = None;
-        return enc.dispatch_with(
-            Shader::BatchNorm,
-            "bn_normalize_rows",
-            &flags(p.flags),
-            &p,
-            &buffers,
-            &[(12, xt)],
-            groups_1d((p._pad[0] * p.c / 4) as usize),
-        );
-    }
-    enc.dispatch_with(Shader::BatchNorm, "bn_normalize", &flags(p.flags), &p, &buffers, &[], groups_1d(x.len().div_ceil(4)))
+    // x from the texture the statistics read.
+    elementwise_pass(enc, Shader::BatchNorm, ("bn_normalize", "bn_normalize_rows"), p, &buffers, xtex.as_ref(), x.len())
+}
+
+/// The last, elementwise pass over x of the training forward or backward: `entries.1` in blocks of rows
+/// per channel group where x is in the staging texture `xt` (c a multiple of 4: the channel's operands
+/// loaded once per block, x's buffer unbound), else `entries.0`, four elements per invocation.
+fn elementwise_pass(
+    enc: &mut Encoder,
+    shader: Shader,
+    entries: (&'static str, &'static str),
+    mut p: BatchNormParams,
+    buffers: &[Option<&wgpu::Buffer>],
+    xt: Option<&wgpu::TextureView>,
+    elements: usize,
+) -> Result<(), GpuError> {
+    let Some(xt) = xt else {
+        return enc.dispatch_with(shader, entries.0, &flags(p.flags), &p, buffers, &[], groups_1d(elements.div_ceil(4)));
+    };
+    set_blocks(&mut p, ROW_BLOCK_INVOCATIONS);
+    let mut rows = buffers.to_vec();
+    rows[0] = None;
+    enc.dispatch_with(shader, entries.1, &flags(p.flags), &p, &rows, &[(12, xt)], groups_1d((p._pad[0] * p.c / 4) as usize))
 }
 
 /// Gradients of a training batch norm. `dgamma`/`dbeta` are parameter gradients (added to); `sums`
@@ -310,21 +316,6 @@ pub fn batch_norm_backward(
         None,
         Some(relu_y),
     ];
-    if let Some(xt) = &xtex {
-        // Blocks of rows per channel group, the channel's operands loaded once per block; x from the
-        // texture the sums read.
-        set_blocks(&mut p, ROW_BLOCK_INVOCATIONS);
-        let mut buffers = buffers;
-        buffers[0] = None;
-        return enc.dispatch_with(
-            Shader::BatchNormBackward,
-            "bn_backward_input_rows",
-            &flags(p.flags),
-            &p,
-            &buffers,
-            &[(12, xt)],
-            groups_1d((p._pad[0] * p.c / 4) as usize),
-        );
-    }
-    enc.dispatch_with(Shader::BatchNormBackward, "bn_backward_input", &flags(p.flags), &p, &buffers, &[], groups_1d(x.len().div_ceil(4)))
+    // x from the texture the sums read.
+    elementwise_pass(enc, Shader::BatchNormBackward, ("bn_backward_input", "bn_backward_input_rows"), p, &buffers, xtex.as_ref(), x.len())
 }

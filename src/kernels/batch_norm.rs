@@ -95,17 +95,13 @@ pub fn batch_norm_train(
         ],
     )?;
     check_shape("batch_norm", "output", &y.shape, &x.shape)?;
-    let mut xtex = None;
-    if p.c.is_multiple_of(4) {
+    // x through the staging texture for the three row-block passes over it (both statistics passes and
+    // the normalization below; nothing between them records another texture copy).
+    let xtex = row_block_texture(enc, x, &mut p)?;
+    if let Some(xt) = &xtex {
         // Row blocks x channel groups (see batch_norm_stats.wgsl); the blocks' sums meet in the context's
         // scratch.
         let c4 = p.c / 4;
-        // x through the staging texture for the three row-block passes over it (both statistics passes
-        // and the normalization below; nothing between them records another texture copy).
-        let (xt, tshift) = enc.texture_of(x)?;
-        p._pad[2] = tshift;
-        xtex = Some(xt);
-        let xt = xtex.as_ref().expect("just set");
         let mut q = p;
         set_blocks(&mut q, SUM_INVOCATIONS);
         let parts = enc.ctx().splitk_scratch(q._pad[0] as u64 * c4 as u64 * 16);
@@ -166,6 +162,17 @@ pub fn batch_norm_train(
     let buffers = [Some(&x.buffer), Some(&mean.buffer), Some(&invstd.buffer), Some(g), Some(&beta.buffer), Some(&y.buffer)];
     // x from the texture the statistics read.
     elementwise_pass(enc, Shader::BatchNorm, ("bn_normalize", "bn_normalize_rows"), p, &buffers, xtex.as_ref(), x.len())
+}
+
+/// Where c is a multiple of 4 (the row-block kernels), records copying `x` into the staging texture and
+/// sets `p`'s texture row shift (`_pad[2]`); the kernels read x there until the next `texture_of`.
+fn row_block_texture(enc: &mut Encoder, x: &GpuTensor, p: &mut BatchNormParams) -> Result<Option<wgpu::TextureView>, GpuError> {
+    if !p.c.is_multiple_of(4) {
+        return Ok(None);
+    }
+    let (xt, tshift) = enc.texture_of(x)?;
+    p._pad[2] = tshift;
+    Ok(Some(xt))
 }
 
 /// The last, elementwise pass over x of the training forward or backward: `entries.1` in blocks of rows
@@ -253,16 +260,12 @@ pub fn batch_norm_backward(
     let relu_y = grads.relu_output.map(|t| &t.buffer).unwrap_or(absent);
     let dgamma = grads.dgamma.map(|t| &t.buffer).unwrap_or(absent_rw);
     let dbeta = grads.dbeta.map(|t| &t.buffer).unwrap_or(absent_rw);
-    let mut xtex = None;
-    if p.c.is_multiple_of(4) {
+    // x through the staging texture for both row-block passes over it (the sums and dx below).
+    let xtex = row_block_texture(enc, x, &mut p)?;
+    if let Some(xt) = &xtex {
         // Row blocks x channel groups, about 2048 invocations; the blocks' sums meet in the context's
         // scratch (see the shader).
         let c4 = p.c / 4;
-        // x through the staging texture for both row-block passes over it (the sums and dx below).
-        let (xt, tshift) = enc.texture_of(x)?;
-        p._pad[2] = tshift;
-        xtex = Some(xt);
-        let xt = xtex.as_ref().expect("just set");
         set_blocks(&mut p, SUM_INVOCATIONS);
         let parts = enc.ctx().splitk_scratch(p._pad[0] as u64 * c4 as u64 * 32);
         enc.dispatch_with(

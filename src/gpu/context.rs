@@ -206,32 +206,51 @@ impl GpuContext {
     /// branch-free gather instead of a loop over the lanes with a bounds check per lane and component), and
     /// conv2d's input loads were half its time: a 1x1-conv-shaped loop measured 57 -> 86 GFLOP/s.
     pub(crate) fn staging_texture(&self, texels: u64) -> Result<(wgpu::Texture, wgpu::TextureView, u32), GpuError> {
-        let shift = self.texture_row_shift;
-        let rows = texels.div_ceil(1 << shift).max(1);
+        let rows = self.texture_rows("staging texture", texels)?;
+        let mut guard = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.as_ref().is_none_or(|(t, _)| (t.height() as u64) < rows) {
+            *guard = Some(self.row_texture("kernel input staging", wgpu::TextureFormat::Rgba32Float, rows));
+        }
+        let (texture, view) = guard.as_ref().expect("just made");
+        Ok((texture.clone(), view.clone(), self.texture_row_shift))
+    }
+
+    /// Rows of `1 << texture_row_shift` texels that `texels` texels fill (at least one), refused for `op`
+    /// above the adapter's largest texture.
+    pub(crate) fn texture_rows(&self, op: &'static str, texels: u64) -> Result<u64, GpuError> {
+        let width = 1u64 << self.texture_row_shift;
+        let rows = texels.div_ceil(width).max(1);
         let max = self.device.limits().max_texture_dimension_2d as u64;
         if rows > max {
             return Err(GpuError::Invalid {
-                op: "staging texture",
-                detail: format!("{texels} texels need {rows} rows of {}, above the adapter's {max}", 1u64 << shift),
+                op,
+                detail: format!("{texels} texels need {rows} rows of {width}, above the adapter's {max}"),
             });
         }
-        let mut guard = self.staging.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.as_ref().is_none_or(|(t, _)| (t.height() as u64) < rows) {
-            let texture = self.device.create_texture(&wgpu::TextureDescriptor {
-                label: Some("kernel input staging"),
-                size: wgpu::Extent3d { width: 1 << shift, height: rows.next_multiple_of(16).min(max) as u32, depth_or_array_layers: 1 },
-                mip_level_count: 1,
-                sample_count: 1,
-                dimension: wgpu::TextureDimension::D2,
-                format: wgpu::TextureFormat::Rgba32Float,
-                usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
-                view_formats: &[],
-            });
-            let view = texture.create_view(&Default::default());
-            *guard = Some((texture, view));
-        }
-        let (texture, view) = guard.as_ref().expect("just made");
-        Ok((texture.clone(), view.clone(), shift))
+        Ok(rows)
+    }
+
+    /// A storage texture of `format`, `1 << texture_row_shift` texels wide and at least `rows` rows (rounded
+    /// up to 16 so that growing tensors reuse it), copied into and read by kernels in the row layout
+    /// (texel `i` at `(i & (width - 1), i >> shift)`).
+    pub(crate) fn row_texture(&self, label: &str, format: wgpu::TextureFormat, rows: u64) -> (wgpu::Texture, wgpu::TextureView) {
+        let max = self.device.limits().max_texture_dimension_2d as u64;
+        let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some(label),
+            size: wgpu::Extent3d {
+                width: 1 << self.texture_row_shift,
+                height: rows.next_multiple_of(16).min(max) as u32,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format,
+            usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        let view = texture.create_view(&Default::default());
+        (texture, view)
     }
 
     /// Bytes of the scratch shared by all kernels: split-K partial sums and the staging texture.

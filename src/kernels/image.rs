@@ -132,29 +132,10 @@ impl PackedImages {
         }
         let row_texels = w.div_ceil(4);
         let texels = (n * h * row_texels) as u64;
-        let shift = ctx.texture_row_shift;
-        let width = 1u64 << shift;
-        let rows = texels.div_ceil(width);
-        let max = ctx.device.limits().max_texture_dimension_2d as u64;
-        if rows > max {
-            return Err(GpuError::Invalid {
-                op: OP,
-                detail: format!("{texels} texels need {rows} rows of {width}, above the adapter's {max}"),
-            });
-        }
+        let rows = ctx.texture_rows(OP, texels)?;
+        let width = 1u64 << ctx.texture_row_shift;
         if self.texture.as_ref().is_none_or(|(t, _)| (t.height() as u64) < rows) {
-            let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
-                label: Some("packed RGB8 images"),
-                size: wgpu::Extent3d { width: width as u32, height: rows.next_multiple_of(16).min(max) as u32, depth_or_array_layers: 1 },
-                mip_level_count: 1,
-                sample_count: 1,
-                dimension: wgpu::TextureDimension::D2,
-                format: wgpu::TextureFormat::Rgba32Uint,
-                usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
-                view_formats: &[],
-            });
-            let view = texture.create_view(&Default::default());
-            self.texture = Some((texture, view));
+            self.texture = Some(ctx.row_texture(OP, wgpu::TextureFormat::Rgba32Uint, rows));
         }
         let mut data = vec![0u32; (rows * width * 4) as usize];
         for (r, row) in pixels.chunks_exact(w).enumerate() {
@@ -168,7 +149,7 @@ impl PackedImages {
             wgpu::Extent3d { width: width as u32, height: rows as u32, depth_or_array_layers: 1 },
         );
         self.shape = [n, h, w];
-        self.shift = shift;
+        self.shift = ctx.texture_row_shift;
         Ok(())
     }
 

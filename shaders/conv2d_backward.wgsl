@@ -42,6 +42,8 @@ override ACT: u32 = 0u;           // 0 none, 1 ReLU, 2 PReLU
 // Subgroups of at least 16 lanes: grad_input's lane j loads input channel c0 + j's weight vec4, one load
 // for all 16 channels where 8 lanes need two (see conv2d.wgsl).
 override LANES16: bool = false;
+// grad_weight of a 1x1 conv with stride 1 and no padding: output pixel m reads input pixel m.
+override FLAT: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;   // dy | g (grad_input) | x (grad_weight) | part (reduce)
@@ -102,6 +104,14 @@ fn share4(v: vec4<f32>, src: u32, at: u32) -> vec4<f32> {
 fn share1(v: f32, src: u32, at: u32) -> f32 {
     return subgroupShuffle(v, src); // subgroups
     return bs(at); // no subgroups
+}
+
+// grad_weight's g: quarter h of pixel i's 16 columns, from the lane that loaded it (lane 4i + h of g0
+// with 16 lanes; with 8, lane 4i + h of g0 for pixels 0-1 and of g1 for 2-3). Without subgroups, from b.
+fn gshare(g0: vec4<f32>, g1: vec4<f32>, i: u32, h: u32, at: u32) -> vec4<f32> {
+    if (LANES16 || i < 2u) { return subgroupShuffle(g0, 4u * i + h); } // subgroups
+    return subgroupShuffle(g1, 4u * (i - 2u) + h); // subgroups
+    return b[at]; // no subgroups
 }
 
 // Writes (or adds, when acc) 8 values at `at` (column col0 of a row with `cols` columns; a: col0..col0+3,
@@ -370,18 +380,11 @@ fn gi_step(t: ptr<function, Tile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, 
     let r13 = share4(select(wh, wl, LANES16), 5u + select(0u, 8u, LANES16), v3.y + q);
     let r14 = share4(select(wh, wl, LANES16), 6u + select(0u, 8u, LANES16), v3.z + q);
     let r15 = share4(select(wh, wl, LANES16), 7u + select(0u, 8u, LANES16), v3.w + q);
-    fma8(t, vec4<f32>(x0.x, x1.x, x2.x, x3.x), vec4<f32>(x4.x, x5.x, x6.x, x7.x),
-         vec4<f32>(r0.x, r1.x, r2.x, r3.x), vec4<f32>(r4.x, r5.x, r6.x, r7.x),
-         vec4<f32>(r8.x, r9.x, r10.x, r11.x), vec4<f32>(r12.x, r13.x, r14.x, r15.x));
-    fma8(t, vec4<f32>(x0.y, x1.y, x2.y, x3.y), vec4<f32>(x4.y, x5.y, x6.y, x7.y),
-         vec4<f32>(r0.y, r1.y, r2.y, r3.y), vec4<f32>(r4.y, r5.y, r6.y, r7.y),
-         vec4<f32>(r8.y, r9.y, r10.y, r11.y), vec4<f32>(r12.y, r13.y, r14.y, r15.y));
-    fma8(t, vec4<f32>(x0.z, x1.z, x2.z, x3.z), vec4<f32>(x4.z, x5.z, x6.z, x7.z),
-         vec4<f32>(r0.z, r1.z, r2.z, r3.z), vec4<f32>(r4.z, r5.z, r6.z, r7.z),
-         vec4<f32>(r8.z, r9.z, r10.z, r11.z), vec4<f32>(r12.z, r13.z, r14.z, r15.z));
-    fma8(t, vec4<f32>(x0.w, x1.w, x2.w, x3.w), vec4<f32>(x4.w, x5.w, x6.w, x7.w),
-         vec4<f32>(r0.w, r1.w, r2.w, r3.w), vec4<f32>(r4.w, r5.w, r6.w, r7.w),
-         vec4<f32>(r8.w, r9.w, r10.w, r11.w), vec4<f32>(r12.w, r13.w, r14.w, r15.w));
+    fma8x4(t, x0, x1, x2, x3, x4, x5, x6, x7, W16(
+        vec4<f32>(r0.x, r1.x, r2.x, r3.x), vec4<f32>(r4.x, r5.x, r6.x, r7.x), vec4<f32>(r8.x, r9.x, r10.x, r11.x), vec4<f32>(r12.x, r13.x, r14.x, r15.x),
+        vec4<f32>(r0.y, r1.y, r2.y, r3.y), vec4<f32>(r4.y, r5.y, r6.y, r7.y), vec4<f32>(r8.y, r9.y, r10.y, r11.y), vec4<f32>(r12.y, r13.y, r14.y, r15.y),
+        vec4<f32>(r0.z, r1.z, r2.z, r3.z), vec4<f32>(r4.z, r5.z, r6.z, r7.z), vec4<f32>(r8.z, r9.z, r10.z, r11.z), vec4<f32>(r12.z, r13.z, r14.z, r15.z),
+        vec4<f32>(r0.w, r1.w, r2.w, r3.w), vec4<f32>(r4.w, r5.w, r6.w, r7.w), vec4<f32>(r8.w, r9.w, r10.w, r11.w), vec4<f32>(r12.w, r13.w, r14.w, r15.w)));
 }
 
 // conv2d_grad_input_rows: conv2d_grad_input for stride 1 with row tiles (as conv2d.wgsl's): 8 consecutive
@@ -501,8 +504,9 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let tiles_o = (p.oc + 15u) / 16u;
     let rcs = p.kh * p.kw * tiles_c;
     let unit = sgs; // subgroups
-    let lane = sid & 7u; // subgroups
+    let lane = sid & select(7u, 15u, LANES16); // subgroups
     let unit = 1u; // no subgroups
+    let lane = 0u; // no subgroups
     let u = idx / unit;
     let groups_rc = (rcs + unit - 1u) / unit;
     if (u >= p.splits * tiles_o * groups_rc) {
@@ -525,85 +529,55 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let oo1 = min(o0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));
     let oo2 = min(o0 + vec4<u32>(8u, 9u, 10u, 11u), vec4<u32>(p.oc - 1u));
     let oo3 = min(o0 + vec4<u32>(12u, 13u, 14u, 15u), vec4<u32>(p.oc - 1u));
-    // c<r>_<h>: input channel c0+r of the tap, output channels o0+4h..o0+4h+3.
-    var c0_0 = vec4<f32>(); var c0_1 = vec4<f32>(); var c0_2 = vec4<f32>(); var c0_3 = vec4<f32>();
-    var c1_0 = vec4<f32>(); var c1_1 = vec4<f32>(); var c1_2 = vec4<f32>(); var c1_3 = vec4<f32>();
-    var c2_0 = vec4<f32>(); var c2_1 = vec4<f32>(); var c2_2 = vec4<f32>(); var c2_3 = vec4<f32>();
-    var c3_0 = vec4<f32>(); var c3_1 = vec4<f32>(); var c3_2 = vec4<f32>(); var c3_3 = vec4<f32>();
-    var c4_0 = vec4<f32>(); var c4_1 = vec4<f32>(); var c4_2 = vec4<f32>(); var c4_3 = vec4<f32>();
-    var c5_0 = vec4<f32>(); var c5_1 = vec4<f32>(); var c5_2 = vec4<f32>(); var c5_3 = vec4<f32>();
-    var c6_0 = vec4<f32>(); var c6_1 = vec4<f32>(); var c6_2 = vec4<f32>(); var c6_3 = vec4<f32>();
-    var c7_0 = vec4<f32>(); var c7_1 = vec4<f32>(); var c7_2 = vec4<f32>(); var c7_3 = vec4<f32>();
-    // With vec4 channels, walk the split's pixels one output row at a time, two pixels per step: every
-    // lane steps through the same pixels (each masks those whose tap falls outside the image), and lane j
-    // loads quarter j%4 of g's 16 columns for pixel j/4 of the pair, handed round by shuffles.
+    // t.c<r>_<h>: input channel c0+r of the tap, output channels o0+4h..o0+4h+3.
+    var t: Tile;
+    // With vec4 channels, walk the split's pixels four per step (gw_step4): every lane steps through the
+    // same pixels, each masking those whose tap falls outside the image. The pixels' rows and columns are
+    // stepped, not divided out per output row: a division per row cost the 8- and 3-pixel rows of the
+    // late layers a third of their time (1x1 [32,8,8,256]x[256,896]: 19.2 -> 11.5 ms).
     if (VEC) {
-        let xstep = p.sw * p.c / 4u;
         let oc4 = p.oc / 4u;
         // g's last vec4s of a ragged tile are clamped to the row (their outputs are not stored).
         let gq = min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(oc4 - o0 / 4u - 1u));
-        // Columns with 0 <= ox*sw + kx - pad_left < w.
-        let lo_num = i32(p.pad_left) - i32(kx);
-        let ox_lo = select(0u, u32((lo_num + i32(p.sw) - 1) / i32(p.sw)), lo_num > 0);
-        let hi_num = i32(p.w) - 1 + i32(p.pad_left) - i32(kx);
-        let ox_hi = select(0u, min(u32(hi_num / i32(p.sw)) + 1u, p.ow), hi_num >= 0);
-        var m = m_begin;
-        loop {
-            if (m >= m_end) {
-                break;
+        let last = m_end - 1u;
+        if (FLAT) {
+            // 1x1, stride 1, no padding: output pixel m reads input pixel m.
+            for (var m = m_begin; m <= last; m += 4u) {
+                let ms = vec4<u32>(m) + vec4<u32>(0u, 1u, 2u, 3u);
+                let ok = ms <= vec4<u32>(last);
+                let xa = select(vec4<u32>(), (ms * p.c + c0) / 4u, ok);
+                let gi = (min(ms, vec4<u32>(last)) * p.oc + o0) / 4u;
+                gw_step4(&t, xa, select(vec4<f32>(), vec4<f32>(1.0), ok), gi, gq, lane);
             }
-            let row = m / p.ow;
-            let row_m0 = row * p.ow;
-            let seg_end = min(m_end, row_m0 + p.ow);
-            let iy = i32((row % p.oh) * p.sh + ky) - i32(p.pad_top);
-            let row_ok = iy >= 0 && iy < i32(p.h);
-            let xrow = (((row / p.oh) * p.h + u32(max(iy, 0))) * p.w) * p.c;
-            for (var ox = m - row_m0; ox < seg_end - row_m0; ox += 2u) {
-                // This lane's two pixels: in the image for its tap (mask k) or read at a safe address.
-                let ok0 = row_ok && ox >= ox_lo && ox < ox_hi;
-                let ok1 = row_ok && ox + 1u >= ox_lo && ox + 1u < ox_hi && row_m0 + ox + 1u < seg_end;
-                let xa0 = select(0u, (xrow + (ox * p.sw + kx - p.pad_left) * p.c + c0) / 4u, ok0);
-                let xa1 = select(0u, (xrow + ((ox + 1u) * p.sw + kx - p.pad_left) * p.c + c0) / 4u, ok1);
-                let k0 = select(0.0, 1.0, ok0);
-                let k1 = select(0.0, 1.0, ok1);
-                let a0 = av(xa0) * k0;
-                let a1 = av(xa0 + 1u) * k0;
-                let a2 = av(xa1) * k1;
-                let a3 = av(xa1 + 1u) * k1;
-                let gi = ((row_m0 + ox) * p.oc + o0) / 4u;
-                let gi1 = ((row_m0 + min(ox + 1u, seg_end - row_m0 - 1u)) * p.oc + o0) / 4u;
-                let gv = b[select(gi, gi1, lane >= 4u) + gq[lane & 3u]]; // subgroups
-                let gv = vec4<f32>(); // no subgroups
-                {
-                    let b0 = share4(gv, 0u, gi + gq.x);
-                    let b1 = share4(gv, 1u, gi + gq.y);
-                    let b2 = share4(gv, 2u, gi + gq.z);
-                    let b3 = share4(gv, 3u, gi + gq.w);
-                    c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
-                    c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
-                    c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
-                    c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
-                    c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
-                    c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
-                    c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
-                    c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
-                }
-                {
-                    let b0 = share4(gv, 4u, gi1 + gq.x);
-                    let b1 = share4(gv, 5u, gi1 + gq.y);
-                    let b2 = share4(gv, 6u, gi1 + gq.z);
-                    let b3 = share4(gv, 7u, gi1 + gq.w);
-                    c0_0 = fma(vec4<f32>(a2.x), b0, c0_0); c0_1 = fma(vec4<f32>(a2.x), b1, c0_1); c0_2 = fma(vec4<f32>(a2.x), b2, c0_2); c0_3 = fma(vec4<f32>(a2.x), b3, c0_3);
-                    c1_0 = fma(vec4<f32>(a2.y), b0, c1_0); c1_1 = fma(vec4<f32>(a2.y), b1, c1_1); c1_2 = fma(vec4<f32>(a2.y), b2, c1_2); c1_3 = fma(vec4<f32>(a2.y), b3, c1_3);
-                    c2_0 = fma(vec4<f32>(a2.z), b0, c2_0); c2_1 = fma(vec4<f32>(a2.z), b1, c2_1); c2_2 = fma(vec4<f32>(a2.z), b2, c2_2); c2_3 = fma(vec4<f32>(a2.z), b3, c2_3);
-                    c3_0 = fma(vec4<f32>(a2.w), b0, c3_0); c3_1 = fma(vec4<f32>(a2.w), b1, c3_1); c3_2 = fma(vec4<f32>(a2.w), b2, c3_2); c3_3 = fma(vec4<f32>(a2.w), b3, c3_3);
-                    c4_0 = fma(vec4<f32>(a3.x), b0, c4_0); c4_1 = fma(vec4<f32>(a3.x), b1, c4_1); c4_2 = fma(vec4<f32>(a3.x), b2, c4_2); c4_3 = fma(vec4<f32>(a3.x), b3, c4_3);
-                    c5_0 = fma(vec4<f32>(a3.y), b0, c5_0); c5_1 = fma(vec4<f32>(a3.y), b1, c5_1); c5_2 = fma(vec4<f32>(a3.y), b2, c5_2); c5_3 = fma(vec4<f32>(a3.y), b3, c5_3);
-                    c6_0 = fma(vec4<f32>(a3.z), b0, c6_0); c6_1 = fma(vec4<f32>(a3.z), b1, c6_1); c6_2 = fma(vec4<f32>(a3.z), b2, c6_2); c6_3 = fma(vec4<f32>(a3.z), b3, c6_3);
-                    c7_0 = fma(vec4<f32>(a3.w), b0, c7_0); c7_1 = fma(vec4<f32>(a3.w), b1, c7_1); c7_2 = fma(vec4<f32>(a3.w), b2, c7_2); c7_3 = fma(vec4<f32>(a3.w), b3, c7_3);
+        }
+        if (!FLAT) {
+            // The four pixels' (image, row, column), divided out once and then stepped (integer division
+            // is scalarized on CPU drivers); the steps run on across output rows and images.
+            let m4 = vec4<u32>(m_begin) + vec4<u32>(0u, 1u, 2u, 3u);
+            var ox = m4 % p.ow;
+            var oy = (m4 / p.ow) % p.oh;
+            var bn = m4 / (p.ow * p.oh);
+            for (var m = m_begin; m <= last; m += 4u) {
+                let ms = vec4<u32>(m) + vec4<u32>(0u, 1u, 2u, 3u);
+                let iy = vec4<i32>(oy * p.sh + ky) - i32(p.pad_top);
+                let ix = vec4<i32>(ox * p.sw + kx) - i32(p.pad_left);
+                let ok = (ms <= vec4<u32>(last)) & (iy >= vec4<i32>()) & (iy < vec4<i32>(i32(p.h))) & (ix >= vec4<i32>()) & (ix < vec4<i32>(i32(p.w)));
+                let xa = select(vec4<u32>(), (((bn * p.h + vec4<u32>(iy)) * p.w + vec4<u32>(ix)) * p.c + c0) / 4u, ok);
+                let gi = (min(ms, vec4<u32>(last)) * p.oc + o0) / 4u;
+                gw_step4(&t, xa, select(vec4<f32>(), vec4<f32>(1.0), ok), gi, gq, lane);
+                ox += 4u;
+                loop {
+                    let wrap = ox >= vec4<u32>(p.ow);
+                    if (!any(wrap)) {
+                        break;
+                    }
+                    ox = select(ox, ox - p.ow, wrap);
+                    oy = select(oy, oy + 1u, wrap);
+                    let wrap_y = oy == vec4<u32>(p.oh);
+                    oy = select(oy, vec4<u32>(), wrap_y);
+                    bn = select(bn, bn + 1u, wrap_y);
                 }
             }
-            m = seg_end;
         }
     }
     // Element by element (channel counts not multiples of 4).
@@ -617,20 +591,12 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
             if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
                 let xo = ((bn * p.h + u32(iy)) * p.w + u32(ix)) * p.c;
                 let go = m * p.oc;
-                let a0 = vec4<f32>(as_(xo + cc0.x), as_(xo + cc0.y), as_(xo + cc0.z), as_(xo + cc0.w));
-                let a1 = vec4<f32>(as_(xo + cc1.x), as_(xo + cc1.y), as_(xo + cc1.z), as_(xo + cc1.w));
-                let b0 = vec4<f32>(bs(go + oo0.x), bs(go + oo0.y), bs(go + oo0.z), bs(go + oo0.w));
-                let b1 = vec4<f32>(bs(go + oo1.x), bs(go + oo1.y), bs(go + oo1.z), bs(go + oo1.w));
-                let b2 = vec4<f32>(bs(go + oo2.x), bs(go + oo2.y), bs(go + oo2.z), bs(go + oo2.w));
-                let b3 = vec4<f32>(bs(go + oo3.x), bs(go + oo3.y), bs(go + oo3.z), bs(go + oo3.w));
-                c0_0 = fma(vec4<f32>(a0.x), b0, c0_0); c0_1 = fma(vec4<f32>(a0.x), b1, c0_1); c0_2 = fma(vec4<f32>(a0.x), b2, c0_2); c0_3 = fma(vec4<f32>(a0.x), b3, c0_3);
-                c1_0 = fma(vec4<f32>(a0.y), b0, c1_0); c1_1 = fma(vec4<f32>(a0.y), b1, c1_1); c1_2 = fma(vec4<f32>(a0.y), b2, c1_2); c1_3 = fma(vec4<f32>(a0.y), b3, c1_3);
-                c2_0 = fma(vec4<f32>(a0.z), b0, c2_0); c2_1 = fma(vec4<f32>(a0.z), b1, c2_1); c2_2 = fma(vec4<f32>(a0.z), b2, c2_2); c2_3 = fma(vec4<f32>(a0.z), b3, c2_3);
-                c3_0 = fma(vec4<f32>(a0.w), b0, c3_0); c3_1 = fma(vec4<f32>(a0.w), b1, c3_1); c3_2 = fma(vec4<f32>(a0.w), b2, c3_2); c3_3 = fma(vec4<f32>(a0.w), b3, c3_3);
-                c4_0 = fma(vec4<f32>(a1.x), b0, c4_0); c4_1 = fma(vec4<f32>(a1.x), b1, c4_1); c4_2 = fma(vec4<f32>(a1.x), b2, c4_2); c4_3 = fma(vec4<f32>(a1.x), b3, c4_3);
-                c5_0 = fma(vec4<f32>(a1.y), b0, c5_0); c5_1 = fma(vec4<f32>(a1.y), b1, c5_1); c5_2 = fma(vec4<f32>(a1.y), b2, c5_2); c5_3 = fma(vec4<f32>(a1.y), b3, c5_3);
-                c6_0 = fma(vec4<f32>(a1.z), b0, c6_0); c6_1 = fma(vec4<f32>(a1.z), b1, c6_1); c6_2 = fma(vec4<f32>(a1.z), b2, c6_2); c6_3 = fma(vec4<f32>(a1.z), b3, c6_3);
-                c7_0 = fma(vec4<f32>(a1.w), b0, c7_0); c7_1 = fma(vec4<f32>(a1.w), b1, c7_1); c7_2 = fma(vec4<f32>(a1.w), b2, c7_2); c7_3 = fma(vec4<f32>(a1.w), b3, c7_3);
+                fma8(&t, vec4<f32>(as_(xo + cc0.x), as_(xo + cc0.y), as_(xo + cc0.z), as_(xo + cc0.w)),
+                     vec4<f32>(as_(xo + cc1.x), as_(xo + cc1.y), as_(xo + cc1.z), as_(xo + cc1.w)),
+                     vec4<f32>(bs(go + oo0.x), bs(go + oo0.y), bs(go + oo0.z), bs(go + oo0.w)),
+                     vec4<f32>(bs(go + oo1.x), bs(go + oo1.y), bs(go + oo1.z), bs(go + oo1.w)),
+                     vec4<f32>(bs(go + oo2.x), bs(go + oo2.y), bs(go + oo2.z), bs(go + oo2.w)),
+                     vec4<f32>(bs(go + oo3.x), bs(go + oo3.y), bs(go + oo3.z), bs(go + oo3.w)));
             }
             ox++;
             if (ox == p.ow) {
@@ -652,22 +618,51 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let base = split * rows * p.oc;
     let row0 = tap * p.c + c0;
     let row_end = tap * p.c + p.c;
-    put_row(row0, row_end, o0, p.oc, base, c0_0, c0_1, acc);
-    put_row(row0, row_end, o0 + 8u, p.oc, base, c0_2, c0_3, acc);
-    put_row(row0 + 1u, row_end, o0, p.oc, base, c1_0, c1_1, acc);
-    put_row(row0 + 1u, row_end, o0 + 8u, p.oc, base, c1_2, c1_3, acc);
-    put_row(row0 + 2u, row_end, o0, p.oc, base, c2_0, c2_1, acc);
-    put_row(row0 + 2u, row_end, o0 + 8u, p.oc, base, c2_2, c2_3, acc);
-    put_row(row0 + 3u, row_end, o0, p.oc, base, c3_0, c3_1, acc);
-    put_row(row0 + 3u, row_end, o0 + 8u, p.oc, base, c3_2, c3_3, acc);
-    put_row(row0 + 4u, row_end, o0, p.oc, base, c4_0, c4_1, acc);
-    put_row(row0 + 4u, row_end, o0 + 8u, p.oc, base, c4_2, c4_3, acc);
-    put_row(row0 + 5u, row_end, o0, p.oc, base, c5_0, c5_1, acc);
-    put_row(row0 + 5u, row_end, o0 + 8u, p.oc, base, c5_2, c5_3, acc);
-    put_row(row0 + 6u, row_end, o0, p.oc, base, c6_0, c6_1, acc);
-    put_row(row0 + 6u, row_end, o0 + 8u, p.oc, base, c6_2, c6_3, acc);
-    put_row(row0 + 7u, row_end, o0, p.oc, base, c7_0, c7_1, acc);
-    put_row(row0 + 7u, row_end, o0 + 8u, p.oc, base, c7_2, c7_3, acc);
+    put_row(row0, row_end, o0, p.oc, base, t.c0_0, t.c0_1, acc);
+    put_row(row0, row_end, o0 + 8u, p.oc, base, t.c0_2, t.c0_3, acc);
+    put_row(row0 + 1u, row_end, o0, p.oc, base, t.c1_0, t.c1_1, acc);
+    put_row(row0 + 1u, row_end, o0 + 8u, p.oc, base, t.c1_2, t.c1_3, acc);
+    put_row(row0 + 2u, row_end, o0, p.oc, base, t.c2_0, t.c2_1, acc);
+    put_row(row0 + 2u, row_end, o0 + 8u, p.oc, base, t.c2_2, t.c2_3, acc);
+    put_row(row0 + 3u, row_end, o0, p.oc, base, t.c3_0, t.c3_1, acc);
+    put_row(row0 + 3u, row_end, o0 + 8u, p.oc, base, t.c3_2, t.c3_3, acc);
+    put_row(row0 + 4u, row_end, o0, p.oc, base, t.c4_0, t.c4_1, acc);
+    put_row(row0 + 4u, row_end, o0 + 8u, p.oc, base, t.c4_2, t.c4_3, acc);
+    put_row(row0 + 5u, row_end, o0, p.oc, base, t.c5_0, t.c5_1, acc);
+    put_row(row0 + 5u, row_end, o0 + 8u, p.oc, base, t.c5_2, t.c5_3, acc);
+    put_row(row0 + 6u, row_end, o0, p.oc, base, t.c6_0, t.c6_1, acc);
+    put_row(row0 + 6u, row_end, o0 + 8u, p.oc, base, t.c6_2, t.c6_3, acc);
+    put_row(row0 + 7u, row_end, o0, p.oc, base, t.c7_0, t.c7_1, acc);
+    put_row(row0 + 7u, row_end, o0 + 8u, p.oc, base, t.c7_2, t.c7_3, acc);
+}
+
+// One step of grad_weight's vec4 path: four pixels, whose x vec4s (channels c0..c0+7) are at xa and
+// xa + 1 (times mask k) and whose g rows (this tile's 16 columns) start at vec4 gi; gq clamps a ragged
+// tile's columns. Lane j loads quarter j%4 of pixel j/4's g (with 8 lanes, two loads: pixels 0-1, then
+// 2-3), handed round by shuffles; each accumulator then takes the four pixels' products in a row.
+fn gw_step4(t: ptr<function, Tile>, xa: vec4<u32>, k: vec4<f32>, gi: vec4<u32>, gq: vec4<u32>, lane: u32) {
+    let a0 = av(xa.x) * k.x; let b0 = av(xa.x + 1u) * k.x;
+    let a1 = av(xa.y) * k.y; let b1 = av(xa.y + 1u) * k.y;
+    let a2 = av(xa.z) * k.z; let b2 = av(xa.z + 1u) * k.z;
+    let a3 = av(xa.w) * k.w; let b3 = av(xa.w + 1u) * k.w;
+    var g0 = vec4<f32>(); // subgroups
+    var g1 = vec4<f32>(); // subgroups
+    if (LANES16) { // subgroups
+        g0 = b[gi[lane >> 2u] + gq[lane & 3u]]; // subgroups
+    } else { // subgroups
+        g0 = b[select(gi.x, gi.y, lane >= 4u) + gq[lane & 3u]]; // subgroups
+        g1 = b[select(gi.z, gi.w, lane >= 4u) + gq[lane & 3u]]; // subgroups
+    } // subgroups
+    let g0 = vec4<f32>(); // no subgroups
+    let g1 = vec4<f32>(); // no subgroups
+    fma8x4(t, vec4<f32>(a0.x, a1.x, a2.x, a3.x), vec4<f32>(a0.y, a1.y, a2.y, a3.y),
+           vec4<f32>(a0.z, a1.z, a2.z, a3.z), vec4<f32>(a0.w, a1.w, a2.w, a3.w),
+           vec4<f32>(b0.x, b1.x, b2.x, b3.x), vec4<f32>(b0.y, b1.y, b2.y, b3.y),
+           vec4<f32>(b0.z, b1.z, b2.z, b3.z), vec4<f32>(b0.w, b1.w, b2.w, b3.w),
+           W16(gshare(g0, g1, 0u, 0u, gi.x + gq.x), gshare(g0, g1, 0u, 1u, gi.x + gq.y), gshare(g0, g1, 0u, 2u, gi.x + gq.z), gshare(g0, g1, 0u, 3u, gi.x + gq.w),
+               gshare(g0, g1, 1u, 0u, gi.y + gq.x), gshare(g0, g1, 1u, 1u, gi.y + gq.y), gshare(g0, g1, 1u, 2u, gi.y + gq.z), gshare(g0, g1, 1u, 3u, gi.y + gq.w),
+               gshare(g0, g1, 2u, 0u, gi.z + gq.x), gshare(g0, g1, 2u, 1u, gi.z + gq.y), gshare(g0, g1, 2u, 2u, gi.z + gq.z), gshare(g0, g1, 2u, 3u, gi.z + gq.w),
+               gshare(g0, g1, 3u, 0u, gi.w + gq.x), gshare(g0, g1, 3u, 1u, gi.w + gq.y), gshare(g0, g1, 3u, 2u, gi.w + gq.z), gshare(g0, g1, 3u, 3u, gi.w + gq.w)));
 }
 
 // Four elements per invocation: as vec4s when the weight count is a multiple of 4 (so every split's

@@ -364,10 +364,15 @@ fn conv2d_backward_cases(ctx: &facegpu::gpu::GpuContext) {
     // with a half-empty last channel tile on each side.
     cases.push(([3, 9, 11, 20], [1, 1, 20, 12], (1, 1), Padding::Same));
     cases.push(([2, 16, 16, 64], [1, 1, 64, 36], (1, 1), Padding::Valid));
-    // vec4 channels with padding and strides: the row-segment loop's in-image column range per tap.
+    // vec4 channels with padding and strides: the weight gradient's per-tap masks as its four-pixel steps
+    // run across rows and images.
     cases.push(([2, 9, 10, 8], [3, 3, 8, 12], (2, 2), Padding::Same));
     cases.push(([1, 7, 9, 4], [3, 2, 4, 8], (1, 2), Padding::Explicit(2, 0, 1, 3)));
     cases.push(([3, 17, 17, 40], [1, 1, 40, 24], (2, 2), Padding::Valid));
+    // Rows narrower than a four-pixel step (block8's 3x3 maps and smaller): a step wraps several rows.
+    cases.push(([4, 3, 3, 8], [1, 3, 8, 12], (1, 1), Padding::Same));
+    cases.push(([3, 2, 2, 4], [3, 3, 4, 8], (1, 1), Padding::Same));
+    cases.push(([7, 1, 1, 8], [3, 3, 8, 4], (1, 1), Padding::Same));
     // Stride 1 with rows of 16-40 columns: grad_input's row tiles (g's columns slid across the taps),
     // padding on either side, ragged row ends and channel tiles, 5 and 7 taps.
     cases.push(([2, 6, 23, 8], [3, 3, 8, 20], (1, 1), Padding::Same));

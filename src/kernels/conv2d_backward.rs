@@ -35,7 +35,8 @@ impl Conv2dBackwardParams {
         let tiles = (conv.kh * conv.kw * conv.c.div_ceil(8) * conv.oc.div_ceil(8)) as usize;
         // Enough invocations to fill a large GPU, but never fewer than 128 pixels per split.
         let splits = 4096usize.div_ceil(tiles).max(pixels.div_ceil(1024)).clamp(1, pixels.div_ceil(128).max(1));
-        let chunk = pixels.div_ceil(splits).max(1);
+        // Whole steps of grad_weight's vec4 path (four pixels each).
+        let chunk = pixels.div_ceil(splits).next_multiple_of(4);
         let splits = pixels.div_ceil(chunk).max(1);
         Ok(Self { conv, splits: splits as u32, chunk: chunk as u32, cls_y: 0, cls_x: 0, tshift: 0, _pad: [0; 3] })
     }
@@ -43,10 +44,12 @@ impl Conv2dBackwardParams {
     /// The values of conv2d_backward.wgsl's overridable constants for a dispatch of these params on `ctx`
     /// whose entry takes its vec4 path where `vec` (see the shader): the flags and activation, compiled in
     /// or out, and whether subgroups have 16 lanes or more.
-    pub fn constants(&self, ctx: &GpuContext, vec: bool) -> [(&'static str, f64); 7] {
+    pub fn constants(&self, ctx: &GpuContext, vec: bool) -> [(&'static str, f64); 8] {
         let c = &self.conv;
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let one_by_one = c.kh == 1 && c.kw == 1 && c.sh == 1 && c.sw == 1 && c.pad_top == 0 && c.pad_left == 0;
         [
+            ("FLAT", flag(one_by_one)),
             ("LANES16", flag(ctx.subgroup_min_lanes().is_some_and(|l| l >= 16))),
             ("VEC", flag(vec)),
             ("ACC", flag(c.flags & ACCUMULATE != 0)),

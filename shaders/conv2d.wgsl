@@ -21,7 +21,7 @@
 //
 // Each invocation computes 8 output pixels x 16 consecutive channels in tile.wgsl's Tile (16 rather than
 // 8: each x load then feeds twice the FMAs; 36.0 -> 48.0 GFLOP/s on llvmpipe). The pixels are 8 consecutive flattened
-// (n, oy, ox), or with row tiles (p.rows == 1: stride 1, wider than one tap) 8 columns of one output row,
+// (n, oy, ox), or with row tiles (p.rows == 1: stride 1, at least 5 taps wide) 8 columns of one output row,
 // whose input columns are loaded once per kernel row and slid across the taps (conv_rows).
 // x and w are read as vec4s when c and oc are multiples of 4 (16-byte loads instead of scalar gathers:
 // 10-20% faster on llvmpipe), else element by element through xs()/ws(). The lanes of a subgroup share

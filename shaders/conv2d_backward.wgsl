@@ -12,7 +12,7 @@
 // conv2d_grad_input:  dx[n,iy,ix,c] (+)= sum_{ky,kx,o} g[n,oy,ox,o] * w[ky,kx,c,o]
 //                     over the taps with oy*sh - pad_top + ky = iy and ox*sw - pad_left + kx = ix;
 //                     one dispatch per stride class (iy mod sh, ix mod sw) = (cls_y, cls_x), whose pixels
-//                     all take the same taps; conv2d_grad_input_rows is the same for stride 1 (row tiles)
+//                     all take the same taps
 // conv2d_grad_weight: part[s, (ky,kx,c), o] = sum_{m in split s} x[tap(m, ky, kx), c] * g[m, o]
 //                     (split-K over the output pixels; with one split it writes dw directly, (+)= when flags & 1)
 // grad_weight_reduce: dw[i] (+)= sum_s part[s, i]
@@ -385,110 +385,6 @@ fn gi_step(t: ptr<function, Tile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, 
         vec4<f32>(r0.y, r1.y, r2.y, r3.y), vec4<f32>(r4.y, r5.y, r6.y, r7.y), vec4<f32>(r8.y, r9.y, r10.y, r11.y), vec4<f32>(r12.y, r13.y, r14.y, r15.y),
         vec4<f32>(r0.z, r1.z, r2.z, r3.z), vec4<f32>(r4.z, r5.z, r6.z, r7.z), vec4<f32>(r8.z, r9.z, r10.z, r11.z), vec4<f32>(r12.z, r13.z, r14.z, r15.z),
         vec4<f32>(r0.w, r1.w, r2.w, r3.w), vec4<f32>(r4.w, r5.w, r6.w, r7.w), vec4<f32>(r8.w, r9.w, r10.w, r11.w), vec4<f32>(r12.w, r13.w, r14.w, r15.w)));
-}
-
-// conv2d_grad_input_rows: conv2d_grad_input for stride 1 with row tiles (as conv2d.wgsl's): 8 consecutive
-// input columns of one row x 16 channels. For each kernel row and 4 output channels, g's 8 + kw - 1
-// columns are loaded once and slid across the taps (tap kx + 1 reads, for pixel r, the column tap kx read
-// for pixel r - 1). c and oc multiples of 4.
-@compute @workgroup_size(64)
-fn conv2d_grad_input_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                          @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) sgs: u32, // subgroups
-) {
-    let idx = index(gid, nwg);
-    let tiles_row = (p.w + 7u) / 8u;
-    let tiles_m = p.n * p.h * tiles_row;
-    let tiles_c = (p.c + 15u) / 16u;
-    let unit = sgs; // subgroups
-    let lane = sid & select(7u, 15u, LANES16); // subgroups
-    let unit = 1u; // no subgroups
-    let lane = 0u; // no subgroups
-    let u = idx / unit;
-    if (u >= tiles_c * ((tiles_m + unit - 1u) / unit)) {
-        return;
-    }
-    let mt = (u / tiles_c) * unit + idx % unit;
-    let c0 = (u % tiles_c) * 16u;
-    let mtc = min(mt, tiles_m - 1u);
-    let row = mtc / tiles_row;
-    let ix0 = (mtc % tiles_row) * 8u;
-    let bn = row / p.h;
-    let iy = row % p.h;
-    let oc4 = p.oc / 4u;
-    let ch0 = min(c0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.c - 1u));
-    let ch1 = min(c0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.c - 1u));
-    let ch2 = min(c0 + vec4<u32>(8u, 9u, 10u, 11u), vec4<u32>(p.c - 1u));
-    let ch3 = min(c0 + vec4<u32>(12u, 13u, 14u, 15u), vec4<u32>(p.c - 1u));
-    // g's columns for tap 0: pixel r reads output column gx0 + r (masked outside the output).
-    let gx0 = i32(ix0) + i32(p.pad_left);
-    var cq0 = vec4<u32>();
-    var cq1 = vec4<u32>();
-    var ck0 = vec4<f32>();
-    var ck1 = vec4<f32>();
-    for (var r = 0u; r < 4u; r++) {
-        let ox = gx0 + i32(r);
-        let ok = ox >= 0 && ox < i32(p.ow);
-        cq0[r] = select(0u, u32(ox) * oc4, ok);
-        ck0[r] = select(0.0, 1.0, ok);
-        let ox1 = ox + 4;
-        let ok1 = ox1 >= 0 && ox1 < i32(p.ow);
-        cq1[r] = select(0u, u32(ox1) * oc4, ok1);
-        ck1[r] = select(0.0, 1.0, ok1);
-    }
-    var t: Tile;
-    for (var ky = 0u; ky < p.kh; ky++) {
-        let oy = i32(iy) + i32(p.pad_top) - i32(ky);
-        let rok = oy >= 0 && oy < i32(p.oh);
-        let rq = select(0u, (bn * p.oh + u32(oy)) * p.ow * oc4, rok);
-        let rk = select(0.0, 1.0, rok);
-        let q0 = cq0 + vec4<u32>(rq);
-        let q1 = cq1 + vec4<u32>(rq);
-        let k0 = ck0 * rk;
-        let k1 = ck1 * rk;
-        for (var q = 0u; q < oc4; q++) {
-            var x0 = av(q0.x + q) * k0.x; var x1 = av(q0.y + q) * k0.y;
-            var x2 = av(q0.z + q) * k0.z; var x3 = av(q0.w + q) * k0.w;
-            var x4 = av(q1.x + q) * k1.x; var x5 = av(q1.y + q) * k1.y;
-            var x6 = av(q1.z + q) * k1.z; var x7 = av(q1.w + q) * k1.w;
-            for (var kx = 0u; kx < p.kw; kx++) {
-                if (kx > 0u) {
-                    let ox = gx0 - i32(kx);
-                    let ok = rok && ox >= 0 && ox < i32(p.ow);
-                    x7 = x6; x6 = x5; x5 = x4; x4 = x3; x3 = x2; x2 = x1; x1 = x0;
-                    x0 = av(select(0u, rq + u32(ox) * oc4, ok) + q) * select(0.0, 1.0, ok);
-                }
-                let wbase = (ky * p.kw + kx) * p.c;
-                let v0 = (wbase + ch0) * oc4;
-                let v1 = (wbase + ch1) * oc4;
-                let v2 = (wbase + ch2) * oc4;
-                let v3 = (wbase + ch3) * oc4;
-                let wl = b[select(select(v0, v1, lane >= 4u), select(v2, v3, lane >= 12u), lane >= 8u)[lane & 3u] + q]; // subgroups
-                var wh = vec4<f32>(); // subgroups
-                if (!LANES16) { wh = b[select(v2, v3, lane >= 4u)[lane & 3u] + q]; } // subgroups
-                let wl = vec4<f32>(); // no subgroups
-                let wh = vec4<f32>(); // no subgroups
-                gi_step(&t, x0, x1, x2, x3, x4, x5, x6, x7, wl, wh, v0, v1, v2, v3, q);
-            }
-        }
-    }
-    let acc = ACC;
-    let dxa = ((bn * p.h + iy) * p.w + ix0) * p.c;
-    put_cols(mt < tiles_m && ix0 + 0u < p.w, dxa + 0u * p.c + c0, c0, p.c, t.c0_0, t.c0_1, acc);
-    put_cols(mt < tiles_m && ix0 + 0u < p.w, dxa + 0u * p.c + c0 + 8u, c0 + 8u, p.c, t.c0_2, t.c0_3, acc);
-    put_cols(mt < tiles_m && ix0 + 1u < p.w, dxa + 1u * p.c + c0, c0, p.c, t.c1_0, t.c1_1, acc);
-    put_cols(mt < tiles_m && ix0 + 1u < p.w, dxa + 1u * p.c + c0 + 8u, c0 + 8u, p.c, t.c1_2, t.c1_3, acc);
-    put_cols(mt < tiles_m && ix0 + 2u < p.w, dxa + 2u * p.c + c0, c0, p.c, t.c2_0, t.c2_1, acc);
-    put_cols(mt < tiles_m && ix0 + 2u < p.w, dxa + 2u * p.c + c0 + 8u, c0 + 8u, p.c, t.c2_2, t.c2_3, acc);
-    put_cols(mt < tiles_m && ix0 + 3u < p.w, dxa + 3u * p.c + c0, c0, p.c, t.c3_0, t.c3_1, acc);
-    put_cols(mt < tiles_m && ix0 + 3u < p.w, dxa + 3u * p.c + c0 + 8u, c0 + 8u, p.c, t.c3_2, t.c3_3, acc);
-    put_cols(mt < tiles_m && ix0 + 4u < p.w, dxa + 4u * p.c + c0, c0, p.c, t.c4_0, t.c4_1, acc);
-    put_cols(mt < tiles_m && ix0 + 4u < p.w, dxa + 4u * p.c + c0 + 8u, c0 + 8u, p.c, t.c4_2, t.c4_3, acc);
-    put_cols(mt < tiles_m && ix0 + 5u < p.w, dxa + 5u * p.c + c0, c0, p.c, t.c5_0, t.c5_1, acc);
-    put_cols(mt < tiles_m && ix0 + 5u < p.w, dxa + 5u * p.c + c0 + 8u, c0 + 8u, p.c, t.c5_2, t.c5_3, acc);
-    put_cols(mt < tiles_m && ix0 + 6u < p.w, dxa + 6u * p.c + c0, c0, p.c, t.c6_0, t.c6_1, acc);
-    put_cols(mt < tiles_m && ix0 + 6u < p.w, dxa + 6u * p.c + c0 + 8u, c0 + 8u, p.c, t.c6_2, t.c6_3, acc);
-    put_cols(mt < tiles_m && ix0 + 7u < p.w, dxa + 7u * p.c + c0, c0, p.c, t.c7_0, t.c7_1, acc);
-    put_cols(mt < tiles_m && ix0 + 7u < p.w, dxa + 7u * p.c + c0 + 8u, c0 + 8u, p.c, t.c7_2, t.c7_3, acc);
 }
 
 @compute @workgroup_size(64)

@@ -373,8 +373,8 @@ fn conv2d_backward_cases(ctx: &facegpu::gpu::GpuContext) {
     cases.push(([4, 3, 3, 8], [1, 3, 8, 12], (1, 1), Padding::Same));
     cases.push(([3, 2, 2, 4], [3, 3, 4, 8], (1, 1), Padding::Same));
     cases.push(([7, 1, 1, 8], [3, 3, 8, 4], (1, 1), Padding::Same));
-    // Stride 1 with rows of 16-40 columns: grad_input's row tiles (g's columns slid across the taps),
-    // padding on either side, ragged row ends and channel tiles, 5 and 7 taps.
+    // Stride 1 with rows of 16-40 columns: padding on either side, ragged row ends and channel tiles,
+    // 5 and 7 taps.
     cases.push(([2, 6, 23, 8], [3, 3, 8, 20], (1, 1), Padding::Same));
     cases.push(([1, 5, 16, 12], [1, 7, 12, 8], (1, 1), Padding::Same));
     cases.push(([2, 7, 31, 4], [3, 3, 4, 16], (1, 1), Padding::Valid));

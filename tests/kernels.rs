@@ -630,22 +630,25 @@ fn conv2d_small_layers_split_the_reduction_and_match_cpu() {
 
 #[test]
 fn conv2d_row_tiles_slide_across_taps_and_match_cpu() {
-    // Stride-1 convs wider than one tap take 8-column tiles of one output row and slide the loaded input
-    // columns across the taps: padding on either side, ragged row ends, several images, 7 taps, explicit
-    // padding, and a split reduction.
+    // Stride-1 convs at least 5 taps wide, or with 4 input channels, take 8-column tiles of one output
+    // row and slide the loaded input columns across the taps: padding on either side, ragged row ends,
+    // several images, explicit padding, and a split reduction. At 3 taps and 8 channels or more the same
+    // layers take flat tiles.
     let ctx = gpu_or_skip!();
-    let cases: [([usize; 4], [usize; 4], Padding); 6] = [
-        ([2, 9, 40, 8], [3, 3, 8, 16], Padding::Valid),
-        ([3, 6, 31, 4], [3, 3, 4, 12], Padding::Same),
-        ([1, 5, 16, 12], [1, 7, 12, 20], Padding::Same),
-        ([1, 6, 23, 8], [3, 5, 8, 8], Padding::Explicit(2, 0, 1, 3)),
-        ([2, 7, 47, 16], [3, 3, 16, 32], Padding::Valid),
-        ([1, 2, 8, 256], [3, 3, 256, 16], Padding::Same),
+    let cases: [([usize; 4], [usize; 4], Padding, bool); 8] = [
+        ([2, 9, 40, 8], [3, 5, 8, 16], Padding::Valid, true),
+        ([3, 6, 31, 4], [3, 3, 4, 12], Padding::Same, true),
+        ([1, 5, 16, 12], [1, 7, 12, 20], Padding::Same, true),
+        ([1, 6, 23, 8], [3, 5, 8, 8], Padding::Explicit(2, 0, 1, 3), true),
+        ([2, 7, 47, 16], [3, 5, 16, 32], Padding::Valid, true),
+        ([1, 2, 8, 256], [3, 7, 256, 16], Padding::Same, true),
+        ([2, 9, 40, 8], [3, 3, 8, 16], Padding::Valid, false),
+        ([3, 6, 31, 12], [3, 3, 12, 12], Padding::Same, false),
     ];
-    for (i, (xs, ws, pad)) in cases.into_iter().enumerate() {
+    for (i, (xs, ws, pad, rows)) in cases.into_iter().enumerate() {
         let p = facegpu::kernels::conv2d::Conv2dParams::new(&xs, &ws, (1, 1), pad).unwrap();
         let (d, _) = facegpu::kernels::conv2d::Conv2dDispatch::plan(ctx, p);
-        assert_eq!(d.rows, 1, "{xs:?} * {ws:?} takes row tiles");
+        assert_eq!(d.rows == 1, rows, "{xs:?} * {ws:?}: row tiles {}", d.rows);
         assert_eq!(d.ksplits > 1, i == 5, "{xs:?} * {ws:?}: split {}", d.ksplits);
         let (bias, affine, residual, act) = [(true, false, None, 2), (false, true, Some(0.3), 1)][i % 2];
         check_conv(ctx, 30 + i as u64, xs, ws, (1, 1), pad, bias, affine, residual, act);

@@ -186,8 +186,8 @@ pub(crate) fn row_tiles(ctx: &GpuContext, m: u32) -> usize {
 
 /// Whether tiles of 8 columns of one row suit rows of `width` pixels: rounding each row up to 8 adds at most
 /// 15% (the slide across the taps saves about that much at 3 taps: 41.5 -> 45.0 GFLOP/s at 77 columns,
-/// 39.7 -> 32.6 at 17, whose rows round up to 24). Used by conv2d's row tiles and grad_input's.
-pub(crate) fn row_tiles_fit(width: u32) -> bool {
+/// 39.7 -> 32.6 at 17, whose rows round up to 24). Used by conv2d's row tiles.
+fn row_tiles_fit(width: u32) -> bool {
     width.next_multiple_of(8) * 100 <= width * 115
 }
 
@@ -200,7 +200,7 @@ pub struct Conv2dDispatch {
     /// above 1 the parts' sums meet in a scratch buffer and `conv2d_splitk_finish` applies the epilogue.
     pub ksplits: u32,
     pub kchunk: u32,
-    /// 1: pixel tiles are 8 columns of one output row (stride-1 convs wider than one tap, vec4 path),
+    /// 1: pixel tiles are 8 columns of one output row (stride-1 convs at least 5 taps wide, vec4 path),
     /// whose overlapping input columns are loaded once and slid across the taps; 0: 8 flattened pixels;
     /// 2: 4 columns of two rows, max-pooled 2x2 before they are stored (`conv2d_max_pool2`).
     pub rows: u32,
@@ -247,13 +247,23 @@ impl Conv2dDispatch {
 
     /// Whether `conv2d_head8` can run `conv`: row tiles, output channels a multiple of 16.
     pub fn head8_fits(conv: &Conv2dParams) -> bool {
-        Self::row_layout(conv) && conv.oc.is_multiple_of(16)
+        Self::row_tiles_suit(conv) && conv.oc.is_multiple_of(16)
     }
 
-    /// Whether `conv` takes row tiles (see `rows`): stride 1 along the rows, wider than one tap, vec4
-    /// channels, and rows that `row_tiles_fit`.
-    fn row_layout(conv: &Conv2dParams) -> bool {
+    /// Whether row tiles can run `conv`: stride 1 along the rows, wider than one tap, vec4 channels, and
+    /// rows that `row_tiles_fit`.
+    fn row_tiles_suit(conv: &Conv2dParams) -> bool {
         conv.sw == 1 && conv.kw > 1 && conv.c.is_multiple_of(4) && conv.oc.is_multiple_of(4) && row_tiles_fit(conv.ow)
+    }
+
+    /// Whether `conv2d` takes row tiles (see `rows`): where they can, and the kernel is at least 5 taps
+    /// wide or the input has only 4 channels (one step per tap, MTCNN's padded RGB). Sliding the input
+    /// columns across the taps loads 14 x vec4s per row tile where flat tiles load 56 at 7 taps (block17's
+    /// 1x7: 4.3 -> 3.75 ms; [300,24,24,4]x[3,3,4,28]: 11.7 -> 10.0 ms), but with 3 taps and 8 channels or
+    /// more flat tiles are faster, now that each accumulator takes four products in a row
+    /// (Conv2d_4a_3x3 120 -> 102 ms, Conv2d_2b_3x3 78 -> 74, [100,23,23,8]x[3,3,8,32] 6.0 -> 5.0).
+    fn row_layout(conv: &Conv2dParams) -> bool {
+        Self::row_tiles_suit(conv) && (conv.kw >= 5 || conv.c == 4)
     }
 
     /// Output pixels the pixel tiles cover: with row tiles, each output row rounded up to 8 columns.

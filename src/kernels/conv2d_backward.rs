@@ -1,7 +1,7 @@
 //! Backward of conv2d and its fused epilogue: the epilogue's gradient, the data gradient and the weight
 //! gradient (split-K over output pixels).
 
-use super::conv2d::{row_tiles, row_tiles_fit, Activation, Conv2dParams, Epilogue, Padding};
+use super::conv2d::{row_tiles, Activation, Conv2dParams, Epilogue, Padding};
 use crate::gpu::{check_shape, groups_1d, Encoder, GpuContext, GpuError, GpuTensor, Shader};
 
 /// Conv geometry plus the backward kernels' split-K fields.
@@ -176,22 +176,6 @@ pub fn grad_input(
     q.tshift = tshift;
     let c = q.conv;
     let tag = format!("{:?} * {:?} stride {}", dx.shape, w.shape, c.sh);
-    // Stride 1, wider than one tap, vec4 channels, rows that round up to 8 columns with at most 15% more:
-    // row tiles that slide g's columns across the taps (as conv2d's).
-    if c.sh == 1 && c.sw == 1 && c.kw > 1 && c.c.is_multiple_of(4) && c.oc.is_multiple_of(4) && row_tiles_fit(c.w) {
-        let tiles = row_tiles(enc.ctx(), c.n * c.h * c.w.next_multiple_of(8)) * c.c.div_ceil(16) as usize;
-        // g is read through the texture only.
-        enc.tag_with(|| tag);
-        return enc.dispatch_with(
-            Shader::Conv2dBackward,
-            "conv2d_grad_input_rows",
-            &q.constants(enc.ctx(), true),
-            &q,
-            &[None, Some(&w.buffer), None, None, None, Some(&dx.buffer), None, None],
-            &[(9, &gt)],
-            groups_1d(tiles),
-        );
-    }
     // One dispatch per stride class, each invocation covering 8 of its pixels x 16 channels.
     for (cls_y, cls_x) in (0..c.sh.min(c.h)).flat_map(|y| (0..c.sw.min(c.w)).map(move |x| (y, x))) {
         (q.cls_y, q.cls_x) = (cls_y, cls_x);

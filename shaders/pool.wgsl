@@ -202,7 +202,8 @@ fn pool_grad(e: u32, ch: u32, pix: u32, mode: u32) -> vec4<f32> {
     let ox_lo = u32(max(tx - i32(p.kw) + i32(p.sw), 0)) / p.sw;
     let oy_hi = min(u32(ty) / p.sh + 1u, p.oh);
     let ox_hi = min(u32(tx) / p.sw + 1u, p.ow);
-    let wide = (p.c & 3u) == 0u;
+    // The vec4 path (FLAGS & 4: c a multiple of 4), compiled in or out with the flags.
+    let wide = (FLAGS & 4u) != 0u;
     let want = select(vec4<u32>(e, e, e, e), e + vec4<u32>(0u, 1u, 2u, 3u), wide);
     var s = vec4<f32>();
     for (var oy = oy_lo; oy < oy_hi; oy++) {

@@ -57,11 +57,12 @@ override FLAT: bool = false;
 @group(0) @binding(7) var<storage, read_write> dres: array<vec4<f32>>; // [m, oc] (epilogue, flags & 4)
 @group(0) @binding(8) var<storage, read_write> prod: array<vec4<f32>>; // [m, oc] (epilogue, act 2)
 // a again, as rgba32f texels (a's vec4 q at (q & (2^tshift - 1), q >> tshift)), for grad_input and
-// grad_weight's vec4 paths: a texture load costs about half a buffer load on llvmpipe (see
-// GpuContext::staging_texture).
+// grad_weight's vec4 paths; b (g) instead for conv2d_grad_weight_narrow. A texture load costs about
+// half a buffer load on llvmpipe (see GpuContext::staging_texture).
 @group(0) @binding(9) var at: texture_storage_2d<rgba32float, read>;
 
-// Vec4 q of a (grad_input, grad_weight; channel counts multiples of 4).
+// Vec4 q of the texture's tensor: a (grad_input, grad_weight; channel counts multiples of 4) or b
+// (conv2d_grad_weight_narrow).
 fn av(q: u32) -> vec4<f32> {
     return textureLoad(at, vec2<u32>(q & ((1u << p.tshift) - 1u), q >> p.tshift));
 }
@@ -447,32 +448,16 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
             }
         }
         if (!FLAT) {
-            // The four pixels' (image, row, column), divided out once and then stepped (integer division
-            // is scalarized on CPU drivers); the steps run on across output rows and images.
-            let m4 = vec4<u32>(m_begin) + vec4<u32>(0u, 1u, 2u, 3u);
-            var ox = m4 % p.ow;
-            var oy = (m4 / p.ow) % p.oh;
-            var bn = m4 / (p.ow * p.oh);
+            var px = pixels4(m_begin);
             for (var m = m_begin; m <= last; m += 4u) {
                 let ms = vec4<u32>(m) + vec4<u32>(0u, 1u, 2u, 3u);
-                let iy = vec4<i32>(oy * p.sh + ky) - i32(p.pad_top);
-                let ix = vec4<i32>(ox * p.sw + kx) - i32(p.pad_left);
+                let iy = vec4<i32>(px.oy * p.sh + ky) - i32(p.pad_top);
+                let ix = vec4<i32>(px.ox * p.sw + kx) - i32(p.pad_left);
                 let ok = (ms <= vec4<u32>(last)) & (iy >= vec4<i32>()) & (iy < vec4<i32>(i32(p.h))) & (ix >= vec4<i32>()) & (ix < vec4<i32>(i32(p.w)));
-                let xa = select(vec4<u32>(), (((bn * p.h + vec4<u32>(iy)) * p.w + vec4<u32>(ix)) * p.c + c0) / 4u, ok);
+                let xa = select(vec4<u32>(), (((px.bn * p.h + vec4<u32>(iy)) * p.w + vec4<u32>(ix)) * p.c + c0) / 4u, ok);
                 let gi = (min(ms, vec4<u32>(last)) * p.oc + o0) / 4u;
                 gw_step4(&t, xa, select(vec4<f32>(), vec4<f32>(1.0), ok), gi, gq, lane);
-                ox += 4u;
-                loop {
-                    let wrap = ox >= vec4<u32>(p.ow);
-                    if (!any(wrap)) {
-                        break;
-                    }
-                    ox = select(ox, ox - p.ow, wrap);
-                    oy = select(oy, oy + 1u, wrap);
-                    let wrap_y = oy == vec4<u32>(p.oh);
-                    oy = select(oy, vec4<u32>(), wrap_y);
-                    bn = select(bn, bn + 1u, wrap_y);
-                }
+                pixels4_step(&px);
             }
         }
     }
@@ -509,27 +494,115 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         return;
     }
     // Row r of the tile is input channel c0 + r of tap (ky, kx): weight row tap * c + c0 + r.
+    store_wtile(&t, tap * p.c + c0, tap * p.c + p.c, o0, split * p.kh * p.kw * p.c * p.oc);
+}
+
+// The pixel stepping of grad_weight's vec4 and narrow paths: four consecutive output pixels' (image,
+// row, column), divided out once and then stepped four pixels at a time (integer division is
+// scalarized on CPU drivers), running on across output rows and images.
+struct Pixels4 { ox: vec4<u32>, oy: vec4<u32>, bn: vec4<u32> }
+
+fn pixels4(m0: u32) -> Pixels4 {
+    let m4 = vec4<u32>(m0) + vec4<u32>(0u, 1u, 2u, 3u);
+    return Pixels4(m4 % p.ow, (m4 / p.ow) % p.oh, m4 / (p.ow * p.oh));
+}
+
+fn pixels4_step(px: ptr<function, Pixels4>) {
+    (*px).ox += 4u;
+    // Rows narrower than 4 pixels wrap more than once.
+    loop {
+        let wrap = (*px).ox >= vec4<u32>(p.ow);
+        if (!any(wrap)) {
+            break;
+        }
+        (*px).ox = select((*px).ox, (*px).ox - p.ow, wrap);
+        (*px).oy = select((*px).oy, (*px).oy + 1u, wrap);
+        let wrap_y = (*px).oy == vec4<u32>(p.oh);
+        (*px).oy = select((*px).oy, vec4<u32>(), wrap_y);
+        (*px).bn = select((*px).bn, (*px).bn + 1u, wrap_y);
+    }
+}
+
+// Stores (or adds, with ACC) a weight-gradient tile at `base`: row r is weight row row0 + r (those below
+// row_end), columns o0..o0+15.
+fn store_wtile(t: ptr<function, Tile>, row0: u32, row_end: u32, o0: u32, base: u32) {
     let acc = ACC;
+    put_row(row0, row_end, o0, p.oc, base, (*t).c0_0, (*t).c0_1, acc);
+    put_row(row0, row_end, o0 + 8u, p.oc, base, (*t).c0_2, (*t).c0_3, acc);
+    put_row(row0 + 1u, row_end, o0, p.oc, base, (*t).c1_0, (*t).c1_1, acc);
+    put_row(row0 + 1u, row_end, o0 + 8u, p.oc, base, (*t).c1_2, (*t).c1_3, acc);
+    put_row(row0 + 2u, row_end, o0, p.oc, base, (*t).c2_0, (*t).c2_1, acc);
+    put_row(row0 + 2u, row_end, o0 + 8u, p.oc, base, (*t).c2_2, (*t).c2_3, acc);
+    put_row(row0 + 3u, row_end, o0, p.oc, base, (*t).c3_0, (*t).c3_1, acc);
+    put_row(row0 + 3u, row_end, o0 + 8u, p.oc, base, (*t).c3_2, (*t).c3_3, acc);
+    put_row(row0 + 4u, row_end, o0, p.oc, base, (*t).c4_0, (*t).c4_1, acc);
+    put_row(row0 + 4u, row_end, o0 + 8u, p.oc, base, (*t).c4_2, (*t).c4_3, acc);
+    put_row(row0 + 5u, row_end, o0, p.oc, base, (*t).c5_0, (*t).c5_1, acc);
+    put_row(row0 + 5u, row_end, o0 + 8u, p.oc, base, (*t).c5_2, (*t).c5_3, acc);
+    put_row(row0 + 6u, row_end, o0, p.oc, base, (*t).c6_0, (*t).c6_1, acc);
+    put_row(row0 + 6u, row_end, o0 + 8u, p.oc, base, (*t).c6_2, (*t).c6_3, acc);
+    put_row(row0 + 7u, row_end, o0, p.oc, base, (*t).c7_0, (*t).c7_1, acc);
+    put_row(row0 + 7u, row_end, o0 + 8u, p.oc, base, (*t).c7_2, (*t).c7_3, acc);
+}
+
+// conv2d_grad_weight for inputs whose channel count is not a multiple of 4 (the stem's RGB), where every
+// tap of every output pixel falls inside the image (no padding, VALID extents) and oc is a multiple of
+// 4. A tile's 8 rows are 8 consecutive weight rows of the flattened (tap, channel), so a 3x3 RGB conv's
+// 27 rows take 4 tiles, where the general path gives each tap a tile of 8 channels with 3 in use. The
+// tiles are too few to share loads across a subgroup: the lanes take consecutive splits and each loads
+// its own x (from its buffer) and g (through the texture at binding 9, bound to g here: a texel load is
+// a gather where a storage load is a loop over the lanes). [32,160,160,3]x[3,3,3,32] stride 2, the
+// training stem: 88 -> 27-30 ms (45 with g from its buffer).
+@compute @workgroup_size(64)
+fn conv2d_grad_weight_narrow(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = index(gid, nwg);
     let rows = p.kh * p.kw * p.c;
-    let base = split * rows * p.oc;
-    let row0 = tap * p.c + c0;
-    let row_end = tap * p.c + p.c;
-    put_row(row0, row_end, o0, p.oc, base, t.c0_0, t.c0_1, acc);
-    put_row(row0, row_end, o0 + 8u, p.oc, base, t.c0_2, t.c0_3, acc);
-    put_row(row0 + 1u, row_end, o0, p.oc, base, t.c1_0, t.c1_1, acc);
-    put_row(row0 + 1u, row_end, o0 + 8u, p.oc, base, t.c1_2, t.c1_3, acc);
-    put_row(row0 + 2u, row_end, o0, p.oc, base, t.c2_0, t.c2_1, acc);
-    put_row(row0 + 2u, row_end, o0 + 8u, p.oc, base, t.c2_2, t.c2_3, acc);
-    put_row(row0 + 3u, row_end, o0, p.oc, base, t.c3_0, t.c3_1, acc);
-    put_row(row0 + 3u, row_end, o0 + 8u, p.oc, base, t.c3_2, t.c3_3, acc);
-    put_row(row0 + 4u, row_end, o0, p.oc, base, t.c4_0, t.c4_1, acc);
-    put_row(row0 + 4u, row_end, o0 + 8u, p.oc, base, t.c4_2, t.c4_3, acc);
-    put_row(row0 + 5u, row_end, o0, p.oc, base, t.c5_0, t.c5_1, acc);
-    put_row(row0 + 5u, row_end, o0 + 8u, p.oc, base, t.c5_2, t.c5_3, acc);
-    put_row(row0 + 6u, row_end, o0, p.oc, base, t.c6_0, t.c6_1, acc);
-    put_row(row0 + 6u, row_end, o0 + 8u, p.oc, base, t.c6_2, t.c6_3, acc);
-    put_row(row0 + 7u, row_end, o0, p.oc, base, t.c7_0, t.c7_1, acc);
-    put_row(row0 + 7u, row_end, o0 + 8u, p.oc, base, t.c7_2, t.c7_3, acc);
+    let tiles_o = (p.oc + 15u) / 16u;
+    if (idx >= p.splits * tiles_o * ((rows + 7u) / 8u)) {
+        return;
+    }
+    let split = idx % p.splits;
+    let o0 = ((idx / p.splits) % tiles_o) * 16u;
+    let row0 = (idx / (p.splits * tiles_o)) * 8u;
+    // Row r's offset from a pixel's first tap: channel (row0 + r) % c of tap (row0 + r) / c.
+    var off0 = vec4<u32>();
+    var off1 = vec4<u32>();
+    for (var r = 0u; r < 4u; r++) {
+        let ra = min(row0 + r, rows - 1u);
+        let ta = ra / p.c;
+        off0[r] = ((ta / p.kw) * p.w + ta % p.kw) * p.c + ra % p.c;
+        let rb = min(row0 + 4u + r, rows - 1u);
+        let tb = rb / p.c;
+        off1[r] = ((tb / p.kw) * p.w + tb % p.kw) * p.c + rb % p.c;
+    }
+    let m_begin = split * p.chunk;
+    let m_end = min(m_begin + p.chunk, p.n * p.oh * p.ow);
+    let last = m_end - 1u;
+    let oc4 = p.oc / 4u;
+    let gq = min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(oc4 - o0 / 4u - 1u));
+    var t: Tile;
+    var px = pixels4(m_begin);
+    for (var m = m_begin; m <= last; m += 4u) {
+        let ms = vec4<u32>(m) + vec4<u32>(0u, 1u, 2u, 3u);
+        let ok = ms <= vec4<u32>(last);
+        let k = select(vec4<f32>(), vec4<f32>(1.0), ok);
+        // The four pixels' first taps (pixels past the split read pixel 0's and are masked by k).
+        let x0 = select(vec4<u32>(), ((px.bn * p.h + px.oy * p.sh) * p.w + px.ox * p.sw) * p.c, ok);
+        let gi = (min(ms, vec4<u32>(last)) * p.oc + o0) / 4u;
+        fma8x4(&t, k * xrow(x0, off0.x), k * xrow(x0, off0.y), k * xrow(x0, off0.z), k * xrow(x0, off0.w),
+               k * xrow(x0, off1.x), k * xrow(x0, off1.y), k * xrow(x0, off1.z), k * xrow(x0, off1.w),
+               W16(av(gi.x + gq.x), av(gi.x + gq.y), av(gi.x + gq.z), av(gi.x + gq.w),
+                   av(gi.y + gq.x), av(gi.y + gq.y), av(gi.y + gq.z), av(gi.y + gq.w),
+                   av(gi.z + gq.x), av(gi.z + gq.y), av(gi.z + gq.z), av(gi.z + gq.w),
+                   av(gi.w + gq.x), av(gi.w + gq.y), av(gi.w + gq.z), av(gi.w + gq.w)));
+        pixels4_step(&px);
+    }
+    store_wtile(&t, row0, rows, o0, split * rows * p.oc);
+}
+
+// x at offset `off` from each of four pixels' first taps.
+fn xrow(x0: vec4<u32>, off: u32) -> vec4<f32> {
+    return vec4<f32>(as_(x0.x + off), as_(x0.y + off), as_(x0.z + off), as_(x0.w + off));
 }
 
 // One step of grad_weight's vec4 path: four pixels, whose x vec4s (channels c0..c0+7) are at xa and

@@ -369,6 +369,11 @@ fn conv2d_backward_cases(ctx: &facegpu::gpu::GpuContext) {
     cases.push(([2, 9, 10, 8], [3, 3, 8, 12], (2, 2), Padding::Same));
     cases.push(([1, 7, 9, 4], [3, 2, 4, 8], (1, 2), Padding::Explicit(2, 0, 1, 3)));
     cases.push(([3, 17, 17, 40], [1, 1, 40, 24], (2, 2), Padding::Valid));
+    // Input channels not a multiple of 4, every tap inside the image: the weight gradient's narrow entry
+    // (tiles of 8 consecutive weight rows, across taps), split; then with padding, the general path.
+    cases.push(([2, 23, 23, 3], [3, 3, 3, 32], (2, 2), Padding::Valid));
+    cases.push(([3, 9, 10, 5], [2, 3, 5, 20], (1, 1), Padding::Valid));
+    cases.push(([2, 9, 9, 3], [3, 3, 3, 8], (2, 2), Padding::Same));
     // Rows narrower than a four-pixel step (block8's 3x3 maps and smaller): a step wraps several rows.
     cases.push(([4, 3, 3, 8], [1, 3, 8, 12], (1, 1), Padding::Same));
     cases.push(([3, 2, 2, 4], [3, 3, 4, 8], (1, 1), Padding::Same));

@@ -65,6 +65,19 @@ impl Conv2dBackwardParams {
         self.conv.c.is_multiple_of(4) && self.conv.oc.is_multiple_of(4)
     }
 
+    /// Whether grad_weight takes its narrow entry: input channels not a multiple of 4 (the stem's RGB),
+    /// output channels a multiple of 4, and every tap of every output pixel inside the image (no padding,
+    /// VALID extents), so that a tile's rows can be any 8 consecutive weight rows.
+    fn narrow_weight_rows(&self) -> bool {
+        let c = &self.conv;
+        !c.c.is_multiple_of(4)
+            && c.oc.is_multiple_of(4)
+            && c.pad_top == 0
+            && c.pad_left == 0
+            && (c.oh - 1) * c.sh + c.kh <= c.h
+            && (c.ow - 1) * c.sw + c.kw <= c.w
+    }
+
     /// Elements of the split-K scratch `grad_weight` needs (0 when it writes the gradient directly).
     pub fn scratch_len(&self) -> usize {
         let c = &self.conv;
@@ -212,23 +225,32 @@ pub fn grad_weight(
     check_shape("conv2d grad_weight", "g", &g.shape, &q.conv.out_shape())?;
     let c = q.conv;
     // Invocations per split: 8 input channels of one tap x 16 output channels each, the (tap, channel)
-    // rows rounded up to whole subgroups (their lanes share the output channels; see the shader).
-    let unit = enc.ctx().subgroup_lanes().unwrap_or(1);
-    let tiles = ((c.kh * c.kw * c.c.div_ceil(8)).div_ceil(unit) * unit * c.oc.div_ceil(16)) as usize;
+    // rows rounded up to whole subgroups (their lanes share the output channels; see the shader); or on
+    // the narrow entry 8 consecutive weight rows x 16 output channels each, one lane each.
+    let narrow = q.narrow_weight_rows();
+    let tiles = if narrow {
+        ((c.kh * c.kw * c.c).div_ceil(8) * c.oc.div_ceil(16)) as usize
+    } else {
+        let unit = enc.ctx().subgroup_lanes().unwrap_or(1);
+        ((c.kh * c.kw * c.c.div_ceil(8)).div_ceil(unit) * unit * c.oc.div_ceil(16)) as usize
+    };
+    let entry = if narrow { "conv2d_grad_weight_narrow" } else { "conv2d_grad_weight" };
     let need = q.scratch_len();
     let acc = if accumulate { ACCUMULATE } else { 0 };
-    // x through the staging texture (binding 9) on the vec4 path, else from its buffer.
-    let (xt, tshift) = enc.texture_of_if(x, q.vec4_channels())?;
+    // x through the staging texture (binding 9) on the vec4 path; the narrow entry reads x from its
+    // buffer and g through the texture.
+    let (xt, tshift) = if narrow { enc.texture_of(g)? } else { enc.texture_of_if(x, q.vec4_channels())? };
     q.tshift = tshift;
+    let g_buffer = (!narrow).then_some(&g.buffer);
     enc.tag_with(|| format!("{:?} * {:?} stride {} splits {}", x.shape, dw.shape, c.sh, q.splits));
     if need == 0 {
         q.conv.flags = acc;
         return enc.dispatch_with(
             Shader::Conv2dBackward,
-            "conv2d_grad_weight",
+            entry,
             &q.constants(enc.ctx(), q.vec4_channels()),
             &q,
-            &[Some(&x.buffer), Some(&g.buffer), None, None, None, Some(&dw.buffer), None, None],
+            &[Some(&x.buffer), g_buffer, None, None, None, Some(&dw.buffer), None, None],
             &[(9, &xt)],
             groups_1d(tiles),
         );
@@ -245,10 +267,10 @@ pub fn grad_weight(
     q.conv.flags = 0;
     enc.dispatch_with(
         Shader::Conv2dBackward,
-        "conv2d_grad_weight",
+        entry,
         &q.constants(enc.ctx(), q.vec4_channels()),
         &q,
-        &[Some(&x.buffer), Some(&g.buffer), None, None, None, Some(&scratch.buffer), None, None],
+        &[Some(&x.buffer), g_buffer, None, None, None, Some(&scratch.buffer), None, None],
         &[(9, &xt)],
         groups_1d(tiles * q.splits as usize),
     )?;

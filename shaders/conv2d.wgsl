@@ -52,6 +52,10 @@ override SPLITK: bool = false;    // p.ksplits > 1: raw sums into `part`
 // channels x 16 output channels), where 8 lanes need two (a storage load is a loop over all the lanes on
 // CPU drivers, so each load instruction costs the same however few distinct values it brings).
 override LANES16: bool = false;
+// Flat tiles of 8 pixels x 32 channels: two Tiles, the second for channels n0+16..n0+31, fed by the same
+// x loads (a texel load of x is 16 loads and a transpose on CPU drivers; sharing it cost 1.56-1.67x the
+// time for twice the products).
+override WIDE: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;  // [n, h, w, c] (buffers are padded to 16 bytes)
@@ -152,7 +156,7 @@ fn step4_12(t: ptr<function, Tile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>,
 
 // The reduction of a flat tile: output pixels m0..m0+7 (flattened n, oy, ox; any stride) x channels
 // n0..n0+15.
-fn conv_flat(t: ptr<function, Tile>, mt: u32, tiles_m: u32, m_total: u32, n0: u32, cbeg: u32, cend: u32, lane: u32, solo: bool) {
+fn conv_flat(t: ptr<function, Tile>, t2: ptr<function, Tile>, mt: u32, tiles_m: u32, m_total: u32, n0: u32, cbeg: u32, cend: u32, lane: u32, solo: bool) {
     let m0 = min(mt, tiles_m - 1u) * 8u;
     let col0 = min(n0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.oc - 1u));
     let col1 = min(n0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));
@@ -211,6 +215,9 @@ fn conv_flat(t: ptr<function, Tile>, mt: u32, tiles_m: u32, m_total: u32, n0: u3
                 let oc4 = p.oc / 4u;
                 // The weights' last vec4 of a ragged tile is clamped to the row (its outputs are not stored).
                 let wq = min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(oc4 - n0 / 4u - 1u));
+                // WIDE: the second tile's channels (n0 again where they are past the end: not stored).
+                let n1 = wide_n1(n0);
+                let wq1 = min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(oc4 - n1 / 4u - 1u));
                 for (var ci = cbeg; ci < cend; ci += 4u) {
                     let q = ci / 4u;
                     let x0 = xv(q0.x + q) * k0.x; let x1 = xv(q0.y + q) * k0.y;
@@ -226,6 +233,17 @@ fn conv_flat(t: ptr<function, Tile>, mt: u32, tiles_m: u32, m_total: u32, n0: u3
                     let wa = vec4<f32>(); // no subgroups
                     let wb = vec4<f32>(); // no subgroups
                     step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq, solo);
+                    if (WIDE) {
+                        // The same x against the next 16 channels' weights.
+                        let wrow1 = ((kbase + ci) * p.oc + n1) / 4u;
+                        var wa1 = vec4<f32>(); // subgroups
+                        if (!solo) { wa1 = wt[wrow1 + (lane >> 2u) * oc4 + wq1[lane & 3u]]; } // subgroups
+                        var wb1 = vec4<f32>(); // subgroups
+                        if (!solo && !LANES16) { wb1 = wt[wrow1 + (2u + (lane >> 2u)) * oc4 + wq1[lane & 3u]]; } // subgroups
+                        let wa1 = vec4<f32>(); // no subgroups
+                        let wb1 = vec4<f32>(); // no subgroups
+                        step4(t2, x0, x1, x2, x3, x4, x5, x6, x7, wa1, wb1, wrow1, oc4, wq1, solo);
+                    }
                 }
                 continue;
             }
@@ -405,7 +423,7 @@ fn conv2d_solo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 fn conv_tiles(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, sgs: u32, solo: bool) {
     let idx = gid.y * nwg.x * 64u + gid.x;
     let m_total = p.n * p.oh * p.ow;
-    let tiles_n = (p.oc + 15u) / 16u;
+    let tiles_n = (p.oc + cols() - 1u) / cols();
     // Pixel tiles: 8 consecutive flattened (n, oy, ox), or with p.rows (stride-1 convs wider than one tap)
     // 8 consecutive columns of one output row, the last of a row ragged: the tile's taps along a row then
     // read overlapping input columns, which are loaded once (see below).
@@ -428,12 +446,9 @@ fn conv_tiles(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, sgs: u32, solo: bool) {
     let cbeg = ks * p.kchunk;
     let cend = min(cbeg + p.kchunk, p.c);
     let mt = (u / tiles_n) * unit + idx % unit;
-    let n0 = (u % tiles_n) * 16u;
-    let col0 = min(n0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.oc - 1u));
-    let col1 = min(n0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));
-    let col2 = min(n0 + vec4<u32>(8u, 9u, 10u, 11u), vec4<u32>(p.oc - 1u));
-    let col3 = min(n0 + vec4<u32>(12u, 13u, 14u, 15u), vec4<u32>(p.oc - 1u));
+    let n0 = (u % tiles_n) * cols();
     var t: Tile;
+    var t2: Tile;
     // Pixel r of the tile is output pixel m_store + r, stored if below `lim`.
     var m_store = mt * 8u;
     var lim = min(m_store + 8u, m_total);
@@ -443,21 +458,45 @@ fn conv_tiles(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, sgs: u32, solo: bool) {
         lim = rt.lim;
         conv_rows(&t, rt.row / p.oh, rt.row % p.oh, rt.ox0, n0, cbeg, cend, lane, solo);
     } else {
-        conv_flat(&t, mt, tiles_m, m_total, n0, cbeg, cend, lane, solo);
+        conv_flat(&t, &t2, mt, tiles_m, m_total, n0, cbeg, cend, lane, solo);
     }
+    store_tile(&t, ks, m_store, lim, m_total, n0, lane, solo);
+    if (WIDE && n0 + 16u < p.oc) {
+        store_tile(&t2, ks, m_store, lim, m_total, n0 + 16u, lane, solo);
+    }
+}
+
+// Column tiles of 16 channels, or with WIDE two of them (32 channels).
+fn cols() -> u32 {
+    return select(16u, 32u, WIDE);
+}
+
+// The second tile's first channel: n0 + 16, or n0 where that is past the last channel (the tile then
+// repeats the first and is not stored).
+fn wide_n1(n0: u32) -> u32 {
+    return select(n0, n0 + 16u, n0 + 16u < p.oc);
+}
+
+// Stores a tile of conv_tiles: output pixels m_store.. (below lim) x channels n0..n0+15, through the
+// epilogue, or with split-K its raw sums of split ks into `part`.
+fn store_tile(t: ptr<function, Tile>, ks: u32, m_store: u32, lim: u32, m_total: u32, n0: u32, lane: u32, solo: bool) {
+    let col0 = min(n0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.oc - 1u));
+    let col1 = min(n0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));
+    let col2 = min(n0 + vec4<u32>(8u, 9u, 10u, 11u), vec4<u32>(p.oc - 1u));
+    let col3 = min(n0 + vec4<u32>(12u, 13u, 14u, 15u), vec4<u32>(p.oc - 1u));
     // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers. The
     // per-channel operands are the same for the 8 rows and loaded once.
     if (SPLITK) {
         // Raw sums of this split; conv2d_splitk_finish adds the splits and applies the epilogue.
         let base = ks * m_total * p.oc;
-        store_part(base, m_store, lim, n0, t.c0_0, t.c0_1, t.c0_2, t.c0_3);
-        store_part(base, m_store + 1u, lim, n0, t.c1_0, t.c1_1, t.c1_2, t.c1_3);
-        store_part(base, m_store + 2u, lim, n0, t.c2_0, t.c2_1, t.c2_2, t.c2_3);
-        store_part(base, m_store + 3u, lim, n0, t.c3_0, t.c3_1, t.c3_2, t.c3_3);
-        store_part(base, m_store + 4u, lim, n0, t.c4_0, t.c4_1, t.c4_2, t.c4_3);
-        store_part(base, m_store + 5u, lim, n0, t.c5_0, t.c5_1, t.c5_2, t.c5_3);
-        store_part(base, m_store + 6u, lim, n0, t.c6_0, t.c6_1, t.c6_2, t.c6_3);
-        store_part(base, m_store + 7u, lim, n0, t.c7_0, t.c7_1, t.c7_2, t.c7_3);
+        store_part(base, m_store, lim, n0, (*t).c0_0, (*t).c0_1, (*t).c0_2, (*t).c0_3);
+        store_part(base, m_store + 1u, lim, n0, (*t).c1_0, (*t).c1_1, (*t).c1_2, (*t).c1_3);
+        store_part(base, m_store + 2u, lim, n0, (*t).c2_0, (*t).c2_1, (*t).c2_2, (*t).c2_3);
+        store_part(base, m_store + 3u, lim, n0, (*t).c3_0, (*t).c3_1, (*t).c3_2, (*t).c3_3);
+        store_part(base, m_store + 4u, lim, n0, (*t).c4_0, (*t).c4_1, (*t).c4_2, (*t).c4_3);
+        store_part(base, m_store + 5u, lim, n0, (*t).c5_0, (*t).c5_1, (*t).c5_2, (*t).c5_3);
+        store_part(base, m_store + 6u, lim, n0, (*t).c6_0, (*t).c6_1, (*t).c6_2, (*t).c6_3);
+        store_part(base, m_store + 7u, lim, n0, (*t).c7_0, (*t).c7_1, (*t).c7_2, (*t).c7_3);
         return;
     }
     let es = chans(n0, lane, solo);
@@ -465,14 +504,14 @@ fn conv_tiles(gid: vec3<u32>, nwg: vec3<u32>, sid: u32, sgs: u32, solo: bool) {
     let e1 = es.e1;
     let e2 = es.e2;
     let e3 = es.e3;
-    store_row(m_store, lim, n0, finish(m_store, m_total, col0, e0, t.c0_0), finish(m_store, m_total, col1, e1, t.c0_1), finish(m_store, m_total, col2, e2, t.c0_2), finish(m_store, m_total, col3, e3, t.c0_3));
-    store_row(m_store + 1u, lim, n0, finish(m_store + 1u, m_total, col0, e0, t.c1_0), finish(m_store + 1u, m_total, col1, e1, t.c1_1), finish(m_store + 1u, m_total, col2, e2, t.c1_2), finish(m_store + 1u, m_total, col3, e3, t.c1_3));
-    store_row(m_store + 2u, lim, n0, finish(m_store + 2u, m_total, col0, e0, t.c2_0), finish(m_store + 2u, m_total, col1, e1, t.c2_1), finish(m_store + 2u, m_total, col2, e2, t.c2_2), finish(m_store + 2u, m_total, col3, e3, t.c2_3));
-    store_row(m_store + 3u, lim, n0, finish(m_store + 3u, m_total, col0, e0, t.c3_0), finish(m_store + 3u, m_total, col1, e1, t.c3_1), finish(m_store + 3u, m_total, col2, e2, t.c3_2), finish(m_store + 3u, m_total, col3, e3, t.c3_3));
-    store_row(m_store + 4u, lim, n0, finish(m_store + 4u, m_total, col0, e0, t.c4_0), finish(m_store + 4u, m_total, col1, e1, t.c4_1), finish(m_store + 4u, m_total, col2, e2, t.c4_2), finish(m_store + 4u, m_total, col3, e3, t.c4_3));
-    store_row(m_store + 5u, lim, n0, finish(m_store + 5u, m_total, col0, e0, t.c5_0), finish(m_store + 5u, m_total, col1, e1, t.c5_1), finish(m_store + 5u, m_total, col2, e2, t.c5_2), finish(m_store + 5u, m_total, col3, e3, t.c5_3));
-    store_row(m_store + 6u, lim, n0, finish(m_store + 6u, m_total, col0, e0, t.c6_0), finish(m_store + 6u, m_total, col1, e1, t.c6_1), finish(m_store + 6u, m_total, col2, e2, t.c6_2), finish(m_store + 6u, m_total, col3, e3, t.c6_3));
-    store_row(m_store + 7u, lim, n0, finish(m_store + 7u, m_total, col0, e0, t.c7_0), finish(m_store + 7u, m_total, col1, e1, t.c7_1), finish(m_store + 7u, m_total, col2, e2, t.c7_2), finish(m_store + 7u, m_total, col3, e3, t.c7_3));
+    store_row(m_store, lim, n0, finish(m_store, m_total, col0, e0, (*t).c0_0), finish(m_store, m_total, col1, e1, (*t).c0_1), finish(m_store, m_total, col2, e2, (*t).c0_2), finish(m_store, m_total, col3, e3, (*t).c0_3));
+    store_row(m_store + 1u, lim, n0, finish(m_store + 1u, m_total, col0, e0, (*t).c1_0), finish(m_store + 1u, m_total, col1, e1, (*t).c1_1), finish(m_store + 1u, m_total, col2, e2, (*t).c1_2), finish(m_store + 1u, m_total, col3, e3, (*t).c1_3));
+    store_row(m_store + 2u, lim, n0, finish(m_store + 2u, m_total, col0, e0, (*t).c2_0), finish(m_store + 2u, m_total, col1, e1, (*t).c2_1), finish(m_store + 2u, m_total, col2, e2, (*t).c2_2), finish(m_store + 2u, m_total, col3, e3, (*t).c2_3));
+    store_row(m_store + 3u, lim, n0, finish(m_store + 3u, m_total, col0, e0, (*t).c3_0), finish(m_store + 3u, m_total, col1, e1, (*t).c3_1), finish(m_store + 3u, m_total, col2, e2, (*t).c3_2), finish(m_store + 3u, m_total, col3, e3, (*t).c3_3));
+    store_row(m_store + 4u, lim, n0, finish(m_store + 4u, m_total, col0, e0, (*t).c4_0), finish(m_store + 4u, m_total, col1, e1, (*t).c4_1), finish(m_store + 4u, m_total, col2, e2, (*t).c4_2), finish(m_store + 4u, m_total, col3, e3, (*t).c4_3));
+    store_row(m_store + 5u, lim, n0, finish(m_store + 5u, m_total, col0, e0, (*t).c5_0), finish(m_store + 5u, m_total, col1, e1, (*t).c5_1), finish(m_store + 5u, m_total, col2, e2, (*t).c5_2), finish(m_store + 5u, m_total, col3, e3, (*t).c5_3));
+    store_row(m_store + 6u, lim, n0, finish(m_store + 6u, m_total, col0, e0, (*t).c6_0), finish(m_store + 6u, m_total, col1, e1, (*t).c6_1), finish(m_store + 6u, m_total, col2, e2, (*t).c6_2), finish(m_store + 6u, m_total, col3, e3, (*t).c6_3));
+    store_row(m_store + 7u, lim, n0, finish(m_store + 7u, m_total, col0, e0, (*t).c7_0), finish(m_store + 7u, m_total, col1, e1, (*t).c7_1), finish(m_store + 7u, m_total, col2, e2, (*t).c7_2), finish(m_store + 7u, m_total, col3, e3, (*t).c7_3));
 }
 
 // conv2d then a 2x2 stride-2 SAME max pool (see the header): tiles of 2 rows x 4 columns (conv_rows2),
@@ -761,7 +800,9 @@ fn finish(m: u32, m_total: u32, c: vec4<u32>, e: Chan, acc: vec4<f32>) -> vec4<f
     if (RESIDUAL) {
         let at = min(m, m_total - 1u) * p.oc;
         var res: vec4<f32>;
-        if ((p.oc & 3u) == 0u && c.w == c.x + 3u) {
+        if (VEC_STORE) {
+            // oc a multiple of 4: the 4 channels are one vec4 (or, past the last channel, all clamped to
+            // it: a valid vec4 whose values are not stored). A choice at run time ran both loads.
             res = residual[(at + c.x) / 4u];
         } else {
             res = vec4<f32>(rs(at + c.x), rs(at + c.y), rs(at + c.z), rs(at + c.w));

@@ -595,6 +595,32 @@ fn conv2d_vectorized_path_channels_multiple_of_4_matches_cpu() {
 }
 
 #[test]
+fn conv2d_wide_tiles_of_32_channels_match_cpu() {
+    // Output channels that round up to 32 with at most 1/8 more take tiles of 32 channels (two 16-channel
+    // tiles fed by the same x loads): 64 exactly; 152, whose last tile's second half is ragged; 144, whose
+    // last tile's second half lies past the end (it repeats the first and is not stored); split-K, the
+    // solo entry, padding and a residual epilogue. 48 (a quarter wasted) keeps tiles of 16.
+    let ctx = gpu_or_skip!();
+    let plan = |xs: [usize; 4], ws: [usize; 4]| {
+        let p = facegpu::kernels::conv2d::Conv2dParams::new(&xs, &ws, (1, 1), Padding::Same).unwrap();
+        facegpu::kernels::conv2d::Conv2dDispatch::plan(ctx, p)
+    };
+    let wide = |xs: [usize; 4], ws: [usize; 4]| {
+        let (d, _) = plan(xs, ws);
+        d.constants(ctx).iter().any(|&(name, v)| name == "WIDE" && v == 1.0)
+    };
+    assert!(wide([2, 9, 11, 12], [3, 3, 12, 64]));
+    assert!(wide([2, 9, 11, 12], [3, 3, 12, 152]));
+    assert!(!wide([2, 9, 11, 12], [3, 3, 12, 48]));
+    assert!(plan([1, 3, 3, 256], [1, 1, 256, 144]).0.ksplits > 1);
+    check_conv(ctx, 60, [2, 9, 11, 12], [3, 3, 12, 64], (1, 1), Padding::Same, true, true, None, 1);
+    check_conv(ctx, 61, [2, 5, 7, 16], [1, 1, 16, 152], (1, 1), Padding::Same, true, false, Some(0.2), 1);
+    check_conv(ctx, 62, [3, 6, 5, 8], [3, 3, 8, 144], (2, 2), Padding::Same, false, true, None, 2);
+    check_conv(ctx, 63, [1, 3, 3, 256], [1, 1, 256, 144], (1, 1), Padding::Same, true, false, Some(0.5), 1);
+    check_conv(ctx, 64, [2, 17, 17, 32], [3, 3, 32, 48], (1, 1), Padding::Same, true, true, None, 0);
+}
+
+#[test]
 fn conv2d_many_row_tiles_and_column_tiles_match_cpu() {
     let ctx = gpu_or_skip!();
     // More 8-row tiles than one subgroup holds, several column tiles and a ragged last subgroup: the lanes

@@ -275,8 +275,21 @@ impl Conv2dDispatch {
         }
     }
 
+    /// Whether `conv2d` gives `conv`'s flat tiles 32 channels (two Tiles fed by the same x loads, the
+    /// shader's WIDE) rather than 16: flat tiles (not `row_layout`), vec4 channels, and output channels
+    /// that round up to 32 with at most 1/8 more. A texel load of x is 16 loads and a transpose on
+    /// llvmpipe; twice the products per load took 1.56-1.67x the time (Conv2d_4a_3x3 [32,38,38,80] x
+    /// [3,3,80,192] 136 -> 116 ms, [32,8,8,896] x [1,1,896,128] 5.8 -> 4.9 ms; 48 channels, a quarter
+    /// wasted, 3.8 -> 4.0 ms).
+    fn wide_tiles(conv: &Conv2dParams) -> bool {
+        !Self::row_layout(conv)
+            && conv.c.is_multiple_of(4)
+            && conv.oc.is_multiple_of(4)
+            && conv.oc.next_multiple_of(32) - conv.oc <= conv.oc / 8
+    }
+
     /// How `conv2d` dispatches `conv` on `ctx`: the uniform and the invocations of one split (8 output
-    /// pixels x 16 channels each, pixel tiles rounded up to whole subgroups, or with fewer pixel tiles
+    /// pixels x 16 or 32 channels each (`wide_tiles`), pixel tiles rounded up to whole subgroups, or with fewer pixel tiles
     /// than a subgroup has lanes one invocation per tile, `solo`: at batch 1 the 3x3-pixel layers had 6 of
     /// 8 lanes repeating a tile; embed at batch 1 8.1 -> 9.1 images/s).
     pub fn plan(ctx: &GpuContext, conv: Conv2dParams) -> (Self, usize) {
@@ -284,7 +297,8 @@ impl Conv2dDispatch {
         let pixel_tiles = pixels.div_ceil(8);
         let solo = ctx.subgroup_lanes().is_some_and(|lanes| pixel_tiles < lanes);
         let pixel_invocations = if solo { pixel_tiles as usize } else { row_tiles(ctx, pixels) };
-        let tiles = pixel_invocations * conv.oc.div_ceil(16) as usize;
+        let cols = if Self::wide_tiles(&conv) { 32 } else { 16 };
+        let tiles = pixel_invocations * conv.oc.div_ceil(cols) as usize;
         let mut d = Self::new(conv, tiles);
         d.solo = solo as u32;
         (d, tiles)
@@ -293,7 +307,7 @@ impl Conv2dDispatch {
     /// The values of conv2d.wgsl's overridable constants for this dispatch on `ctx`: the epilogue's
     /// features, the vec4 paths, the tile layout and split-K, each compiled in or out, and whether
     /// subgroups have 16 lanes or more.
-    pub fn constants(&self, ctx: &GpuContext) -> [(&'static str, f64); 9] {
+    pub fn constants(&self, ctx: &GpuContext) -> [(&'static str, f64); 10] {
         let c = &self.conv;
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         [
@@ -306,6 +320,8 @@ impl Conv2dDispatch {
             ("VEC_STORE", flag((c.oc | self.y_c | self.y_off).is_multiple_of(4))),
             ("ROWS", flag(self.rows == 1)),
             ("SPLITK", flag(self.ksplits > 1)),
+            // (conv2d_max_pool2 and conv2d_head set rows 2 and 1: never wide.)
+            ("WIDE", flag(self.rows == 0 && Self::wide_tiles(c))),
         ]
     }
 

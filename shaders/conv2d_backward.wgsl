@@ -39,6 +39,9 @@ override AFFINE: bool = false;    // flags & 2
 override RESIDUAL: bool = false;  // flags & 4
 override RES_ACC: bool = false;   // flags & 8: the residual's gradient is added into `dres`
 override ACT: u32 = 0u;           // 0 none, 1 ReLU, 2 PReLU
+// Tiles of 32 channels: grad_input's of 32 input channels, two Tiles fed by the same g loads;
+// conv2d_grad_weight's of 32 output channels, two Tiles fed by the same x loads (see conv2d.wgsl's WIDE).
+override WIDE: bool = false;
 // Subgroups of at least 16 lanes: grad_input's lane j loads input channel c0 + j's weight vec4, one load
 // for all 16 channels where 8 lanes need two (see conv2d.wgsl).
 override LANES16: bool = false;
@@ -215,7 +218,8 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let hc = (p.h - p.cls_y + p.sh - 1u) / p.sh;
     let wc = (p.w - p.cls_x + p.sw - 1u) / p.sw;
     let m_total = p.n * hc * wc;
-    let tiles_c = (p.c + 15u) / 16u;
+    let cw = select(16u, 32u, WIDE);
+    let tiles_c = (p.c + cw - 1u) / cw;
     let tiles_m = (m_total + 7u) / 8u;
     let unit = sgs; // subgroups
     let lane = sid & select(7u, 15u, LANES16); // subgroups
@@ -227,7 +231,7 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let mt = (u / tiles_c) * unit + idx % unit;
     let m_store = mt * 8u;
     let m0 = min(mt, tiles_m - 1u) * 8u;
-    let c0 = (u % tiles_c) * 16u;
+    let c0 = (u % tiles_c) * cw;
     var jy: array<i32, 8>;
     var jx: array<i32, 8>;
     var gb: array<u32, 8>;
@@ -264,8 +268,14 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let ch1 = min(c0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.c - 1u));
     let ch2 = min(c0 + vec4<u32>(8u, 9u, 10u, 11u), vec4<u32>(p.c - 1u));
     let ch3 = min(c0 + vec4<u32>(12u, 13u, 14u, 15u), vec4<u32>(p.c - 1u));
-    // t.c<r>_<h>: input pixel m0+r, channels c0+4h..c0+4h+3.
+    // WIDE: the second tile's channels c0+16..c0+31 (clamped likewise; those past the end not stored).
+    let ch4 = min(c0 + vec4<u32>(16u, 17u, 18u, 19u), vec4<u32>(p.c - 1u));
+    let ch5 = min(c0 + vec4<u32>(20u, 21u, 22u, 23u), vec4<u32>(p.c - 1u));
+    let ch6 = min(c0 + vec4<u32>(24u, 25u, 26u, 27u), vec4<u32>(p.c - 1u));
+    let ch7 = min(c0 + vec4<u32>(28u, 29u, 30u, 31u), vec4<u32>(p.c - 1u));
+    // t.c<r>_<h>: input pixel m0+r, channels c0+4h..c0+4h+3 (t2: c0+16+4h..).
     var t: Tile;
+    var t2: Tile;
     for (var ky = ky0; ky < p.kh; ky += p.sh) {
         let ty = base_y - i32((ky - ky0) / p.sh);
         for (var kx = kx0; kx < p.kw; kx += p.sw) {
@@ -320,6 +330,19 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
                     let wl = vec4<f32>(); // no subgroups
                     let wh = vec4<f32>(); // no subgroups
                     gi_step(&t, x0, x1, x2, x3, x4, x5, x6, x7, wl, wh, v0, v1, v2, v3, q);
+                    if (WIDE) {
+                        // The same g against the next 16 input channels' weights.
+                        let v4 = (wbase + ch4) * (p.oc / 4u);
+                        let v5 = (wbase + ch5) * (p.oc / 4u);
+                        let v6 = (wbase + ch6) * (p.oc / 4u);
+                        let v7 = (wbase + ch7) * (p.oc / 4u);
+                        let wl1 = b[select(select(v4, v5, lane >= 4u), select(v6, v7, lane >= 12u), lane >= 8u)[lane & 3u] + q]; // subgroups
+                        var wh1 = vec4<f32>(); // subgroups
+                        if (!LANES16) { wh1 = b[select(v6, v7, lane >= 4u)[lane & 3u] + q]; } // subgroups
+                        let wl1 = vec4<f32>(); // no subgroups
+                        let wh1 = vec4<f32>(); // no subgroups
+                        gi_step(&t2, x0, x1, x2, x3, x4, x5, x6, x7, wl1, wh1, v4, v5, v6, v7, q);
+                    }
                 }
                 continue;
             }
@@ -338,24 +361,33 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
             }
         }
     }
+    store_dx(&t, dxa, m_store, m_total, c0);
+    if (WIDE) {
+        store_dx(&t2, dxa, m_store, m_total, c0 + 16u);
+    }
+}
+
+// Writes (or adds, with ACC) grad_input's tile: input pixels at dxa (those below m_total), channels
+// c0..c0+15 (those below c).
+fn store_dx(t: ptr<function, Tile>, dxa: array<u32, 8>, m_store: u32, m_total: u32, c0: u32) {
     // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers.
     let acc = ACC;
-    put_cols(m_store + 0u < m_total, dxa[0u] + c0, c0, p.c, t.c0_0, t.c0_1, acc);
-    put_cols(m_store + 0u < m_total, dxa[0u] + c0 + 8u, c0 + 8u, p.c, t.c0_2, t.c0_3, acc);
-    put_cols(m_store + 1u < m_total, dxa[1u] + c0, c0, p.c, t.c1_0, t.c1_1, acc);
-    put_cols(m_store + 1u < m_total, dxa[1u] + c0 + 8u, c0 + 8u, p.c, t.c1_2, t.c1_3, acc);
-    put_cols(m_store + 2u < m_total, dxa[2u] + c0, c0, p.c, t.c2_0, t.c2_1, acc);
-    put_cols(m_store + 2u < m_total, dxa[2u] + c0 + 8u, c0 + 8u, p.c, t.c2_2, t.c2_3, acc);
-    put_cols(m_store + 3u < m_total, dxa[3u] + c0, c0, p.c, t.c3_0, t.c3_1, acc);
-    put_cols(m_store + 3u < m_total, dxa[3u] + c0 + 8u, c0 + 8u, p.c, t.c3_2, t.c3_3, acc);
-    put_cols(m_store + 4u < m_total, dxa[4u] + c0, c0, p.c, t.c4_0, t.c4_1, acc);
-    put_cols(m_store + 4u < m_total, dxa[4u] + c0 + 8u, c0 + 8u, p.c, t.c4_2, t.c4_3, acc);
-    put_cols(m_store + 5u < m_total, dxa[5u] + c0, c0, p.c, t.c5_0, t.c5_1, acc);
-    put_cols(m_store + 5u < m_total, dxa[5u] + c0 + 8u, c0 + 8u, p.c, t.c5_2, t.c5_3, acc);
-    put_cols(m_store + 6u < m_total, dxa[6u] + c0, c0, p.c, t.c6_0, t.c6_1, acc);
-    put_cols(m_store + 6u < m_total, dxa[6u] + c0 + 8u, c0 + 8u, p.c, t.c6_2, t.c6_3, acc);
-    put_cols(m_store + 7u < m_total, dxa[7u] + c0, c0, p.c, t.c7_0, t.c7_1, acc);
-    put_cols(m_store + 7u < m_total, dxa[7u] + c0 + 8u, c0 + 8u, p.c, t.c7_2, t.c7_3, acc);
+    put_cols(m_store + 0u < m_total, dxa[0u] + c0, c0, p.c, (*t).c0_0, (*t).c0_1, acc);
+    put_cols(m_store + 0u < m_total, dxa[0u] + c0 + 8u, c0 + 8u, p.c, (*t).c0_2, (*t).c0_3, acc);
+    put_cols(m_store + 1u < m_total, dxa[1u] + c0, c0, p.c, (*t).c1_0, (*t).c1_1, acc);
+    put_cols(m_store + 1u < m_total, dxa[1u] + c0 + 8u, c0 + 8u, p.c, (*t).c1_2, (*t).c1_3, acc);
+    put_cols(m_store + 2u < m_total, dxa[2u] + c0, c0, p.c, (*t).c2_0, (*t).c2_1, acc);
+    put_cols(m_store + 2u < m_total, dxa[2u] + c0 + 8u, c0 + 8u, p.c, (*t).c2_2, (*t).c2_3, acc);
+    put_cols(m_store + 3u < m_total, dxa[3u] + c0, c0, p.c, (*t).c3_0, (*t).c3_1, acc);
+    put_cols(m_store + 3u < m_total, dxa[3u] + c0 + 8u, c0 + 8u, p.c, (*t).c3_2, (*t).c3_3, acc);
+    put_cols(m_store + 4u < m_total, dxa[4u] + c0, c0, p.c, (*t).c4_0, (*t).c4_1, acc);
+    put_cols(m_store + 4u < m_total, dxa[4u] + c0 + 8u, c0 + 8u, p.c, (*t).c4_2, (*t).c4_3, acc);
+    put_cols(m_store + 5u < m_total, dxa[5u] + c0, c0, p.c, (*t).c5_0, (*t).c5_1, acc);
+    put_cols(m_store + 5u < m_total, dxa[5u] + c0 + 8u, c0 + 8u, p.c, (*t).c5_2, (*t).c5_3, acc);
+    put_cols(m_store + 6u < m_total, dxa[6u] + c0, c0, p.c, (*t).c6_0, (*t).c6_1, acc);
+    put_cols(m_store + 6u < m_total, dxa[6u] + c0 + 8u, c0 + 8u, p.c, (*t).c6_2, (*t).c6_3, acc);
+    put_cols(m_store + 7u < m_total, dxa[7u] + c0, c0, p.c, (*t).c7_0, (*t).c7_1, acc);
+    put_cols(m_store + 7u < m_total, dxa[7u] + c0 + 8u, c0 + 8u, p.c, (*t).c7_2, (*t).c7_3, acc);
 }
 
 // grad_input's accumulators are tile.wgsl's Tile (pixel r: input pixel, channels c0+4h..c0+4h+3).
@@ -398,7 +430,8 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     // store nothing.
     let idx = index(gid, nwg);
     let tiles_c = (p.c + 7u) / 8u;
-    let tiles_o = (p.oc + 15u) / 16u;
+    let ow = select(16u, 32u, WIDE);
+    let tiles_o = (p.oc + ow - 1u) / ow;
     let rcs = p.kh * p.kw * tiles_c;
     let unit = sgs; // subgroups
     let lane = sid & select(7u, 15u, LANES16); // subgroups
@@ -410,7 +443,7 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         return;
     }
     let split = u / (tiles_o * groups_rc);
-    let o0 = ((u / groups_rc) % tiles_o) * 16u;
+    let o0 = ((u / groups_rc) % tiles_o) * ow;
     let rc_store = (u % groups_rc) * unit + idx % unit;
     let rc = min(rc_store, rcs - 1u);
     let c0 = (rc % tiles_c) * 8u;
@@ -426,8 +459,9 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let oo1 = min(o0 + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(p.oc - 1u));
     let oo2 = min(o0 + vec4<u32>(8u, 9u, 10u, 11u), vec4<u32>(p.oc - 1u));
     let oo3 = min(o0 + vec4<u32>(12u, 13u, 14u, 15u), vec4<u32>(p.oc - 1u));
-    // t.c<r>_<h>: input channel c0+r of the tap, output channels o0+4h..o0+4h+3.
+    // t.c<r>_<h>: input channel c0+r of the tap, output channels o0+4h..o0+4h+3 (t2: o0+16+4h..).
     var t: Tile;
+    var t2: Tile;
     // With vec4 channels, walk the split's pixels four per step (gw_step4): every lane steps through the
     // same pixels, each masking those whose tap falls outside the image. The pixels' rows and columns are
     // stepped, not divided out per output row: a division per row cost the 8- and 3-pixel rows of the
@@ -436,6 +470,9 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         let oc4 = p.oc / 4u;
         // g's last vec4s of a ragged tile are clamped to the row (their outputs are not stored).
         let gq = min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(oc4 - o0 / 4u - 1u));
+        // WIDE: the second tile's columns o1.. (o0 again where o0 + 16 is past the end: not stored).
+        let o1 = select(o0, o0 + 16u, o0 + 16u < p.oc);
+        let gq1 = min(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(oc4 - o1 / 4u - 1u));
         let last = m_end - 1u;
         if (FLAT) {
             // 1x1, stride 1, no padding: output pixel m reads input pixel m.
@@ -444,7 +481,7 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
                 let ok = ms <= vec4<u32>(last);
                 let xa = select(vec4<u32>(), (ms * p.c + c0) / 4u, ok);
                 let gi = (min(ms, vec4<u32>(last)) * p.oc + o0) / 4u;
-                gw_step4(&t, xa, select(vec4<f32>(), vec4<f32>(1.0), ok), gi, gq, lane);
+                gw_step4(&t, &t2, xa, select(vec4<f32>(), vec4<f32>(1.0), ok), gi, gq, gi + (o1 - o0) / 4u, gq1, lane);
             }
         }
         if (!FLAT) {
@@ -456,7 +493,7 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
                 let ok = (ms <= vec4<u32>(last)) & (iy >= vec4<i32>()) & (iy < vec4<i32>(i32(p.h))) & (ix >= vec4<i32>()) & (ix < vec4<i32>(i32(p.w)));
                 let xa = select(vec4<u32>(), (((px.bn * p.h + vec4<u32>(iy)) * p.w + vec4<u32>(ix)) * p.c + c0) / 4u, ok);
                 let gi = (min(ms, vec4<u32>(last)) * p.oc + o0) / 4u;
-                gw_step4(&t, xa, select(vec4<f32>(), vec4<f32>(1.0), ok), gi, gq, lane);
+                gw_step4(&t, &t2, xa, select(vec4<f32>(), vec4<f32>(1.0), ok), gi, gq, gi + (o1 - o0) / 4u, gq1, lane);
                 pixels4_step(&px);
             }
         }
@@ -495,6 +532,9 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     }
     // Row r of the tile is input channel c0 + r of tap (ky, kx): weight row tap * c + c0 + r.
     store_wtile(&t, tap * p.c + c0, tap * p.c + p.c, o0, split * p.kh * p.kw * p.c * p.oc);
+    if (WIDE && o0 + 16u < p.oc) {
+        store_wtile(&t2, tap * p.c + c0, tap * p.c + p.c, o0 + 16u, split * p.kh * p.kw * p.c * p.oc);
+    }
 }
 
 // The pixel stepping of grad_weight's vec4 and narrow paths: four consecutive output pixels' (image,
@@ -607,13 +647,31 @@ fn xrow(x0: vec4<u32>, off: u32) -> vec4<f32> {
 
 // One step of grad_weight's vec4 path: four pixels, whose x vec4s (channels c0..c0+7) are at xa and
 // xa + 1 (times mask k) and whose g rows (this tile's 16 columns) start at vec4 gi; gq clamps a ragged
-// tile's columns. Lane j loads quarter j%4 of pixel j/4's g (with 8 lanes, two loads: pixels 0-1, then
-// 2-3), handed round by shuffles; each accumulator then takes the four pixels' products in a row.
-fn gw_step4(t: ptr<function, Tile>, xa: vec4<u32>, k: vec4<f32>, gi: vec4<u32>, gq: vec4<u32>, lane: u32) {
+// tile's columns. With WIDE, the same x also meets the next 16 columns (g at gi1, clamped by gq1) in t2.
+fn gw_step4(t: ptr<function, Tile>, t2: ptr<function, Tile>, xa: vec4<u32>, k: vec4<f32>, gi: vec4<u32>, gq: vec4<u32>,
+            gi1: vec4<u32>, gq1: vec4<u32>, lane: u32) {
     let a0 = av(xa.x) * k.x; let b0 = av(xa.x + 1u) * k.x;
     let a1 = av(xa.y) * k.y; let b1 = av(xa.y + 1u) * k.y;
     let a2 = av(xa.z) * k.z; let b2 = av(xa.z + 1u) * k.z;
     let a3 = av(xa.w) * k.w; let b3 = av(xa.w + 1u) * k.w;
+    // Row r of the tile (input channel c0 + r) for the four pixels.
+    let x = X8(vec4<f32>(a0.x, a1.x, a2.x, a3.x), vec4<f32>(a0.y, a1.y, a2.y, a3.y),
+               vec4<f32>(a0.z, a1.z, a2.z, a3.z), vec4<f32>(a0.w, a1.w, a2.w, a3.w),
+               vec4<f32>(b0.x, b1.x, b2.x, b3.x), vec4<f32>(b0.y, b1.y, b2.y, b3.y),
+               vec4<f32>(b0.z, b1.z, b2.z, b3.z), vec4<f32>(b0.w, b1.w, b2.w, b3.w));
+    gw_columns(t, x, gi, gq, lane);
+    if (WIDE) {
+        gw_columns(t2, x, gi1, gq1, lane);
+    }
+}
+
+// The tile's 8 rows for four pixels (component j: pixel j).
+struct X8 { r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r3: vec4<f32>, r4: vec4<f32>, r5: vec4<f32>, r6: vec4<f32>, r7: vec4<f32> }
+
+// t += x times the four pixels' g at 16 columns (rows start at vec4 gi, clamped by gq). Lane j loads
+// quarter j%4 of pixel j/4's g (with 8 lanes, two loads: pixels 0-1, then 2-3), handed round by
+// shuffles; each accumulator takes the four pixels' products in a row.
+fn gw_columns(t: ptr<function, Tile>, x: X8, gi: vec4<u32>, gq: vec4<u32>, lane: u32) {
     var g0 = vec4<f32>(); // subgroups
     var g1 = vec4<f32>(); // subgroups
     if (LANES16) { // subgroups
@@ -624,10 +682,7 @@ fn gw_step4(t: ptr<function, Tile>, xa: vec4<u32>, k: vec4<f32>, gi: vec4<u32>, 
     } // subgroups
     let g0 = vec4<f32>(); // no subgroups
     let g1 = vec4<f32>(); // no subgroups
-    fma8x4(t, vec4<f32>(a0.x, a1.x, a2.x, a3.x), vec4<f32>(a0.y, a1.y, a2.y, a3.y),
-           vec4<f32>(a0.z, a1.z, a2.z, a3.z), vec4<f32>(a0.w, a1.w, a2.w, a3.w),
-           vec4<f32>(b0.x, b1.x, b2.x, b3.x), vec4<f32>(b0.y, b1.y, b2.y, b3.y),
-           vec4<f32>(b0.z, b1.z, b2.z, b3.z), vec4<f32>(b0.w, b1.w, b2.w, b3.w),
+    fma8x4(t, x.r0, x.r1, x.r2, x.r3, x.r4, x.r5, x.r6, x.r7,
            W16(gshare(g0, g1, 0u, 0u, gi.x + gq.x), gshare(g0, g1, 0u, 1u, gi.x + gq.y), gshare(g0, g1, 0u, 2u, gi.x + gq.z), gshare(g0, g1, 0u, 3u, gi.x + gq.w),
                gshare(g0, g1, 1u, 0u, gi.y + gq.x), gshare(g0, g1, 1u, 1u, gi.y + gq.y), gshare(g0, g1, 1u, 2u, gi.y + gq.z), gshare(g0, g1, 1u, 3u, gi.y + gq.w),
                gshare(g0, g1, 2u, 0u, gi.z + gq.x), gshare(g0, g1, 2u, 1u, gi.z + gq.y), gshare(g0, g1, 2u, 2u, gi.z + gq.z), gshare(g0, g1, 2u, 3u, gi.z + gq.w),

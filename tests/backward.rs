@@ -369,6 +369,14 @@ fn conv2d_backward_cases(ctx: &facegpu::gpu::GpuContext) {
     cases.push(([2, 9, 10, 8], [3, 3, 8, 12], (2, 2), Padding::Same));
     cases.push(([1, 7, 9, 4], [3, 2, 4, 8], (1, 2), Padding::Explicit(2, 0, 1, 3)));
     cases.push(([3, 17, 17, 40], [1, 1, 40, 24], (2, 2), Padding::Valid));
+    // Input channels that take grad_input's tiles of 32: a ragged second half (60), a second half past the
+    // end (144), stride 2.
+    cases.push(([2, 7, 9, 60], [3, 3, 60, 8], (1, 1), Padding::Same));
+    cases.push(([1, 5, 6, 144], [1, 1, 144, 12], (1, 1), Padding::Same));
+    cases.push(([2, 9, 9, 60], [3, 3, 60, 16], (2, 2), Padding::Valid));
+    // Output channels that take grad_weight's tiles of 32: ragged second half (60), past the end (144).
+    cases.push(([2, 9, 9, 8], [3, 3, 8, 60], (1, 1), Padding::Same));
+    cases.push(([2, 6, 6, 16], [1, 1, 16, 144], (1, 1), Padding::Same));
     // Input channels not a multiple of 4, every tap inside the image: the weight gradient's narrow entry
     // (tiles of 8 consecutive weight rows, across taps), split; then with padding, the general path.
     cases.push(([2, 23, 23, 3], [3, 3, 3, 32], (2, 2), Padding::Valid));

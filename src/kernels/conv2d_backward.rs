@@ -19,7 +19,10 @@ pub struct Conv2dBackwardParams {
     /// log2 of the texels in a row of the texture grad_input reads g through and grad_weight x (see
     /// `Encoder::texture_of`).
     pub tshift: u32,
-    pub _pad: [u32; 3],
+    /// 1: tiles of 32 channels (the shader's WIDE constant, where `wide`): grad_input's of 32 input
+    /// channels fed by the same g loads, grad_weight's of 32 output channels fed by the same x loads.
+    pub wide: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Flag bits of the backward kernels (in `conv.flags`).
@@ -38,18 +41,19 @@ impl Conv2dBackwardParams {
         // Whole steps of grad_weight's vec4 path (four pixels each).
         let chunk = pixels.div_ceil(splits).next_multiple_of(4);
         let splits = pixels.div_ceil(chunk).max(1);
-        Ok(Self { conv, splits: splits as u32, chunk: chunk as u32, cls_y: 0, cls_x: 0, tshift: 0, _pad: [0; 3] })
+        Ok(Self { conv, splits: splits as u32, chunk: chunk as u32, cls_y: 0, cls_x: 0, tshift: 0, wide: 0, _pad: [0; 2] })
     }
 
     /// The values of conv2d_backward.wgsl's overridable constants for a dispatch of these params on `ctx`
     /// whose entry takes its vec4 path where `vec` (see the shader): the flags and activation, compiled in
     /// or out, and whether subgroups have 16 lanes or more.
-    pub fn constants(&self, ctx: &GpuContext, vec: bool) -> [(&'static str, f64); 8] {
+    pub fn constants(&self, ctx: &GpuContext, vec: bool) -> [(&'static str, f64); 9] {
         let c = &self.conv;
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         let one_by_one = c.kh == 1 && c.kw == 1 && c.sh == 1 && c.sw == 1 && c.pad_top == 0 && c.pad_left == 0;
         [
             ("FLAT", flag(one_by_one)),
+            ("WIDE", flag(self.wide != 0)),
             ("LANES16", flag(ctx.subgroup_min_lanes().is_some_and(|l| l >= 16))),
             ("VEC", flag(vec)),
             ("ACC", flag(c.flags & ACCUMULATE != 0)),
@@ -63,6 +67,13 @@ impl Conv2dBackwardParams {
     /// Whether grad_input and grad_weight take their vec4 paths: channel counts multiples of 4.
     fn vec4_channels(&self) -> bool {
         self.conv.c.is_multiple_of(4) && self.conv.oc.is_multiple_of(4)
+    }
+
+    /// Whether the vec4 path's tiles take 32 channels rather than 16 along a dimension of `n` channels
+    /// (grad_input's input channels, grad_weight's output channels): vec4 channels, and `n` rounding up to
+    /// 32 with at most 1/8 more (as conv2d's `wide_tiles`: the loads of a step feed twice the products).
+    fn wide(&self, n: u32) -> bool {
+        self.vec4_channels() && n.next_multiple_of(32) - n <= n / 8
     }
 
     /// Whether grad_weight takes its narrow entry: input channels not a multiple of 4 (the stem's RGB),
@@ -120,7 +131,7 @@ pub fn epilogue_backward(
     check_shape(OP, "dy", &dy.shape, &out)?;
     check_shape(OP, "y", &saved.y.shape, &out)?;
     check_shape(OP, "g", &grads.g.shape, &out)?;
-    let mut q = Conv2dBackwardParams { conv: *p, splits: 1, chunk: 1, cls_y: 0, cls_x: 0, tshift: 0, _pad: [0; 3] };
+    let mut q = Conv2dBackwardParams { conv: *p, splits: 1, chunk: 1, cls_y: 0, cls_x: 0, tshift: 0, wide: 0, _pad: [0; 2] };
     q.conv.flags = 0;
     q.conv.act = match epi.act {
         Activation::None => 0,
@@ -184,6 +195,8 @@ pub fn grad_input(
     let mut q = Conv2dBackwardParams::new(&dx.shape, &w.shape, stride, padding)?;
     check_shape("conv2d grad_input", "g", &g.shape, &q.conv.out_shape())?;
     q.conv.flags = if accumulate { ACCUMULATE } else { 0 };
+    q.wide = q.wide(q.conv.c) as u32;
+    let cols = if q.wide != 0 { 32 } else { 16 };
     // g through the staging texture (binding 9) on the vec4 path, else from its buffer.
     let (gt, tshift) = enc.texture_of_if(g, q.vec4_channels())?;
     q.tshift = tshift;
@@ -193,7 +206,7 @@ pub fn grad_input(
     for (cls_y, cls_x) in (0..c.sh.min(c.h)).flat_map(|y| (0..c.sw.min(c.w)).map(move |x| (y, x))) {
         (q.cls_y, q.cls_x) = (cls_y, cls_x);
         let pixels = c.n * (c.h - cls_y).div_ceil(c.sh) * (c.w - cls_x).div_ceil(c.sw);
-        let tiles = row_tiles(enc.ctx(), pixels) * c.c.div_ceil(16) as usize;
+        let tiles = row_tiles(enc.ctx(), pixels) * c.c.div_ceil(cols) as usize;
         enc.tag_with(|| tag.clone());
         enc.dispatch_with(
             Shader::Conv2dBackward,
@@ -224,15 +237,17 @@ pub fn grad_weight(
     let mut q = Conv2dBackwardParams::new(&x.shape, &dw.shape, stride, padding)?;
     check_shape("conv2d grad_weight", "g", &g.shape, &q.conv.out_shape())?;
     let c = q.conv;
-    // Invocations per split: 8 input channels of one tap x 16 output channels each, the (tap, channel)
-    // rows rounded up to whole subgroups (their lanes share the output channels; see the shader); or on
-    // the narrow entry 8 consecutive weight rows x 16 output channels each, one lane each.
+    // Invocations per split: 8 input channels of one tap x 16 output channels each (32 with `wide`), the
+    // (tap, channel) rows rounded up to whole subgroups (their lanes share the output channels; see the
+    // shader); or on the narrow entry 8 consecutive weight rows x 16 output channels each, one lane each.
     let narrow = q.narrow_weight_rows();
+    q.wide = (!narrow && q.wide(c.oc)) as u32;
     let tiles = if narrow {
         ((c.kh * c.kw * c.c).div_ceil(8) * c.oc.div_ceil(16)) as usize
     } else {
         let unit = enc.ctx().subgroup_lanes().unwrap_or(1);
-        ((c.kh * c.kw * c.c.div_ceil(8)).div_ceil(unit) * unit * c.oc.div_ceil(16)) as usize
+        let cols = if q.wide != 0 { 32 } else { 16 };
+        ((c.kh * c.kw * c.c.div_ceil(8)).div_ceil(unit) * unit * c.oc.div_ceil(cols)) as usize
     };
     let entry = if narrow { "conv2d_grad_weight_narrow" } else { "conv2d_grad_weight" };
     let need = q.scratch_len();

@@ -756,6 +756,9 @@ fn conv2d_head8_matches_conv_then_head_on_cpu() {
     check_conv_head(ctx, 60, [2, 9, 25, 16], [3, 3, 16, 32], Padding::Valid);
     check_conv_head(ctx, 61, [1, 6, 16, 12], [3, 3, 12, 48], Padding::Same);
     check_conv_head(ctx, 62, [3, 5, 33, 4], [3, 3, 4, 16], Padding::Valid);
+    // 44 columns round up to 48 (PNet on a 120x97 pyramid level): enough row tiles that dispatching one
+    // per 8 real pixels instead of per 8 rounded ones leaves whole subgroups of the last rows undone.
+    check_conv_head(ctx, 63, [2, 57, 46, 16], [3, 3, 16, 32], Padding::Valid);
     // A conv without row tiles (17 columns round up to 24) is refused by name.
     let p = facegpu::kernels::conv2d::Conv2dParams::new(&[1, 5, 19, 16], &[3, 3, 16, 32], (1, 1), Padding::Valid).unwrap();
     assert!(!facegpu::kernels::conv2d::Conv2dDispatch::head8_fits(&p));

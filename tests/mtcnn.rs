@@ -94,6 +94,8 @@ fn pnet_rnet_onet_match_cpu_twins() {
     let mtcnn = Mtcnn::load_from(ctx, None).unwrap();
     // PNet on an odd-sized pyramid level (SAME pooling pads one side), RNet/ONet on crop batches.
     net_matches_cpu(&mtcnn.pnet, [2, 37, 29, 3], 1);
+    // A larger level: conv3 + heads on 44-column rows (rounded up to 48 in its row tiles).
+    net_matches_cpu(&mtcnn.pnet, [2, 120, 97, 3], 4);
     net_matches_cpu(&mtcnn.rnet, [7, 24, 24, 3], 2);
     net_matches_cpu(&mtcnn.onet, [5, 48, 48, 3], 3);
     assert_eq!((mtcnn.pnet.outputs, mtcnn.rnet.outputs, mtcnn.onet.outputs), (6, 6, 16));

@@ -266,9 +266,10 @@ impl Conv2dDispatch {
         Self::row_tiles_suit(conv) && (conv.kw >= 5 || conv.c == 4)
     }
 
-    /// Output pixels the pixel tiles cover: with row tiles, each output row rounded up to 8 columns.
-    fn tiled_pixels(conv: &Conv2dParams) -> u32 {
-        if Self::row_layout(conv) {
+    /// Output pixels the pixel tiles cover, `rows` deciding: with row tiles, each output row rounded up
+    /// to 8 columns.
+    fn tiled_pixels(conv: &Conv2dParams, rows: bool) -> u32 {
+        if rows {
             conv.n * conv.oh * conv.ow.next_multiple_of(8)
         } else {
             conv.n * conv.oh * conv.ow
@@ -293,7 +294,7 @@ impl Conv2dDispatch {
     /// than a subgroup has lanes one invocation per tile, `solo`: at batch 1 the 3x3-pixel layers had 6 of
     /// 8 lanes repeating a tile; embed at batch 1 8.1 -> 9.1 images/s).
     pub fn plan(ctx: &GpuContext, conv: Conv2dParams) -> (Self, usize) {
-        let pixels = Self::tiled_pixels(&conv);
+        let pixels = Self::tiled_pixels(&conv, Self::row_layout(&conv));
         let pixel_tiles = pixels.div_ceil(8);
         let solo = ctx.subgroup_lanes().is_some_and(|lanes| pixel_tiles < lanes);
         let pixel_invocations = if solo { pixel_tiles as usize } else { row_tiles(ctx, pixels) };
@@ -417,7 +418,8 @@ pub fn conv2d_head8(
     // x through the staging texture (binding 10) where c is a multiple of 4, else from its buffer.
     let (xt, tshift) = enc.texture_of_if(x, p.c.is_multiple_of(4))?;
     d.tshift = tshift;
-    let tiles = row_tiles(enc.ctx(), Conv2dDispatch::tiled_pixels(&p));
+    // Row tiles always (whatever `row_layout` chooses for a plain conv of this shape).
+    let tiles = row_tiles(enc.ctx(), Conv2dDispatch::tiled_pixels(&p, true));
     // x is read through the texture only.
     let buffers = [
         None,

@@ -109,6 +109,18 @@ fn share1(v: f32, src: u32, at: u32, solo: bool) -> f32 {
     return ws(at); // no subgroups
 }
 
+// Lane j's share of a step's weights at vec4 wrow (see step4): quarter j%4 of weight rows ci + j/4 (a) and,
+// with 8 lanes, ci + 2 + j/4 (b). Nothing with `solo` (each lane loads its own in share4) or without
+// subgroups.
+struct WPair { a: vec4<f32>, b: vec4<f32> }
+
+fn weights_at(wrow: u32, oc4: u32, wq: vec4<u32>, lane: u32, solo: bool) -> WPair {
+    var w = WPair(vec4<f32>(), vec4<f32>());
+    if (!solo) { w.a = wt[wrow + (lane >> 2u) * oc4 + wq[lane & 3u]]; } // subgroups
+    if (!solo && !LANES16) { w.b = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; } // subgroups
+    return w;
+}
+
 // Four input channels ci..ci+3 (x0..x7: the 8 pixels' vec4 of them) against weight rows wrow + j*oc4.
 // Lane j loaded quarter j%4 of weight rows ci + j/4 (wa) and ci + 2 + j/4 (wb); the others read them by
 // shuffle. wq clamps the vec4s of a ragged column tile to the row (their outputs are not stored).
@@ -225,24 +237,13 @@ fn conv_flat(t: ptr<function, Tile>, t2: ptr<function, Tile>, mt: u32, tiles_m: 
                     let x4 = xv(q1.x + q) * k1.x; let x5 = xv(q1.y + q) * k1.y;
                     let x6 = xv(q1.z + q) * k1.z; let x7 = xv(q1.w + q) * k1.w;
                     let wrow = ((kbase + ci) * p.oc + n0) / 4u;
-                    // Lane j loads quarter j%4 of weight rows ci + j/4 (wa) and ci + 2 + j/4 (wb).
-                    var wa = vec4<f32>(); // subgroups
-                    if (!solo) { wa = wt[wrow + (lane >> 2u) * oc4 + wq[lane & 3u]]; } // subgroups
-                    var wb = vec4<f32>(); // subgroups
-                    if (!solo && !LANES16) { wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; } // subgroups
-                    let wa = vec4<f32>(); // no subgroups
-                    let wb = vec4<f32>(); // no subgroups
-                    step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq, solo);
+                    let w = weights_at(wrow, oc4, wq, lane, solo);
+                    step4(t, x0, x1, x2, x3, x4, x5, x6, x7, w.a, w.b, wrow, oc4, wq, solo);
                     if (WIDE) {
                         // The same x against the next 16 channels' weights.
                         let wrow1 = ((kbase + ci) * p.oc + n1) / 4u;
-                        var wa1 = vec4<f32>(); // subgroups
-                        if (!solo) { wa1 = wt[wrow1 + (lane >> 2u) * oc4 + wq1[lane & 3u]]; } // subgroups
-                        var wb1 = vec4<f32>(); // subgroups
-                        if (!solo && !LANES16) { wb1 = wt[wrow1 + (2u + (lane >> 2u)) * oc4 + wq1[lane & 3u]]; } // subgroups
-                        let wa1 = vec4<f32>(); // no subgroups
-                        let wb1 = vec4<f32>(); // no subgroups
-                        step4(t2, x0, x1, x2, x3, x4, x5, x6, x7, wa1, wb1, wrow1, oc4, wq1, solo);
+                        let w1 = weights_at(wrow1, oc4, wq1, lane, solo);
+                        step4(t2, x0, x1, x2, x3, x4, x5, x6, x7, w1.a, w1.b, wrow1, oc4, wq1, solo);
                     }
                 }
                 continue;
@@ -314,13 +315,8 @@ fn conv_rows(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: u
                     x7 = xv(select(0u, rq + u32(ix) * c4, ok) + q) * select(0.0, 1.0, ok);
                 }
                 let wrow = (((ky * p.kw + kx) * p.c + ci) * p.oc + n0) / 4u;
-                var wa = vec4<f32>(); // subgroups
-                    if (!solo) { wa = wt[wrow + (lane >> 2u) * oc4 + wq[lane & 3u]]; } // subgroups
-                var wb = vec4<f32>(); // subgroups
-                    if (!solo && !LANES16) { wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; } // subgroups
-                let wa = vec4<f32>(); // no subgroups
-                let wb = vec4<f32>(); // no subgroups
-                step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq, solo);
+                let w = weights_at(wrow, oc4, wq, lane, solo);
+                step4(t, x0, x1, x2, x3, x4, x5, x6, x7, w.a, w.b, wrow, oc4, wq, solo);
             }
         }
     }
@@ -373,16 +369,11 @@ fn conv_rows2(t: ptr<function, Tile>, b: u32, oy: u32, ox0: u32, n0: u32, cbeg: 
                     x7 = xv(select(0u, rb + u32(ix) * c4, ob) + q) * select(0.0, 1.0, ob);
                 }
                 let wrow = (((ky * p.kw + kx) * p.c + ci) * p.oc + n0) / 4u;
-                var wa = vec4<f32>(); // subgroups
-                    if (!solo) { wa = wt[wrow + (lane >> 2u) * oc4 + wq[lane & 3u]]; } // subgroups
-                var wb = vec4<f32>(); // subgroups
-                    if (!solo && !LANES16) { wb = wt[wrow + (2u + (lane >> 2u)) * oc4 + wq[lane & 3u]]; } // subgroups
-                let wa = vec4<f32>(); // no subgroups
-                let wb = vec4<f32>(); // no subgroups
+                let w = weights_at(wrow, oc4, wq, lane, solo);
                 if (narrow) {
-                    step4_12(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq);
+                    step4_12(t, x0, x1, x2, x3, x4, x5, x6, x7, w.a, w.b, wrow, oc4, wq);
                 } else {
-                    step4(t, x0, x1, x2, x3, x4, x5, x6, x7, wa, wb, wrow, oc4, wq, solo);
+                    step4(t, x0, x1, x2, x3, x4, x5, x6, x7, w.a, w.b, wrow, oc4, wq, solo);
                 }
             }
         }

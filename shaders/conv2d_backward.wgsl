@@ -140,12 +140,6 @@ fn put_cols(valid: bool, at: u32, col0: u32, cols: u32, a: vec4<f32>, b: vec4<f3
     }
 }
 
-// Writes (or adds, when acc) columns col0..col0+7 of row `row` (rows below row_end only) of a matrix with
-// `cols` columns starting at `base`: a holds columns col0..col0+3, b col0+4..col0+7.
-fn put_row(row: u32, row_end: u32, col0: u32, cols: u32, base: u32, a: vec4<f32>, b: vec4<f32>, acc: bool) {
-    put_cols(row < row_end, base + row * cols + col0, col0, cols, a, b, acc);
-}
-
 // Four elements per invocation: as vec4s when oc is a multiple of 4, else one by one.
 @compute @workgroup_size(64)
 fn epilogue_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -367,27 +361,24 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     }
 }
 
+// grad_input's 16 channels c0.. of one input pixel at `at` (those below c), if valid.
+fn put_pixel16(valid: bool, at: u32, c0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
+    put_cols(valid, at + c0, c0, p.c, v0, v1, ACC);
+    put_cols(valid, at + c0 + 8u, c0 + 8u, p.c, v2, v3, ACC);
+}
+
 // Writes (or adds, with ACC) grad_input's tile: input pixels at dxa (those below m_total), channels
 // c0..c0+15 (those below c).
 fn store_dx(t: ptr<function, Tile>, dxa: array<u32, 8>, m_store: u32, m_total: u32, c0: u32) {
     // Stores unrolled by hand: a dynamically indexed accumulator array spills on CPU drivers.
-    let acc = ACC;
-    put_cols(m_store + 0u < m_total, dxa[0u] + c0, c0, p.c, (*t).c0_0, (*t).c0_1, acc);
-    put_cols(m_store + 0u < m_total, dxa[0u] + c0 + 8u, c0 + 8u, p.c, (*t).c0_2, (*t).c0_3, acc);
-    put_cols(m_store + 1u < m_total, dxa[1u] + c0, c0, p.c, (*t).c1_0, (*t).c1_1, acc);
-    put_cols(m_store + 1u < m_total, dxa[1u] + c0 + 8u, c0 + 8u, p.c, (*t).c1_2, (*t).c1_3, acc);
-    put_cols(m_store + 2u < m_total, dxa[2u] + c0, c0, p.c, (*t).c2_0, (*t).c2_1, acc);
-    put_cols(m_store + 2u < m_total, dxa[2u] + c0 + 8u, c0 + 8u, p.c, (*t).c2_2, (*t).c2_3, acc);
-    put_cols(m_store + 3u < m_total, dxa[3u] + c0, c0, p.c, (*t).c3_0, (*t).c3_1, acc);
-    put_cols(m_store + 3u < m_total, dxa[3u] + c0 + 8u, c0 + 8u, p.c, (*t).c3_2, (*t).c3_3, acc);
-    put_cols(m_store + 4u < m_total, dxa[4u] + c0, c0, p.c, (*t).c4_0, (*t).c4_1, acc);
-    put_cols(m_store + 4u < m_total, dxa[4u] + c0 + 8u, c0 + 8u, p.c, (*t).c4_2, (*t).c4_3, acc);
-    put_cols(m_store + 5u < m_total, dxa[5u] + c0, c0, p.c, (*t).c5_0, (*t).c5_1, acc);
-    put_cols(m_store + 5u < m_total, dxa[5u] + c0 + 8u, c0 + 8u, p.c, (*t).c5_2, (*t).c5_3, acc);
-    put_cols(m_store + 6u < m_total, dxa[6u] + c0, c0, p.c, (*t).c6_0, (*t).c6_1, acc);
-    put_cols(m_store + 6u < m_total, dxa[6u] + c0 + 8u, c0 + 8u, p.c, (*t).c6_2, (*t).c6_3, acc);
-    put_cols(m_store + 7u < m_total, dxa[7u] + c0, c0, p.c, (*t).c7_0, (*t).c7_1, acc);
-    put_cols(m_store + 7u < m_total, dxa[7u] + c0 + 8u, c0 + 8u, p.c, (*t).c7_2, (*t).c7_3, acc);
+    put_pixel16(m_store + 0u < m_total, dxa[0u], c0, (*t).c0_0, (*t).c0_1, (*t).c0_2, (*t).c0_3);
+    put_pixel16(m_store + 1u < m_total, dxa[1u], c0, (*t).c1_0, (*t).c1_1, (*t).c1_2, (*t).c1_3);
+    put_pixel16(m_store + 2u < m_total, dxa[2u], c0, (*t).c2_0, (*t).c2_1, (*t).c2_2, (*t).c2_3);
+    put_pixel16(m_store + 3u < m_total, dxa[3u], c0, (*t).c3_0, (*t).c3_1, (*t).c3_2, (*t).c3_3);
+    put_pixel16(m_store + 4u < m_total, dxa[4u], c0, (*t).c4_0, (*t).c4_1, (*t).c4_2, (*t).c4_3);
+    put_pixel16(m_store + 5u < m_total, dxa[5u], c0, (*t).c5_0, (*t).c5_1, (*t).c5_2, (*t).c5_3);
+    put_pixel16(m_store + 6u < m_total, dxa[6u], c0, (*t).c6_0, (*t).c6_1, (*t).c6_2, (*t).c6_3);
+    put_pixel16(m_store + 7u < m_total, dxa[7u], c0, (*t).c7_0, (*t).c7_1, (*t).c7_2, (*t).c7_3);
 }
 
 // grad_input's accumulators are tile.wgsl's Tile (pixel r: input pixel, channels c0+4h..c0+4h+3).
@@ -563,26 +554,23 @@ fn pixels4_step(px: ptr<function, Pixels4>) {
     }
 }
 
+// Columns o0..o0+15 of weight-gradient row `row` (below row_end) at `base`.
+fn put_row16(row: u32, row_end: u32, o0: u32, base: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
+    put_cols(row < row_end, base + row * p.oc + o0, o0, p.oc, v0, v1, ACC);
+    put_cols(row < row_end, base + row * p.oc + o0 + 8u, o0 + 8u, p.oc, v2, v3, ACC);
+}
+
 // Stores (or adds, with ACC) a weight-gradient tile at `base`: row r is weight row row0 + r (those below
 // row_end), columns o0..o0+15.
 fn store_wtile(t: ptr<function, Tile>, row0: u32, row_end: u32, o0: u32, base: u32) {
-    let acc = ACC;
-    put_row(row0, row_end, o0, p.oc, base, (*t).c0_0, (*t).c0_1, acc);
-    put_row(row0, row_end, o0 + 8u, p.oc, base, (*t).c0_2, (*t).c0_3, acc);
-    put_row(row0 + 1u, row_end, o0, p.oc, base, (*t).c1_0, (*t).c1_1, acc);
-    put_row(row0 + 1u, row_end, o0 + 8u, p.oc, base, (*t).c1_2, (*t).c1_3, acc);
-    put_row(row0 + 2u, row_end, o0, p.oc, base, (*t).c2_0, (*t).c2_1, acc);
-    put_row(row0 + 2u, row_end, o0 + 8u, p.oc, base, (*t).c2_2, (*t).c2_3, acc);
-    put_row(row0 + 3u, row_end, o0, p.oc, base, (*t).c3_0, (*t).c3_1, acc);
-    put_row(row0 + 3u, row_end, o0 + 8u, p.oc, base, (*t).c3_2, (*t).c3_3, acc);
-    put_row(row0 + 4u, row_end, o0, p.oc, base, (*t).c4_0, (*t).c4_1, acc);
-    put_row(row0 + 4u, row_end, o0 + 8u, p.oc, base, (*t).c4_2, (*t).c4_3, acc);
-    put_row(row0 + 5u, row_end, o0, p.oc, base, (*t).c5_0, (*t).c5_1, acc);
-    put_row(row0 + 5u, row_end, o0 + 8u, p.oc, base, (*t).c5_2, (*t).c5_3, acc);
-    put_row(row0 + 6u, row_end, o0, p.oc, base, (*t).c6_0, (*t).c6_1, acc);
-    put_row(row0 + 6u, row_end, o0 + 8u, p.oc, base, (*t).c6_2, (*t).c6_3, acc);
-    put_row(row0 + 7u, row_end, o0, p.oc, base, (*t).c7_0, (*t).c7_1, acc);
-    put_row(row0 + 7u, row_end, o0 + 8u, p.oc, base, (*t).c7_2, (*t).c7_3, acc);
+    put_row16(row0, row_end, o0, base, (*t).c0_0, (*t).c0_1, (*t).c0_2, (*t).c0_3);
+    put_row16(row0 + 1u, row_end, o0, base, (*t).c1_0, (*t).c1_1, (*t).c1_2, (*t).c1_3);
+    put_row16(row0 + 2u, row_end, o0, base, (*t).c2_0, (*t).c2_1, (*t).c2_2, (*t).c2_3);
+    put_row16(row0 + 3u, row_end, o0, base, (*t).c3_0, (*t).c3_1, (*t).c3_2, (*t).c3_3);
+    put_row16(row0 + 4u, row_end, o0, base, (*t).c4_0, (*t).c4_1, (*t).c4_2, (*t).c4_3);
+    put_row16(row0 + 5u, row_end, o0, base, (*t).c5_0, (*t).c5_1, (*t).c5_2, (*t).c5_3);
+    put_row16(row0 + 6u, row_end, o0, base, (*t).c6_0, (*t).c6_1, (*t).c6_2, (*t).c6_3);
+    put_row16(row0 + 7u, row_end, o0, base, (*t).c7_0, (*t).c7_1, (*t).c7_2, (*t).c7_3);
 }
 
 // conv2d_grad_weight for inputs whose channel count is not a multiple of 4 (the stem's RGB), where every

@@ -218,6 +218,7 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let unit = sgs; // subgroups
     let lane = sid & select(7u, 15u, LANES16); // subgroups
     let unit = 1u; // no subgroups
+    let lane = 0u; // no subgroups
     let u = idx / unit;
     if (m_total == 0u || u >= tiles_c * ((tiles_m + unit - 1u) / unit)) {
         return;
@@ -310,32 +311,22 @@ fn conv2d_grad_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
                 let v1 = w1 / 4u;
                 let v2 = w2 / 4u;
                 let v3 = w3 / 4u;
-                // Lane j loads the rows of input channels c0 + j (wl) and c0 + 8 + j (wh).
-                let vl = select(select(v0, v1, lane >= 4u), select(v2, v3, lane >= 12u), lane >= 8u)[lane & 3u]; // subgroups
-                let vh = select(v2, v3, lane >= 4u)[lane & 3u]; // subgroups
+                // WIDE: the second tile's rows (input channels c0 + 16 ..).
+                let v4 = (wbase + ch4) * (p.oc / 4u);
+                let v5 = (wbase + ch5) * (p.oc / 4u);
+                let v6 = (wbase + ch6) * (p.oc / 4u);
+                let v7 = (wbase + ch7) * (p.oc / 4u);
+                let r0 = lane_rows(v0, v1, v2, v3, lane);
+                let r1 = lane_rows(v4, v5, v6, v7, lane);
                 for (var q = 0u; q < p.oc / 4u; q++) {
                     let x0 = av(g0.x + q) * k0.x; let x1 = av(g0.y + q) * k0.y;
                     let x2 = av(g0.z + q) * k0.z; let x3 = av(g0.w + q) * k0.w;
                     let x4 = av(g1.x + q) * k1.x; let x5 = av(g1.y + q) * k1.y;
                     let x6 = av(g1.z + q) * k1.z; let x7 = av(g1.w + q) * k1.w;
-                    let wl = b[vl + q]; // subgroups
-                    var wh = vec4<f32>(); // subgroups
-                    if (!LANES16) { wh = b[vh + q]; } // subgroups
-                    let wl = vec4<f32>(); // no subgroups
-                    let wh = vec4<f32>(); // no subgroups
-                    gi_step(&t, x0, x1, x2, x3, x4, x5, x6, x7, wl, wh, v0, v1, v2, v3, q);
+                    gi_step(&t, x0, x1, x2, x3, x4, x5, x6, x7, r0, v0, v1, v2, v3, q);
                     if (WIDE) {
                         // The same g against the next 16 input channels' weights.
-                        let v4 = (wbase + ch4) * (p.oc / 4u);
-                        let v5 = (wbase + ch5) * (p.oc / 4u);
-                        let v6 = (wbase + ch6) * (p.oc / 4u);
-                        let v7 = (wbase + ch7) * (p.oc / 4u);
-                        let wl1 = b[select(select(v4, v5, lane >= 4u), select(v6, v7, lane >= 12u), lane >= 8u)[lane & 3u] + q]; // subgroups
-                        var wh1 = vec4<f32>(); // subgroups
-                        if (!LANES16) { wh1 = b[select(v6, v7, lane >= 4u)[lane & 3u] + q]; } // subgroups
-                        let wl1 = vec4<f32>(); // no subgroups
-                        let wh1 = vec4<f32>(); // no subgroups
-                        gi_step(&t2, x0, x1, x2, x3, x4, x5, x6, x7, wl1, wh1, v4, v5, v6, v7, q);
+                        gi_step(&t2, x0, x1, x2, x3, x4, x5, x6, x7, r1, v4, v5, v6, v7, q);
                     }
                 }
                 continue;
@@ -383,11 +374,23 @@ fn store_dx(t: ptr<function, Tile>, dxa: array<u32, 8>, m_store: u32, m_total: u
 
 // grad_input's accumulators are tile.wgsl's Tile (pixel r: input pixel, channels c0+4h..c0+4h+3).
 
+// The weight rows lane j loads for grad_input's 16 input channels at rows v0..v3 (vec4 indices, 4
+// channels each): channel j's (x) and, with 8 lanes, channel 8 + j's (y).
+fn lane_rows(v0: vec4<u32>, v1: vec4<u32>, v2: vec4<u32>, v3: vec4<u32>, lane: u32) -> vec2<u32> {
+    return vec2<u32>(select(select(v0, v1, lane >= 4u), select(v2, v3, lane >= 12u), lane >= 8u)[lane & 3u],
+                     select(v2, v3, lane >= 4u)[lane & 3u]);
+}
+
 // Output channels 4q..4q+3 of one tap: x0..x7 the 8 pixels' g, w rows at v0..v3 (vec4 indices of the 16
-// channels' rows; lane j loaded channel j's (wl) and channel 8 + j's (wh) vec4).
+// input channels' rows); each lane loads its rows `lr` (lane_rows) and hands them round.
 fn gi_step(t: ptr<function, Tile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
            x4: vec4<f32>, x5: vec4<f32>, x6: vec4<f32>, x7: vec4<f32>,
-           wl: vec4<f32>, wh: vec4<f32>, v0: vec4<u32>, v1: vec4<u32>, v2: vec4<u32>, v3: vec4<u32>, q: u32) {
+           lr: vec2<u32>, v0: vec4<u32>, v1: vec4<u32>, v2: vec4<u32>, v3: vec4<u32>, q: u32) {
+    let wl = b[lr.x + q]; // subgroups
+    var wh = vec4<f32>(); // subgroups
+    if (!LANES16) { wh = b[lr.y + q]; } // subgroups
+    let wl = vec4<f32>(); // no subgroups
+    let wh = vec4<f32>(); // no subgroups
     let r0 = share4(wl, 0u, v0.x + q);
     let r1 = share4(wl, 1u, v0.y + q);
     let r2 = share4(wl, 2u, v0.z + q);

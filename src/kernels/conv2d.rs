@@ -191,6 +191,12 @@ fn row_tiles_fit(width: u32) -> bool {
     width.next_multiple_of(8) * 100 <= width * 115
 }
 
+/// Whether tiles of 32 channels suit a dimension of `n` channels (conv2d's output channels, grad_input's
+/// input channels, grad_weight's output channels): `n` rounds up to 32 with at most 1/8 more.
+pub(crate) fn wide_channels(n: u32) -> bool {
+    n.next_multiple_of(32) - n <= n / 8
+}
+
 /// What conv2d.wgsl's uniform holds: the geometry and epilogue, and the split of the reduction.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -283,16 +289,13 @@ impl Conv2dDispatch {
     /// [3,3,80,192] 136 -> 116 ms, [32,8,8,896] x [1,1,896,128] 5.8 -> 4.9 ms; 48 channels, a quarter
     /// wasted, 3.8 -> 4.0 ms).
     fn wide_tiles(conv: &Conv2dParams) -> bool {
-        !Self::row_layout(conv)
-            && conv.c.is_multiple_of(4)
-            && conv.oc.is_multiple_of(4)
-            && conv.oc.next_multiple_of(32) - conv.oc <= conv.oc / 8
+        !Self::row_layout(conv) && conv.c.is_multiple_of(4) && conv.oc.is_multiple_of(4) && wide_channels(conv.oc)
     }
 
     /// How `conv2d` dispatches `conv` on `ctx`: the uniform and the invocations of one split (8 output
-    /// pixels x 16 or 32 channels each (`wide_tiles`), pixel tiles rounded up to whole subgroups, or with fewer pixel tiles
-    /// than a subgroup has lanes one invocation per tile, `solo`: at batch 1 the 3x3-pixel layers had 6 of
-    /// 8 lanes repeating a tile; embed at batch 1 8.1 -> 9.1 images/s).
+    /// pixels x 16 or 32 channels each (`wide_tiles`), pixel tiles rounded up to whole subgroups, or with
+    /// fewer pixel tiles than a subgroup has lanes one invocation per tile, `solo`: at batch 1 the
+    /// 3x3-pixel layers had 6 of 8 lanes repeating a tile; embed at batch 1 8.1 -> 9.1 images/s).
     pub fn plan(ctx: &GpuContext, conv: Conv2dParams) -> (Self, usize) {
         let pixels = Self::tiled_pixels(&conv, Self::row_layout(&conv));
         let pixel_tiles = pixels.div_ceil(8);

@@ -1,7 +1,7 @@
 //! Backward of conv2d and its fused epilogue: the epilogue's gradient, the data gradient and the weight
 //! gradient (split-K over output pixels).
 
-use super::conv2d::{row_tiles, Activation, Conv2dParams, Epilogue, Padding};
+use super::conv2d::{row_tiles, wide_channels, Activation, Conv2dParams, Epilogue, Padding};
 use crate::gpu::{check_shape, groups_1d, Encoder, GpuContext, GpuError, GpuTensor, Shader};
 
 /// Conv geometry plus the backward kernels' split-K fields.
@@ -70,10 +70,10 @@ impl Conv2dBackwardParams {
     }
 
     /// Whether the vec4 path's tiles take 32 channels rather than 16 along a dimension of `n` channels
-    /// (grad_input's input channels, grad_weight's output channels): vec4 channels, and `n` rounding up to
-    /// 32 with at most 1/8 more (as conv2d's `wide_tiles`: the loads of a step feed twice the products).
+    /// (grad_input's input channels, grad_weight's output channels; as conv2d's `wide_tiles`, the loads of
+    /// a step then feed twice the products).
     fn wide(&self, n: u32) -> bool {
-        self.vec4_channels() && n.next_multiple_of(32) - n <= n / 8
+        self.vec4_channels() && wide_channels(n)
     }
 
     /// Whether grad_weight takes its narrow entry: input channels not a multiple of 4 (the stem's RGB),

@@ -19,10 +19,7 @@ pub struct Conv2dBackwardParams {
     /// log2 of the texels in a row of the texture grad_input reads g through and grad_weight x (see
     /// `Encoder::texture_of`).
     pub tshift: u32,
-    /// 1: tiles of 32 channels (the shader's WIDE constant, where `wide`): grad_input's of 32 input
-    /// channels fed by the same g loads, grad_weight's of 32 output channels fed by the same x loads.
-    pub wide: u32,
-    pub _pad: [u32; 2],
+    pub _pad: [u32; 3],
 }
 
 /// Flag bits of the backward kernels (in `conv.flags`).
@@ -41,19 +38,21 @@ impl Conv2dBackwardParams {
         // Whole steps of grad_weight's vec4 path (four pixels each).
         let chunk = pixels.div_ceil(splits).next_multiple_of(4);
         let splits = pixels.div_ceil(chunk).max(1);
-        Ok(Self { conv, splits: splits as u32, chunk: chunk as u32, cls_y: 0, cls_x: 0, tshift: 0, wide: 0, _pad: [0; 2] })
+        Ok(Self { conv, splits: splits as u32, chunk: chunk as u32, cls_y: 0, cls_x: 0, tshift: 0, _pad: [0; 3] })
     }
 
     /// The values of conv2d_backward.wgsl's overridable constants for a dispatch of these params on `ctx`
     /// whose entry takes its vec4 path where `vec` (see the shader): the flags and activation, compiled in
-    /// or out, and whether subgroups have 16 lanes or more.
-    pub fn constants(&self, ctx: &GpuContext, vec: bool) -> [(&'static str, f64); 9] {
+    /// or out, whether subgroups have 16 lanes or more, and for the entries that read them (else false, so
+    /// that the others compile one pipeline whatever the conv's shape) `wide`, tiles of 32 channels
+    /// (grad_input's input channels fed by the same g loads, conv2d_grad_weight's output channels by the
+    /// same x loads), and `flat`, conv2d_grad_weight's run of pixels for a 1x1 stride-1 unpadded conv.
+    pub fn constants(&self, ctx: &GpuContext, vec: bool, wide: bool, flat: bool) -> [(&'static str, f64); 9] {
         let c = &self.conv;
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
-        let one_by_one = c.kh == 1 && c.kw == 1 && c.sh == 1 && c.sw == 1 && c.pad_top == 0 && c.pad_left == 0;
         [
-            ("FLAT", flag(one_by_one)),
-            ("WIDE", flag(self.wide != 0)),
+            ("FLAT", flag(flat)),
+            ("WIDE", flag(wide)),
             ("LANES16", flag(ctx.subgroup_min_lanes().is_some_and(|l| l >= 16))),
             ("VEC", flag(vec)),
             ("ACC", flag(c.flags & ACCUMULATE != 0)),
@@ -74,6 +73,12 @@ impl Conv2dBackwardParams {
     /// a step then feed twice the products).
     fn wide(&self, n: u32) -> bool {
         self.vec4_channels() && wide_channels(n)
+    }
+
+    /// A 1x1 conv with stride 1 and no padding: output pixel m reads input pixel m (grad_weight's FLAT).
+    fn one_by_one(&self) -> bool {
+        let c = &self.conv;
+        c.kh == 1 && c.kw == 1 && c.sh == 1 && c.sw == 1 && c.pad_top == 0 && c.pad_left == 0
     }
 
     /// Whether grad_weight takes its narrow entry: input channels not a multiple of 4 (the stem's RGB),
@@ -131,7 +136,7 @@ pub fn epilogue_backward(
     check_shape(OP, "dy", &dy.shape, &out)?;
     check_shape(OP, "y", &saved.y.shape, &out)?;
     check_shape(OP, "g", &grads.g.shape, &out)?;
-    let mut q = Conv2dBackwardParams { conv: *p, splits: 1, chunk: 1, cls_y: 0, cls_x: 0, tshift: 0, wide: 0, _pad: [0; 2] };
+    let mut q = Conv2dBackwardParams { conv: *p, splits: 1, chunk: 1, cls_y: 0, cls_x: 0, tshift: 0, _pad: [0; 3] };
     q.conv.flags = 0;
     q.conv.act = match epi.act {
         Activation::None => 0,
@@ -173,7 +178,7 @@ pub fn epilogue_backward(
     enc.dispatch_with(
         Shader::Conv2dBackward,
         "epilogue_backward",
-        &q.constants(enc.ctx(), p.oc.is_multiple_of(4)),
+        &q.constants(enc.ctx(), p.oc.is_multiple_of(4), false, false),
         &q,
         &[Some(&dy.buffer), Some(&saved.y.buffer), Some(preact), Some(alpha), Some(scale), Some(&grads.g.buffer), Some(dres), Some(prod)],
         &[],
@@ -195,8 +200,8 @@ pub fn grad_input(
     let mut q = Conv2dBackwardParams::new(&dx.shape, &w.shape, stride, padding)?;
     check_shape("conv2d grad_input", "g", &g.shape, &q.conv.out_shape())?;
     q.conv.flags = if accumulate { ACCUMULATE } else { 0 };
-    q.wide = q.wide(q.conv.c) as u32;
-    let cols = if q.wide != 0 { 32 } else { 16 };
+    let wide = q.wide(q.conv.c);
+    let cols = if wide { 32 } else { 16 };
     // g through the staging texture (binding 9) on the vec4 path, else from its buffer.
     let (gt, tshift) = enc.texture_of_if(g, q.vec4_channels())?;
     q.tshift = tshift;
@@ -211,7 +216,7 @@ pub fn grad_input(
         enc.dispatch_with(
             Shader::Conv2dBackward,
             "conv2d_grad_input",
-            &q.constants(enc.ctx(), q.vec4_channels()),
+            &q.constants(enc.ctx(), q.vec4_channels(), wide, false),
             &q,
             &[Some(&g.buffer), Some(&w.buffer), None, None, None, Some(&dx.buffer), None, None],
             &[(9, &gt)],
@@ -241,15 +246,17 @@ pub fn grad_weight(
     // (tap, channel) rows rounded up to whole subgroups (their lanes share the output channels; see the
     // shader); or on the narrow entry 8 consecutive weight rows x 16 output channels each, one lane each.
     let narrow = q.narrow_weight_rows();
-    q.wide = (!narrow && q.wide(c.oc)) as u32;
+    let wide = !narrow && q.wide(c.oc);
     let tiles = if narrow {
         ((c.kh * c.kw * c.c).div_ceil(8) * c.oc.div_ceil(16)) as usize
     } else {
         let unit = enc.ctx().subgroup_lanes().unwrap_or(1);
-        let cols = if q.wide != 0 { 32 } else { 16 };
+        let cols = if wide { 32 } else { 16 };
         ((c.kh * c.kw * c.c.div_ceil(8)).div_ceil(unit) * unit * c.oc.div_ceil(cols)) as usize
     };
     let entry = if narrow { "conv2d_grad_weight_narrow" } else { "conv2d_grad_weight" };
+    // FLAT: the main entry's run of pixels for a 1x1 stride-1 unpadded conv.
+    let flat = !narrow && q.one_by_one();
     let need = q.scratch_len();
     let acc = if accumulate { ACCUMULATE } else { 0 };
     // x through the staging texture (binding 9) on the vec4 path; the narrow entry reads x from its
@@ -263,7 +270,7 @@ pub fn grad_weight(
         return enc.dispatch_with(
             Shader::Conv2dBackward,
             entry,
-            &q.constants(enc.ctx(), q.vec4_channels()),
+            &q.constants(enc.ctx(), q.vec4_channels(), wide, flat),
             &q,
             &[Some(&x.buffer), g_buffer, None, None, None, Some(&dw.buffer), None, None],
             &[(9, &xt)],
@@ -283,7 +290,7 @@ pub fn grad_weight(
     enc.dispatch_with(
         Shader::Conv2dBackward,
         entry,
-        &q.constants(enc.ctx(), q.vec4_channels()),
+        &q.constants(enc.ctx(), q.vec4_channels(), wide, flat),
         &q,
         &[Some(&x.buffer), g_buffer, None, None, None, Some(&scratch.buffer), None, None],
         &[(9, &xt)],
@@ -293,7 +300,7 @@ pub fn grad_weight(
     enc.dispatch_with(
         Shader::Conv2dBackward,
         "grad_weight_reduce",
-        &q.constants(enc.ctx(), dw.len().is_multiple_of(4)),
+        &q.constants(enc.ctx(), dw.len().is_multiple_of(4), false, false),
         &q,
         &[Some(&scratch.buffer), None, None, None, None, Some(&dw.buffer), None, None],
         &[],

@@ -25,6 +25,16 @@ pub struct PoolParams {
 }
 
 impl PoolParams {
+    /// Flag 4 where c is a multiple of 4: max_pool and the pool backwards take four channels per
+    /// invocation as vec4s (compiled in or out with the flags).
+    fn vec4_flag(&self) -> u32 {
+        if self.c.is_multiple_of(4) {
+            4
+        } else {
+            0
+        }
+    }
+
     pub fn new(x: &[usize], k: (usize, usize), stride: (usize, usize), padding: Padding) -> Result<Self, GpuError> {
         if x.len() != 4 {
             return Err(GpuError::Shape { op: "pool", detail: format!("input must be NHWC, got {x:?}") });
@@ -81,13 +91,9 @@ pub fn max_pool(
         p.flags = 2;
     }
     let argmax = argmax.map_or(enc.absent_rw(), |a| &a.buffer).clone();
-    // Four channels per invocation where c is a multiple of 4 (flag 4).
-    let invocations = if p.c.is_multiple_of(4) {
-        p.flags |= 4;
-        y.len() / 4
-    } else {
-        y.len()
-    };
+    // Four channels per invocation where c is a multiple of 4.
+    p.flags |= p.vec4_flag();
+    let invocations = if p.c.is_multiple_of(4) { y.len() / 4 } else { y.len() };
     // With 4-channel groups x is read through the staging texture (see GpuContext::staging_texture).
     let (xt, tshift) = enc.texture_of_if(x, p.c.is_multiple_of(4))?;
     p._pad[0] = tshift;
@@ -149,8 +155,8 @@ pub fn max_pool_backward(
     let mut p = PoolParams::new(&dx.shape, k, stride, padding)?;
     check_shape("max_pool_backward", "dy", &dy.shape, &p.out_shape())?;
     check_shape("max_pool_backward", "argmax", &argmax.shape, &p.out_shape())?;
-    // Accumulate (flag 1); four channels as vec4s where c is a multiple of 4 (flag 4).
-    p.flags = accumulate as u32 | if p.c.is_multiple_of(4) { 4 } else { 0 };
+    // Accumulate (flag 1); four channels as vec4s where c is a multiple of 4.
+    p.flags = accumulate as u32 | p.vec4_flag();
     enc.dispatch_with(
         Shader::Pool,
         "max_pool_backward",
@@ -174,7 +180,7 @@ pub fn avg_pool_backward(
 ) -> Result<(), GpuError> {
     let mut p = PoolParams::new(&dx.shape, k, stride, padding)?;
     check_shape("avg_pool_backward", "dy", &dy.shape, &p.out_shape())?;
-    p.flags = accumulate as u32 | if p.c.is_multiple_of(4) { 4 } else { 0 };
+    p.flags = accumulate as u32 | p.vec4_flag();
     // The shader's shared gather references argmax, so the entry's layout holds it: bind a stand-in.
     let unused = enc.absent_rw();
     enc.dispatch_with(

@@ -494,7 +494,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             batch_size,
             align_mode,
         } => {
-            let ctx = GpuContext::new()?;
+            let ctx = gpu()?;
             let (mut mtcnn, det) = mtcnn.load(&ctx)?;
             let opts = facegpu::align::AlignOptions {
                 image_size,
@@ -517,7 +517,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             println!("{processed} images in {secs:.1} s ({:.2} images/s)", processed as f64 / secs.max(1e-9));
         }
         Command::Detect { mtcnn, json, draw, batch_size, images } => {
-            let ctx = GpuContext::new()?;
+            let ctx = gpu()?;
             let (mut mtcnn, opts) = mtcnn.load(&ctx)?;
             if let Some(dir) = &draw {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -553,7 +553,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Bench(BenchCommand::Detect { mtcnn, run: BenchArgs { reps, json, .. }, images }) => {
-            let ctx = GpuContext::new()?;
+            let ctx = gpu()?;
             let (mut mtcnn, opts) = mtcnn.load(&ctx)?;
             let imgs = images.iter().map(|p| facegpu::data::images::load_image(p)).collect::<Result<Vec<_>, _>>()?;
             let b = facegpu::detect::bench_detect(&ctx, &mut mtcnn, &imgs, &opts, reps)?;
@@ -574,7 +574,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             print_profile(&ctx);
         }
         Command::Embed { model, batch_size, json, out, dump_activations, images } => {
-            let ctx = GpuContext::new()?;
+            let ctx = gpu()?;
             let mut embedder = model.load(&ctx)?;
             if let Some(dir) = dump_activations {
                 let written = embedder.dump_activations(&ctx, &images[..images.len().min(batch_size)], &dir)?;
@@ -603,7 +603,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Compare { model, images } => {
-            let ctx = GpuContext::new()?;
+            let ctx = gpu()?;
             let mut embedder = model.load(&ctx)?;
             let rows = embedder.embed_files(&ctx, &images, 32)?;
             println!("Images:");
@@ -630,7 +630,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             println!("wrote {n} tensors to {}", out.display());
         }
         Command::Bench(BenchCommand::Embed { model, run: BenchArgs { batch_size, reps, json } }) => {
-            let ctx = GpuContext::new()?;
+            let ctx = gpu()?;
             let mut embedder = Embedder::load(&ctx, &model, None, 160)?;
             let b = bench_embed(&ctx, &mut embedder, batch_size, reps)?;
             if json {
@@ -662,7 +662,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             json,
             roc,
         } => {
-            let ctx = GpuContext::new()?;
+            let ctx = gpu()?;
             let mut embedder = model.load(&ctx)?;
             let mut detector = if align { Some(mtcnn.load(&ctx)?) } else { None };
             let on_the_fly = detector.as_mut().map(|(m, d)| facegpu::eval::OnTheFlyAlign { mtcnn: m, detect: *d, margin });
@@ -688,7 +688,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Demo { out, epochs, json } => {
-            let ctx = GpuContext::new()?;
+            let ctx = gpu()?;
             let r = facegpu::demo::demo(&ctx, &out, epochs, json)?;
             if json {
                 println!("{}", serde_json::to_string(&r.eval)?);
@@ -710,7 +710,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Classify(cmd) => {
             use facegpu::eval::classify::{classify_dataset, embed_dataset, predict_dir, Classifier};
-            let ctx = GpuContext::new()?;
+            let ctx = gpu()?;
             match cmd {
                 ClassifyCommand::Train { args } => {
                     let split = args.use_split_dataset.then_some((args.min_nrof_images_per_class, args.nrof_train_images_per_class));
@@ -753,7 +753,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Train(args) => {
-            let ctx = GpuContext::new()?;
+            let ctx = gpu()?;
             let cfg = match &args.resume {
                 Some(dir) => {
                     let path = dir.join("args.json");
@@ -770,7 +770,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Info { json } => {
-            let ctx = GpuContext::new()?;
+            let ctx = gpu()?;
             let s = ctx.summary();
             if json {
                 println!("{}", serde_json::to_string(&s)?);
@@ -781,10 +781,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 println!("max workgroups per dimension: {}", s.max_compute_workgroups_per_dimension);
                 println!("max invocations per workgroup: {}", s.max_compute_invocations_per_workgroup);
                 println!("max storage buffers per stage: {}", s.max_storage_buffers_per_shader_stage);
+                println!("subgroup sizes: {}..{}", s.subgroup_min_size, s.subgroup_max_size);
+                match s.kernel_lanes {
+                    Some(lanes) => println!("kernel lanes: {lanes} (subgroup operations)"),
+                    None => println!("kernel lanes: none (no subgroup operations)"),
+                }
             }
         }
         Command::Bench(BenchCommand::Block35 { run: BenchArgs { batch_size, reps, json } }) => {
-            let ctx = GpuContext::new()?;
+            let ctx = gpu()?;
             let b = facegpu::bench::block35(&ctx, batch_size, reps)?;
             if json {
                 println!("{}", serde_json::to_string(&b)?);
@@ -798,7 +803,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             print_profile(&ctx);
         }
         Command::Bench(BenchCommand::Train { run: BenchArgs { batch_size, reps, json }, image_size, classes }) => {
-            let ctx = GpuContext::new()?;
+            let ctx = gpu()?;
             let b = facegpu::bench::train(&ctx, batch_size, image_size, reps, classes)?;
             if json {
                 println!("{}", serde_json::to_string(&b)?);
@@ -813,7 +818,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             print_profile(&ctx);
         }
         Command::Bench(BenchCommand::Kernels { run: BenchArgs { batch_size, reps, json } }) => {
-            let ctx = GpuContext::new()?;
+            let ctx = gpu()?;
             let rows = facegpu::bench::kernels(&ctx, batch_size, reps)?;
             let adapter = ctx.adapter_name();
             if json {
@@ -844,8 +849,18 @@ fn names(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| format!("\n  {}", p.display())).collect()
 }
 
+/// The GPU context; on a CPU driver, says so once on stderr.
+fn gpu() -> Result<GpuContext, facegpu::gpu::GpuError> {
+    let ctx = GpuContext::new()?;
+    if let Some(notice) = ctx.cpu_driver_notice() {
+        eprintln!("note: {notice}");
+    }
+    Ok(ctx)
+}
+
 fn main() {
-    // Before anything else runs: it sets an environment variable for the driver.
+    // Before anything else runs: they set environment variables for the driver.
+    facegpu::gpu::ensure_runtime_dir();
     facegpu::gpu::prefer_wide_llvmpipe_vectors();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e}");

@@ -1,18 +1,14 @@
 //! The TF checkpoint reader against facenet's real 20170512-110547 checkpoint, and its errors on
 //! truncated, mis-shaped and incomplete input.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use facegpu::checkpoint::{tf, CheckpointError, Weights};
 
-pub fn fixture_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/facenet-20170512-110547");
-    if dir.join("checkpoint").exists() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: facenet checkpoint fixture not found at {}", dir.display());
-        None
-    }
+fn fixture_dir() -> Option<PathBuf> {
+    common::fixture("facenet-20170512-110547/checkpoint").map(|f| f.with_file_name(""))
 }
 
 #[test]

@@ -137,11 +137,7 @@ fn kfold_matches_scikit_learn_fold_sizes() {
 
 #[test]
 fn lfw_pairs_parser_reads_the_official_6000_pairs() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/lfw/pairs.txt");
-    if !path.exists() {
-        eprintln!("skipping: {} is absent", path.display());
-        return;
-    }
+    let Some(path) = common::fixture("lfw/pairs.txt") else { return };
     let pairs = lfw::read_pairs(&path).unwrap();
     assert_eq!((pairs.folds, pairs.per_fold, pairs.pairs.len()), (10, 300, 6000));
     // Each fold: 300 matched lines, then 300 mismatched.
@@ -179,12 +175,7 @@ fn eval_on_deepface_photos_gives_the_same_metrics_from_tf_checkpoint_and_safeten
     use facegpu::models::mtcnn::{DetectOptions, Mtcnn};
 
     let ctx = gpu_or_skip!();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
-    let (ckpt, photos) = (fixtures.join("facenet-20170512-110547"), fixtures.join("faces/deepface"));
-    if !ckpt.exists() || !photos.exists() {
-        eprintln!("skipping: the facenet checkpoint or faces/deepface is absent under {}", fixtures.display());
-        return;
-    }
+    let (Some(ckpt), Some(photos)) = (common::fixture("facenet-20170512-110547"), common::fixture("faces/deepface")) else { return };
     let root = std::env::temp_dir().join(format!("facegpu-eval-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let (raw, aligned) = (root.join("raw"), root.join("aligned"));
@@ -235,12 +226,7 @@ fn classifier_trained_on_johns_embeddings_predicts_the_held_out_photos() {
     use facegpu::models::mtcnn::{DetectOptions, Mtcnn};
 
     let ctx = gpu_or_skip!();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
-    let (ckpt, photos) = (fixtures.join("facenet-20170512-110547"), fixtures.join("faces/johns"));
-    if !ckpt.exists() || !photos.exists() {
-        eprintln!("skipping: the facenet checkpoint or faces/johns is absent");
-        return;
-    }
+    let (Some(ckpt), Some(photos)) = (common::fixture("facenet-20170512-110547"), common::fixture("faces/johns")) else { return };
     let root = std::env::temp_dir().join(format!("facegpu-classify-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let aligned = root.join("aligned");

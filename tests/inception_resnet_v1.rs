@@ -10,14 +10,9 @@ use facegpu::data::{images::load_rgb, npy};
 use facegpu::models::inception_resnet_v1::InceptionResnetV1;
 
 fn fixtures() -> Option<(PathBuf, PathBuf)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
-    let (ckpt, golden) = (root.join("facenet-20170512-110547"), root.join("irv1-golden"));
-    if ckpt.join("checkpoint").exists() && golden.join("order.json").exists() {
-        Some((ckpt, golden))
-    } else {
-        eprintln!("skipping: facenet checkpoint or irv1-golden fixtures not found under {}", root.display());
-        None
-    }
+    let ckpt = common::fixture("facenet-20170512-110547/checkpoint")?;
+    let golden = common::fixture("irv1-golden/order.json")?;
+    Some((ckpt.with_file_name(""), golden.with_file_name("")))
 }
 
 fn golden_images(golden: &Path) -> Vec<f32> {

@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::{assert_close, Rng};
 use facegpu::gpu::{Encoder, GpuTensor};
@@ -13,7 +13,7 @@ use facegpu::models::mtcnn::{DetectOptions, Face, Mtcnn, LANES};
 use facegpu::nn::Arena;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/mtcnn")
+    common::fixtures_root().join("mtcnn")
 }
 
 #[derive(serde::Deserialize)]
@@ -187,7 +187,7 @@ fn align_writes_every_good_face_reports_bad_files_and_resumes() {
     let root = std::env::temp_dir().join(format!("facegpu-align-test-{}", std::process::id()));
     let (input, output) = (root.join("in"), root.join("out"));
     let _ = std::fs::remove_dir_all(&root);
-    let deepface = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/faces/deepface/person_01");
+    let Some(deepface) = common::fixture("faces/deepface/person_01") else { return };
     std::fs::create_dir_all(input.join("person_01")).unwrap();
     let mut good = 0;
     for f in std::fs::read_dir(&deepface).unwrap().map(|e| e.unwrap().path()) {

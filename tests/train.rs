@@ -15,10 +15,6 @@ use facegpu::models::mtcnn::{DetectOptions, Mtcnn};
 use facegpu::train::run::{learning_rate_from_file, TrainConfig};
 use facegpu::train::train;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
-}
-
 /// A fresh directory under cargo's per-target scratch folder (`target/tmp`): the aligned faces are
 /// shared by several tests, so nothing removes them at the end, and the next run starts by removing
 /// them instead of leaving one set per run behind.
@@ -47,11 +43,7 @@ fn aligned(ctx: &GpuContext, src: &Path, size: u32, margin: f64) -> PathBuf {
 
 /// A small, fast run on the johns (5 people x 11 photos) at 80 pixels.
 fn johns_config(ctx: &GpuContext, name: &str) -> Option<TrainConfig> {
-    let src = fixtures().join("faces/johns");
-    if !src.exists() {
-        eprintln!("skipping: {} is absent", src.display());
-        return None;
-    }
+    let src = common::fixture("faces/johns")?;
     let data = aligned(ctx, &src, 92, 22.0);
     let mut c = TrainConfig::new(data, tmp(name));
     c.image_size = 80;
@@ -203,11 +195,7 @@ fn a_corrupt_image_is_reported_and_skipped_without_stopping_the_epoch() {
 #[test]
 fn fine_tuning_facenets_checkpoint_on_deepface_lowers_the_loss() {
     let ctx = gpu_or_skip!();
-    let (ckpt, src) = (fixtures().join("facenet-20170512-110547"), fixtures().join("faces/deepface"));
-    if !ckpt.exists() || !src.exists() {
-        eprintln!("skipping: the facenet checkpoint or faces/deepface is absent");
-        return;
-    }
+    let (Some(ckpt), Some(src)) = (common::fixture("facenet-20170512-110547"), common::fixture("faces/deepface")) else { return };
     let data = aligned(ctx, &src, 160, 32.0);
     let mut cfg = TrainConfig::new(data, tmp("finetune"));
     cfg.pretrained_model = Some(ckpt);
@@ -266,12 +254,8 @@ fn triplet_training_on_johns_lowers_the_triplet_loss() {
 #[test]
 fn a_mismatched_pretrained_model_is_refused_by_name_and_leaves_no_run_behind() {
     let ctx = gpu_or_skip!();
-    let ckpt = fixtures().join("facenet-20170512-110547");
+    let Some(ckpt) = common::fixture("facenet-20170512-110547") else { return };
     let Some(mut cfg) = johns_config(ctx, "refused") else { return };
-    if !ckpt.exists() {
-        eprintln!("skipping: the facenet checkpoint is absent");
-        return;
-    }
     // facenet's 128-d checkpoint for a 64-d network: the Bottleneck is named with both shapes.
     cfg.pretrained_model = Some(ckpt);
     cfg.embedding_size = 64;

@@ -1,7 +1,7 @@
 use std::sync::Mutex;
 
 use super::pipeline::PipelineCache;
-use super::GpuError;
+use super::{GpuError, Platform};
 
 /// What `facegpu info` prints about the chosen adapter.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -16,6 +16,11 @@ pub struct AdapterSummary {
     pub max_compute_workgroups_per_dimension: u32,
     pub max_compute_invocations_per_workgroup: u32,
     pub max_storage_buffers_per_shader_stage: u32,
+    /// The adapter's subgroup sizes (0 where it has no subgroups).
+    pub subgroup_min_size: u32,
+    pub subgroup_max_size: u32,
+    /// Lanes the kernels share operand loads across, or `None` where they use no subgroup operations.
+    pub kernel_lanes: Option<u32>,
 }
 
 /// The device, queue and caches every kernel call goes through. Create it once and pass it in.
@@ -122,6 +127,7 @@ impl GpuContext {
         adapters.sort_by_key(|a| (rank(a.get_info().device_type), a.get_info().backend != wgpu::Backend::Vulkan));
         let adapter = adapters.into_iter().next().ok_or_else(|| GpuError::NoAdapter {
             filter: wanted.map(|w| format!(" matching FACEGPU_ADAPTER='{w}'")).unwrap_or_default(),
+            fix: Platform::detect().no_adapter_fix(),
         })?;
         let limits = adapter.limits();
         let subgroup_lanes = subgroup_lanes(&adapter).filter(|_| allow_subgroups);
@@ -311,7 +317,27 @@ impl GpuContext {
             max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
             max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
             max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
+            subgroup_min_size: info.subgroup_min_size,
+            subgroup_max_size: info.subgroup_max_size,
+            kernel_lanes: self.subgroup_lanes,
         }
+    }
+
+    /// Whether the adapter is a CPU driver (lavapipe/llvmpipe, SwiftShader, WARP).
+    pub fn is_cpu_driver(&self) -> bool {
+        self.adapter.get_info().device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// One line for the user when the adapter is a CPU driver: that it is, and, where an NVIDIA GPU sits
+    /// unused because no Vulkan driver reaches it, how to reach it. `None` on a real GPU.
+    pub fn cpu_driver_notice(&self) -> Option<String> {
+        self.is_cpu_driver().then(|| {
+            let name = self.adapter_name();
+            match Platform::detect().nvidia_fix() {
+                Some(fix) => format!("running on the CPU driver '{name}': {fix}"),
+                None => format!("running on the CPU driver '{name}' (no GPU adapter found)"),
+            }
+        })
     }
 
     /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)".

@@ -3,11 +3,9 @@ use thiserror::Error;
 /// Errors of the GPU layer. Each names the op, shader or buffer involved.
 #[derive(Debug, Error)]
 pub enum GpuError {
-    #[error(
-        "no GPU adapter found{filter}: install mesa-vulkan-drivers for a CPU Vulkan driver (lavapipe), \
-         or set WGPU_BACKEND=vulkan|metal|dx12|gl to pick a backend"
-    )]
-    NoAdapter { filter: String },
+    /// `fix` is this platform's one-line remedy ([`super::Platform::no_adapter_fix`]).
+    #[error("no GPU adapter found{filter}: {fix}")]
+    NoAdapter { filter: String, fix: String },
     #[error("adapter '{adapter}' lacks {what}")]
     Unsupported { adapter: String, what: String },
     #[error("could not open a device on adapter '{adapter}': {source}")]

@@ -6,12 +6,14 @@ mod context;
 mod encoder;
 mod error;
 mod pipeline;
+mod platform;
 
 pub use buffer::{DType, GpuTensor};
 pub use context::{prefer_wide_llvmpipe_vectors, AdapterSummary, GpuContext};
 pub use encoder::{flags, groups_1d, Encoder, WORKGROUP_1D};
 pub use error::GpuError;
 pub use pipeline::{Constants, Shader};
+pub use platform::{ensure_runtime_dir, os_release_ids, Platform};
 
 /// Checks that `got` equals `want`, naming the op and the operand on mismatch.
 pub fn check_shape(op: &'static str, what: &str, got: &[usize], want: &[usize]) -> Result<(), GpuError> {

@@ -1,6 +1,7 @@
 //! Shared test helpers: the one GPU context, seeded inputs and `assert_close`.
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use facegpu::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
@@ -19,6 +20,28 @@ pub fn gpu() -> Option<&'static GpuContext> {
             None
         }
     }
+}
+
+/// The fixtures folder: `FACEGPU_FIXTURES`, else `../shared/fixtures` beside the checkout.
+pub fn fixtures_root() -> PathBuf {
+    std::env::var_os("FACEGPU_FIXTURES")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
+}
+
+/// `rel` under the fixtures folder when it exists. Otherwise the test skips (`None`, with a printed
+/// reason), or with `FACEGPU_REQUIRE_FIXTURES=1` (set by `./run test` and CI) fails.
+pub fn fixture(rel: &str) -> Option<PathBuf> {
+    let path = fixtures_root().join(rel);
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("FACEGPU_REQUIRE_FIXTURES").is_ok_and(|v| v == "1") {
+        panic!("FACEGPU_REQUIRE_FIXTURES=1 but the fixture {} is absent (set FACEGPU_FIXTURES to the fixtures folder)", path.display());
+    }
+    eprintln!("skipping: the fixture {} is absent", path.display());
+    None
 }
 
 /// Returns the context or skips the test (returns early) when there is none.

@@ -21,7 +21,12 @@
 // fixed_standardize: y = (x - 127.5) / 128
 // prewhiten_stats + prewhiten_apply: per image, y = (x - mean) / max(std, 1/sqrt(h*w*c))  (std biased)
 
-struct Params { n: u32, h: u32, w: u32, c: u32, oh: u32, ow: u32, y0: i32, x0: i32, add: f32, mul: f32, round: u32, tshift: u32 }
+// resize_area_rgb8 writes output rows row0 .. row0 + rows of the oh-row resize (a band of a pyramid level
+// too large for one buffer); rows = oh elsewhere. pad0, pad1: padding to 16 bytes.
+struct Params {
+    n: u32, h: u32, w: u32, c: u32, oh: u32, ow: u32, y0: i32, x0: i32,
+    add: f32, mul: f32, round: u32, tshift: u32, row0: u32, rows: u32, pad0: u32, pad1: u32,
+}
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;       // [n, h, w, c] (padded to 16 bytes)
@@ -207,11 +212,9 @@ fn area_row(rq: u32, sx: Span, x0: i32) -> vec4<f32> {
     return acc + sx.wi * vec4<f32>(s);
 }
 
-// area() for all 4 channels of output pixel `pix` (flattened b, oy, ox) from packed image b: the window's
-// first and last rows take their weights, those between share one and are added before it is applied.
-fn area4(pix: u32, b: u32, x0: i32, y0: i32, cw: u32, chh: u32) -> vec4<f32> {
-    let oy = (pix / p.ow) % p.oh;
-    let ox = pix % p.ow;
+// area() for all 4 channels of output pixel (oy, ox) from packed image b: the window's first and last
+// rows take their weights, those between share one and are added before it is applied.
+fn area4(oy: u32, ox: u32, b: u32, x0: i32, y0: i32, cw: u32, chh: u32) -> vec4<f32> {
     let shrink = p.oh <= chh && p.ow <= cw;
     let sy = span(oy, chh, p.oh, shrink);
     let sx = span(ox, cw, p.ow, shrink);
@@ -247,8 +250,9 @@ fn resize_area(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 @compute @workgroup_size(64)
 fn resize_area_rgb8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i < p.n * p.oh * p.ow) {
-        y[i] = area4(i, i / (p.oh * p.ow), 0, 0, p.w, p.h);
+    if (i < p.n * p.rows * p.ow) {
+        let pix = i % (p.rows * p.ow);
+        y[i] = area4(p.row0 + pix / p.ow, pix % p.ow, i / (p.rows * p.ow), 0, 0, p.w, p.h);
     }
 }
 
@@ -267,7 +271,8 @@ fn crop_resize_area_rgb8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     let i = index(gid, nwg);
     if (i < p.n * p.oh * p.ow) {
         let bx = (i / (p.oh * p.ow)) * 5u;
-        y[i] = area4(i, u32(boxes[bx]), boxes[bx + 1u], boxes[bx + 2u], u32(max(boxes[bx + 3u], 1)), u32(max(boxes[bx + 4u], 1)));
+        let pix = i % (p.oh * p.ow);
+        y[i] = area4(pix / p.ow, pix % p.ow, u32(boxes[bx]), boxes[bx + 1u], boxes[bx + 2u], u32(max(boxes[bx + 3u], 1)), u32(max(boxes[bx + 4u], 1)));
     }
 }
 

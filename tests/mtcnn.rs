@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use common::{assert_close, Rng};
 use facegpu::gpu::{Encoder, GpuTensor};
-use facegpu::models::mtcnn::boxes::{self, nms, pad, rerec, Overlap};
+use facegpu::models::mtcnn::boxes::{self, nms, pad, rerec, scales, Overlap};
 use facegpu::models::mtcnn::{DetectOptions, Face, Mtcnn, LANES};
 use facegpu::nn::Arena;
 
@@ -257,5 +257,116 @@ fn similarity_recovers_a_known_transform_and_warp_puts_landmarks_on_the_template
     for t in TEMPLATE_112 {
         let (x, y) = ((t[0] * 160.0 / 112.0).round() as u32, (t[1] * 160.0 / 112.0).round() as u32);
         assert!(out.get_pixel(x, y)[0] > 100, "template point ({x}, {y}) is dark: {:?}", out.get_pixel(x, y));
+    }
+}
+
+/// The fixture photos, decoded.
+fn golden_photos() -> Vec<image::RgbImage> {
+    let text = std::fs::read_to_string(fixtures().join("golden.json")).expect("golden.json");
+    let golden: BTreeMap<String, Golden> = serde_json::from_str(&text).unwrap();
+    golden.keys().map(|name| image::open(fixtures().join("images").join(name)).unwrap().to_rgb8()).collect()
+}
+
+/// Asserts two detections of the same photo agree face for face within `px` pixels (boxes and
+/// landmarks) and `1e-4` in score.
+fn assert_same_faces(what: &str, got: &[Face], want: &[Face], px: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: face count");
+    for (g, w) in got.iter().zip(want) {
+        let box_err = (0..4).map(|k| (g.bbox[k] - w.bbox[k]).abs()).fold(0.0, f64::max);
+        let lm_err = (0..5)
+            .flat_map(|k| (0..2).map(move |j| (k, j)))
+            .map(|(k, j)| (g.landmarks[k][j] - w.landmarks[k][j]).abs())
+            .fold(0.0, f64::max);
+        assert!(box_err <= px && lm_err <= px, "{what}: box {:?} vs {:?}, landmarks off by {lm_err}", g.bbox, w.bbox);
+        assert!((g.score - w.score).abs() <= 1e-4, "{what}: score {} vs {}", g.score, w.score);
+    }
+}
+
+#[test]
+fn detection_in_row_bands_and_small_crop_chunks_equals_whole_passes() {
+    let ctx = gpu_or_skip!();
+    let photos = golden_photos();
+    let refs: Vec<&image::RgbImage> = photos.iter().collect();
+    let opts = DetectOptions::default();
+    let mut whole = Mtcnn::load_from(ctx, None).unwrap();
+    let want = whole.detect(ctx, &refs, &opts).unwrap();
+    // A 1 MiB binding limit cuts the larger photos' first pyramid levels into bands of a few PNet rows
+    // and ONet's chunks to 3 crops.
+    let mut banded = Mtcnn::load_from(ctx, None).unwrap();
+    banded.binding_limit = 1 << 20;
+    let got = banded.detect(ctx, &refs, &opts).unwrap();
+    println!("PNet passes: whole {}, banded {}", whole.times.pnet_passes, banded.times.pnet_passes);
+    assert!(banded.times.pnet_passes > whole.times.pnet_passes + 20, "the small limit must cut levels into bands");
+    // Every band computes the same windows as the whole level; only the conv kernels' summation order
+    // may differ (smaller passes can take other tile shapes), a few f32 ulps that the box arithmetic
+    // scales by at most 1/scale: far below 1e-3 px.
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_same_faces(&format!("photo {i}"), g, w, 1e-3);
+    }
+    // Below what one band of one PNet row needs, the photo is refused by name, not crashed on.
+    let mut tiny = Mtcnn::load_from(ctx, None).unwrap();
+    tiny.binding_limit = 4096;
+    let err = tiny.detect(ctx, &refs[..1], &opts).unwrap_err().to_string();
+    assert!(err.contains("above the adapter's limit of 4096 bytes"), "{err}");
+}
+
+/// `photo` scaled up `k` times, each pixel a `k x k` block: an area resize of it to any size equals the
+/// same resize of the original, so the detector sees the original's pyramid.
+fn scaled_up(photo: &image::RgbImage, k: u32) -> image::RgbImage {
+    image::imageops::resize(photo, photo.width() * k, photo.height() * k, image::imageops::FilterType::Nearest)
+}
+
+/// The face of `found` that overlaps `want` most, and that overlap.
+fn best_match<'a>(found: &'a [Face], want: &[f64; 4]) -> (&'a Face, f64) {
+    let g = found.iter().max_by(|a, b| iou(&a.bbox, want).total_cmp(&iou(&b.bbox, want))).expect("a face");
+    (g, iou(&g.bbox, want))
+}
+
+#[test]
+fn camera_size_photos_of_33_and_73_megapixels_find_the_scaled_up_faces() {
+    let ctx = gpu_or_skip!();
+    let photo = image::open(fixtures().join("images/couple.jpg")).unwrap().to_rgb8();
+    let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
+    let small = mtcnn.detect(ctx, &[&photo], &DetectOptions::default()).unwrap().remove(0);
+    // couple.jpg (1140x794) 6 and 9 times: 6840x4764 and 10260x7146.
+    for times in [6, 9] {
+        let big = scaled_up(&photo, times);
+        let k = times as f64;
+        let mp = (big.width() * big.height()) as f64 / 1e6;
+        println!("{}x{} ({mp:.1} MP), binding limit {} bytes", big.width(), big.height(), mtcnn.binding_limit);
+        // facenet's defaults: the first pyramid level (0.6 of the photo) is far above the adapter's
+        // binding limit, so PNet runs it in bands. The larger photo is searched at other scales, so
+        // boxes move by part of a PNet cell: checked by overlap.
+        let (levels, passes) = (scales(big.height() as usize, big.width() as usize, 20.0, 0.709).len(), mtcnn.times.pnet_passes);
+        let found = mtcnn.detect(ctx, &[&big], &DetectOptions::default()).unwrap().remove(0);
+        println!("  defaults: {} faces, {} PNet passes for {levels} levels", found.len(), mtcnn.times.pnet_passes - passes);
+        assert!(mtcnn.times.pnet_passes - passes > levels, "{mp:.0} MP: the first levels must run in bands");
+        assert_eq!(found.len(), small.len(), "{mp:.0} MP: faces found with the defaults");
+        for s in &small {
+            let (g, o) = best_match(&found, &s.bbox.map(|v| v * k));
+            println!("  box {:?}: IoU {o:.3} with the scaled-up box", g.bbox);
+            assert!(o >= 0.9, "{mp:.0} MP: IoU {o}");
+        }
+        // The same search as on the original (the smallest face scaled too, so the pyramid levels are the
+        // original's): each box coordinate is the scaled-up one within 1% of the photo's size, and the
+        // boxes overlap by 0.95 or more. What is left is facenet's box arithmetic, whose +1s and
+        // truncations to whole pixels are in pixels of the photo, not scaled (measured: 1.1-1.7% of the face's
+        // width, 0.4-0.7% of the photo, IoU 0.98).
+        let opts = DetectOptions { min_size: 20.0 * k, ..Default::default() };
+        let found = mtcnn.detect(ctx, &[&big], &opts).unwrap().remove(0);
+        assert_eq!(found.len(), small.len(), "{mp:.0} MP: faces found with the scaled min size");
+        let dims = [big.width(), big.height(), big.width(), big.height()].map(f64::from);
+        for s in &small {
+            let want = s.bbox.map(|v| v * k);
+            let (g, o) = best_match(&found, &want);
+            let err = (0..4).map(|j| (g.bbox[j] - want[j]).abs() / dims[j]).fold(0.0, f64::max);
+            let face = 100.0 * (0..4).map(|j| (g.bbox[j] - want[j]).abs()).fold(0.0, f64::max) / (want[2] - want[0]);
+            println!(
+                "  scaled min size: box {:?} vs {want:?}: {:.2}% of the photo, {face:.2}% of the face, IoU {o:.3}",
+                g.bbox,
+                100.0 * err
+            );
+            assert!(err <= 0.01 && o >= 0.95, "{mp:.0} MP: box {:?} vs scaled-up {want:?}", g.bbox);
+        }
     }
 }

@@ -1,4 +1,5 @@
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::pipeline::PipelineCache;
 use super::{GpuError, Platform};
@@ -56,6 +57,11 @@ pub struct GpuContext {
     pub(crate) dummy_texture: wgpu::TextureView,
     /// log2 of the staging texture's width in texels.
     pub(crate) texture_row_shift: u32,
+    /// The first GPU error that no error scope caught (a buffer that could not be made, say), kept for
+    /// the next [`GpuContext::check`] instead of wgpu's default of panicking.
+    uncaptured: Arc<Mutex<Option<String>>>,
+    /// Set by the device-lost callback, with its message.
+    lost: Arc<(AtomicBool, Mutex<String>)>,
 }
 
 /// Asks llvmpipe (Mesa's CPU Vulkan driver) for 512-bit vectors, 16 lanes per SIMD instruction instead
@@ -142,6 +148,18 @@ impl GpuContext {
             })
             .await
             .map_err(|source| GpuError::RequestDevice { adapter: adapter.get_info().name, source })?;
+        let uncaptured = Arc::new(Mutex::new(None));
+        let slot = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut first = slot.lock().unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert_with(|| e.to_string());
+        }));
+        let lost = Arc::new((AtomicBool::new(false), Mutex::new(String::new())));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            *flag.1.lock().unwrap_or_else(|p| p.into_inner()) = format!("{reason:?}: {message}");
+            flag.0.store(true, Ordering::SeqCst);
+        });
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("absent operand"),
             size: 16,
@@ -188,7 +206,30 @@ impl GpuContext {
             subgroup_lanes,
             profile: std::env::var("FACEGPU_PROFILE").is_ok_and(|v| v == "1").then(Default::default),
             splitk: Mutex::new(None),
+            uncaptured,
+            lost,
         })
+    }
+
+    /// The error that ended work since the last check: the device lost, or a GPU error no scope caught
+    /// (taken, so the next check starts clean). A lost device stays lost.
+    pub fn check(&self) -> Result<(), GpuError> {
+        if self.lost.0.load(Ordering::SeqCst) {
+            return Err(GpuError::DeviceLost(self.lost.1.lock().unwrap_or_else(|p| p.into_inner()).clone()));
+        }
+        match self.uncaptured.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(message) => Err(GpuError::Submit(message)),
+            None => Ok(()),
+        }
+    }
+
+    /// Destroys the device, as a driver reset would: every later use fails with
+    /// [`GpuError::DeviceLost`]. For tests of recovery.
+    pub fn simulate_device_loss(&self) {
+        self.device.destroy();
+        // The callback runs on a later poll; make the loss visible at once.
+        *self.lost.1.lock().unwrap_or_else(|p| p.into_inner()) = "destroyed by simulate_device_loss".into();
+        self.lost.0.store(true, Ordering::SeqCst);
     }
 
     /// A storage buffer of at least `bytes` for conv2d's split-K partial sums (see `splitk`).
@@ -335,7 +376,7 @@ impl GpuContext {
             let name = self.adapter_name();
             match Platform::detect().nvidia_fix() {
                 Some(fix) => format!("running on the CPU driver '{name}': {fix}"),
-                None => format!("running on the CPU driver '{name}' (no GPU adapter found)"),
+                None => format!("running on the CPU driver '{name}' (no hardware GPU adapter found)"),
             }
         })
     }
@@ -347,6 +388,8 @@ impl GpuContext {
 
     /// Blocks until all submitted work has finished.
     pub fn sync(&self) -> Result<(), GpuError> {
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map(|_| ()).map_err(|e| GpuError::Submit(e.to_string()))
+        self.check()?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map(|_| ()).map_err(|e| GpuError::Submit(e.to_string()))?;
+        self.check()
     }
 }

@@ -203,6 +203,8 @@ impl<'a> Encoder<'a> {
             bytes.resize(bytes.len().div_ceil(4) * 4, 0);
             ctx.queue.write_buffer(&params_buf, 0, &bytes);
         }
+        ctx.check()?;
+        let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("facegpu step") });
         let mut pass: Option<wgpu::ComputePass<'static>> = None;
@@ -228,10 +230,11 @@ impl<'a> Encoder<'a> {
         drop(pass);
         ctx.queue.submit([enc.finish()]);
         drop(guard);
-        if let Some(err) = pollster::block_on(scope.pop()) {
+        let validation = pollster::block_on(scope.pop());
+        if let Some(err) = validation.or(pollster::block_on(oom.pop())) {
             return Err(GpuError::Submit(err.to_string()));
         }
-        Ok(())
+        ctx.check()
     }
 }
 

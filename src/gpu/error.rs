@@ -18,6 +18,16 @@ pub enum GpuError {
     Invalid { op: &'static str, detail: String },
     #[error("GPU submission failed: {0}")]
     Submit(String),
+    /// The device stopped working (driver reset, GPU removed, out of memory in the driver); a new
+    /// [`super::GpuContext`] may work.
+    #[error("the GPU device was lost: {0}")]
+    DeviceLost(String),
     #[error("reading back buffer '{label}' failed: {message}")]
     Readback { label: String, message: String },
+}
+
+impl GpuError {
+    pub fn is_device_lost(&self) -> bool {
+        matches!(self, GpuError::DeviceLost(_))
+    }
 }

@@ -20,6 +20,12 @@ pub struct ImageParams {
     pub round: u32,
     /// The `*_rgb8` entries: log2 of the texels in a row of the packed images' texture.
     pub tshift: u32,
+    /// `resize_area_rgb8` writes output rows `row0 .. row0 + rows` of the `oh`-row resize (a band of a
+    /// pyramid level); elsewhere `0` and `oh`.
+    pub row0: u32,
+    pub rows: u32,
+    /// Padding to a multiple of 16 bytes.
+    pub pad: [u32; 2],
 }
 
 /// What the area resizes do to each output value: `(round_half_even(v) if round else v, + add) * mul`.
@@ -62,6 +68,9 @@ impl ImageParams {
             mul: 1.0,
             round: 0,
             tshift: 0,
+            row0: 0,
+            rows: out_hw.0 as u32,
+            pad: [0; 2],
         })
     }
 
@@ -109,6 +118,9 @@ pub fn crop_resize_area(enc: &mut Encoder, x: &GpuTensor, boxes: &GpuTensor, y: 
     enc.dispatch(Shader::Image, "crop_resize_area", &p, &[Some(&x.buffer), Some(&y.buffer), None, Some(&boxes.buffer)], groups_1d(y.len()))
 }
 
+/// Texture rows of [`PackedImages`] written per upload: 16 MiB at the widest rows.
+const UPLOAD_ROWS: usize = 64;
+
 /// RGB8 images as the `*_rgb8` resizes read them: a pixel per u32 (`pack_rgb8`), each row padded with zero
 /// pixels to a multiple of 4, in an rgba32uint texture of 4-pixel texels (texel `q` at
 /// `(q & (2^shift - 1), q >> shift)`). A texture load is a gather on CPU drivers where a storage-buffer
@@ -137,17 +149,35 @@ impl PackedImages {
         if self.texture.as_ref().is_none_or(|(t, _)| (t.height() as u64) < rows) {
             self.texture = Some(ctx.row_texture(OP, wgpu::TextureFormat::Rgba32Uint, rows));
         }
-        let mut data = vec![0u32; (rows * width * 4) as usize];
-        for (r, row) in pixels.chunks_exact(w).enumerate() {
-            data[r * row_texels * 4..][..w].copy_from_slice(row);
-        }
+        // Written in blocks of texture rows, so neither the host copy nor wgpu's staging buffer grows with
+        // the photo (a 100-megapixel photo is 400 MB packed).
         let (texture, _) = self.texture.as_ref().expect("just made");
-        ctx.queue.write_texture(
-            wgpu::TexelCopyTextureInfo { texture, mip_level: 0, origin: wgpu::Origin3d::ZERO, aspect: wgpu::TextureAspect::All },
-            bytemuck::cast_slice(&data),
-            wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some((width * 16) as u32), rows_per_image: None },
-            wgpu::Extent3d { width: width as u32, height: rows as u32, depth_or_array_layers: 1 },
-        );
+        let (width, slots_per_row) = (width as usize, row_texels * 4);
+        for r0 in (0..rows as usize).step_by(UPLOAD_ROWS) {
+            let r1 = (r0 + UPLOAD_ROWS).min(rows as usize);
+            let (s0, s1) = (r0 * width * 4, r1 * width * 4);
+            let mut data = vec![0u32; s1 - s0];
+            let first = s0 / slots_per_row;
+            let last = (s1.div_ceil(slots_per_row)).min(n * h);
+            for r in first..last {
+                let start = r * slots_per_row;
+                let (from, to) = (start.max(s0), (start + w).min(s1));
+                if from < to {
+                    data[from - s0..to - s0].copy_from_slice(&pixels[r * w + (from - start)..r * w + (to - start)]);
+                }
+            }
+            ctx.queue.write_texture(
+                wgpu::TexelCopyTextureInfo {
+                    texture,
+                    mip_level: 0,
+                    origin: wgpu::Origin3d { x: 0, y: r0 as u32, z: 0 },
+                    aspect: wgpu::TextureAspect::All,
+                },
+                bytemuck::cast_slice(&data),
+                wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some((width * 16) as u32), rows_per_image: None },
+                wgpu::Extent3d { width: width as u32, height: (r1 - r0) as u32, depth_or_array_layers: 1 },
+            );
+        }
         self.shape = [n, h, w];
         self.shift = ctx.texture_row_shift;
         Ok(())
@@ -173,9 +203,9 @@ pub fn pack_rgb8(px: [u8; 3]) -> u32 {
 
 /// The params of an `*_rgb8` resize of `img` into `y`, whose 4 channels are R, G, B and a zero (MTCNN's
 /// input layout).
-fn rgb8_params(op: &'static str, img: &PackedImages, y: &GpuTensor, t: Transform) -> Result<ImageParams, GpuError> {
+fn rgb8_params(op: &'static str, img: &PackedImages, out_hw: (usize, usize), t: Transform) -> Result<ImageParams, GpuError> {
     let [n, h, w] = img.shape;
-    let mut p = ImageParams::new(op, &[n, h, w, 4], hw(&y.shape))?.with_transform(t);
+    let mut p = ImageParams::new(op, &[n, h, w, 4], out_hw)?.with_transform(t);
     p.tshift = img.shift;
     Ok(p)
 }
@@ -183,10 +213,28 @@ fn rgb8_params(op: &'static str, img: &PackedImages, y: &GpuTensor, t: Transform
 /// `resize_area` of packed RGB8 images into `y` `[n, oh, ow, 4]` (R, G, B, 0), then `t`: MTCNN's pyramid.
 /// A pixel per invocation.
 pub fn resize_area_rgb8(enc: &mut Encoder, img: &PackedImages, y: &GpuTensor, t: Transform) -> Result<(), GpuError> {
+    resize_area_rgb8_rows(enc, img, hw(&y.shape).0, 0, y, t)
+}
+
+/// Rows `row0 .. row0 + rows` of the `oh`-row [`resize_area_rgb8`] into `y` `[n, rows, ow, 4]`: a band of
+/// a pyramid level too large for one buffer, equal to those rows of the whole resize.
+pub fn resize_area_rgb8_rows(
+    enc: &mut Encoder,
+    img: &PackedImages,
+    oh: usize,
+    row0: usize,
+    y: &GpuTensor,
+    t: Transform,
+) -> Result<(), GpuError> {
     const OP: &str = "resize_area_rgb8";
-    let p = rgb8_params(OP, img, y, t)?;
-    check_shape(OP, "output", &y.shape, &p.out_shape())?;
-    enc.tag_with(|| format!("{:?} -> {:?}", img.shape, y.shape));
+    let (rows, ow) = hw(&y.shape);
+    let mut p = rgb8_params(OP, img, (oh, ow), t)?;
+    if row0 + rows > oh {
+        return Err(GpuError::Shape { op: OP, detail: format!("rows {row0}..{} of a {oh}-row resize", row0 + rows) });
+    }
+    (p.row0, p.rows) = (row0 as u32, rows as u32);
+    check_shape(OP, "output", &y.shape, &[p.n as usize, rows, ow, 4])?;
+    enc.tag_with(|| format!("{:?} -> {:?} rows {row0}..", img.shape, y.shape));
     enc.dispatch_textured(Shader::Image, OP, &p, &[None, Some(&y.buffer)], &[(5, img.view(OP)?)], groups_1d(y.len() / 4))
 }
 
@@ -200,7 +248,7 @@ pub fn crop_resize_area_rgb8(
     t: Transform,
 ) -> Result<(), GpuError> {
     const OP: &str = "crop_resize_area_rgb8";
-    let mut p = rgb8_params(OP, img, y, t)?;
+    let mut p = rgb8_params(OP, img, hw(&y.shape), t)?;
     p.n = y.shape[0] as u32;
     check_shape(OP, "boxes", &boxes.shape, &[p.n as usize, 5])?;
     check_shape(OP, "output", &y.shape, &p.out_shape())?;

@@ -22,6 +22,9 @@ pub enum ModelError {
     Gpu(#[from] GpuError),
     #[error("input batch has shape {got:?}, expected [n, {size}, {size}, 3]")]
     Input { got: Vec<usize>, size: usize },
+    /// Even the smallest pass over the input needs a buffer above the adapter's limit.
+    #[error("{what} needs a {need}-byte buffer even in the smallest pass, above the adapter's limit of {limit} bytes")]
+    TooLarge { what: String, need: u64, limit: u64 },
 }
 
 const SAME: Padding = Padding::Same;

@@ -27,7 +27,7 @@ use crate::checkpoint::{safetensors, CheckpointError, Weights};
 use crate::cpu;
 use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
 use crate::kernels::conv2d::{conv2d, conv2d_head8, conv2d_max_pool2, Activation, Conv2dDispatch, Conv2dParams, Epilogue, Padding};
-use crate::kernels::image::{crop_resize_area_rgb8, pack_rgb8, resize_area_rgb8, PackedImages, Transform};
+use crate::kernels::image::{crop_resize_area_rgb8, pack_rgb8, resize_area_rgb8_rows, PackedImages, Transform};
 use crate::kernels::pool::{max_pool, PoolParams};
 use crate::nn::Arena;
 
@@ -78,6 +78,8 @@ pub struct StageTimes {
     pub onet: Duration,
     /// Box generation, NMS, regression and the rest of the CPU work.
     pub cpu: Duration,
+    /// PNet passes: one per pyramid level, more where a level runs in bands.
+    pub pnet_passes: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -255,6 +257,45 @@ impl Net {
         Ok(x)
     }
 
+    /// Rows of the output of a pass over `rows` input rows (the same rule for columns).
+    pub fn output_rows(&self, rows: usize) -> usize {
+        self.layers.iter().fold(rows, |r, layer| match *layer {
+            Layer::Conv(ref c) => (r + 1).saturating_sub(c.gw_shape[0]),
+            Layer::Pool(k, s, padding) => pool_out(k, s, padding, r, r).0,
+        })
+    }
+
+    /// Input rows that give `out_rows` output rows with no padding: each output row's window whole.
+    pub fn input_rows(&self, out_rows: usize) -> usize {
+        self.layers.iter().rev().fold(out_rows, |r, layer| match *layer {
+            Layer::Conv(ref c) => r + c.gw_shape[0] - 1,
+            Layer::Pool(k, s, _) => (r.max(1) - 1) * s + k,
+        })
+    }
+
+    /// Input rows between the windows of two neighbouring output rows: the product of the strides.
+    pub fn row_stride(&self) -> usize {
+        self.layers.iter().map(|l| if let Layer::Pool(_, s, _) = *l { s } else { 1 }).product()
+    }
+
+    /// Bytes of the largest tensor a pass over `n` inputs of `rows x cols` ([`LANES`] channels) holds:
+    /// the input or a layer's output (fused layers counted as if stored, an upper bound).
+    pub fn largest_tensor(&self, n: usize, rows: usize, cols: usize) -> u64 {
+        let (mut h, mut w, mut c) = (rows, cols, LANES);
+        let mut most = (n * h * w * c * 4) as u64;
+        for layer in &self.layers {
+            (h, w, c) = match *layer {
+                Layer::Conv(ref cw) => ((h + 1).saturating_sub(cw.gw_shape[0]), (w + 1).saturating_sub(cw.gw_shape[1]), cw.gw_shape[3]),
+                Layer::Pool(k, s, padding) => {
+                    let (h, w) = pool_out(k, s, padding, h, w);
+                    (h, w, c)
+                }
+            };
+            most = most.max((n * h * w * c * 4) as u64);
+        }
+        most
+    }
+
     /// The same forward pass with the CPU twins; returns the output and its shape.
     pub fn forward_cpu(&self, x: &[f32], shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>), GpuError> {
         let (mut x, mut shape) = (x.to_vec(), shape.to_vec());
@@ -274,6 +315,14 @@ impl Net {
         }
         Ok((x, shape))
     }
+}
+
+/// Rows and columns after a `k x k` stride-`s` max pool of `h x w` (0 where the input is too small).
+fn pool_out(k: usize, s: usize, padding: Padding, h: usize, w: usize) -> (usize, usize) {
+    PoolParams::new(&[1, h, w, 1], (k, k), (s, s), padding).map_or((0, 0), |p| {
+        let o = p.out_shape();
+        (o[1], o[2])
+    })
 }
 
 /// Reads `<scope>/weights` (HWIO with `cin` inputs, and `k` as its kernel size when given) and `<scope>/biases`.
@@ -340,6 +389,10 @@ pub struct Mtcnn {
     pub chunk: usize,
     /// Most pixel values (n*h*w*3) of same-size images detected together.
     pub max_batch_values: usize,
+    /// Largest buffer a pass may bind, in bytes: the adapter's storage-binding and buffer-size limits.
+    /// Pyramid levels whose PNet pass would need more are cut into bands of rows, and RNet/ONet chunks
+    /// shrink, so photos of any size run on any adapter; tests lower it to exercise those paths.
+    pub binding_limit: u64,
     pub times: StageTimes,
     input: PackedImages,
     arena: Arena,
@@ -353,6 +406,10 @@ impl Mtcnn {
             onet: Net::load(ctx, weights, "onet", ONET)?,
             chunk: 256,
             max_batch_values: 32 << 20,
+            binding_limit: {
+                let l = ctx.device.limits();
+                l.max_storage_buffer_binding_size.min(l.max_buffer_size)
+            },
             times: StageTimes::default(),
             input: PackedImages::default(),
             arena: Arena::default(),
@@ -411,15 +468,8 @@ impl Mtcnn {
         let mut cpu_time = Duration::ZERO;
         for scale in scales(h, w, opts.min_size, opts.factor) {
             let (hs, ws) = ((h as f64 * scale).ceil() as usize, (w as f64 * scale).ceil() as usize);
-            self.arena.reset();
-            let mut enc = Encoder::new(ctx);
-            let scaled = self.arena.take(ctx, "pyramid level", &[n, hs, ws, LANES]);
-            resize_area_rgb8(&mut enc, &self.input, &scaled, NORMALIZE_ROUNDED)?;
-            let maps = self.pnet.forward(&mut enc, &mut self.arena, &scaled)?;
-            enc.submit()?;
-            let data = maps.download(ctx)?;
+            let (data, [oh, ow, k]) = self.pnet_maps(ctx, n, (hs, ws))?;
             let c0 = Instant::now();
-            let (oh, ow, k) = (maps.shape[1], maps.shape[2], maps.shape[3]);
             for (i, map) in data.chunks_exact(oh * ow * k).enumerate() {
                 let prob: Vec<f32> = map.chunks_exact(k).map(|v| face_prob(v[0], v[1]) as f32).collect();
                 let found = generate(&prob, oh, ow, |y, x, r| map[(y * ow + x) * k + 2 + r], scale, opts.thresholds[0]);
@@ -497,6 +547,56 @@ impl Mtcnn {
         Ok(faces)
     }
 
+    /// PNet's output maps `[n, oh, ow, k]` over the pyramid level of `hs x ws` of the uploaded images, and
+    /// `[oh, ow, k]`. A level whose pass would bind more than `binding_limit` bytes runs in bands of output
+    /// rows: band `[r0, r1)` reads level rows from `r0 * stride`, just the rows its windows cover (the last
+    /// band to the level's end, so the pool's padding is the whole level's), which gives the same maps.
+    fn pnet_maps(&mut self, ctx: &GpuContext, n: usize, (hs, ws): (usize, usize)) -> Result<(Vec<f32>, [usize; 3]), ModelError> {
+        let (oh, ow, k) = (self.pnet.output_rows(hs), self.pnet.output_rows(ws), self.pnet.padded_outputs);
+        let fits = |rows: usize| self.pnet.largest_tensor(n, self.pnet.input_rows(rows).min(hs), ws) <= self.binding_limit;
+        if !fits(1) {
+            return Err(ModelError::TooLarge {
+                what: format!("PNet over {n} pyramid level(s) of {hs}x{ws}"),
+                need: self.pnet.largest_tensor(n, self.pnet.input_rows(1), ws),
+                limit: self.binding_limit,
+            });
+        }
+        // The most output rows per band (all of them where the level fits whole).
+        let (mut lo, mut hi) = (1, oh);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        let band = if self.pnet.largest_tensor(n, hs, ws) <= self.binding_limit { oh } else { lo };
+        let mut maps = if band < oh { vec![0.0; n * oh * ow * k] } else { Vec::new() };
+        for r0 in (0..oh).step_by(band) {
+            let r1 = (r0 + band).min(oh);
+            let first = r0 * self.pnet.row_stride();
+            let rows = if r1 == oh { hs - first } else { self.pnet.input_rows(r1 - r0) };
+            self.arena.reset();
+            self.times.pnet_passes += 1;
+            let mut enc = Encoder::new(ctx);
+            let level = self.arena.take(ctx, "pyramid level", &[n, rows, ws, LANES]);
+            resize_area_rgb8_rows(&mut enc, &self.input, hs, first, &level, NORMALIZE_ROUNDED)?;
+            let y = self.pnet.forward(&mut enc, &mut self.arena, &level)?;
+            enc.submit()?;
+            crate::gpu::check_shape("PNet band", "maps", &y.shape, &[n, r1 - r0, ow, k])?;
+            let data = y.download(ctx)?;
+            if band == oh {
+                return Ok((data, [oh, ow, k]));
+            }
+            let row = ow * k;
+            for (i, part) in data.chunks_exact((r1 - r0) * row).enumerate() {
+                maps[(i * oh + r0) * row..(i * oh + r1) * row].copy_from_slice(part);
+            }
+        }
+        Ok((maps, [oh, ow, k]))
+    }
+
     /// Crops every box of every image (facenet's `pad` windows), resizes them to `size x size`, runs RNet or
     /// ONet in chunks of `self.chunk`, and returns the output rows (`padded_outputs` values each) in box order.
     fn run_crops(
@@ -517,7 +617,12 @@ impl Mtcnn {
             Which::O => &self.onet,
         };
         let mut out = Vec::with_capacity(windows.len() / 5 * net.outputs);
-        for chunk in windows.chunks(self.chunk.max(1) * 5) {
+        let per_crop = net.largest_tensor(1, size, size);
+        let chunk = self.chunk.min((self.binding_limit / per_crop) as usize);
+        if chunk == 0 {
+            return Err(ModelError::TooLarge { what: format!("{} over one crop", net.name), need: per_crop, limit: self.binding_limit });
+        }
+        for chunk in windows.chunks(chunk * 5) {
             let m = chunk.len() / 5;
             self.arena.reset();
             let gboxes = self.arena.take_u32(ctx, "crop windows", &[m, 5]);

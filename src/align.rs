@@ -2,7 +2,8 @@
 //! OUTPUT_DIR with one PNG face crop per image (the largest central face, or all with
 //! `--detect-multiple-faces`), and `bounding_boxes_NNNNN.txt` lists each output with its crop box.
 //! Existing outputs are skipped (resumable); unreadable files and images without a face are reported by
-//! name and skipped.
+//! name and skipped. Files that could not be read or detected are written to [`ERROR_REPORT`] as they
+//! happen and are skipped by later runs unless [`AlignOptions::retry_failed`] is set.
 
 use std::fs;
 use std::io::Write;
@@ -24,7 +25,13 @@ pub struct AlignOptions {
     /// Images detected together.
     pub batch: usize,
     pub mode: AlignMode,
+    /// Try again the files that the error report lists (otherwise a resumed run skips them).
+    pub retry_failed: bool,
 }
+
+/// The error report in OUTPUT_DIR: one line per file that could not be aligned,
+/// `<unreadable|failed>\t<source path>\t<message>`.
+pub const ERROR_REPORT: &str = "align_errors.tsv";
 
 /// What an align run did.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -35,7 +42,29 @@ pub struct AlignSummary {
     pub already_done: usize,
     pub no_face: Vec<PathBuf>,
     pub unreadable: Vec<PathBuf>,
+    /// Files whose detection failed alone (a GPU error, or a photo too large for the adapter).
+    pub failed: Vec<PathBuf>,
+    /// Files skipped because an earlier run's error report lists them.
+    pub previously_failed: usize,
     pub bounding_boxes: PathBuf,
+    pub error_report: PathBuf,
+}
+
+/// The entries of an error report: source path -> (kind, message). Lines that do not parse are ignored.
+pub fn read_error_report(path: &Path) -> std::collections::BTreeMap<PathBuf, (String, String)> {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, '\t');
+            let (kind, src, msg) = (parts.next()?, parts.next()?, parts.next().unwrap_or(""));
+            matches!(kind, "unreadable" | "failed").then(|| (PathBuf::from(src), (kind.to_string(), msg.to_string())))
+        })
+        .collect()
+}
+
+/// One line of the error report (tabs and newlines in the message become spaces).
+fn report_line(kind: &str, src: &Path, message: &str) -> String {
+    format!("{kind}\t{}\t{}\n", src.display(), message.replace(['\t', '\n', '\r'], " "))
 }
 
 /// facenet's choice among several faces: the largest `area - 2 * squared offset from the image centre`.
@@ -111,8 +140,19 @@ pub fn align(
     let done = |out: &Path| {
         out.exists() || out.with_file_name(format!("{}_0.png", out.file_stem().unwrap_or_default().to_string_lossy())).exists()
     };
-    let todo: Vec<&(PathBuf, PathBuf)> = jobs.iter().filter(|(_, out)| !done(out)).collect();
-    summary.already_done = jobs.len() - todo.len();
+    summary.error_report = output.join(ERROR_REPORT);
+    let mut errors = read_error_report(&summary.error_report);
+    let pending: Vec<&(PathBuf, PathBuf)> = jobs.iter().filter(|(_, out)| !done(out)).collect();
+    summary.already_done = jobs.len() - pending.len();
+    let todo: Vec<&(PathBuf, PathBuf)> = pending.into_iter().filter(|(src, _)| opts.retry_failed || !errors.contains_key(src)).collect();
+    summary.previously_failed = jobs.len() - summary.already_done - todo.len();
+    // Each failure is appended as it happens, so a crashed run keeps its report; the report is rewritten
+    // whole (deduplicated, without the files that now succeeded) at the end.
+    let mut report = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&summary.error_report)
+        .map_err(|e| format!("{}: {e}", summary.error_report.display()))?;
     let bar = indicatif::ProgressBar::new(todo.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}  {msg}")
@@ -122,14 +162,22 @@ pub fn align(
     detect_files(ctx, mtcnn, &sources, det, opts.batch, |i, outcome| {
         bar.inc(1);
         let (src, out) = todo[i];
+        let outcome = match outcome {
+            Outcome::Detected(d, img) => Ok((d, img)),
+            Outcome::Unreadable(e) => Err(("unreadable", e)),
+            Outcome::Failed(e) => Err(("failed", e)),
+        };
         let (d, img) = match outcome {
-            Outcome::Detected(d, img) => (d, img),
-            Outcome::Unreadable(e) => {
+            Ok(detected) => detected,
+            Err((kind, e)) => {
                 bar.suspend(|| eprintln!("skipping {e}"));
-                summary.unreadable.push(src.clone());
+                if kind == "unreadable" { &mut summary.unreadable } else { &mut summary.failed }.push(src.clone());
+                report.write_all(report_line(kind, src, &e).as_bytes())?;
+                errors.insert(src.clone(), (kind.to_string(), e));
                 return Ok(());
             }
         };
+        errors.remove(src);
         let faces = &d.faces;
         let chosen: Vec<usize> = if opts.detect_multiple_faces {
             (0..faces.len()).collect()
@@ -164,6 +212,11 @@ pub fn align(
         Ok(())
     })?;
     bar.finish_and_clear();
+    let text: String = errors.iter().map(|(src, (kind, msg))| report_line(kind, src, msg)).collect();
+    let tmp = summary.error_report.with_extension("tsv.partial");
+    fs::write(&tmp, text)
+        .and_then(|_| fs::rename(&tmp, &summary.error_report))
+        .map_err(|e| format!("{}: {e}", summary.error_report.display()))?;
     Ok(summary)
 }
 

@@ -98,8 +98,15 @@ pub fn demo(ctx: &GpuContext, out: &Path, epochs: usize, quiet: bool) -> Result<
     // 2. Detect and align (facenet's crop, scaled for an 80-pixel model: 92 pixels, margin 22).
     let aligned = out.join("aligned");
     let mut mtcnn = Mtcnn::load_from(ctx, None)?;
-    let opts =
-        AlignOptions { image_size: 92, margin: 22.0, detect_multiple_faces: false, random_order: false, batch: 8, mode: AlignMode::Crop };
+    let opts = AlignOptions {
+        image_size: 92,
+        margin: 22.0,
+        detect_multiple_faces: false,
+        random_order: false,
+        batch: 8,
+        mode: AlignMode::Crop,
+        retry_failed: false,
+    };
     let a = align(ctx, &mut mtcnn, &DetectOptions::default(), &raw, &aligned, &opts)?;
     say(format!("2/4 aligned {} faces with MTCNN into {}", a.faces_written, aligned.display()));
     // 3. Train briefly: softmax + center loss, ADAM, random crops and flips.

@@ -24,10 +24,16 @@ pub enum Outcome<'a> {
     Detected(&'a Detection, &'a RgbImage),
     /// The file could not be decoded; the message names it.
     Unreadable(String),
+    /// Detection failed on this image alone (a GPU error, or a photo too large for the adapter); the
+    /// message names the file.
+    Failed(String),
 }
 
 /// Detects faces in `files`, `batch` images at a time, calling `each(index into files, outcome)` for every
-/// file in input order; unreadable files are passed on as such and never stop the run.
+/// file in input order. One bad file never ends the run: an unreadable file is passed on as such; when a
+/// batch fails on the GPU, its images are detected one by one and those that fail alone are passed on as
+/// [`Outcome::Failed`]. A lost device is replaced by a new one once (the weights loaded again on it);
+/// a second loss ends the run.
 pub fn detect_files(
     ctx: &GpuContext,
     mtcnn: &mut Mtcnn,
@@ -37,6 +43,8 @@ pub fn detect_files(
     mut each: impl FnMut(usize, Outcome) -> Result<(), Box<dyn std::error::Error>>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let batch = batch.max(1);
+    // The replacement context and detector after a device loss.
+    let mut fresh: Option<(GpuContext, Mtcnn)> = None;
     for (c, chunk) in files.chunks(batch).enumerate() {
         let mut imgs = Vec::new();
         for (j, f) in chunk.iter().enumerate() {
@@ -46,13 +54,57 @@ pub fn detect_files(
             }
         }
         let refs: Vec<&RgbImage> = imgs.iter().map(|(_, _, i)| i).collect();
-        let found = mtcnn.detect(ctx, &refs, opts)?;
+        let found = loop {
+            let recovered = fresh.is_some();
+            let (ctx, mtcnn) = match &mut fresh {
+                Some((c, m)) => (&*c, m),
+                None => (ctx, &mut *mtcnn),
+            };
+            match detect_each(ctx, mtcnn, &refs, opts) {
+                Err(e) if e.is_device_lost() && !recovered => {
+                    let ctx = GpuContext::new()?;
+                    let m = mtcnn.reload(&ctx)?;
+                    fresh = Some((ctx, m));
+                }
+                result => break result?,
+            }
+        };
         for ((i, path, img), faces) in imgs.iter().zip(found) {
-            let d = Detection { image: path.to_path_buf(), width: img.width(), height: img.height(), faces };
-            each(*i, Outcome::Detected(&d, img))?;
+            match faces {
+                Ok(faces) => {
+                    let d = Detection { image: path.to_path_buf(), width: img.width(), height: img.height(), faces };
+                    each(*i, Outcome::Detected(&d, img))?
+                }
+                Err(e) => each(*i, Outcome::Failed(format!("{}: {e}", path.display())))?,
+            }
         }
     }
     Ok(())
+}
+
+/// The faces of each image: the batch at once, or where it fails, image by image, with the error of each
+/// image that fails alone. A lost device is returned as the error of the whole call.
+fn detect_each(
+    ctx: &GpuContext,
+    mtcnn: &mut Mtcnn,
+    images: &[&RgbImage],
+    opts: &DetectOptions,
+) -> Result<Vec<Result<Vec<Face>, ModelError>>, ModelError> {
+    match mtcnn.detect(ctx, images, opts) {
+        Ok(found) => return Ok(found.into_iter().map(Ok).collect()),
+        Err(e) if e.is_device_lost() || images.len() == 1 => {
+            return if e.is_device_lost() { Err(e) } else { Ok(vec![Err(e)]) };
+        }
+        Err(_) => {}
+    }
+    images
+        .iter()
+        .map(|img| match mtcnn.detect(ctx, &[img], opts) {
+            Ok(mut faces) => Ok(Ok(faces.remove(0))),
+            Err(e) if e.is_device_lost() => Err(e),
+            Err(e) => Ok(Err(e)),
+        })
+        .collect()
 }
 
 /// The image with each face's box (green, 2 px) and landmarks (red, 5x5 dots).

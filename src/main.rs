@@ -290,6 +290,9 @@ enum Command {
         /// template (ArcFace's, scaled to --image-size; --margin is then unused).
         #[arg(long, value_enum, default_value = "crop")]
         align_mode: facegpu::align::AlignMode,
+        /// Try again the files listed in OUTPUT_DIR/align_errors.tsv (a resumed run skips them otherwise).
+        #[arg(long)]
+        retry_failed: bool,
     },
     /// Detect faces and their 5 landmarks with MTCNN (facenet's detect_face).
     Detect {
@@ -493,6 +496,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             random_order,
             batch_size,
             align_mode,
+            retry_failed,
         } => {
             let ctx = gpu()?;
             let (mut mtcnn, det) = mtcnn.load(&ctx)?;
@@ -503,6 +507,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 random_order,
                 batch: batch_size,
                 mode: align_mode,
+                retry_failed,
             };
             let t = std::time::Instant::now();
             let s = facegpu::align::align(&ctx, &mut mtcnn, &det, &input_dir, &output_dir, &opts)?;
@@ -512,6 +517,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             println!("Already aligned (skipped): {}", s.already_done);
             println!("No face found: {}{}", s.no_face.len(), names(&s.no_face));
             println!("Unreadable: {}{}", s.unreadable.len(), names(&s.unreadable));
+            println!("Failed: {}{}", s.failed.len(), names(&s.failed));
+            if s.previously_failed > 0 {
+                println!("Skipped, listed in the error report (--retry-failed to try again): {}", s.previously_failed);
+            }
+            if !s.unreadable.is_empty() || !s.failed.is_empty() || s.previously_failed > 0 {
+                println!("Error report: {}", s.error_report.display());
+            }
             println!("Bounding boxes: {}", s.bounding_boxes.display());
             let processed = s.images - s.already_done;
             println!("{processed} images in {secs:.1} s ({:.2} images/s)", processed as f64 / secs.max(1e-9));
@@ -526,7 +538,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             facegpu::detect::detect_files(&ctx, &mut mtcnn, &images, &opts, batch_size, |_, outcome| {
                 let (d, img) = match outcome {
                     Outcome::Detected(d, img) => (d, img),
-                    Outcome::Unreadable(e) => {
+                    Outcome::Unreadable(e) | Outcome::Failed(e) => {
                         eprintln!("skipping {e}");
                         skipped += 1;
                         return Ok(());

@@ -194,8 +194,15 @@ fn eval_on_deepface_photos_gives_the_same_metrics_from_tf_checkpoint_and_safeten
     let a = eval_lfw(ctx, &mut tf, &raw, &root.join("pairs.txt"), &opts, Some(on_the_fly)).unwrap();
 
     // 2. The converted safetensors on photos aligned beforehand by `align` with the same settings.
-    let align_opts =
-        AlignOptions { image_size: 160, margin: 32.0, detect_multiple_faces: false, random_order: false, batch: 4, mode: AlignMode::Crop };
+    let align_opts = AlignOptions {
+        image_size: 160,
+        margin: 32.0,
+        detect_multiple_faces: false,
+        random_order: false,
+        batch: 4,
+        mode: AlignMode::Crop,
+        retry_failed: false,
+    };
     let summary = align(ctx, &mut mtcnn, &det, &raw, &aligned, &align_opts).unwrap();
     assert_eq!(summary.faces_written, 61, "every photo holds a face");
     let st = root.join("model.safetensors");
@@ -231,8 +238,15 @@ fn classifier_trained_on_johns_embeddings_predicts_the_held_out_photos() {
     let _ = std::fs::remove_dir_all(&root);
     let aligned = root.join("aligned");
     let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
-    let opts =
-        AlignOptions { image_size: 160, margin: 32.0, detect_multiple_faces: false, random_order: false, batch: 4, mode: AlignMode::Crop };
+    let opts = AlignOptions {
+        image_size: 160,
+        margin: 32.0,
+        detect_multiple_faces: false,
+        random_order: false,
+        batch: 4,
+        mode: AlignMode::Crop,
+        retry_failed: false,
+    };
     align(ctx, &mut mtcnn, &DetectOptions::default(), &photos, &aligned, &opts).unwrap();
     // classifier.py's split: 6 training images per person, the other 5 predicted.
     let train = classify_dataset(&aligned, Some((10, 6)), 666, true).unwrap();

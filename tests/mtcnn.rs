@@ -204,6 +204,7 @@ fn align_writes_every_good_face_reports_bad_files_and_resumes() {
         random_order: false,
         batch: 4,
         mode: facegpu::align::AlignMode::Crop,
+        retry_failed: false,
     };
     let s = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
     assert_eq!(s.images, good + 2);
@@ -216,10 +217,18 @@ fn align_writes_every_good_face_reports_bad_files_and_resumes() {
     }
     let lines = std::fs::read_to_string(&s.bounding_boxes).unwrap();
     assert_eq!(lines.lines().count(), good);
-    // Resumed: nothing is redone, nothing is lost.
+    let report = facegpu::align::read_error_report(&s.error_report);
+    assert_eq!(report.len(), 2, "{report:?}");
+    assert!(report.values().all(|(kind, _)| kind == "unreadable"), "{report:?}");
+    // Resumed: nothing is redone, nothing is lost; the reported files are skipped.
     let again = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
     assert_eq!(again.already_done, s.aligned);
-    assert_eq!(again.aligned, 0);
+    assert_eq!((again.aligned, again.previously_failed, again.unreadable.len()), (0, 2, 0));
+    // --retry-failed tries them again (still unreadable, still reported once each).
+    let retry = facegpu::align::AlignOptions { retry_failed: true, ..opts };
+    let third = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &retry).unwrap();
+    assert_eq!((third.previously_failed, third.unreadable.len()), (0, 2));
+    assert_eq!(facegpu::align::read_error_report(&s.error_report).len(), 2);
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -369,4 +378,87 @@ fn camera_size_photos_of_33_and_73_megapixels_find_the_scaled_up_faces() {
             assert!(err <= 0.01 && o >= 0.95, "{mp:.0} MP: box {:?} vs scaled-up {want:?}", g.bbox);
         }
     }
+}
+
+/// An input folder `person/` with `photos` (name, image) saved as PNG.
+fn photo_folder(name: &str, photos: &[(&str, &image::RgbImage)]) -> (PathBuf, PathBuf, PathBuf) {
+    let root = std::env::temp_dir().join(format!("facegpu-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (input, output) = (root.join("in"), root.join("out"));
+    std::fs::create_dir_all(input.join("person")).unwrap();
+    for (file, img) in photos {
+        img.save(input.join("person").join(file)).unwrap();
+    }
+    (root, input, output)
+}
+
+#[test]
+fn one_photo_that_fails_alone_is_reported_skipped_on_resume_and_retried_on_request() {
+    let ctx = gpu_or_skip!();
+    let photos = golden_photos();
+    let wide = scaled_up(&photos[2], 3);
+    let mut list: Vec<(String, &image::RgbImage)> = photos.iter().enumerate().map(|(i, p)| (format!("p{i}.png"), p)).collect();
+    list.push(("wide.png".into(), &wide));
+    let named: Vec<(&str, &image::RgbImage)> = list.iter().map(|(n, p)| (n.as_str(), *p)).collect();
+    let (root, input, output) = photo_folder("align-fail", &named);
+    let opts = facegpu::align::AlignOptions {
+        image_size: 160,
+        margin: 32.0,
+        detect_multiple_faces: false,
+        random_order: false,
+        batch: 8,
+        mode: facegpu::align::AlignMode::Crop,
+        retry_failed: false,
+    };
+    // A limit that one PNet row of the wide photo (3420 columns: 984 KB for the first level's conv1)
+    // exceeds but the others fit (at most 345 KB): its batch fails, the photos are retried one by one,
+    // and only the wide one fails.
+    let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
+    mtcnn.binding_limit = 1 << 19;
+    let s = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
+    assert_eq!(s.failed, [input.join("person/wide.png")], "{:?}", s.failed);
+    assert_eq!(s.aligned, photos.len());
+    let report = facegpu::align::read_error_report(&s.error_report);
+    let (kind, message) = &report[&input.join("person/wide.png")];
+    assert_eq!(kind, "failed");
+    assert!(message.contains("wide.png") && message.contains("limit"), "{message}");
+    // Resumed: the failed photo is skipped, not hit again.
+    let again = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
+    assert_eq!((again.previously_failed, again.failed.len(), again.aligned), (1, 0, 0));
+    // On an adapter with room (the real limit), --retry-failed aligns it and clears the report.
+    let mut roomy = Mtcnn::load_from(ctx, None).unwrap();
+    let retry = facegpu::align::AlignOptions { retry_failed: true, ..opts };
+    let third = facegpu::align::align(ctx, &mut roomy, &DetectOptions::default(), &input, &output, &retry).unwrap();
+    assert_eq!((third.aligned, third.failed.len()), (1, 0));
+    assert!(output.join("person/wide.png").exists());
+    assert!(facegpu::align::read_error_report(&s.error_report).is_empty());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_lost_device_is_replaced_once_and_detection_goes_on() {
+    let _ = gpu_or_skip!();
+    // A context of its own: this test destroys its device.
+    let ctx = facegpu::gpu::GpuContext::new().unwrap();
+    let photos = golden_photos();
+    let (root, input, _) = photo_folder("device-lost", &[("a.png", &photos[0]), ("b.png", &photos[1])]);
+    let files = vec![input.join("person/a.png"), input.join("person/b.png")];
+    let mut mtcnn = Mtcnn::load_from(&ctx, None).unwrap();
+    let want = mtcnn.detect(&ctx, &[&photos[0], &photos[1]], &DetectOptions::default()).unwrap();
+    ctx.simulate_device_loss();
+    assert!(mtcnn.detect(&ctx, &[&photos[0]], &DetectOptions::default()).unwrap_err().is_device_lost());
+    let mut got = Vec::new();
+    facegpu::detect::detect_files(&ctx, &mut mtcnn, &files, &DetectOptions::default(), 1, |_, outcome| {
+        match outcome {
+            facegpu::detect::Outcome::Detected(d, _) => got.push(d.faces.clone()),
+            _ => panic!("every photo must be detected on the new device"),
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(got.len(), 2);
+    for (g, w) in got.iter().zip(&want) {
+        assert_same_faces("after the device was replaced", g, w, 1e-3);
+    }
+    let _ = std::fs::remove_dir_all(&root);
 }

@@ -34,8 +34,15 @@ fn aligned(ctx: &GpuContext, src: &Path, size: u32, margin: f64) -> PathBuf {
     }
     let out = tmp(&format!("aligned-{}", src.file_name().unwrap().to_string_lossy()));
     let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
-    let opts =
-        AlignOptions { image_size: size, margin, detect_multiple_faces: false, random_order: false, batch: 4, mode: AlignMode::Crop };
+    let opts = AlignOptions {
+        image_size: size,
+        margin,
+        detect_multiple_faces: false,
+        random_order: false,
+        batch: 4,
+        mode: AlignMode::Crop,
+        retry_failed: false,
+    };
     align(ctx, &mut mtcnn, &DetectOptions::default(), src, &out, &opts).unwrap();
     done.push((src.to_path_buf(), out.clone()));
     out

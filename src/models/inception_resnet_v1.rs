@@ -27,6 +27,13 @@ pub enum ModelError {
     TooLarge { what: String, need: u64, limit: u64 },
 }
 
+impl ModelError {
+    /// The GPU device stopped working: a new context may succeed where retrying on this one cannot.
+    pub fn is_device_lost(&self) -> bool {
+        matches!(self, ModelError::Gpu(e) if e.is_device_lost())
+    }
+}
+
 const SAME: Padding = Padding::Same;
 const VALID: Padding = Padding::Valid;
 use ConvKind::{Bias, BnRelu};

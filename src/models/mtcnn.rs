@@ -394,6 +394,8 @@ pub struct Mtcnn {
     /// shrink, so photos of any size run on any adapter; tests lower it to exercise those paths.
     pub binding_limit: u64,
     pub times: StageTimes,
+    /// The weights file loaded (`None`: the embedded weights), to load them again on a new device.
+    pub source: Option<std::path::PathBuf>,
     input: PackedImages,
     arena: Arena,
 }
@@ -411,6 +413,7 @@ impl Mtcnn {
                 l.max_storage_buffer_binding_size.min(l.max_buffer_size)
             },
             times: StageTimes::default(),
+            source: None,
             input: PackedImages::default(),
             arena: Arena::default(),
         })
@@ -422,7 +425,14 @@ impl Mtcnn {
             Some(p) => Weights::load(p)?,
             None => safetensors::load_bytes(EMBEDDED_WEIGHTS, Path::new("<embedded weights/mtcnn.safetensors>"))?,
         };
-        Self::load(ctx, &weights)
+        Ok(Self { source: path.map(Path::to_path_buf), ..Self::load(ctx, &weights)? })
+    }
+
+    /// The same detector on another context (a new device after the old one was lost), with the same
+    /// settings.
+    pub fn reload(&self, ctx: &GpuContext) -> Result<Self, CheckpointError> {
+        let fresh = Self::load_from(ctx, self.source.as_deref())?;
+        Ok(Self { chunk: self.chunk, max_batch_values: self.max_batch_values, times: self.times, ..fresh })
     }
 
     /// Bytes of GPU working memory held (input and activation buffers).

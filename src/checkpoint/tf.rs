@@ -132,7 +132,7 @@ fn block(data: &[u8], off: u64, size: u64) -> Result<&[u8], String> {
     let (off, size) = (off as usize, size as usize);
     let end = off
         .checked_add(size)
-        .filter(|&e| e + 5 <= data.len())
+        .filter(|&e| e.checked_add(5).is_some_and(|e5| e5 <= data.len()))
         .ok_or_else(|| format!("block at {off}+{size} runs past the end of the file"))?;
     let contents = &data[off..end];
     if data[end] != 0 {

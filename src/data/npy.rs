@@ -38,7 +38,7 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), NpyError> {
         .map(|s| s.parse().map_err(|_| bad("bad shape")))
         .collect::<Result<_, _>>()?;
     let data = &bytes[start + hlen..];
-    let n: usize = shape.iter().product();
+    let n = shape.iter().try_fold(4usize, |n, &d| n.checked_mul(d)).ok_or_else(|| bad(&format!("shape {shape:?} overflows")))? / 4;
     if data.len() != n * 4 {
         return Err(bad(&format!("shape {shape:?} needs {} data bytes, file has {}", n * 4, data.len())));
     }

@@ -118,6 +118,7 @@ pub fn align(
     let mut jobs: Vec<(PathBuf, PathBuf)> = Vec::new();
     for (class, files) in &classes {
         let dir = output.join(class);
+        remove_partial_files(&dir);
         for f in files {
             let stem = f.file_stem().unwrap_or_default().to_string_lossy().into_owned();
             jobs.push((f.clone(), dir.join(format!("{stem}.png"))));
@@ -218,6 +219,16 @@ pub fn align(
         .and_then(|_| fs::rename(&tmp, &summary.error_report))
         .map_err(|e| format!("{}: {e}", summary.error_report.display()))?;
     Ok(summary)
+}
+
+/// Removes the `*.partial` files a killed run left in `dir` (a face being written when it stopped; its
+/// photo is aligned again since its PNG does not exist).
+fn remove_partial_files(dir: &Path) {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".partial") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The face image of one detection and its crop box: facenet's crop (box plus margin, clipped, resized

@@ -462,3 +462,62 @@ fn a_lost_device_is_replaced_once_and_detection_goes_on() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn an_align_run_killed_midway_resumes_with_every_face_aligned_once() {
+    let _ = gpu_or_skip!();
+    let Some(deepface) = common::fixture("faces/deepface") else { return };
+    let root = std::env::temp_dir().join(format!("facegpu-align-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let output = root.join("out");
+    let align = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_facegpu"));
+        c.arg("align").arg(&deepface).arg(&output).args(["--batch-size", "1"]);
+        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        c
+    };
+    let pngs = || -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&output)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten().map(|e| e.path()))
+            .collect();
+        v.sort();
+        v
+    };
+    // Killed (SIGKILL) once some faces are written, mid-run.
+    let mut child = align().spawn().unwrap();
+    while pngs().iter().filter(|p| p.extension().is_some_and(|e| e == "png")).count() < 10 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let written_before = pngs().len();
+    assert!(align().status().unwrap().success());
+    let files = pngs();
+    assert!(files.iter().all(|p| p.extension().is_some_and(|e| e == "png")), "only whole PNGs are left: {files:?}");
+    for p in &files {
+        let img = image::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!((img.width(), img.height()), (182, 182));
+    }
+    // Every photo with a face has exactly one PNG of its own name: as many as one uninterrupted run writes.
+    let once = root.join("once");
+    let s = std::process::Command::new(env!("CARGO_BIN_EXE_facegpu")).arg("align").arg(&deepface).arg(&once).output().unwrap();
+    assert!(s.status.success());
+    let want: Vec<String> = std::fs::read_dir(&once)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten().map(|e| e.path()))
+        .map(|p| p.strip_prefix(&once).unwrap().display().to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let got: Vec<String> = files.iter().map(|p| p.strip_prefix(&output).unwrap().display().to_string()).collect();
+    println!("{written_before} files before the kill, {} after resuming, {} in one run", got.len(), want.len());
+    assert_eq!(got, want);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -304,3 +304,96 @@ fn triplet_run_interrupted_mid_epoch_saves_and_resumes() {
     assert_eq!(resumed.epochs[0].step, 3);
     let _ = std::fs::remove_dir_all(&cfg.models_base_dir);
 }
+
+/// A `facegpu train` run of one epoch on the aligned johns, through the binary; returns its run folder.
+fn one_epoch_run(ctx: &GpuContext, name: &str) -> Option<PathBuf> {
+    let data = aligned(ctx, &common::fixture("faces/johns")?, 92, 22.0);
+    let base = tmp(name);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facegpu"))
+        .args(["train", "--image-size", "80", "--batch-size", "12", "--epoch-size", "2", "--max-nrof-epochs", "1"])
+        .args(["--optimizer", "ADAM", "--learning-rate", "0.01", "--moving-average-decay", "0.999", "--data-dir"])
+        .arg(&data)
+        .arg("--models-base-dir")
+        .arg(&base)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = std::fs::read_dir(&base).unwrap().next().unwrap().unwrap().path();
+    Some(run)
+}
+
+/// Sets the run's `max_nrof_epochs` (so `--resume` trains `epochs` in all).
+fn set_max_epochs(run: &Path, epochs: usize) {
+    let path = run.join("args.json");
+    let mut args: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    args["max_nrof_epochs"] = epochs.into();
+    std::fs::write(&path, args.to_string()).unwrap();
+}
+
+fn resume(run: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_facegpu"));
+    c.args(["train", "--resume"]).arg(run);
+    c
+}
+
+fn epochs_logged(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("log.jsonl")).unwrap().lines().count()
+}
+
+#[test]
+fn a_run_killed_while_writing_its_checkpoint_keeps_the_previous_one_and_resumes() {
+    let ctx = gpu_or_skip!();
+    let Some(run) = one_epoch_run(ctx, "killed") else { return };
+    let before = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+    set_max_epochs(&run, 3);
+    let mut child = resume(&run).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    // Killed (SIGKILL) the moment epoch 2's checkpoint starts being written.
+    let partial = run.join("checkpoint.safetensors.partial");
+    let caught = loop {
+        if partial.exists() {
+            child.kill().unwrap();
+            break true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    child.wait().unwrap();
+    assert!(caught, "the run ended before its checkpoint write could be interrupted");
+    assert!(std::fs::read(run.join("checkpoint.safetensors")).unwrap() == before, "the previous checkpoint must be intact");
+    facegpu::checkpoint::safetensors::load(&run.join("checkpoint.safetensors")).unwrap();
+    // Resumed from epoch 1's checkpoint, it finishes the run.
+    let out = resume(&run).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(last["epoch"], 3, "{log}");
+    assert!(!partial.exists(), "no partial checkpoint is left once a write succeeds");
+}
+
+#[test]
+fn a_checkpoint_write_over_a_file_size_limit_fails_clearly_and_keeps_the_previous_files() {
+    let ctx = gpu_or_skip!();
+    let Some(run) = one_epoch_run(ctx, "filesize") else { return };
+    let files = ["model.safetensors", "checkpoint.safetensors"];
+    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(run.join(f)).unwrap()).collect();
+    set_max_epochs(&run, 2);
+    // 64 MiB per file (bash counts 1024-byte blocks): model.safetensors (about 90 MB) does not fit. SIGXFSZ
+    // is ignored, as a shell's `trap` passes on, so the write fails with EFBIG instead of killing.
+    let exe = env!("CARGO_BIN_EXE_facegpu");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("trap '' XFSZ; ulimit -f 65536; exec '{exe}' train --resume '{}'", run.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the run must fail: {stderr}");
+    assert!(stderr.contains("model.safetensors") && stderr.contains("File too large"), "a clear error naming the file: {stderr}");
+    for (f, was) in files.iter().zip(&before) {
+        assert!(std::fs::read(run.join(f)).unwrap() == *was, "{f} must be left as it was");
+        facegpu::checkpoint::safetensors::load(&run.join(f)).unwrap();
+        assert!(!run.join(format!("{f}.partial")).exists(), "no partial {f} is left");
+    }
+    assert_eq!(epochs_logged(&run), 1, "the failed epoch is not logged as saved");
+}

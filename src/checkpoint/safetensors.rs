@@ -77,6 +77,12 @@ pub fn save(weights: &Weights, path: &Path, metadata: HashMap<String, String>, d
         })
         .collect::<Result<Vec<_>, _>>()?;
     let tmp = path.with_extension("safetensors.partial");
-    safetensors::serialize_to_file(views, Some(metadata), &tmp).map_err(|e| err(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })
+    // A failed write (no space, a file-size limit) leaves the previous file as it was and no partial one.
+    let written = safetensors::serialize_to_file(views, Some(metadata), &tmp)
+        .map_err(|e| err(format!("writing {}: {e}", tmp.display())))
+        .and_then(|_| std::fs::rename(&tmp, path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source }));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }

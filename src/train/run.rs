@@ -285,8 +285,13 @@ fn save_files(
 /// Writes `text` to `path` through a temporary file.
 fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
     let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    let written = std::fs::write(&tmp, text)
+        .map_err(|e| format!("{}: {e}", tmp.display()))
+        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display())));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn plot_curves(path: &Path, logs: &[EpochLog]) -> Result<(), String> {

@@ -15,6 +15,8 @@ pub struct Embedder {
     pub model: InceptionResnetV1,
     pub standardization: Standardization,
     pub image_size: u32,
+    /// Batches that failed on the GPU and were embedded in halves (see [`Embedder::embed_batch`]).
+    pub split_batches: usize,
 }
 
 impl Embedder {
@@ -24,11 +26,12 @@ impl Embedder {
         let weights = Weights::load(model)?;
         let model = InceptionResnetV1::load(ctx, &weights)?;
         let standardization = override_std.or(weights.standardization).unwrap_or(Standardization::Prewhiten);
-        Ok(Self { model, standardization, image_size })
+        Ok(Self { model, standardization, image_size, split_batches: 0 })
     }
 
-    /// Embeds image files in batches. Unreadable files are reported on stderr and skipped; the result
-    /// lists the files that were embedded with their embeddings.
+    /// Embeds image files in batches. Unreadable files, and images whose embedding fails on the GPU
+    /// alone, are reported on stderr and skipped; the result lists the files that were embedded with
+    /// their embeddings.
     pub fn embed_files(&mut self, ctx: &GpuContext, files: &[PathBuf], batch_size: usize) -> Result<Vec<(PathBuf, Vec<f32>)>, ModelError> {
         let s = self.image_size as usize;
         let mut out = Vec::with_capacity(files.len());
@@ -44,14 +47,41 @@ impl Embedder {
                     Err(e) => eprintln!("skipping {e}"),
                 }
             }
-            if names.is_empty() {
-                continue;
+            let rows = self.embed_batch(ctx, &pixels, names.len())?;
+            for (name, row) in names.into_iter().zip(rows) {
+                match row {
+                    Ok(e) => out.push((name, e)),
+                    Err(e) => eprintln!("skipping {}: {e}", name.display()),
+                }
             }
-            let emb = self.model.embed(ctx, &pixels, [names.len(), s, s, 3], self.standardization)?;
-            let d = self.model.embedding_size;
-            out.extend(names.into_iter().zip(emb.chunks(d).map(<[f32]>::to_vec)));
         }
         Ok(out)
+    }
+
+    /// The embeddings of `n` images of `image_size` (RGB values 0..255, row by row), one result per
+    /// image. Where the batch fails on the GPU (a buffer above the adapter's binding limit or memory) it
+    /// is embedded in halves, down to single images, whose own errors are returned in their place; a lost
+    /// device ends the call.
+    pub fn embed_batch(&mut self, ctx: &GpuContext, pixels: &[f32], n: usize) -> Result<Vec<Result<Vec<f32>, ModelError>>, ModelError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let s = self.image_size as usize;
+        match self.model.embed(ctx, pixels, [n, s, s, 3], self.standardization) {
+            Ok(emb) => Ok(emb.chunks(self.model.embedding_size).map(|e| Ok(e.to_vec())).collect()),
+            Err(e) if e.is_device_lost() || !matches!(e, ModelError::Gpu(_)) => Err(e),
+            Err(e) => {
+                self.model.release_buffers();
+                if n == 1 {
+                    return Ok(vec![Err(e)]);
+                }
+                self.split_batches += 1;
+                let half = n / 2;
+                let mut rows = self.embed_batch(ctx, &pixels[..half * s * s * 3], half)?;
+                rows.extend(self.embed_batch(ctx, &pixels[half * s * s * 3..], n - half)?);
+                Ok(rows)
+            }
+        }
     }
 }
 

@@ -128,3 +128,29 @@ fn embed_json_prints_one_object_per_line_and_skips_unreadable_files() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("facegpu-not-an-image") && stderr.contains("skipping"), "{stderr}");
 }
+
+#[test]
+fn a_batch_above_the_adapters_binding_limit_is_embedded_in_halves_with_the_same_embeddings() {
+    let ctx = gpu_or_skip!();
+    let Some((ckpt, golden)) = fixtures() else { return };
+    let order: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(golden.join("order.json")).unwrap()).unwrap();
+    let five: Vec<PathBuf> = order["images"].as_array().unwrap().iter().map(|p| golden.join(p.as_str().unwrap())).collect();
+    // 100 images in one batch: Conv2d_2b_3x3's output alone is 100 x 77 x 77 x 64 floats (152 MB),
+    // above llvmpipe's 128 MiB binding limit; the batch is embedded in halves instead.
+    let files: Vec<PathBuf> = (0..20).flat_map(|_| five.iter().cloned()).collect();
+    let mut embedder = facegpu::embed::Embedder::load(ctx, &ckpt, None, 160).unwrap();
+    let limit = ctx.summary().max_storage_buffer_binding_size;
+    println!("binding limit {limit} bytes; 100 images need {} bytes in one buffer", 100u64 * 77 * 77 * 64 * 4);
+    let big = embedder.embed_files(ctx, &files, 100).unwrap();
+    let small = embedder.embed_files(ctx, &five, 5).unwrap();
+    assert_eq!(big.len(), 100);
+    if limit < 100 * 77 * 77 * 64 * 4 {
+        assert!(embedder.split_batches > 0, "the batch of 100 must have been split");
+    }
+    for (i, (path, e)) in big.iter().enumerate() {
+        assert_eq!(path, &five[i % 5]);
+        // The same images through batches of other sizes: the convs may split their sums in other
+        // places (split-K depends on the batch), a few f32 ulps on unit vectors.
+        common::assert_close(&format!("image {i}"), e, &small[i % 5].1, 1e-5, 0.0);
+    }
+}

@@ -109,22 +109,16 @@ pub fn embed_images(
     batch: usize,
     flipped: bool,
 ) -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
-    let s = embedder.image_size as usize;
     let mut out: Vec<Vec<f32>> = Vec::with_capacity(images.len());
-    let views: Vec<Vec<RgbImage>> =
-        if flipped { vec![images.to_vec(), images.iter().map(image::imageops::flip_horizontal).collect()] } else { vec![images.to_vec()] };
-    let mut per_view: Vec<Vec<Vec<f32>>> = Vec::new();
-    for view in &views {
-        let mut embs = Vec::with_capacity(view.len());
-        for chunk in view.chunks(batch.max(1)) {
-            let pixels: Vec<f32> = chunk.iter().flat_map(|im| im.as_raw().iter().map(|&v| f32::from(v))).collect();
-            let e = embedder.model.embed(ctx, &pixels, [chunk.len(), s, s, 3], embedder.standardization)?;
-            embs.extend(e.chunks(embedder.model.embedding_size).map(<[f32]>::to_vec));
+    for chunk in images.chunks(batch.max(1)) {
+        let mirrored: Vec<RgbImage> = if flipped { chunk.iter().map(image::imageops::flip_horizontal).collect() } else { Vec::new() };
+        let mut views = Vec::new();
+        for view in [chunk, &mirrored[..]].into_iter().filter(|v| !v.is_empty()) {
+            let pixels: Vec<f32> = view.iter().flat_map(|im| im.as_raw().iter().map(|&v| f32::from(v))).collect();
+            let rows = embedder.embed_batch(ctx, &pixels, view.len())?.into_iter().collect::<Result<Vec<_>, _>>()?;
+            views.push(rows);
         }
-        per_view.push(embs);
-    }
-    for i in 0..images.len() {
-        out.push(per_view.iter().flat_map(|v| v[i].iter().copied()).collect());
+        out.extend((0..chunk.len()).map(|i| views.iter().flat_map(|v| v[i].iter().copied()).collect()));
     }
     Ok(out)
 }
@@ -163,30 +157,39 @@ pub fn eval_lfw(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut loaded: Vec<Option<usize>> = vec![None; resolved.images.len()];
-    let mut images = Vec::new();
-    for (i, path) in resolved.images.iter().enumerate() {
-        match load_for_eval(ctx, path, embedder.image_size, &mut align) {
-            Ok(img) => {
-                loaded[i] = Some(images.len());
-                images.push(img);
+    // Images are loaded and embedded a batch at a time, so memory holds one batch of pixels and the
+    // embeddings, however long the pairs file.
+    let mut emb: Vec<Option<Vec<f32>>> = vec![None; resolved.images.len()];
+    let mut embedded = 0;
+    for (c, paths) in resolved.images.chunks(opts.batch_size.max(1)).enumerate() {
+        let mut images = Vec::with_capacity(paths.len());
+        let mut index = Vec::with_capacity(paths.len());
+        for (j, path) in paths.iter().enumerate() {
+            match load_for_eval(ctx, path, embedder.image_size, &mut align) {
+                Ok(img) => {
+                    images.push(img);
+                    index.push(c * opts.batch_size.max(1) + j);
+                }
+                Err(e) => {
+                    bar.suspend(|| eprintln!("skipping {e}"));
+                    problems.push(e);
+                }
             }
-            Err(e) => {
-                bar.suspend(|| eprintln!("skipping {e}"));
-                problems.push(e);
-            }
+            bar.inc(1);
         }
-        bar.inc(1);
+        for (i, e) in index.into_iter().zip(embed_images(ctx, embedder, &images, images.len(), opts.use_flipped_images)?) {
+            emb[i] = Some(e);
+            embedded += 1;
+        }
     }
     bar.finish_and_clear();
-    let emb = embed_images(ctx, embedder, &images, opts.batch_size, opts.use_flipped_images)?;
     let (mut e1, mut e2, mut same) = (Vec::new(), Vec::new(), Vec::new());
     let mut skipped = resolved.skipped.len();
     for &(a, b, s) in &resolved.pairs {
-        match (loaded[a], loaded[b]) {
+        match (&emb[a], &emb[b]) {
             (Some(a), Some(b)) => {
-                e1.push(emb[a].clone());
-                e2.push(emb[b].clone());
+                e1.push(a.clone());
+                e2.push(b.clone());
                 same.push(s);
             }
             _ => skipped += 1,
@@ -202,5 +205,5 @@ pub fn eval_lfw(
         .into());
     }
     let metrics = metrics::evaluate(&e1, &e2, &same, opts.folds, opts.metric, opts.subtract_mean);
-    Ok(EvalReport { metrics, pairs: same.len(), skipped, images: images.len(), problems })
+    Ok(EvalReport { metrics, pairs: same.len(), skipped, images: embedded, problems })
 }

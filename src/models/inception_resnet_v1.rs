@@ -222,6 +222,12 @@ impl InceptionResnetV1 {
         })
     }
 
+    /// Drops the activation buffers (the next pass makes them anew): after a pass that failed, a buffer
+    /// sized for it may be too large to bind again.
+    pub fn release_buffers(&mut self) {
+        self.arena = Arena::default();
+    }
+
     /// Records the forward pass of standardized images `x` `[n, h, w, 3]`; returns (embeddings, prelogits)
     /// and, when `taps` is given, fills it with facenet's named activations.
     fn forward(&mut self, enc: &mut Encoder, x: &GpuTensor, mut taps: Option<&mut Taps>) -> Result<(GpuTensor, GpuTensor), GpuError> {

@@ -967,7 +967,8 @@ fn lfw_during_training(
     let mut w = download_all(ctx, state, false)?;
     w.standardization = Some(cfg.standardization());
     let model = crate::models::inception_resnet_v1::InceptionResnetV1::load(ctx, &w)?;
-    let mut embedder = crate::embed::Embedder { model, standardization: cfg.standardization(), image_size: cfg.image_size };
+    let mut embedder =
+        crate::embed::Embedder { model, standardization: cfg.standardization(), image_size: cfg.image_size, split_batches: 0 };
     let opts = crate::eval::EvalOptions {
         folds: cfg.lfw_nrof_folds,
         metric: cfg.lfw_distance_metric,

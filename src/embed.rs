@@ -17,6 +17,21 @@ pub struct Embedder {
     pub image_size: u32,
     /// Batches that failed on the GPU and were embedded in halves (see [`Embedder::embed_batch`]).
     pub split_batches: usize,
+    /// The model's file name and a crc32c of its weights (names, shapes and values), so a gallery knows
+    /// which model made it whatever the file format.
+    pub model_id: String,
+}
+
+/// `name crc32c:XXXXXXXX` of `weights` loaded from `path`.
+pub fn model_id(path: &Path, weights: &Weights) -> String {
+    let mut crc = 0u32;
+    for (name, t) in &weights.tensors {
+        crc = crc32c::crc32c_append(crc, name.as_bytes());
+        crc = crc32c::crc32c_append(crc, bytemuck::cast_slice(&t.shape.iter().map(|&d| d as u64).collect::<Vec<u64>>()));
+        crc = crc32c::crc32c_append(crc, bytemuck::cast_slice(&t.data));
+    }
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    format!("{name} crc32c:{crc:08x}")
 }
 
 impl Embedder {
@@ -24,9 +39,10 @@ impl Embedder {
     /// `override_std`, else the one the file records, else prewhiten (facenet's 2017 models).
     pub fn load(ctx: &GpuContext, model: &Path, override_std: Option<Standardization>, image_size: u32) -> Result<Self, CheckpointError> {
         let weights = Weights::load(model)?;
+        let model_id = model_id(model, &weights);
         let model = InceptionResnetV1::load(ctx, &weights)?;
         let standardization = override_std.or(weights.standardization).unwrap_or(Standardization::Prewhiten);
-        Ok(Self { model, standardization, image_size, split_batches: 0 })
+        Ok(Self { model, standardization, image_size, split_batches: 0, model_id })
     }
 
     /// Embeds image files in batches. Unreadable files, and images whose embedding fails on the GPU

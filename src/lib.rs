@@ -6,6 +6,7 @@
 pub mod align;
 pub mod bench;
 pub mod checkpoint;
+pub mod cluster;
 pub mod cpu;
 pub mod data;
 pub mod demo;
@@ -16,5 +17,6 @@ pub mod gpu;
 pub mod kernels;
 pub mod models;
 pub mod nn;
+pub mod recognize;
 pub mod tape;
 pub mod train;

@@ -261,8 +261,134 @@ impl TrainArgs {
     }
 }
 
+/// How faces are cut from photos for recognition (shared by `enroll` and `cluster`).
+#[derive(clap::Args)]
+struct FaceArgs {
+    /// Pixels added around the detected box before the crop (facenet's crop).
+    #[arg(long, default_value_t = 32.0)]
+    margin: f64,
+    /// crop: facenet's box + margin; similarity: the 5 landmarks warped onto ArcFace's template.
+    #[arg(long, value_enum, default_value = "crop")]
+    align_mode: facegpu::align::AlignMode,
+    /// Inputs are ready face crops: no detection.
+    #[arg(long)]
+    aligned: bool,
+}
+
+impl FaceArgs {
+    fn align(&self, image_size: u32) -> facegpu::recognize::FaceAlign {
+        facegpu::recognize::FaceAlign { image_size, margin: self.margin, mode: self.align_mode }
+    }
+}
+
+/// A progress bar on stderr for the recognition workflows.
+struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} photos  {per_sec}  ETA {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Self(bar)
+    }
+}
+
+impl facegpu::recognize::Progress for Bar {
+    fn photos(&mut self, done: usize, total: usize) {
+        self.0.set_length(total as u64);
+        self.0.set_position(done as u64);
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Enroll people into a gallery: DIR holds one folder of photos per person; the largest face of each
+    /// photo is detected, aligned and embedded, and a threshold is calibrated on the gallery's own pairs.
+    Enroll {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        mtcnn: MtcnnArgs,
+        #[command(flatten)]
+        face: FaceArgs,
+        /// The gallery file to write (.safetensors).
+        #[arg(long)]
+        out: PathBuf,
+        /// Add to an existing gallery (otherwise an existing file is refused).
+        #[arg(long)]
+        update: bool,
+        /// Squared L2 distance under which a face is taken as an enrolled person (default: calibrated
+        /// with facenet's LFW rule, best accuracy, on the gallery's same- and different-person pairs).
+        #[arg(long)]
+        threshold: Option<f64>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// One folder of photos per person.
+        dir: PathBuf,
+    },
+    /// Who is in these photos: every face's nearest enrolled person, or unknown above the threshold.
+    Identify {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        mtcnn: MtcnnArgs,
+        /// The gallery written by `enroll`.
+        #[arg(long)]
+        gallery: PathBuf,
+        /// Squared L2 distance under which a face is named (default: the gallery's).
+        #[arg(long)]
+        threshold: Option<f64>,
+        /// nearest: the nearest of each person's embeddings; mean: each person's mean embedding.
+        #[arg(long = "match", value_enum, default_value = "nearest")]
+        match_by: facegpu::recognize::MatchBy,
+        /// One JSON line per photo: {"image", "faces": [{"box", "score", "name", "distance"}]}.
+        #[arg(long)]
+        json: bool,
+        /// Write each photo with boxes and names to DIR/<name>_who.png.
+        #[arg(long)]
+        draw: Option<PathBuf>,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Group every face of the photos by identity, without labels: OUT/clusters.json, a folder of
+    /// aligned faces per cluster and OUT/index.html (a contact sheet).
+    Cluster {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        mtcnn: MtcnnArgs,
+        #[command(flatten)]
+        face: FaceArgs,
+        /// Output folder (must not exist or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// chinese-whispers (facenet's contributed/clustering.py) or dbscan (contributed/cluster.py).
+        #[arg(long, value_enum, default_value = "chinese-whispers")]
+        method: facegpu::cluster::Method,
+        /// Squared L2 distance under which two faces are neighbours (DBSCAN's eps is its square root).
+        /// The default 0.8 groups every face of the fixture sets (deepface, johns) by person with both
+        /// methods and facenet's 20170512 model (ARI 1.0 from 0.7 to 0.8; README).
+        #[arg(long, default_value_t = facegpu::cluster::DEFAULT_THRESHOLD)]
+        threshold: f64,
+        /// Smallest cluster kept (DBSCAN: min_samples); smaller ones are listed as unclustered.
+        #[arg(long, default_value_t = 2)]
+        min_cluster_size: usize,
+        /// Print clusters.json on stdout too.
+        #[arg(long)]
+        json: bool,
+        /// Photos, or folders of photos (walked recursively).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
     /// Align a dataset (one folder per identity) with MTCNN, as facenet's align_dataset_mtcnn.py.
     Align {
         #[command(flatten)]
@@ -463,6 +589,27 @@ enum BenchCommand {
         /// Identities of the Logits layer.
         #[arg(long, default_value_t = 1000)]
         classes: usize,
+    },
+    /// Nearest-neighbour search of `identify` over a synthetic gallery of random unit vectors.
+    Identify {
+        /// Embeddings in the gallery.
+        #[arg(long, default_value_t = 100_000)]
+        gallery_size: usize,
+        /// Faces per query photo.
+        #[arg(long, default_value_t = 5)]
+        faces: usize,
+        #[command(flatten)]
+        run: BenchArgs,
+    },
+    /// `cluster`'s neighbour search and clustering over synthetic identities (10 noisy faces each).
+    Cluster {
+        /// Faces to cluster.
+        #[arg(long, default_value_t = 20_000)]
+        faces: usize,
+        #[arg(long, value_enum, default_value = "chinese-whispers")]
+        method: facegpu::cluster::Method,
+        #[command(flatten)]
+        run: BenchArgs,
     },
     /// MTCNN detection: ms per photo, split into stages (decoding not timed).
     Detect {
@@ -781,6 +928,145 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 println!("last epoch {}: loss {:.4}, accuracy {:.4}", last.epoch, last.loss, last.accuracy);
             }
         }
+        Command::Enroll { model, mtcnn, face, out, update, threshold, json, dir } => {
+            let ctx = gpu()?;
+            let mut embedder = model.load(&ctx)?;
+            let (mut detector, detect) = mtcnn.load(&ctx)?;
+            let opts =
+                facegpu::recognize::EnrollOptions { align: face.align(model.image_size), detect, aligned: face.aligned, update, threshold };
+            let (gallery, s) = facegpu::recognize::enroll(&ctx, &mut detector, &mut embedder, &dir, &out, &opts, &mut Bar::new())?;
+            if json {
+                println!("{}", serde_json::to_string(&s)?);
+            } else {
+                println!("Photos: {}, embeddings enrolled: {}", s.photos, s.embeddings);
+                println!("People added: {}{}", s.people_added.len(), list(&s.people_added));
+                if !s.people_extended.is_empty() {
+                    println!("People given more photos: {}{}", s.people_extended.len(), list(&s.people_extended));
+                }
+                if !s.empty_people.is_empty() {
+                    println!("People with no usable face (not enrolled): {}{}", s.empty_people.len(), list(&s.empty_people));
+                }
+                println!("Photos skipped: {}", s.skipped.len());
+                for k in &s.skipped {
+                    println!("  {}: {}", k.image.display(), k.reason);
+                }
+                match (s.calibration, threshold) {
+                    (_, Some(t)) => println!("Threshold: {t} (--threshold)"),
+                    (Some(c), None) => println!(
+                        "Threshold: {:.2} (squared L2; accuracy {:.4} on {} same-person and {} different-person pairs)",
+                        c.threshold, c.accuracy, c.same_pairs, c.different_pairs
+                    ),
+                    (None, None) => println!(
+                        "Threshold: {} (the default: the gallery has no same-person pair to calibrate on)",
+                        facegpu::recognize::DEFAULT_THRESHOLD
+                    ),
+                }
+                println!("Gallery: {} ({} people, {} embeddings)", out.display(), gallery.people.len(), gallery.embeddings.len());
+            }
+        }
+        Command::Identify { model, mtcnn, gallery, threshold, match_by, json, draw, images } => {
+            let ctx = gpu()?;
+            let g = facegpu::recognize::Gallery::load(&gallery)?;
+            let mut embedder = model.load(&ctx)?;
+            g.check_model(&gallery, &embedder)?;
+            let (mut detector, detect) = mtcnn.load(&ctx)?;
+            if let Some(dir) = &draw {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            let (faces, skipped) = facegpu::recognize::embed_faces(
+                &ctx,
+                &mut detector,
+                &mut embedder,
+                &images,
+                &detect,
+                &g.align,
+                facegpu::recognize::Pick::All,
+                false,
+                &mut Bar::new(),
+                |_, _| Ok(()),
+            )?;
+            let matcher = facegpu::recognize::Matcher::new(&ctx, &g, match_by)?;
+            let vectors: Vec<Vec<f32>> = faces.iter().map(|f| f.embedding.clone()).collect();
+            let matches = matcher.identify(&ctx, &vectors, threshold.unwrap_or(g.threshold))?;
+            let mut found = facegpu::recognize::by_photo(&faces, &matches);
+            // Photos without a face still get their line.
+            for k in &skipped {
+                found.push(facegpu::recognize::Identified { image: k.image.clone(), faces: Vec::new() });
+                eprintln!("{}: {}", k.image.display(), k.reason);
+            }
+            let order: std::collections::HashMap<&PathBuf, usize> = images.iter().enumerate().map(|(i, p)| (p, i)).collect();
+            found.sort_by_key(|f| order.get(&f.image).copied().unwrap_or(usize::MAX));
+            for photo in &found {
+                if json {
+                    println!("{}", serde_json::to_string(photo)?);
+                } else {
+                    println!("{}: {} faces", photo.image.display(), photo.faces.len());
+                    for f in &photo.faces {
+                        let [x1, y1, x2, y2] = f.bbox;
+                        let who = f.name.as_deref().unwrap_or("unknown");
+                        println!("  box [{x1:.1}, {y1:.1}, {x2:.1}, {y2:.1}]  {who}  distance {:.4}", f.distance);
+                    }
+                }
+                if let (Some(dir), false) = (&draw, photo.faces.is_empty()) {
+                    let img = facegpu::data::images::load_image(&photo.image)?;
+                    let stem = photo.image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+                    let path = dir.join(format!("{stem}_who.png"));
+                    facegpu::recognize::draw_names(&img, &photo.faces).save(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                }
+            }
+        }
+        Command::Cluster { model, mtcnn, face, out, method, threshold, min_cluster_size, json, inputs } => {
+            let ctx = gpu()?;
+            let mut embedder = model.load(&ctx)?;
+            let (mut detector, detect) = mtcnn.load(&ctx)?;
+            let opts = facegpu::cluster::ClusterOptions {
+                method,
+                threshold,
+                min_size: min_cluster_size,
+                align: face.align(model.image_size),
+                detect,
+                aligned: face.aligned,
+            };
+            let (report, skipped) =
+                facegpu::cluster::cluster_photos(&ctx, &mut detector, &mut embedder, &inputs, &out, &opts, &mut Bar::new())?;
+            for k in &skipped {
+                eprintln!("skipped {}: {}", k.image.display(), k.reason);
+            }
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                let faces: usize = report.clusters.iter().map(|c| c.faces.len()).sum();
+                println!("{} clusters of {faces} faces, {} unclustered", report.clusters.len(), report.unclustered.len());
+                for c in &report.clusters {
+                    println!("  cluster_{:03}: {} faces", c.id, c.faces.len());
+                }
+                println!("{}\n{}", out.join("clusters.json").display(), out.join("index.html").display());
+            }
+        }
+        Command::Bench(BenchCommand::Identify { gallery_size, faces, run: BenchArgs { reps, json, .. } }) => {
+            let ctx = gpu()?;
+            let b = facegpu::recognize::bench_identify(&ctx, gallery_size, faces, reps)?;
+            if json {
+                println!("{}", serde_json::to_string(&b)?);
+            } else {
+                println!(
+                    "adapter: {}\ngallery: {} embeddings ({} bytes), indexed in {:.1} ms\nidentify: {:.2} ms per photo of {} faces\npeak RSS: {:?} bytes",
+                    b.adapter, b.gallery_size, b.gallery_bytes, b.index_ms, b.ms_per_photo, b.faces_per_photo, b.peak_rss_bytes
+                );
+            }
+        }
+        Command::Bench(BenchCommand::Cluster { faces, method, run: BenchArgs { json, .. } }) => {
+            let ctx = gpu()?;
+            let b = facegpu::cluster::bench_cluster(&ctx, faces, method)?;
+            if json {
+                println!("{}", serde_json::to_string(&b)?);
+            } else {
+                println!(
+                    "adapter: {}\n{} faces of {} identities: neighbours {:.0} ms ({} edges), {:?} {:.0} ms: {} clusters, ARI {:.4}\npeak RSS: {:?} bytes",
+                    b.adapter, b.faces, b.identities, b.neighbour_ms, b.edges, b.method, b.cluster_ms, b.clusters, b.adjusted_rand_index, b.peak_rss_bytes
+                );
+            }
+        }
         Command::Info { json } => {
             let ctx = gpu()?;
             let s = ctx.summary();
@@ -855,6 +1141,10 @@ fn print_profile(ctx: &GpuContext) {
     if let Some(table) = ctx.profile_table() {
         eprint!("{table}");
     }
+}
+
+fn list(names: &[String]) -> String {
+    names.iter().map(|n| format!("\n  {n}")).collect()
 }
 
 fn names(paths: &[PathBuf]) -> String {

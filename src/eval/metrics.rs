@@ -81,6 +81,13 @@ fn accuracy_at(threshold: f64, dist: &[f64], same: &[bool], idx: &[usize]) -> (f
     (tpr, fpr, (tp + tn) as f64 / idx.len().max(1) as f64)
 }
 
+/// The first of `thresholds` with the best accuracy of predicting "same" where `dist < threshold` over all
+/// pairs (facenet's rule, `np.argmax`), and that accuracy.
+pub fn best_threshold(thresholds: &[f64], dist: &[f64], same: &[bool]) -> (f64, f64) {
+    let all: Vec<usize> = (0..dist.len()).collect();
+    thresholds.iter().map(|&t| (t, accuracy_at(t, dist, same, &all).2)).fold((0.0, -1.0), |best, x| if x.1 > best.1 { x } else { best })
+}
+
 /// `(val, far)` at a threshold over `idx`: the accepted fractions of same and of different pairs (0 where
 /// a fold has none of one kind; facenet divides by zero there).
 fn val_far(threshold: f64, dist: &[f64], same: &[bool], idx: &[usize]) -> (f64, f64) {

@@ -51,6 +51,7 @@ fn glyph(c: char) -> Option<u16> {
         ')' => 0b010_001_001_001_010,
         '/' => 0b001_001_010_100_100,
         ' ' => 0,
+        '_' => 0b000_000_000_000_111,
         'A' => 0b010_101_111_101_101,
         'B' => 0b110_101_110_101_110,
         'C' => 0b111_100_100_100_111,
@@ -88,7 +89,7 @@ fn put(img: &mut RgbImage, x: i64, y: i64, c: [u8; 3]) {
 }
 
 /// Text at (x, y) (top left), each font pixel drawn as a `scale` x `scale` square.
-fn text(img: &mut RgbImage, x: i64, y: i64, s: &str, scale: i64, c: [u8; 3]) {
+pub(crate) fn text(img: &mut RgbImage, x: i64, y: i64, s: &str, scale: i64, c: [u8; 3]) {
     for (k, ch) in s.chars().enumerate() {
         let bits = glyph(ch).unwrap_or(0b111_111_111_111_111);
         for row in 0..5 {
@@ -105,7 +106,7 @@ fn text(img: &mut RgbImage, x: i64, y: i64, s: &str, scale: i64, c: [u8; 3]) {
     }
 }
 
-fn text_width(s: &str, scale: i64) -> i64 {
+pub(crate) fn text_width(s: &str, scale: i64) -> i64 {
     s.chars().count() as i64 * 4 * scale - scale
 }
 

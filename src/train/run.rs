@@ -967,8 +967,13 @@ fn lfw_during_training(
     let mut w = download_all(ctx, state, false)?;
     w.standardization = Some(cfg.standardization());
     let model = crate::models::inception_resnet_v1::InceptionResnetV1::load(ctx, &w)?;
-    let mut embedder =
-        crate::embed::Embedder { model, standardization: cfg.standardization(), image_size: cfg.image_size, split_batches: 0 };
+    let mut embedder = crate::embed::Embedder {
+        model,
+        standardization: cfg.standardization(),
+        image_size: cfg.image_size,
+        split_batches: 0,
+        model_id: String::new(),
+    };
     let opts = crate::eval::EvalOptions {
         folds: cfg.lfw_nrof_folds,
         metric: cfg.lfw_distance_metric,

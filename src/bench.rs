@@ -18,8 +18,11 @@ pub struct KernelBench {
     pub gflops: f64,
 }
 
-/// (name, input NHWC without batch, HWIO weights, stride, padding) of the benchmarked layers.
-pub const CONV_LAYERS: &[(&str, [usize; 3], [usize; 4], usize, Padding)] = &[
+/// (name, input NHWC without batch, HWIO weights, stride, padding) of a benchmarked layer.
+pub type ConvLayer = (&'static str, [usize; 3], [usize; 4], usize, Padding);
+
+/// The benchmarked layers.
+pub const CONV_LAYERS: &[ConvLayer] = &[
     ("Conv2d_2b_3x3", [77, 77, 32], [3, 3, 32, 64], 1, Padding::Same),
     ("Conv2d_4a_3x3", [38, 38, 80], [3, 3, 80, 192], 1, Padding::Valid),
     ("block35/Branch_1/Conv2d_0b_3x3", [17, 17, 32], [3, 3, 32, 32], 1, Padding::Same),

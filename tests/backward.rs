@@ -47,7 +47,10 @@ fn never(_: usize) -> bool {
     false
 }
 
-const CONV_CASES: [([usize; 4], [usize; 4], (usize, usize), Padding); 5] = [
+/// (input NHWC, weights HWIO, stride, padding) of a conv gradient case.
+type ConvCase = ([usize; 4], [usize; 4], (usize, usize), Padding);
+
+const CONV_CASES: [ConvCase; 5] = [
     ([2, 11, 13, 3], [3, 3, 3, 5], (2, 2), Padding::Same),
     ([1, 9, 8, 4], [1, 7, 4, 6], (1, 1), Padding::Same),
     ([2, 8, 7, 3], [7, 1, 3, 9], (1, 2), Padding::Valid),

@@ -18,7 +18,8 @@ const ALIGN: FaceAlign = FaceAlign { image_size: 160, margin: 32.0, mode: AlignM
 /// The largest face of every photo of a fixture face set, embedded once per test binary: (person index,
 /// photo, embedding) in folder order.
 fn labelled_faces(ctx: &GpuContext, set: &str) -> Option<Vec<(usize, PathBuf, Vec<f32>)>> {
-    static SETS: OnceLock<std::sync::Mutex<Vec<(String, Vec<(usize, PathBuf, Vec<f32>)>)>>> = OnceLock::new();
+    type Set = (String, Vec<(usize, PathBuf, Vec<f32>)>);
+    static SETS: OnceLock<std::sync::Mutex<Vec<Set>>> = OnceLock::new();
     let sets = SETS.get_or_init(Default::default);
     let mut sets = sets.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, v)) = sets.iter().find(|(s, _)| s == set) {

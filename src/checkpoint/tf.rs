@@ -146,8 +146,11 @@ fn block(data: &[u8], off: u64, size: u64) -> Result<&[u8], String> {
     Ok(contents)
 }
 
+/// (key, value) pairs of a table block.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Key/value pairs of one block, undoing the prefix compression.
-fn block_entries(b: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+fn block_entries(b: &[u8]) -> Result<Entries, String> {
     if b.len() < 4 {
         return Err("block shorter than its restart count".into());
     }

@@ -23,6 +23,9 @@ pub fn batch_norm_inference(
         .collect())
 }
 
+/// `(y, mean, invstd)` of a training-mode batch norm.
+pub type TrainOutput = (Vec<f32>, Vec<f32>, Vec<f32>);
+
 /// Returns `(y, mean, invstd)` and updates the moving statistics in place.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train(
@@ -34,7 +37,7 @@ pub fn batch_norm_train(
     moving_var: &mut [f32],
     eps: f32,
     decay: f32,
-) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>), GpuError> {
+) -> Result<TrainOutput, GpuError> {
     let p = BatchNormParams::new(x_shape, gamma.is_some(), eps, decay)?;
     let (rows, c) = (p.rows as usize, p.c as usize);
     let mut mean = vec![0f32; c];

@@ -9,6 +9,8 @@ pub fn triplet_loss(e: &[f32], e_shape: &[usize], alpha: f32, weight: f32) -> Re
     let (k, d) = (p.k as usize, p.d as usize);
     let mut losses = vec![0f32; k];
     let mut grad = vec![0f32; e.len()];
+    // Each triplet indexes three rows of `e` and `grad` besides its own loss.
+    #[allow(clippy::needless_range_loop)]
     for t in 0..k {
         let (a, q, n) = (3 * t * d, 3 * t * d + d, 3 * t * d + 2 * d);
         let pos: f32 = (0..d).map(|j| (e[a + j] - e[q + j]).powi(2)).sum();

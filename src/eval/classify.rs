@@ -52,6 +52,9 @@ pub fn split_for_classifier(
     (train, test)
 }
 
+/// (path, class index, embedding) of one image.
+pub type Labelled = (PathBuf, usize, Vec<f32>);
+
 /// Embeds every image of `classes` (centre crop or pad to the model's size); unreadable images are
 /// reported and left out. Returns (path, class index, embedding).
 pub fn embed_dataset(
@@ -59,7 +62,7 @@ pub fn embed_dataset(
     embedder: &mut Embedder,
     classes: &[ImageClass],
     batch: usize,
-) -> Result<Vec<(PathBuf, usize, Vec<f32>)>, Box<dyn std::error::Error>> {
+) -> Result<Vec<Labelled>, Box<dyn std::error::Error>> {
     let mut items: Vec<(PathBuf, usize)> = Vec::new();
     let mut images: Vec<RgbImage> = Vec::new();
     for (label, c) in classes.iter().enumerate() {

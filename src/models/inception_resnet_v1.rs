@@ -12,7 +12,7 @@ use crate::kernels::conv2d::Padding;
 use crate::kernels::image::{fixed_standardize, prewhiten};
 use crate::kernels::l2_normalize::l2_normalize;
 use crate::kernels::pool::{global_avg_pool, max_pool};
-use crate::nn::{Arena, Conv, ConvKind, Scope};
+use crate::nn::{Arena, Conv, ConvKind, LayerSpec, Scope};
 
 #[derive(Debug, Error)]
 pub enum ModelError {
@@ -70,8 +70,11 @@ pub struct InceptionResnetV1 {
 /// Named activations of one forward pass (`--dump-activations`); the names of facenet's TF taps.
 pub type Taps = BTreeMap<String, GpuTensor>;
 
+/// [`Taps`] downloaded: name -> (shape, values).
+pub type TapValues = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// Loads a chain of convs under one scope: (name, kernel, out channels, stride, padding).
-fn chain(s: &Scope, cin: usize, layers: &[(&str, (usize, usize), usize, usize, Padding)]) -> Result<Vec<Conv>, CheckpointError> {
+fn chain(s: &Scope, cin: usize, layers: &[LayerSpec]) -> Result<Vec<Conv>, CheckpointError> {
     let mut c = cin;
     layers
         .iter()
@@ -301,7 +304,7 @@ impl InceptionResnetV1 {
         shape: [usize; 4],
         standardization: Standardization,
         want_taps: bool,
-    ) -> Result<(Vec<f32>, BTreeMap<String, (Vec<usize>, Vec<f32>)>), ModelError> {
+    ) -> Result<(Vec<f32>, TapValues), ModelError> {
         let mut enc = Encoder::new(ctx);
         let x = self.standardized_input(&mut enc, images, shape, standardization)?;
         let mut taps = Taps::new();

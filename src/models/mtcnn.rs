@@ -136,7 +136,7 @@ struct ConvWeights {
 }
 
 enum Layer {
-    Conv(ConvWeights),
+    Conv(Box<ConvWeights>),
     Pool(usize, usize, Padding),
 }
 
@@ -162,7 +162,7 @@ impl Net {
                     let (w_shape, w, b) = conv_weights(weights, &format!("{name}/{conv}"), channels, None)?;
                     let cout = w_shape[3];
                     let alpha = weights.get(&format!("{name}/{act}/alpha"), &[cout])?.data.clone();
-                    layers.push(Layer::Conv(ConvWeights::upload(
+                    layers.push(Layer::Conv(Box::new(ConvWeights::upload(
                         ctx,
                         weights,
                         format!("{name}/{conv}"),
@@ -171,7 +171,7 @@ impl Net {
                         w,
                         b,
                         Some(alpha),
-                    )?));
+                    )?)));
                     channels = cout;
                     padded = cout.next_multiple_of(LANES);
                 }
@@ -188,7 +188,7 @@ impl Net {
                         }
                     }
                     let b = parts.iter().flat_map(|(_, _, pb)| pb.iter().copied()).collect();
-                    layers.push(Layer::Conv(ConvWeights::upload(
+                    layers.push(Layer::Conv(Box::new(ConvWeights::upload(
                         ctx,
                         weights,
                         format!("{name}/{}", heads.join("+")),
@@ -197,7 +197,7 @@ impl Net {
                         w,
                         b,
                         None,
-                    )?));
+                    )?)));
                     channels = cout;
                     padded = cout.next_multiple_of(LANES);
                 }
@@ -325,13 +325,11 @@ fn pool_out(k: usize, s: usize, padding: Padding, h: usize, w: usize) -> (usize,
     })
 }
 
+/// A conv's weight shape, weights and biases as read.
+type ConvArrays = (Vec<usize>, Vec<f32>, Vec<f32>);
+
 /// Reads `<scope>/weights` (HWIO with `cin` inputs, and `k` as its kernel size when given) and `<scope>/biases`.
-fn conv_weights(
-    weights: &Weights,
-    scope: &str,
-    cin: usize,
-    k: Option<(usize, usize)>,
-) -> Result<(Vec<usize>, Vec<f32>, Vec<f32>), CheckpointError> {
+fn conv_weights(weights: &Weights, scope: &str, cin: usize, k: Option<(usize, usize)>) -> Result<ConvArrays, CheckpointError> {
     let name = format!("{scope}/weights");
     let w = weights.get_any(&name)?;
     let fits = w.shape.len() == 4 && w.shape[2] == cin && k.is_none_or(|(kh, kw)| w.shape[0] == kh && w.shape[1] == kw);

@@ -328,14 +328,16 @@ impl Tape {
     }
 
     pub fn relu(&mut self, enc: &mut Encoder, x: Var) -> Result<Var, GpuError> {
-        let y = self.new_value(enc, "relu", &self.shape(x).to_vec(), &[x]);
+        let shape = self.shape(x).to_vec();
+        let y = self.new_value(enc, "relu", &shape, &[x]);
         elementwise::relu(enc, self.value(x), self.value(y))?;
         self.ops.push(Op::Relu { x, y });
         Ok(y)
     }
 
     pub fn prelu(&mut self, enc: &mut Encoder, x: Var, alpha: Var) -> Result<Var, GpuError> {
-        let y = self.new_value(enc, "prelu", &self.shape(x).to_vec(), &[x, alpha]);
+        let shape = self.shape(x).to_vec();
+        let y = self.new_value(enc, "prelu", &shape, &[x, alpha]);
         elementwise::prelu(enc, self.value(x), self.value(alpha), self.value(y))?;
         self.ops.push(Op::Prelu { x, alpha, y });
         Ok(y)
@@ -383,7 +385,8 @@ impl Tape {
 
     /// `x + s * z`.
     pub fn add_scaled(&mut self, enc: &mut Encoder, x: Var, z: Var, s: f32) -> Result<Var, GpuError> {
-        let y = self.new_value(enc, "add_scaled", &self.shape(x).to_vec(), &[x, z]);
+        let shape = self.shape(x).to_vec();
+        let y = self.new_value(enc, "add_scaled", &shape, &[x, z]);
         elementwise::add_scaled(enc, self.value(x), self.value(z), s, self.value(y))?;
         self.ops.push(Op::AddScaled { x, z, s, y });
         Ok(y)
@@ -660,7 +663,10 @@ impl Tape {
                 for p in parts {
                     let t = match self.target(enc, *p) {
                         Some(t) => t,
-                        None => (self.grad_scratch(enc, "concat/unused", &self.shape(*p).to_vec()), false),
+                        None => {
+                            let shape = self.shape(*p).to_vec();
+                            (self.grad_scratch(enc, "concat/unused", &shape), false)
+                        }
                     };
                     targets.push(t);
                 }
@@ -676,7 +682,8 @@ impl Tape {
                     match self.dy(*p) {
                         Some(g) => dys.push(g),
                         None => {
-                            let g = self.grad_scratch(enc, "split/zero", &self.shape(*p).to_vec());
+                            let shape = self.shape(*p).to_vec();
+                            let g = self.grad_scratch(enc, "split/zero", &shape);
                             enc.clear(&g.buffer, (g.len() * 4) as u64);
                             dys.push(g);
                         }
@@ -721,13 +728,10 @@ impl Tape {
             dy.clone()
         } else {
             let g = self.grad_scratch(enc, "conv2d/g", &dy.shape);
-            let residual = match spec.residual {
-                Some((r, _)) => Some(match self.target(enc, r) {
-                    Some(t) => t,
-                    None => (self.grad_scratch(enc, "conv2d/dres_unused", &dy.shape), false),
-                }),
-                None => None,
-            };
+            let residual = spec.residual.map(|(r, _)| match self.target(enc, r) {
+                Some(t) => t,
+                None => (self.grad_scratch(enc, "conv2d/dres_unused", &dy.shape), false),
+            });
             let prod = matches!(spec.act, Act::Prelu(_)).then(|| self.grad_scratch(enc, "conv2d/prelu_prod", &dy.shape));
             let v = |var: Var| &self.values[var.0].t;
             let epi = Epilogue {

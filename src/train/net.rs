@@ -8,6 +8,7 @@
 use crate::checkpoint::Weights;
 use crate::gpu::{Encoder, GpuContext, GpuError};
 use crate::kernels::conv2d::Padding;
+use crate::nn::{BranchSpec, LayerSpec};
 use crate::tape::{Act, BatchNormSpec, ConvSpec, ParamId, ParamStore, Tape, Var};
 
 const SAME: Padding = Padding::Same;
@@ -147,14 +148,7 @@ impl<'w> TrainNet<'w> {
         tape.batch_norm(enc, y, None, bv, (self.store.state(mm), self.store.state(mv)), BatchNormSpec { relu: true, ..BN })
     }
 
-    fn chain(
-        &mut self,
-        tape: &mut Tape,
-        enc: &mut Encoder,
-        x: Var,
-        scope: &str,
-        layers: &[(&str, (usize, usize), usize, usize, Padding)],
-    ) -> Result<Var, GpuError> {
+    fn chain(&mut self, tape: &mut Tape, enc: &mut Encoder, x: Var, scope: &str, layers: &[LayerSpec]) -> Result<Var, GpuError> {
         let mut h = x;
         for &(name, k, cout, stride, pad) in layers {
             h = self.conv_bn(tape, enc, h, &format!("{scope}/{name}"), k, cout, stride, pad)?;
@@ -163,27 +157,19 @@ impl<'w> TrainNet<'w> {
     }
 
     /// The conv chains of a block's branches, each under `scope/Branch_i`.
-    #[allow(clippy::type_complexity)]
-    fn branches(
-        &mut self,
-        tape: &mut Tape,
-        enc: &mut Encoder,
-        x: Var,
-        scope: &str,
-        branches: &[(&str, &[(&str, (usize, usize), usize, usize, Padding)])],
-    ) -> Result<Vec<Var>, GpuError> {
+    fn branches(&mut self, tape: &mut Tape, enc: &mut Encoder, x: Var, scope: &str, branches: &[BranchSpec]) -> Result<Vec<Var>, GpuError> {
         branches.iter().map(|(b, layers)| self.chain(tape, enc, x, &format!("{scope}/{b}"), layers)).collect()
     }
 
     /// A residual block: branches, concat, 1x1 up-projection with bias, `x + scale * up`, ReLU if `relu`.
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::too_many_arguments)]
     fn block(
         &mut self,
         tape: &mut Tape,
         enc: &mut Encoder,
         x: Var,
         scope: &str,
-        branches: &[(&str, &[(&str, (usize, usize), usize, usize, Padding)])],
+        branches: &[BranchSpec],
         scale: f32,
         relu: bool,
     ) -> Result<Var, GpuError> {
@@ -203,14 +189,7 @@ impl<'w> TrainNet<'w> {
         tape.conv2d(enc, mixed, wv, spec)
     }
 
-    fn reduction(
-        &mut self,
-        tape: &mut Tape,
-        enc: &mut Encoder,
-        x: Var,
-        scope: &str,
-        branches: &[(&str, &[(&str, (usize, usize), usize, usize, Padding)])],
-    ) -> Result<Var, GpuError> {
+    fn reduction(&mut self, tape: &mut Tape, enc: &mut Encoder, x: Var, scope: &str, branches: &[BranchSpec]) -> Result<Var, GpuError> {
         let mut outs = self.branches(tape, enc, x, scope, branches)?;
         outs.push(tape.max_pool(enc, x, (3, 3), (2, 2), VALID)?);
         tape.concat(enc, &outs)
@@ -314,7 +293,7 @@ impl<'w> TrainNet<'w> {
                 ),
             ],
         )?;
-        let b8: &[(&str, &[(&str, (usize, usize), usize, usize, Padding)])] = &[
+        let b8: &[BranchSpec] = &[
             ("Branch_0", &[("Conv2d_1x1", (1, 1), 192, 1, SAME)]),
             (
                 "Branch_1",

@@ -81,7 +81,14 @@ impl Rng {
 pub fn assert_close(name: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
     assert_eq!(got.len(), want.len(), "{name}: length {} vs expected {}", got.len(), want.len());
     let bad: Vec<usize> = (0..got.len())
-        .filter(|&i| !((got[i] - want[i]).abs() <= atol + rtol * want[i].abs()) || got[i].is_nan() != want[i].is_nan())
+        .filter(|&i| {
+            // NaN errors count as mismatches, as `!(err <= tol)` would.
+            let within = matches!(
+                (got[i] - want[i]).abs().partial_cmp(&(atol + rtol * want[i].abs())),
+                Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+            );
+            !within || got[i].is_nan() != want[i].is_nan()
+        })
         .collect();
     if !bad.is_empty() {
         let max_err = (0..got.len()).map(|i| (got[i] - want[i]).abs()).fold(0f32, f32::max);

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use image::imageops::FilterType;
 use image::RgbImage;
 
+use crate::data::Shard;
 use crate::detect::{detect_files, Outcome};
 use crate::gpu::GpuContext;
 use crate::models::mtcnn::{DetectOptions, Face, Mtcnn};
@@ -27,11 +28,35 @@ pub struct AlignOptions {
     pub mode: AlignMode,
     /// Try again the files that the error report lists (otherwise a resumed run skips them).
     pub retry_failed: bool,
+    /// Only this part of the identity folders (see [`Shard`]).
+    pub shard: Option<Shard>,
 }
 
 /// The error report in OUTPUT_DIR: one line per file that could not be aligned,
-/// `<unreadable|failed>\t<source path>\t<message>`.
+/// `<unreadable|failed>\t<source path>\t<message>`. A sharded run writes its own,
+/// `align_errors.shard-K-of-N.tsv`, so shards running at once never write one file; a resumed run skips
+/// what any of them lists.
 pub const ERROR_REPORT: &str = "align_errors.tsv";
+
+/// The error report of a run of `shard` (or of the whole dataset).
+pub fn error_report_name(shard: Option<Shard>) -> String {
+    match shard {
+        Some(s) => format!("align_errors.shard-{}-of-{}.tsv", s.k, s.n),
+        None => ERROR_REPORT.to_string(),
+    }
+}
+
+/// The entries of every error report in `output` (whole runs and shards).
+fn read_all_error_reports(output: &Path) -> std::collections::BTreeMap<PathBuf, (String, String)> {
+    let mut all = std::collections::BTreeMap::new();
+    for entry in fs::read_dir(output).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("align_errors") && name.ends_with(".tsv") {
+            all.extend(read_error_report(&entry.path()));
+        }
+    }
+    all
+}
 
 /// What an align run did.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -114,6 +139,10 @@ pub fn align(
     opts: &AlignOptions,
 ) -> Result<AlignSummary, Box<dyn std::error::Error>> {
     let classes = dataset(input)?;
+    let classes = match opts.shard {
+        Some(s) => s.select(classes),
+        None => classes,
+    };
     fs::create_dir_all(output).map_err(|e| format!("{}: {e}", output.display()))?;
     let mut jobs: Vec<(PathBuf, PathBuf)> = Vec::new();
     for (class, files) in &classes {
@@ -141,11 +170,12 @@ pub fn align(
     let done = |out: &Path| {
         out.exists() || out.with_file_name(format!("{}_0.png", out.file_stem().unwrap_or_default().to_string_lossy())).exists()
     };
-    summary.error_report = output.join(ERROR_REPORT);
+    summary.error_report = output.join(error_report_name(opts.shard));
     let mut errors = read_error_report(&summary.error_report);
+    let listed = read_all_error_reports(output);
     let pending: Vec<&(PathBuf, PathBuf)> = jobs.iter().filter(|(_, out)| !done(out)).collect();
     summary.already_done = jobs.len() - pending.len();
-    let todo: Vec<&(PathBuf, PathBuf)> = pending.into_iter().filter(|(src, _)| opts.retry_failed || !errors.contains_key(src)).collect();
+    let todo: Vec<&(PathBuf, PathBuf)> = pending.into_iter().filter(|(src, _)| opts.retry_failed || !listed.contains_key(src)).collect();
     summary.previously_failed = jobs.len() - summary.already_done - todo.len();
     // Each failure is appended as it happens, so a crashed run keeps its report; the report is rewritten
     // whole (deduplicated, without the files that now succeeded) at the end.

@@ -106,6 +106,7 @@ pub fn demo(ctx: &GpuContext, out: &Path, epochs: usize, quiet: bool) -> Result<
         batch: 8,
         mode: AlignMode::Crop,
         retry_failed: false,
+        shard: None,
     };
     let a = align(ctx, &mut mtcnn, &DetectOptions::default(), &raw, &aligned, &opts)?;
     say(format!("2/4 aligned {} faces with MTCNN into {}", a.faces_written, aligned.display()));

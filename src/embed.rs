@@ -14,6 +14,8 @@ use crate::models::inception_resnet_v1::{InceptionResnetV1, ModelError};
 pub struct Embedder {
     pub model: InceptionResnetV1,
     pub standardization: Standardization,
+    /// Why: `--standardization`, the model file's record, or the run id in its path.
+    pub standardization_reason: String,
     pub image_size: u32,
     /// Batches that failed on the GPU and were embedded in halves (see [`Embedder::embed_batch`]).
     pub split_batches: usize,
@@ -40,9 +42,13 @@ impl Embedder {
     pub fn load(ctx: &GpuContext, model: &Path, override_std: Option<Standardization>, image_size: u32) -> Result<Self, CheckpointError> {
         let weights = Weights::load(model)?;
         let model_id = model_id(model, &weights);
-        let model = InceptionResnetV1::load(ctx, &weights)?;
-        let standardization = override_std.or(weights.standardization).unwrap_or(Standardization::Prewhiten);
-        Ok(Self { model, standardization, image_size, split_batches: 0, model_id })
+        let network = InceptionResnetV1::load(ctx, &weights)?;
+        let (standardization, standardization_reason) = match (override_std, weights.standardization) {
+            (Some(s), _) => (s, "--standardization".to_string()),
+            (None, Some(s)) => (s, format!("recorded in {}", model.display())),
+            (None, None) => crate::checkpoint::standardization_for(model),
+        };
+        Ok(Self { model: network, standardization, standardization_reason, image_size, split_batches: 0, model_id })
     }
 
     /// Embeds image files in batches. Unreadable files, and images whose embedding fails on the GPU
@@ -119,9 +125,12 @@ impl Embedder {
     }
 }
 
-/// Squared L2 distances between all pairs, row-major `n x n` (facenet's compare.py).
+/// Euclidean distances between all pairs, row-major `n x n` (facenet's compare.py: `sqrt(sum((a-b)^2))`).
 pub fn distance_matrix(embeddings: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    embeddings.iter().map(|a| embeddings.iter().map(|b| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()).collect()).collect()
+    embeddings
+        .iter()
+        .map(|a| embeddings.iter().map(|b| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt()).collect())
+        .collect()
 }
 
 /// `facegpu convert`: a TF checkpoint to facegpu's safetensors with metadata. Refuses to overwrite.

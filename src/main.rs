@@ -32,8 +32,11 @@ struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// Loads the model and says on stderr which standardization it gets and why.
     fn load(&self, ctx: &GpuContext) -> Result<Embedder, facegpu::checkpoint::CheckpointError> {
-        Embedder::load(ctx, &self.model, self.standardization, self.image_size)
+        let e = Embedder::load(ctx, &self.model, self.standardization, self.image_size)?;
+        eprintln!("standardization: {:?} ({})", e.standardization, e.standardization_reason);
+        Ok(e)
     }
 }
 
@@ -419,6 +422,9 @@ enum Command {
         /// Try again the files listed in OUTPUT_DIR/align_errors.tsv (a resumed run skips them otherwise).
         #[arg(long)]
         retry_failed: bool,
+        /// Only part K of N of the identity folders (a Slurm array or indexed Job: 1/8 .. 8/8).
+        #[arg(long)]
+        shard: Option<facegpu::data::Shard>,
     },
     /// Detect faces and their 5 landmarks with MTCNN (facenet's detect_face).
     Detect {
@@ -520,15 +526,43 @@ enum Command {
         /// (Conv2d_1a_3x3, Conv2d_4b_3x3, Repeat/block35_5, Mixed_6a, Mixed_7a, Block8, prelogits).
         #[arg(long, value_name = "DIR")]
         dump_activations: Option<PathBuf>,
+        /// export_embeddings.py: embed every image of an identity-folder dataset (raw photos are
+        /// detected and aligned first, the first face at --margin 44, unless --aligned) and write --out
+        /// (float64, N x d) with labels.npy (int64) and label_strings.npy beside it.
+        #[arg(long, conflicts_with = "images", requires = "out")]
+        data_dir: Option<PathBuf>,
+        /// With --data-dir: the images are aligned faces already.
+        #[arg(long)]
+        aligned: bool,
+        /// With --data-dir: pixels added around the box before the crop.
+        #[arg(long, default_value_t = 44.0)]
+        margin: f64,
+        /// With --data-dir: only part K of N of the identity folders (labels stay the whole dataset's).
+        #[arg(long, requires = "data_dir")]
+        shard: Option<facegpu::data::Shard>,
+        #[command(flatten)]
+        mtcnn: MtcnnArgs,
         /// Aligned face images.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "data_dir")]
         images: Vec<PathBuf>,
     },
-    /// Print the squared-L2 distance matrix between aligned face images (facenet's compare.py).
+    /// facenet's compare.py: detect and align the first face of each photo (--image-size 160 --margin
+    /// 44), embed, and print the matrix of Euclidean distances.
     Compare {
         #[command(flatten)]
         model: ModelArgs,
-        /// Aligned face images.
+        #[command(flatten)]
+        mtcnn: MtcnnArgs,
+        /// The images are aligned faces already: no detection.
+        #[arg(long)]
+        aligned: bool,
+        /// Pixels added around the box before the crop.
+        #[arg(long, default_value_t = 44.0)]
+        margin: f64,
+        /// Print {"images": [...], "distances": [[...]]} instead.
+        #[arg(long)]
+        json: bool,
+        /// Photos (or aligned faces with --aligned).
         #[arg(required = true, num_args = 2..)]
         images: Vec<PathBuf>,
     },
@@ -644,6 +678,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             batch_size,
             align_mode,
             retry_failed,
+            shard,
         } => {
             let ctx = gpu()?;
             let (mut mtcnn, det) = mtcnn.load(&ctx)?;
@@ -655,6 +690,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 batch: batch_size,
                 mode: align_mode,
                 retry_failed,
+                shard,
             };
             let t = std::time::Instant::now();
             let s = facegpu::align::align(&ctx, &mut mtcnn, &det, &input_dir, &output_dir, &opts)?;
@@ -732,7 +768,39 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             print_profile(&ctx);
         }
-        Command::Embed { model, batch_size, json, out, dump_activations, images } => {
+        Command::Embed { model, data_dir: Some(dir), aligned, margin, shard, mtcnn, out, .. } => {
+            let ctx = gpu()?;
+            let mut embedder = model.load(&ctx)?;
+            let (mut detector, detect) = mtcnn.load(&ctx)?;
+            let out = out.ok_or("--data-dir needs --out")?;
+            let align = facegpu::recognize::FaceAlign { image_size: model.image_size, margin, mode: facegpu::align::AlignMode::Crop };
+            let s = facegpu::recognize::export_embeddings(
+                &ctx,
+                &mut detector,
+                &mut embedder,
+                &dir,
+                &out,
+                &detect,
+                &align,
+                aligned,
+                shard,
+                &mut Bar::new(),
+            )?;
+            for k in &s.skipped {
+                eprintln!("skipped {}: {}", k.image.display(), k.reason);
+            }
+            println!(
+                "{} embeddings of {} images in {} classes{}",
+                s.embedded,
+                s.images,
+                s.classes,
+                shard.map(|s| format!(" (shard {s})")).unwrap_or_default()
+            );
+            for f in &s.files {
+                println!("wrote {}", f.display());
+            }
+        }
+        Command::Embed { model, batch_size, json, out, dump_activations, images, .. } => {
             let ctx = gpu()?;
             let mut embedder = model.load(&ctx)?;
             if let Some(dir) = dump_activations {
@@ -742,7 +810,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let rows = embedder.embed_files(&ctx, &images, batch_size)?;
             for (path, e) in &rows {
                 if json {
-                    println!("{}", serde_json::json!({ "image": path, "embedding": e }));
+                    println!("{}", serde_json::json!({ "image": path, "embedding": e, "standardization": embedder.standardization }));
                 } else {
                     let head: Vec<String> = e.iter().take(4).map(|v| format!("{v:.5}")).collect();
                     println!("{}  d={}  [{}, ...]", path.display(), e.len(), head.join(", "));
@@ -761,27 +829,49 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("{} of {} images skipped (see above)", images.len() - rows.len(), images.len());
             }
         }
-        Command::Compare { model, images } => {
+        Command::Compare { model, mtcnn, aligned, margin, json, images } => {
             let ctx = gpu()?;
             let mut embedder = model.load(&ctx)?;
-            let rows = embedder.embed_files(&ctx, &images, 32)?;
-            println!("Images:");
-            for (i, (p, _)) in rows.iter().enumerate() {
-                println!("{i}: {}", p.display());
+            let (mut detector, detect) = mtcnn.load(&ctx)?;
+            let align = facegpu::recognize::FaceAlign { image_size: model.image_size, margin, mode: facegpu::align::AlignMode::Crop };
+            let (faces, skipped) = facegpu::recognize::embed_faces(
+                &ctx,
+                &mut detector,
+                &mut embedder,
+                &images,
+                &detect,
+                &align,
+                facegpu::recognize::Pick::First,
+                aligned,
+                &mut (),
+                |_, _| Ok(()),
+            )?;
+            for k in &skipped {
+                // compare.py: "can't detect face, remove <path>"
+                eprintln!("can't use {}, removed: {}", k.image.display(), k.reason);
             }
-            println!("\nDistance matrix");
-            print!("    ");
-            for i in 0..rows.len() {
-                print!("    {i:<6}");
-            }
-            println!();
-            let embs: Vec<Vec<f32>> = rows.into_iter().map(|(_, e)| e).collect();
-            for (i, row) in distance_matrix(&embs).iter().enumerate() {
-                print!("{i:<4}");
-                for d in row {
-                    print!("  {d:1.4}  ");
+            let embs: Vec<Vec<f32>> = faces.iter().map(|f| f.embedding.clone()).collect();
+            let matrix = distance_matrix(&embs);
+            if json {
+                println!("{}", serde_json::json!({ "images": faces.iter().map(|f| &f.image).collect::<Vec<_>>(), "distances": matrix }));
+            } else {
+                println!("Images:");
+                for (i, f) in faces.iter().enumerate() {
+                    println!("{i}: {}", f.image.display());
+                }
+                println!("\nDistance matrix");
+                print!("    ");
+                for i in 0..faces.len() {
+                    print!("    {i:1}     ");
                 }
                 println!();
+                for (i, row) in matrix.iter().enumerate() {
+                    print!("{i:1}  ");
+                    for d in row {
+                        print!("  {d:1.4}  ");
+                    }
+                    println!();
+                }
             }
         }
         Command::Convert { tf_checkpoint, out, standardization, dtype } => {

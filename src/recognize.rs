@@ -37,6 +37,9 @@ pub struct FaceAlign {
 pub enum Pick {
     /// The largest box (enrollment: the photo's subject).
     Largest,
+    /// The first face in facenet's order (highest score first): what compare.py and
+    /// export_embeddings.py take (`bounding_boxes[0]`).
+    First,
     /// Every face.
     All,
 }
@@ -148,6 +151,7 @@ pub fn embed_faces(
             let chosen: Vec<&Face> = match pick {
                 Pick::All => d.faces.iter().collect(),
                 Pick::Largest => d.faces.iter().max_by(|a, b| area(&a.bbox).total_cmp(&area(&b.bbox))).into_iter().collect(),
+                Pick::First => d.faces.first().into_iter().collect(),
             };
             if chosen.is_empty() {
                 skipped.push(Skipped { image: files[i].clone(), reason: "no face found".into() });
@@ -686,5 +690,61 @@ pub fn bench_identify(ctx: &GpuContext, size: usize, faces: usize, reps: usize) 
         ms_per_photo: runs[runs.len() / 2],
         gallery_bytes: (size * dim * 4) as u64,
         peak_rss_bytes: peak_rss_bytes(),
+    })
+}
+
+/// What `embed --data-dir` wrote.
+#[derive(Debug, Clone)]
+pub struct ExportSummary {
+    pub classes: usize,
+    pub images: usize,
+    pub embedded: usize,
+    pub skipped: Vec<Skipped>,
+    pub files: Vec<PathBuf>,
+}
+
+/// facenet's `contributed/export_embeddings.py`: every image of the identity folders of `dir` (this
+/// `shard` of them), raw photos aligned first (the first face) unless `aligned`, embedded; writes `out`
+/// (float64 `[n, d]`), and beside it `labels.npy` (int64 class index of each row, the index among all
+/// of `dir`'s folders so shards agree) and `label_strings.npy` (each row's class name). Images that give
+/// no face are skipped and named, rows and labels staying in step.
+#[allow(clippy::too_many_arguments)]
+pub fn export_embeddings(
+    ctx: &GpuContext,
+    mtcnn: &mut Mtcnn,
+    embedder: &mut Embedder,
+    dir: &Path,
+    out: &Path,
+    detect: &DetectOptions,
+    align: &FaceAlign,
+    aligned: bool,
+    shard: Option<crate::data::Shard>,
+    progress: &mut dyn Progress,
+) -> Result<ExportSummary, BoxError> {
+    let all = people(dir)?;
+    let indexed: Vec<(usize, (String, Vec<PathBuf>))> = all.into_iter().enumerate().collect();
+    let classes = match shard {
+        Some(s) => s.select(indexed),
+        None => indexed,
+    };
+    let files: Vec<PathBuf> = classes.iter().flat_map(|(_, (_, f))| f.iter().cloned()).collect();
+    let (faces, skipped) = embed_faces(ctx, mtcnn, embedder, &files, detect, align, Pick::First, aligned, progress, |_, _| Ok(()))?;
+    let class_of: HashMap<&Path, (usize, &str)> =
+        classes.iter().flat_map(|(i, (name, f))| f.iter().map(move |p| (p.as_path(), (*i, name.as_str())))).collect();
+    let d = faces.first().map_or(embedder.model.embedding_size, |f| f.embedding.len());
+    let data: Vec<f64> = faces.iter().flat_map(|f| f.embedding.iter().map(|&v| f64::from(v))).collect();
+    let labels: Vec<i64> = faces.iter().map(|f| class_of[f.image.as_path()].0 as i64).collect();
+    let strings: Vec<String> = faces.iter().map(|f| class_of[f.image.as_path()].1.to_string()).collect();
+    let beside = |name: &str| out.parent().map_or_else(|| PathBuf::from(name), |p| p.join(name));
+    let (labels_path, strings_path) = (beside("labels.npy"), beside("label_strings.npy"));
+    crate::data::npy::write_f64(out, &[faces.len(), d], &data)?;
+    crate::data::npy::write_i64(&labels_path, &labels)?;
+    crate::data::npy::write_strings(&strings_path, &strings)?;
+    Ok(ExportSummary {
+        classes: classes.len(),
+        images: files.len(),
+        embedded: faces.len(),
+        skipped,
+        files: vec![out.to_path_buf(), labels_path, strings_path],
     })
 }

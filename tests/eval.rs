@@ -202,6 +202,7 @@ fn eval_on_deepface_photos_gives_the_same_metrics_from_tf_checkpoint_and_safeten
         batch: 4,
         mode: AlignMode::Crop,
         retry_failed: false,
+        shard: None,
     };
     let summary = align(ctx, &mut mtcnn, &det, &raw, &aligned, &align_opts).unwrap();
     assert_eq!(summary.faces_written, 61, "every photo holds a face");
@@ -246,6 +247,7 @@ fn classifier_trained_on_johns_embeddings_predicts_the_held_out_photos() {
         batch: 4,
         mode: AlignMode::Crop,
         retry_failed: false,
+        shard: None,
     };
     align(ctx, &mut mtcnn, &DetectOptions::default(), &photos, &aligned, &opts).unwrap();
     // classifier.py's split: 6 training images per person, the other 5 predicted.

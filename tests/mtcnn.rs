@@ -205,6 +205,7 @@ fn align_writes_every_good_face_reports_bad_files_and_resumes() {
         batch: 4,
         mode: facegpu::align::AlignMode::Crop,
         retry_failed: false,
+        shard: None,
     };
     let s = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
     assert_eq!(s.images, good + 2);
@@ -409,6 +410,7 @@ fn one_photo_that_fails_alone_is_reported_skipped_on_resume_and_retried_on_reque
         batch: 8,
         mode: facegpu::align::AlignMode::Crop,
         retry_failed: false,
+        shard: None,
     };
     // A limit that one PNet row of the wide photo (3420 columns: 984 KB for the first level's conv1)
     // exceeds but the others fit (at most 345 KB): its batch fails, the photos are retried one by one,

@@ -42,6 +42,7 @@ fn aligned(ctx: &GpuContext, src: &Path, size: u32, margin: f64) -> PathBuf {
         batch: 4,
         mode: AlignMode::Crop,
         retry_failed: false,
+        shard: None,
     };
     align(ctx, &mut mtcnn, &DetectOptions::default(), src, &out, &opts).unwrap();
     done.push((src.to_path_buf(), out.clone()));

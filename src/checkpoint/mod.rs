@@ -34,6 +34,31 @@ pub struct Tensor {
     pub data: Vec<f32>,
 }
 
+/// The run id `YYYYMMDD-HHMMSS` in a model's path (its folder or file name; the last one found).
+pub fn run_id(path: &Path) -> Option<String> {
+    let s = path.to_string_lossy();
+    let b = s.as_bytes();
+    (0..b.len().saturating_sub(14)).rev().find_map(|i| {
+        let id = &b[i..i + 15];
+        let ok = id.iter().enumerate().all(|(j, c)| if j == 8 { *c == b'-' } else { c.is_ascii_digit() });
+        let edge = |k: Option<&u8>| k.is_none_or(|c| !c.is_ascii_digit());
+        (ok && edge(i.checked_sub(1).and_then(|k| b.get(k))) && edge(b.get(i + 15))).then(|| s[i..i + 15].to_string())
+    })
+}
+
+/// The standardization a facenet model without a record of it was trained with, and why: fixed from
+/// run id 20180401-000000 on (facenet added `--use_fixed_image_standardization` on 2018-04-01 and the
+/// 2018 models use it), prewhiten before, and prewhiten where the path holds no run id.
+pub fn standardization_for(path: &Path) -> (Standardization, String) {
+    match run_id(path) {
+        Some(id) if id.as_str() >= "20180401-000000" => {
+            (Standardization::Fixed, format!("run id {id} is 2018-04-01 or later, when facenet's models switched to fixed standardization"))
+        }
+        Some(id) => (Standardization::Prewhiten, format!("run id {id} is before 2018-04-01")),
+        None => (Standardization::Prewhiten, "no run id (YYYYMMDD-HHMMSS) in the model's path; facenet's default".into()),
+    }
+}
+
 /// Image standardization a model expects (facenet section 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -68,12 +93,31 @@ impl Weights {
         self.tensors.get(name).ok_or_else(|| CheckpointError::Missing { name: name.to_string() })
     }
 
-    /// Loads a `.safetensors` file, or a TF checkpoint given as a model folder, a prefix or a `.index` path.
+    /// Loads a `.safetensors` file, or a TF checkpoint given as a model folder, a prefix or a `.index` path,
+    /// with facenet's pre-May-2017 names brought to today's ([`Weights::modern_layout`]).
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        if path.extension().is_some_and(|e| e == "safetensors") {
-            safetensors::load(path)
-        } else {
-            tf::load(path)
+        let mut w = if path.extension().is_some_and(|e| e == "safetensors") { safetensors::load(path)? } else { tf::load(path)? };
+        w.modern_layout();
+        Ok(w)
+    }
+
+    /// facenet's models before commit cb5c750 (2017-05-09; the released 20170214-092102 and
+    /// 20170216-091149) built the 128-d bottleneck in train_softmax.py, outside the network's scope:
+    /// `Bottleneck/weights` and `Bottleneck/BatchNorm/{beta,moving_mean,moving_variance}` instead of
+    /// `InceptionResnetV1/Bottleneck/...`. The layer is the same (a fully connected layer with batch norm,
+    /// epsilon 0.001, no gamma; the rest of the network did not change since February 2017), so the
+    /// tensors are renamed. Returns whether any was.
+    pub fn modern_layout(&mut self) -> bool {
+        const NEW: &str = "InceptionResnetV1/";
+        let old: Vec<String> = self.tensors.keys().filter(|k| k.starts_with("Bottleneck/")).cloned().collect();
+        if old.is_empty() || self.tensors.keys().any(|k| k.starts_with("InceptionResnetV1/Bottleneck/")) {
+            return false;
         }
+        for k in old {
+            if let Some(t) = self.tensors.remove(&k) {
+                self.tensors.insert(format!("{NEW}{k}"), t);
+            }
+        }
+        true
     }
 }

@@ -3,3 +3,39 @@
 pub mod dataset;
 pub mod images;
 pub mod npy;
+
+/// One of `n` deterministic parts of a dataset's identity folders (`--shard K/N`, K from 1 to N): the
+/// folders at sorted positions `K-1, K-1+N, K-1+2N, ...`, so N machines (a Slurm array, a Kubernetes
+/// indexed Job) each take a part and together cover every folder once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub k: usize,
+    pub n: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("shard '{s}': expected K/N with 1 <= K <= N, e.g. 3/8");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (k, n): (usize, usize) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if k == 0 || n == 0 || k > n {
+            return Err(bad());
+        }
+        Ok(Self { k, n })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.k, self.n)
+    }
+}
+
+impl Shard {
+    /// This shard's items of a sorted list.
+    pub fn select<T>(&self, items: Vec<T>) -> Vec<T> {
+        items.into_iter().enumerate().filter(|(i, _)| i % self.n == self.k - 1).map(|(_, t)| t).collect()
+    }
+}

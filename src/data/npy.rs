@@ -47,9 +47,37 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), NpyError> {
 
 /// Writes an `<f4` C-order array.
 pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), NpyError> {
+    write(path, "<f4", shape, &data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+}
+
+/// Writes an `<f8` C-order array (numpy's default float, as facenet's scripts save).
+pub fn write_f64(path: &Path, shape: &[usize], data: &[f64]) -> Result<(), NpyError> {
+    write(path, "<f8", shape, &data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+}
+
+/// Writes an `<i8` (int64) vector.
+pub fn write_i64(path: &Path, data: &[i64]) -> Result<(), NpyError> {
+    write(path, "<i8", &[data.len()], &data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+}
+
+/// Writes a vector of strings as numpy's fixed-width unicode (`<U{n}`, UTF-32, n the longest in
+/// characters), what `np.save(np.array(list_of_str))` writes.
+pub fn write_strings(path: &Path, data: &[String]) -> Result<(), NpyError> {
+    let width = data.iter().map(|s| s.chars().count()).max().unwrap_or(0).max(1);
+    let mut bytes = Vec::with_capacity(data.len() * width * 4);
+    for s in data {
+        let n = s.chars().count();
+        bytes.extend(s.chars().flat_map(|c| (c as u32).to_le_bytes()));
+        bytes.extend(std::iter::repeat_n(0u8, (width - n) * 4));
+    }
+    write(path, &format!("<U{width}"), &[data.len()], &bytes)
+}
+
+/// Writes a C-order array of `descr` elements (version 1.0 header, padded to 64 bytes).
+fn write(path: &Path, descr: &str, shape: &[usize], bytes: &[u8]) -> Result<(), NpyError> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_txt = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -57,6 +85,6 @@ pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), NpyEr
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
     out.extend((header.len() as u16).to_le_bytes());
     out.extend(header.as_bytes());
-    out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    out.extend(bytes);
     std::fs::write(path, out).map_err(|source| NpyError::Io { path: path.display().to_string(), source })
 }

@@ -970,6 +970,7 @@ fn lfw_during_training(
     let mut embedder = crate::embed::Embedder {
         model,
         standardization: cfg.standardization(),
+        standardization_reason: "the training run's".into(),
         image_size: cfg.image_size,
         split_batches: 0,
         model_id: String::new(),

@@ -133,7 +133,8 @@ pub fn distance_matrix(embeddings: &[Vec<f32>]) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// `facegpu convert`: a TF checkpoint to facegpu's safetensors with metadata. Refuses to overwrite.
+/// `facegpu convert`: a TF checkpoint or frozen graph to facegpu's safetensors with metadata. Refuses to
+/// overwrite.
 pub fn convert(tf_checkpoint: &Path, out: &Path, standardization: Standardization, dtype: StorageDtype) -> Result<usize, CheckpointError> {
     if out.exists() {
         return Err(CheckpointError::Safetensors {
@@ -141,7 +142,7 @@ pub fn convert(tf_checkpoint: &Path, out: &Path, standardization: Standardizatio
             detail: "already exists; remove it or choose another --out (facegpu never overwrites)".into(),
         });
     }
-    let weights = crate::checkpoint::tf::load(tf_checkpoint)?;
+    let weights = Weights::load(tf_checkpoint)?;
     let emb = weights.get_any("InceptionResnetV1/Bottleneck/weights")?.shape.get(1).copied().unwrap_or(0);
     let std = match standardization {
         Standardization::Prewhiten => "prewhiten",

@@ -566,17 +566,19 @@ enum Command {
         #[arg(required = true, num_args = 2..)]
         images: Vec<PathBuf>,
     },
-    /// Convert a facenet TF checkpoint into facegpu's safetensors format (never overwrites).
+    /// Convert a facenet TF checkpoint or frozen graph (.pb) into facegpu's safetensors format (never
+    /// overwrites).
     Convert {
-        /// TF model folder, checkpoint prefix or .index file.
-        #[arg(long)]
+        /// TF model folder, checkpoint prefix, .index file, or frozen graph .pb.
+        #[arg(long, alias = "model")]
         tf_checkpoint: PathBuf,
         /// Output .safetensors path.
         #[arg(long)]
         out: PathBuf,
-        /// Standardization the model expects, recorded in the file (20170512 and older: prewhiten).
-        #[arg(long, value_enum, default_value = "prewhiten")]
-        standardization: Standardization,
+        /// Standardization the model expects, recorded in the file (default: from the run id in the path,
+        /// fixed from 20180401-000000 on, else prewhiten).
+        #[arg(long, value_enum)]
+        standardization: Option<Standardization>,
         /// Storage precision; compute stays f32.
         #[arg(long, value_enum, default_value = "f32")]
         dtype: StorageDtype,
@@ -875,6 +877,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Convert { tf_checkpoint, out, standardization, dtype } => {
+            let (standardization, why) = match standardization {
+                Some(s) => (s, "--standardization".to_string()),
+                None => facegpu::checkpoint::standardization_for(&tf_checkpoint),
+            };
+            eprintln!("standardization: {standardization:?} ({why})");
             let n = convert(&tf_checkpoint, &out, standardization, dtype)?;
             println!("wrote {n} tensors to {}", out.display());
         }

@@ -74,8 +74,9 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
 }
 
 /// Runs `read` on `cases` mutations of `seed` and on random byte strings, each written to `file`:
-/// none may panic, and no single allocation may exceed `factor` times the file's size plus 64 KiB.
-fn fuzz(name: &str, seed: &[u8], file: &Path, cases: usize, factor: usize, read: impl Fn(&Path) -> bool) {
+/// none may panic, and no single allocation may exceed `factor` times the file's size plus 64 KiB plus
+/// `extra`.
+fn fuzz(name: &str, seed: &[u8], file: &Path, cases: usize, factor: usize, extra: usize, read: impl Fn(&Path) -> bool) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng::new(name.len() as u64 * 7919 + seed.len() as u64);
     let (mut accepted, mut worst) = (0, 0f64);
@@ -94,7 +95,7 @@ fn fuzz(name: &str, seed: &[u8], file: &Path, cases: usize, factor: usize, read:
         let ok = ok.unwrap_or_else(|_| panic!("{name}: case {case} ({} bytes) panicked", bytes.len()));
         accepted += usize::from(ok);
         let largest = LARGEST.load(Ordering::Relaxed);
-        let bound = factor * bytes.len() + (64 << 10);
+        let bound = factor * bytes.len() + (64 << 10) + extra;
         worst = worst.max(largest as f64 / bytes.len().max(1) as f64);
         assert!(largest <= bound, "{name}: case {case} allocated {largest} bytes at once for a {}-byte file", bytes.len());
     }
@@ -111,13 +112,13 @@ fn scratch(name: &str) -> std::path::PathBuf {
 fn safetensors_reader_survives_mutated_and_random_bytes() {
     let seed = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/mtcnn.safetensors")).unwrap();
     // Each tensor is read into a Vec<f32>: at most the file's bytes (f32) or twice them (f16).
-    fuzz("safetensors", &seed, &scratch("w.safetensors"), 400, 2, |p| facegpu::checkpoint::safetensors::load(p).is_ok());
+    fuzz("safetensors", &seed, &scratch("w.safetensors"), 400, 2, 0, |p| facegpu::checkpoint::safetensors::load(p).is_ok());
 }
 
 #[test]
 fn npy_reader_survives_mutated_and_random_bytes() {
     let seed = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/metrics_embeddings.npy")).unwrap();
-    fuzz("npy", &seed, &scratch("e.npy"), 800, 2, |p| facegpu::data::npy::read_f32(p).is_ok());
+    fuzz("npy", &seed, &scratch("e.npy"), 800, 2, 0, |p| facegpu::data::npy::read_f32(p).is_ok());
 }
 
 #[test]
@@ -126,7 +127,55 @@ fn lfw_pairs_reader_survives_mutated_and_random_bytes() {
     let text = std::fs::read_to_string(pairs).unwrap();
     let seed: String = text.lines().take(200).map(|l| format!("{l}\n")).collect();
     // Parsed pairs hold a name per line: a few times the text.
-    fuzz("pairs", seed.as_bytes(), &scratch("pairs.txt"), 800, 4, |p| facegpu::eval::lfw::read_pairs(p).is_ok());
+    fuzz("pairs", seed.as_bytes(), &scratch("pairs.txt"), 800, 4, 0, |p| facegpu::eval::lfw::read_pairs(p).is_ok());
+}
+
+fn field(number: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = varint(number << 3 | 2);
+    out.extend(varint(payload.len() as u64));
+    out.extend(payload);
+    out
+}
+
+fn varint(mut v: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+    out
+}
+
+/// A Const node `name` holding a float tensor of `shape`: `content` as tensor_content, or one float_val.
+fn const_node(name: &str, shape: &[u64], content: Option<&[f32]>, splat: f32) -> Vec<u8> {
+    let dims: Vec<u8> = shape.iter().flat_map(|&d| field(2, &[varint(1 << 3), varint(d)].concat())).collect();
+    let mut tensor = [varint(1 << 3), varint(1), field(2, &dims)].concat();
+    match content {
+        Some(c) => tensor.extend(field(4, &c.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())),
+        None => tensor.extend(field(5, &splat.to_le_bytes())),
+    }
+    let attr = [field(1, b"value"), field(2, &field(8, &tensor))].concat();
+    field(1, &[field(1, name.as_bytes()), field(2, b"Const"), field(5, &attr)].concat())
+}
+
+#[test]
+fn frozen_graph_reader_survives_mutated_and_random_bytes() {
+    // A small GraphDef: an input placeholder and two float constants (one by tensor_content, one a
+    // float_val splat), the forms a .pb holds.
+    let seed = [
+        field(1, &[field(1, b"input"), field(2, b"Placeholder")].concat()),
+        const_node("InceptionResnetV1/w0", &[2], Some(&[1.0, 2.0]), 0.0),
+        const_node("InceptionResnetV1/w1", &[3], None, 3.0),
+    ]
+    .concat();
+    let w = facegpu::checkpoint::graphdef::load_bytes(&seed, Path::new("seed.pb")).unwrap();
+    assert_eq!(w.tensors["InceptionResnetV1/w0"].data, [1.0, 2.0]);
+    assert_eq!(w.tensors["InceptionResnetV1/w1"].data, [3.0, 3.0, 3.0]);
+    // A float_val splat fills its shape from 4 bytes (TensorFlow stores all-equal tensors so): the
+    // reader caps it at MAX_SPLAT values, the allowance here.
+    let splat = facegpu::checkpoint::graphdef::MAX_SPLAT * 4;
+    fuzz("pb", &seed, &scratch("g.pb"), 800, 4, splat, |p| facegpu::checkpoint::graphdef::load(p).is_ok());
 }
 
 #[test]
@@ -135,7 +184,7 @@ fn tf_checkpoint_index_reader_survives_mutated_and_random_bytes() {
     let index = ckpt.join("model-20170512-110547.ckpt-250000.index");
     let seed = std::fs::read(&index).unwrap();
     // The index is parsed into its entries: names and shapes, a few times the file.
-    fuzz("tf index", &seed, &scratch("m.index"), 800, 8, |p| facegpu::checkpoint::tf::read_index(p).is_ok());
+    fuzz("tf index", &seed, &scratch("m.index"), 800, 8, 0, |p| facegpu::checkpoint::tf::read_index(p).is_ok());
 }
 
 #[test]

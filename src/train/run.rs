@@ -75,6 +75,25 @@ pub struct TrainConfig {
     pub alpha: f32,
     /// Decoding threads.
     pub workers: usize,
+    /// facenet's dataset filtering: a `facegpu filter-metrics` file, the percentile of distances to
+    /// the class centre above which images are left out, and the fewest images a filtered class keeps.
+    #[serde(default)]
+    pub filter_filename: Option<PathBuf>,
+    #[serde(default = "hundred")]
+    pub filter_percentile: f64,
+    #[serde(default)]
+    pub filter_min_nrof_images_per_class: usize,
+    /// Images per forward pass of the LFW evaluation (facenet's `--lfw_batch_size`).
+    #[serde(default = "lfw_batch")]
+    pub lfw_batch_size: usize,
+}
+
+fn hundred() -> f64 {
+    100.0
+}
+
+fn lfw_batch() -> usize {
+    100
 }
 
 impl TrainConfig {
@@ -129,6 +148,10 @@ impl TrainConfig {
             images_per_person: 40,
             alpha: 0.2,
             workers: 2,
+            filter_filename: None,
+            filter_percentile: 100.0,
+            filter_min_nrof_images_per_class: 0,
+            lfw_batch_size: 100,
         }
     }
 }
@@ -169,6 +192,8 @@ pub struct TrainSummary {
     pub epochs: Vec<EpochLog>,
     /// Why training stopped.
     pub stopped: String,
+    /// What `--filter-filename` left out.
+    pub filtered: Option<crate::filter::Filtered>,
 }
 
 /// facenet's `get_learning_rate_from_file`: lines `epoch: lr` (`#` comments; `-` or a value <= 0 ends
@@ -366,7 +391,26 @@ pub fn train(
     if cfg.image_size < 75 {
         return Err(format!("--image-size {} is too small for Inception-ResNet-v1 (at least 75)", cfg.image_size).into());
     }
-    let classes = get_dataset(&cfg.data_dir)?;
+    let mut classes = get_dataset(&cfg.data_dir)?;
+    let filtered = match &cfg.filter_filename {
+        Some(f) => {
+            let m = crate::filter::FilterMetrics::load(f)?;
+            let out = crate::filter::filter_dataset(&mut classes, &m, cfg.filter_percentile, cfg.filter_min_nrof_images_per_class)
+                .map_err(|e| format!("--filter-filename {}: {e}", f.display()))?;
+            if !quiet {
+                eprintln!(
+                    "filter {}: distance threshold {:.4} (percentile {}): {} images and {} classes left out",
+                    f.display(),
+                    out.threshold,
+                    cfg.filter_percentile,
+                    out.removed_images.len(),
+                    out.removed_classes.len()
+                );
+            }
+            Some(out)
+        }
+        None => None,
+    };
     let mut split_rng = Rng::new(cfg.seed);
     let (train_set, val_set): (Vec<ImageClass>, Vec<ImageClass>) =
         split_dataset(&classes, cfg.validation_set_split_ratio, cfg.min_nrof_val_images_per_class, &mut split_rng);
@@ -615,7 +659,7 @@ pub fn train(
         write_atomic(&run_dir.join("log.jsonl"), &text)?;
         plot_curves(&run_dir.join("curves.png"), &logs)?;
     }
-    Ok(TrainSummary { run_dir, epochs: logs, stopped })
+    Ok(TrainSummary { run_dir, epochs: logs, stopped, filtered })
 }
 
 fn read_log(path: &Path) -> Vec<EpochLog> {
@@ -980,7 +1024,7 @@ fn lfw_during_training(
         metric: cfg.lfw_distance_metric,
         subtract_mean: cfg.lfw_subtract_mean,
         use_flipped_images: cfg.lfw_use_flipped_images,
-        batch_size: 32,
+        batch_size: cfg.lfw_batch_size,
     };
     let r = crate::eval::eval_lfw(ctx, &mut embedder, dir, pairs, &opts, None)?;
     Ok((r.metrics.accuracy_mean, r.metrics.val))

@@ -456,7 +456,7 @@ fn filtering_leaves_out_a_planted_outlier_and_refuses_a_file_of_another_dataset(
     let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
     let f = s.filtered.unwrap();
     println!("threshold {:.3}, removed {:?}", f.threshold, f.removed_images);
-    assert_eq!(f.removed_images, [planted.clone()]);
+    assert_eq!(f.removed_images, [planted]);
     assert!(f.removed_classes.is_empty());
     // The file against another dataset (the johns in their own folder): refused, naming an image it
     // lists that is not there.

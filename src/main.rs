@@ -220,6 +220,15 @@ struct TrainArgs {
     /// Drop filtered classes left with fewer images than this.
     #[arg(long, default_value_t = 0)]
     filter_min_nrof_images_per_class: usize,
+    /// Write TensorBoard event files to LOGS_BASE_DIR/<run-id>/ (the log.jsonl scalars per epoch).
+    #[arg(long)]
+    logs_base_dir: Option<PathBuf>,
+    /// With --logs-base-dir: also the histogram of |prelogits| per epoch.
+    #[arg(long)]
+    log_histograms: bool,
+    /// The prelogits histogram's range (larger values are clipped).
+    #[arg(long, default_value_t = 10.0)]
+    prelogits_hist_max: f32,
     /// softmax (train_softmax.py) or triplet (train_tripletloss.py).
     #[arg(long, value_enum, default_value = "softmax")]
     loss: facegpu::train::LossKind,
@@ -281,6 +290,9 @@ impl TrainArgs {
         c.filter_filename = self.filter_filename.clone();
         c.filter_percentile = self.filter_percentile;
         c.filter_min_nrof_images_per_class = self.filter_min_nrof_images_per_class;
+        c.logs_base_dir = self.logs_base_dir.clone();
+        c.log_histograms = self.log_histograms;
+        c.prelogits_hist_max = self.prelogits_hist_max;
         c
     }
 }

@@ -483,3 +483,109 @@ fn find_threshold_interpolates_the_cumulative_histogram_like_numpy() {
     assert!((facegpu::filter::find_threshold(&v, 100.0) - 995.0).abs() < 1e-9);
     assert!((facegpu::filter::find_threshold(&v, 1.0) - 5.0).abs() < 1e-9);
 }
+
+/// The records of a TFRecord file, each checked against its two masked crc32c.
+fn tfrecords(path: &Path) -> Vec<Vec<u8>> {
+    let b = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let len = u64::from_le_bytes(b[i..i + 8].try_into().unwrap()) as usize;
+        assert_eq!(u32::from_le_bytes(b[i + 8..i + 12].try_into().unwrap()), facegpu::train::events::masked_crc(&b[i..i + 8]));
+        let data = b[i + 12..i + 12 + len].to_vec();
+        assert_eq!(u32::from_le_bytes(b[i + 12 + len..i + 16 + len].try_into().unwrap()), facegpu::train::events::masked_crc(&data));
+        out.push(data);
+        i += 16 + len;
+    }
+    out
+}
+
+/// The (field number, payload) pairs of a protobuf message, payloads as raw bytes (varints as their
+/// value's 8 little-endian bytes).
+fn proto(b: &[u8]) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let varint = |i: &mut usize| {
+        let (mut v, mut s) = (0u64, 0);
+        loop {
+            let c = b[*i];
+            *i += 1;
+            v |= u64::from(c & 0x7f) << s;
+            s += 7;
+            if c < 0x80 {
+                return v;
+            }
+        }
+    };
+    while i < b.len() {
+        let key = varint(&mut i);
+        let payload = match key & 7 {
+            0 => varint(&mut i).to_le_bytes().to_vec(),
+            1 => {
+                i += 8;
+                b[i - 8..i].to_vec()
+            }
+            2 => {
+                let n = varint(&mut i) as usize;
+                i += n;
+                b[i - n..i].to_vec()
+            }
+            5 => {
+                i += 4;
+                b[i - 4..i].to_vec()
+            }
+            t => panic!("wire type {t}"),
+        };
+        out.push((key >> 3, payload));
+    }
+    out
+}
+
+#[test]
+fn logs_base_dir_writes_tensorboard_scalars_and_the_prelogits_histogram() {
+    let ctx = gpu_or_skip!();
+    let Some(mut cfg) = johns_config(ctx, "tensorboard") else { return };
+    let logs = tmp("tensorboard-logs");
+    cfg.max_nrof_epochs = 2;
+    cfg.logs_base_dir = Some(logs.clone());
+    cfg.log_histograms = true;
+    let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
+    let dir = logs.join(s.run_dir.file_name().unwrap());
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].file_name().unwrap().to_string_lossy().starts_with("events.out.tfevents."));
+    let records = tfrecords(&files[0]);
+    // The first event names the file version; the others hold one summary value each.
+    assert!(proto(&records[0]).iter().any(|(f, v)| *f == 3 && v == b"brain.Event:2"));
+    let mut scalars = std::collections::BTreeMap::new();
+    let mut histograms = Vec::new();
+    for r in &records[1..] {
+        let event = proto(r);
+        let step = u64::from_le_bytes(event.iter().find(|(f, _)| *f == 2).unwrap().1[..8].try_into().unwrap());
+        let summary = &event.iter().find(|(f, _)| *f == 5).unwrap().1;
+        let value = proto(&proto(summary)[0].1);
+        let tag = String::from_utf8(value.iter().find(|(f, _)| *f == 1).unwrap().1.clone()).unwrap();
+        if let Some((_, v)) = value.iter().find(|(f, _)| *f == 2) {
+            scalars.insert((tag, step), f32::from_le_bytes(v[..4].try_into().unwrap()));
+        } else {
+            histograms.push((step, proto(&value.iter().find(|(f, _)| *f == 5).unwrap().1)));
+        }
+    }
+    // Each epoch's log.jsonl values at its last step, in float32.
+    for log in &s.epochs {
+        for (tag, want) in [("train/loss", log.loss), ("train/accuracy", log.accuracy), ("learning_rate", log.learning_rate)] {
+            assert_eq!(scalars[&(tag.to_string(), log.step)], want as f32, "{tag} at step {}", log.step);
+        }
+    }
+    // One histogram per epoch: 1000 buckets over [0, 10], counting every prelogit of the epoch's steps
+    // (3 steps of 12 images x 128).
+    assert_eq!(histograms.len(), 2);
+    for (step, h) in &histograms {
+        let field = |n: u64| h.iter().find(|(f, _)| *f == n).unwrap().1.clone();
+        let num = f64::from_le_bytes(field(3)[..8].try_into().unwrap());
+        let limits: Vec<f64> = field(6).chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+        let counts: Vec<f64> = field(7).chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!((num, limits.len(), counts.len()), (3.0 * 12.0 * 128.0, 1000, 1000), "step {step}");
+        assert!((limits[999] - 10.0).abs() < 1e-9 && counts.iter().sum::<f64>() == num);
+    }
+}

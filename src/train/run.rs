@@ -18,6 +18,7 @@ use crate::eval::metrics::DistanceMetric;
 use crate::gpu::{Encoder, GpuContext, GpuTensor};
 use crate::kernels::optimizer::OptimizerKind;
 use crate::tape::Tape;
+use crate::train::events::{EventWriter, PrelogitsHistogram};
 use crate::train::net::TrainNet;
 use crate::train::{Ema, Optimizer};
 
@@ -86,6 +87,19 @@ pub struct TrainConfig {
     /// Images per forward pass of the LFW evaluation (facenet's `--lfw_batch_size`).
     #[serde(default = "lfw_batch")]
     pub lfw_batch_size: usize,
+    /// TensorBoard event files go to `logs_base_dir/<run id>/` (facenet's `--logs_base_dir`).
+    #[serde(default)]
+    pub logs_base_dir: Option<PathBuf>,
+    /// Also log the histogram of |prelogits| per epoch (facenet's `--log_histograms`).
+    #[serde(default)]
+    pub log_histograms: bool,
+    /// The histogram's range, values above clipped (facenet's `--prelogits_hist_max`).
+    #[serde(default = "ten")]
+    pub prelogits_hist_max: f32,
+}
+
+fn ten() -> f32 {
+    10.0
 }
 
 fn hundred() -> f64 {
@@ -152,6 +166,9 @@ impl TrainConfig {
             filter_percentile: 100.0,
             filter_min_nrof_images_per_class: 0,
             lfw_batch_size: 100,
+            logs_base_dir: None,
+            log_histograms: false,
+            prelogits_hist_max: 10.0,
         }
     }
 }
@@ -532,6 +549,11 @@ pub fn train(
         fixed_standardization: cfg.use_fixed_image_standardization,
     };
     let mut stopped = format!("reached --max-nrof-epochs {}", cfg.max_nrof_epochs);
+    let mut events = match &cfg.logs_base_dir {
+        Some(base) => Some(EventWriter::create(&base.join(run_dir.file_name().unwrap_or_default()))?),
+        None => None,
+    };
+    let mut hist = PrelogitsHistogram::new(cfg.prelogits_hist_max);
     'epochs: while state.epoch < cfg.max_nrof_epochs {
         let epoch = state.epoch + 1;
         let lr = learning_rate(cfg, epoch, state.opt.step)?;
@@ -589,6 +611,9 @@ pub fn train(
             y.write_u32(ctx, &batch.labels)?;
             let lr = learning_rate(cfg, epoch, state.opt.step)? as f32;
             let m = step(ctx, cfg, &mut state, &mut tape, &x, &y, lr)?;
+            if cfg.log_histograms {
+                hist.add(&m.prelogits);
+            }
             for (acc, v) in sums.iter_mut().zip([m.total, m.xent, m.center, m.norm, m.accuracy]) {
                 *acc += v;
             }
@@ -653,6 +678,13 @@ pub fn train(
                     + &log.val_accuracy.map(|a| format!("  validation accuracy {a:.4}")).unwrap_or_default()
             );
         }
+        if let Some(w) = &mut events {
+            write_epoch_events(
+                w,
+                &log,
+                cfg.log_histograms.then(|| std::mem::replace(&mut hist, PrelogitsHistogram::new(cfg.prelogits_hist_max))),
+            )?;
+        }
         logs.push(log);
         save_files(ctx, cfg, &run_dir, &state, &class_names)?;
         let text: String = logs.iter().map(|l| serde_json::to_string(l).map(|s| s + "\n")).collect::<Result<_, _>>()?;
@@ -660,6 +692,37 @@ pub fn train(
         plot_curves(&run_dir.join("curves.png"), &logs)?;
     }
     Ok(TrainSummary { run_dir, epochs: logs, stopped, filtered })
+}
+
+/// One epoch's line of `log.jsonl` as TensorBoard scalars at the epoch's last step (facenet's tags where
+/// it has them: `lfw/accuracy`, `lfw/val_rate`, `time/total`), and the prelogits histogram when kept.
+fn write_epoch_events(w: &mut EventWriter, log: &EpochLog, hist: Option<PrelogitsHistogram>) -> Result<(), String> {
+    let step = log.step;
+    let mut scalars = vec![
+        ("train/loss", log.loss),
+        ("train/cross_entropy", log.cross_entropy),
+        ("train/center_loss", log.center_loss),
+        ("train/prelogits_norm", log.prelogits_norm),
+        ("train/regularization_loss", log.regularization_loss),
+        ("train/accuracy", log.accuracy),
+        ("learning_rate", log.learning_rate),
+        ("time/total", log.seconds),
+        ("time/images_per_s", log.images_per_s),
+    ];
+    let optional = [
+        ("lfw/accuracy", log.lfw_accuracy),
+        ("lfw/val_rate", log.lfw_val),
+        ("val/cross_entropy", log.val_cross_entropy),
+        ("val/accuracy", log.val_accuracy),
+    ];
+    scalars.extend(optional.into_iter().filter_map(|(t, v)| v.map(|v| (t, v))));
+    for (tag, v) in scalars {
+        w.scalar(step, tag, v)?;
+    }
+    if let Some(h) = hist {
+        w.histogram(step, "prelogits/abs", &h.to_histogram())?;
+    }
+    Ok(())
 }
 
 fn read_log(path: &Path) -> Vec<EpochLog> {
@@ -890,6 +953,8 @@ struct StepMetrics {
     center: f64,
     norm: f64,
     accuracy: f64,
+    /// The batch's prelogits when `--log-histograms` keeps their histogram (else empty).
+    prelogits: Vec<f32>,
 }
 
 /// One training step: forward, the losses, backward, weight decay, the update and the moving average.
@@ -933,6 +998,7 @@ fn step(
     };
     let prob = prob.download(ctx)?;
     let labels = y.download_u32(ctx)?;
+    let prelogits = if cfg.log_histograms { tape.value(out.prelogits).download(ctx)? } else { Vec::new() };
     let c = state.net.classes;
     let hits = prob.chunks(c).zip(&labels).filter(|(p, &l)| (0..c).max_by(|&a, &b| p[a].total_cmp(&p[b])) == Some(l as usize)).count();
     Ok(StepMetrics {
@@ -941,6 +1007,7 @@ fn step(
         center,
         norm,
         accuracy: hits as f64 / labels.len().max(1) as f64,
+        prelogits,
     })
 }
 

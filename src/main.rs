@@ -686,6 +686,14 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1000)]
         classes: usize,
     },
+    /// Image decoding: facegpu's (libjpeg's arithmetic for JPEGs) against the `image` crate's, ms per
+    /// photo (median of --reps passes over all the photos).
+    Decode {
+        #[command(flatten)]
+        run: BenchArgs,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
     /// Nearest-neighbour search of `identify` over a synthetic gallery of random unit vectors.
     Identify {
         /// Embeddings in the gallery.
@@ -1233,6 +1241,31 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     println!("  cluster_{:03}: {} faces", c.id, c.faces.len());
                 }
                 println!("{}\n{}", out.join("clusters.json").display(), out.join("index.html").display());
+            }
+        }
+        Command::Bench(BenchCommand::Decode { run: BenchArgs { reps, json, .. }, images }) => {
+            let time = |f: &dyn Fn(&PathBuf) -> bool| {
+                let mut runs: Vec<f64> = (0..reps.max(1))
+                    .map(|_| {
+                        let t = std::time::Instant::now();
+                        for p in &images {
+                            std::hint::black_box(f(p));
+                        }
+                        t.elapsed().as_secs_f64() * 1e3 / images.len() as f64
+                    })
+                    .collect();
+                runs.sort_by(f64::total_cmp);
+                runs[runs.len() / 2]
+            };
+            let ours = time(&|p| facegpu::data::images::load_image(p).is_ok());
+            let crate_ms = time(&|p| image::open(p).map(|i| i.to_rgb8()).is_ok());
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "photos": images.len(), "facegpu_ms_per_photo": ours, "image_crate_ms_per_photo": crate_ms })
+                );
+            } else {
+                println!("{} photos: facegpu {ours:.3} ms per photo, image crate {crate_ms:.3} ms ({:.2}x)", images.len(), ours / crate_ms);
             }
         }
         Command::Bench(BenchCommand::Identify { gallery_size, faces, run: BenchArgs { reps, json, .. } }) => {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::{assert_close, Rng};
+use facegpu::data::images::load_image;
 use facegpu::gpu::{Encoder, GpuTensor};
 use facegpu::models::mtcnn::boxes::{self, nms, pad, rerec, scales, Overlap};
 use facegpu::models::mtcnn::{DetectOptions, Face, Mtcnn, LANES};
@@ -35,13 +36,13 @@ fn detections_match_facenet_golden() {
     let ctx = gpu_or_skip!();
     let text = std::fs::read_to_string(fixtures().join("golden.json")).expect("golden.json");
     let golden: BTreeMap<String, Golden> = serde_json::from_str(&text).unwrap();
-    let images: Vec<image::RgbImage> =
-        golden.keys().map(|name| image::open(fixtures().join("images").join(name)).unwrap().to_rgb8()).collect();
+    let images: Vec<image::RgbImage> = golden.keys().map(|name| load_image(&fixtures().join("images").join(name)).unwrap()).collect();
     let refs: Vec<&image::RgbImage> = images.iter().collect();
     let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
     let found = mtcnn.detect(ctx, &refs, &DetectOptions::default()).unwrap();
     let mut worst_iou = 1f64;
     let mut worst_landmark = 0f64;
+    let mut worst_box = 0f64;
     for (((name, want), got), img) in golden.iter().zip(&found).zip(&images) {
         assert_eq!((img.width(), img.height()), (want.width, want.height), "{name}: size");
         println!("{name}: {} faces (facenet {})", got.len(), want.faces.len());
@@ -60,11 +61,15 @@ fn detections_match_facenet_golden() {
             );
             worst_iou = worst_iou.min(o);
             worst_landmark = worst_landmark.max(lm);
+            worst_box = (0..4).map(|k| (g.bbox[k] - w.bbox[k]).abs()).fold(worst_box, f64::max);
         }
     }
-    println!("worst IoU {worst_iou:.4}, worst mean landmark error {worst_landmark:.3} px");
-    assert!(worst_iou >= 0.9, "worst IoU {worst_iou}");
-    assert!(worst_landmark <= 2.0, "worst landmark error {worst_landmark}");
+    println!("worst IoU {worst_iou:.6}, worst mean landmark error {worst_landmark:.6} px, worst box coordinate error {worst_box:.6} px");
+    // facegpu decodes the JPEGs to PIL's exact pixels (tests/images.rs), so MTCNN sees what facenet saw:
+    // what is left is f32 rounding in another summation order, scaled up by the pyramid (measured:
+    // at most 2e-4 px), far inside 1e-2 px.
+    assert!(worst_iou >= 0.9999, "worst IoU {worst_iou}");
+    assert!(worst_landmark <= 1e-2 && worst_box <= 1e-2, "worst landmark error {worst_landmark}, box error {worst_box}");
 }
 
 /// Runs `net` on random `[n, size, size, 3]` inputs on the GPU (given as RGB plus a zero channel, with
@@ -274,7 +279,7 @@ fn similarity_recovers_a_known_transform_and_warp_puts_landmarks_on_the_template
 fn golden_photos() -> Vec<image::RgbImage> {
     let text = std::fs::read_to_string(fixtures().join("golden.json")).expect("golden.json");
     let golden: BTreeMap<String, Golden> = serde_json::from_str(&text).unwrap();
-    golden.keys().map(|name| image::open(fixtures().join("images").join(name)).unwrap().to_rgb8()).collect()
+    golden.keys().map(|name| load_image(&fixtures().join("images").join(name)).unwrap()).collect()
 }
 
 /// Asserts two detections of the same photo agree face for face within `px` pixels (boxes and
@@ -335,7 +340,7 @@ fn best_match<'a>(found: &'a [Face], want: &[f64; 4]) -> (&'a Face, f64) {
 #[test]
 fn camera_size_photos_of_33_and_73_megapixels_find_the_scaled_up_faces() {
     let ctx = gpu_or_skip!();
-    let photo = image::open(fixtures().join("images/couple.jpg")).unwrap().to_rgb8();
+    let photo = load_image(&fixtures().join("images/couple.jpg")).unwrap();
     let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
     let small = mtcnn.detect(ctx, &[&photo], &DetectOptions::default()).unwrap().remove(0);
     // couple.jpg (1140x794) 6 and 9 times: 6840x4764 and 10260x7146.

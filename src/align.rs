@@ -9,7 +9,6 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use image::imageops::FilterType;
 use image::RgbImage;
 
 use crate::data::Shard;
@@ -262,14 +261,14 @@ fn remove_partial_files(dir: &Path) {
 }
 
 /// The face image of one detection and its crop box: facenet's crop (box plus margin, clipped, resized
-/// bilinearly) or the landmark similarity warp.
+/// bilinearly as `misc.imresize` does, through PIL) or the landmark similarity warp.
 pub fn face_image(img: &RgbImage, face: &Face, margin: f64, size: u32, mode: AlignMode) -> (RgbImage, [u32; 4]) {
     let bb = crop_box(&face.bbox, margin, img.width(), img.height());
     let out = match mode {
         AlignMode::Crop => {
             let (w, h) = (bb[2].saturating_sub(bb[0]).max(1), bb[3].saturating_sub(bb[1]).max(1));
             let crop = image::imageops::crop_imm(img, bb[0], bb[1], w, h).to_image();
-            image::imageops::resize(&crop, size, size, FilterType::Triangle)
+            crate::data::images::resize_bilinear_like_pil(&crop, size, size)
         }
         AlignMode::Similarity => warp_similarity(img, &face.landmarks, size),
     };

@@ -73,3 +73,24 @@ fn a_broken_jpeg_is_refused_by_name_and_a_cmyk_one_still_decodes() {
     assert_eq!((img.width(), img.height()), (16, 16));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bilinear_resize_gives_pils_pixels() {
+    // Checksums of Pillow 13.0.0's `im.crop(box).resize(size, Image.BILINEAR)` on couple.jpg decoded by
+    // PIL: facenet's misc.imresize of a face crop (down and up), a whole photo to an odd size, and a
+    // 2-row strip (up vertically, down horizontally).
+    let Some(photo) = common::fixture("mtcnn/images/couple.jpg") else { return };
+    let img = facegpu::data::images::load_image(&photo).unwrap();
+    let cases: [([u32; 4], [u32; 2], u64); 4] = [
+        ([677, 111, 1012, 572], [160, 160], 286642491302),
+        ([880, 480, 930, 520], [160, 160], 395881922633),
+        ([0, 0, 1140, 794], [182, 91], 137477552898),
+        ([100, 50, 400, 52], [57, 9], 140425595),
+    ];
+    for (b, size, want) in cases {
+        let crop = image::imageops::crop_imm(&img, b[0], b[1], b[2] - b[0], b[3] - b[1]).to_image();
+        let got = facegpu::data::images::resize_bilinear_like_pil(&crop, size[0], size[1]);
+        assert_eq!((got.width(), got.height()), (size[0], size[1]));
+        assert_eq!(checksum(got.as_raw()), want, "crop {b:?} to {size:?}");
+    }
+}

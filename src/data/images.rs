@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use image::imageops::FilterType;
 use image::RgbImage;
 
 /// Most pixels a JPEG may declare before it is refused unread (a decompression bomb): the `image`
@@ -59,7 +58,78 @@ pub fn load_image(path: &Path) -> Result<RgbImage, String> {
 /// image is not already that size (facenet's `misc.imresize(..., 'bilinear')`). The error names the file.
 pub fn load_rgb(path: &Path, size: u32) -> Result<Vec<f32>, String> {
     let img = load_image(path)?;
-    let img =
-        if img.width() == size && img.height() == size { img } else { image::imageops::resize(&img, size, size, FilterType::Triangle) };
+    let img = if img.width() == size && img.height() == size { img } else { resize_bilinear_like_pil(&img, size, size) };
     Ok(img.into_raw().into_iter().map(f32::from).collect())
+}
+
+/// Resizes as PIL's `Image.resize(size, BILINEAR)` (Pillow's Resample.c), which facenet reaches through
+/// `scipy.misc.imresize(..., interp='bilinear')` for its aligned faces: a separable triangle filter whose
+/// support grows with the downscale factor, weights normalized and rounded to 22-bit fixed point, the
+/// horizontal pass first (into 8-bit rows, only those the vertical pass reads), then the vertical one.
+pub fn resize_bilinear_like_pil(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    const PRECISION_BITS: u32 = 32 - 8 - 2;
+    /// Per output index: the first input index, and the fixed-point weights from there.
+    fn coeffs(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
+        let scale = in_size as f64 / out_size as f64;
+        let filterscale = scale.max(1.0);
+        let support = filterscale; // the bilinear filter's support is 1
+        (0..out_size)
+            .map(|xx| {
+                let center = (xx as f64 + 0.5) * scale;
+                let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+                let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+                let w: Vec<f64> = (xmin..xmax).map(|x| (1.0 - ((x as f64 - center + 0.5) / filterscale).abs()).max(0.0)).collect();
+                let total: f64 = w.iter().sum();
+                let k = w
+                    .iter()
+                    .map(|&v| {
+                        let v = if total != 0.0 { v / total } else { v } * f64::from(1u32 << PRECISION_BITS);
+                        (if v < 0.0 { v - 0.5 } else { v + 0.5 }) as i32
+                    })
+                    .collect();
+                (xmin, k)
+            })
+            .collect()
+    }
+    let clip = |s: i64| (s >> PRECISION_BITS).clamp(0, 255) as u8;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (ow, oh) = (width as usize, height as usize);
+    let horiz = coeffs(w, ow);
+    let vert = coeffs(h, oh);
+    let src = img.as_raw();
+    // Rows the vertical pass reads.
+    let first = vert.first().map_or(0, |v| v.0);
+    let last = vert.iter().map(|(y, k)| y + k.len()).max().unwrap_or(h);
+    let (rows, tmp): (usize, Vec<u8>) = if ow != w {
+        let mut tmp = vec![0u8; (last - first) * ow * 3];
+        for y in first..last {
+            for (xx, (xmin, k)) in horiz.iter().enumerate() {
+                for c in 0..3 {
+                    let mut s: i64 = 1 << (PRECISION_BITS - 1);
+                    for (j, &kk) in k.iter().enumerate() {
+                        s += i64::from(src[(y * w + xmin + j) * 3 + c]) * i64::from(kk);
+                    }
+                    tmp[((y - first) * ow + xx) * 3 + c] = clip(s);
+                }
+            }
+        }
+        (last - first, tmp)
+    } else {
+        (last - first, src[first * w * 3..last * w * 3].to_vec())
+    };
+    debug_assert_eq!(tmp.len(), rows * ow * 3);
+    if oh == h && ow != w {
+        return RgbImage::from_raw(width, height, tmp).expect("sizes agree");
+    }
+    let mut out = vec![0u8; oh * ow * 3];
+    for (yy, (ymin, k)) in vert.iter().enumerate() {
+        for x in 0..ow * 3 {
+            let mut s: i64 = 1 << (PRECISION_BITS - 1);
+            for (j, &kk) in k.iter().enumerate() {
+                s += i64::from(tmp[(ymin - first + j) * ow * 3 + x]) * i64::from(kk);
+            }
+            out[yy * ow * 3 + x] = clip(s);
+        }
+    }
+    RgbImage::from_raw(width, height, out).expect("sizes agree")
 }

@@ -78,6 +78,7 @@ fn an_old_layout_checkpoint_loads_and_gives_tensorflows_embeddings() {
     let (_, want) = facegpu::data::npy::read_f32(&golden.join("embeddings_prewhiten.npy")).unwrap();
     // The same weights under other names: the parity test's error against TensorFlow (3.6e-7 measured),
     // well inside 1e-5.
+    println!("old layout: max error against TensorFlow {:e}", got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max));
     common::assert_close("old-layout embeddings vs TensorFlow", &got, &want, 1e-5, 0.0);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -366,6 +367,7 @@ fn a_freeze_graph_pb_of_facenets_checkpoint_gives_tensorflows_embeddings() {
     let got: Vec<f32> = embedder.embed_files(ctx, &files, 5).unwrap().into_iter().flat_map(|(_, e)| e).collect();
     let (_, want) = facegpu::data::npy::read_f32(&golden.join("embeddings_prewhiten.npy")).unwrap();
     // The checkpoint's own weights through the .pb reader: the parity test's error (3.6e-7), within 1e-5.
+    println!("freeze_graph .pb: max error against TensorFlow {:e}", got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max));
     common::assert_close("freeze_graph .pb vs TensorFlow", &got, &want, 1e-5, 0.0);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -130,33 +130,17 @@ fn lfw_pairs_reader_survives_mutated_and_random_bytes() {
     fuzz("pairs", seed.as_bytes(), &scratch("pairs.txt"), 800, 4, 0, |p| facegpu::eval::lfw::read_pairs(p).is_ok());
 }
 
-fn field(number: u64, payload: &[u8]) -> Vec<u8> {
-    let mut out = varint(number << 3 | 2);
-    out.extend(varint(payload.len() as u64));
-    out.extend(payload);
-    out
-}
-
-fn varint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-    out
-}
-
 /// A Const node `name` holding a float tensor of `shape`: `content` as tensor_content, or one float_val.
 fn const_node(name: &str, shape: &[u64], content: Option<&[f32]>, splat: f32) -> Vec<u8> {
-    let dims: Vec<u8> = shape.iter().flat_map(|&d| field(2, &[varint(1 << 3), varint(d)].concat())).collect();
-    let mut tensor = [varint(1 << 3), varint(1), field(2, &dims)].concat();
+    let dims: Vec<u8> =
+        shape.iter().flat_map(|&d| common::pb_field(2, &[common::pb_varint(1 << 3), common::pb_varint(d)].concat())).collect();
+    let mut tensor = [common::pb_varint(1 << 3), common::pb_varint(1), common::pb_field(2, &dims)].concat();
     match content {
-        Some(c) => tensor.extend(field(4, &c.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())),
-        None => tensor.extend(field(5, &splat.to_le_bytes())),
+        Some(c) => tensor.extend(common::pb_field(4, &c.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())),
+        None => tensor.extend(common::pb_field(5, &splat.to_le_bytes())),
     }
-    let attr = [field(1, b"value"), field(2, &field(8, &tensor))].concat();
-    field(1, &[field(1, name.as_bytes()), field(2, b"Const"), field(5, &attr)].concat())
+    let attr = [common::pb_field(1, b"value"), common::pb_field(2, &common::pb_field(8, &tensor))].concat();
+    common::pb_field(1, &[common::pb_field(1, name.as_bytes()), common::pb_field(2, b"Const"), common::pb_field(5, &attr)].concat())
 }
 
 #[test]
@@ -164,7 +148,7 @@ fn frozen_graph_reader_survives_mutated_and_random_bytes() {
     // A small GraphDef: an input placeholder and two float constants (one by tensor_content, one a
     // float_val splat), the forms a .pb holds.
     let seed = [
-        field(1, &[field(1, b"input"), field(2, b"Placeholder")].concat()),
+        common::pb_field(1, &[common::pb_field(1, b"input"), common::pb_field(2, b"Placeholder")].concat()),
         const_node("InceptionResnetV1/w0", &[2], Some(&[1.0, 2.0]), 0.0),
         const_node("InceptionResnetV1/w1", &[3], None, 3.0),
     ]

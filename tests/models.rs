@@ -303,44 +303,26 @@ fn a_graph_of_another_network_is_refused_with_its_first_node() {
     assert!(err.contains("empty.pb") && err.contains("no nodes"), "{err}");
 }
 
-/// A protobuf length-delimited field.
-fn field(number: u64, payload: &[u8]) -> Vec<u8> {
-    let mut out = varint(number << 3 | 2);
-    out.extend(varint(payload.len() as u64));
-    out.extend(payload);
-    out
-}
-
-fn varint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-    out
-}
-
 /// A NodeDef `name` of `op`, with a float tensor as its `value` attribute when given.
 fn node_def(name: &str, op: &str, value: Option<&facegpu::checkpoint::Tensor>) -> Vec<u8> {
-    let mut n = field(1, name.as_bytes());
-    n.extend(field(2, op.as_bytes()));
+    let mut n = common::pb_field(1, name.as_bytes());
+    n.extend(common::pb_field(2, op.as_bytes()));
     if let Some(t) = value {
         let mut shape = Vec::new();
         for &d in &t.shape {
-            let mut dim = varint(1 << 3);
-            dim.extend(varint(d as u64));
-            shape.extend(field(2, &dim));
+            let mut dim = common::pb_varint(1 << 3);
+            dim.extend(common::pb_varint(d as u64));
+            shape.extend(common::pb_field(2, &dim));
         }
-        let mut tensor = varint(1 << 3); // dtype
-        tensor.extend(varint(1)); // DT_FLOAT
-        tensor.extend(field(2, &shape));
-        tensor.extend(field(4, &t.data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()));
-        let mut entry = field(1, b"value");
-        entry.extend(field(2, &field(8, &tensor)));
-        n.extend(field(5, &entry));
+        let mut tensor = common::pb_varint(1 << 3); // dtype
+        tensor.extend(common::pb_varint(1)); // DT_FLOAT
+        tensor.extend(common::pb_field(2, &shape));
+        tensor.extend(common::pb_field(4, &t.data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()));
+        let mut entry = common::pb_field(1, b"value");
+        entry.extend(common::pb_field(2, &common::pb_field(8, &tensor)));
+        n.extend(common::pb_field(5, &entry));
     }
-    field(1, &n)
+    common::pb_field(1, &n)
 }
 
 #[test]

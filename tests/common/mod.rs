@@ -113,3 +113,22 @@ pub fn record(ctx: &GpuContext, f: impl FnOnce(&mut Encoder) -> Result<(), GpuEr
 pub fn up(ctx: &GpuContext, name: &str, shape: &[usize], data: &[f32]) -> GpuTensor {
     GpuTensor::upload(ctx, name, shape, data).expect("upload")
 }
+
+/// A protobuf length-delimited field (`number`, `payload`), for tests that write GraphDefs by hand.
+pub fn pb_field(number: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = pb_varint(number << 3 | 2);
+    out.extend(pb_varint(payload.len() as u64));
+    out.extend(payload);
+    out
+}
+
+/// A protobuf varint.
+pub fn pb_varint(mut v: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+    out
+}

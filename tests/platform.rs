@@ -54,3 +54,32 @@ fn macos_and_windows_need_no_package() {
     assert!(win.no_adapter_fix().contains("DX12"));
     assert!(win.nvidia_fix().is_none(), "the container setting is Linux-only");
 }
+
+#[test]
+fn subgroup_sizes_the_kernels_were_not_tested_with_take_the_plain_path() {
+    use facegpu::gpu::subgroup_lanes_for;
+    // llvmpipe at 256, 512 and 1024 bits: 8, 16 and 32 lanes, each tested by ./run test.
+    for lanes in [8, 16, 32] {
+        assert_eq!(subgroup_lanes_for(true, lanes, lanes), Some(lanes));
+    }
+    // 4 lanes (llvmpipe at 128 bits), 64 (AMD wave64), a range starting below 8, or no subgroups at all.
+    assert_eq!(subgroup_lanes_for(true, 4, 4), None);
+    assert_eq!(subgroup_lanes_for(true, 64, 64), None);
+    assert_eq!(subgroup_lanes_for(true, 4, 32), None);
+    assert_eq!(subgroup_lanes_for(false, 16, 16), None);
+}
+
+/// The lanes the kernels use in this run, checked against `FACEGPU_EXPECT_LANES` ("none" or a count)
+/// where the test command sets it: ./run test runs the kernel tests once per llvmpipe width and says
+/// which lane count each must have used.
+#[test]
+fn the_kernels_use_the_lane_count_this_run_expects() {
+    let Ok(want) = std::env::var("FACEGPU_EXPECT_LANES") else {
+        eprintln!("lane count not checked: FACEGPU_EXPECT_LANES is set by ./run test's per-width runs");
+        return;
+    };
+    let ctx = facegpu::gpu::GpuContext::new().expect("an adapter");
+    let got = ctx.subgroup_lanes().map_or("none".to_string(), |l| l.to_string());
+    println!("adapter {}, kernel lanes {got}", ctx.adapter_name());
+    assert_eq!(got, want);
+}

@@ -247,15 +247,16 @@ fn triplet_training_on_johns_lowers_the_triplet_loss() {
     cfg.people_per_batch = 5;
     cfg.images_per_person = 6;
     cfg.batch_size = 15;
-    cfg.epoch_size = 3;
-    cfg.max_nrof_epochs = 4;
+    cfg.epoch_size = 6;
+    cfg.max_nrof_epochs = 6;
     cfg.center_loss_factor = 0.0;
     let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
     let losses: Vec<f64> = s.epochs.iter().map(|l| l.loss).collect();
     println!("triplet loss per epoch: {losses:?}");
-    assert_eq!(losses.len(), 4);
-    // Starts near the margin (random embeddings); the last two epochs average clearly below the first.
-    assert!((losses[2] + losses[3]) / 2.0 < 0.8 * losses[0], "triplet loss {losses:?}");
+    assert_eq!(losses.len(), 6);
+    // Starts near the margin (random embeddings); the last two epochs average clearly below the first
+    // two (each epoch is 3 steps of freshly selected triplets, so single epochs are noisy).
+    assert!((losses[4] + losses[5]) / 2.0 < 0.8 * (losses[0] + losses[1]) / 2.0, "triplet loss {losses:?}");
     let _ = std::fs::remove_dir_all(&cfg.models_base_dir);
 }
 

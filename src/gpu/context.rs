@@ -103,8 +103,16 @@ fn rank(t: wgpu::DeviceType) -> u8 {
 /// The subgroup size kernels can rely on, if subgroups are usable (see [`GpuContext::subgroup_lanes`]).
 fn subgroup_lanes(adapter: &wgpu::Adapter) -> Option<u32> {
     let info = adapter.get_info();
-    let usable = adapter.features().contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size >= 8 && info.subgroup_max_size <= 64;
-    usable.then_some(info.subgroup_max_size)
+    subgroup_lanes_for(adapter.features().contains(wgpu::Features::SUBGROUP), info.subgroup_min_size, info.subgroup_max_size)
+}
+
+/// Subgroup sizes the kernels' shared loads have been tested with (llvmpipe at 256, 512 and 1024 bits in
+/// `./run test`): any other (4, 64, a range whose smallest is below 8) takes the no-subgroup path.
+pub const TESTED_SUBGROUP_SIZES: [u32; 3] = [8, 16, 32];
+
+/// The lanes kernels share loads across for an adapter with `subgroups` of `min..=max` lanes, or `None`.
+pub fn subgroup_lanes_for(subgroups: bool, min: u32, max: u32) -> Option<u32> {
+    (subgroups && min >= 8 && TESTED_SUBGROUP_SIZES.contains(&max)).then_some(max)
 }
 
 impl GpuContext {

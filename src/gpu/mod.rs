@@ -9,7 +9,7 @@ mod pipeline;
 mod platform;
 
 pub use buffer::{DType, GpuTensor};
-pub use context::{prefer_wide_llvmpipe_vectors, AdapterSummary, GpuContext};
+pub use context::{prefer_wide_llvmpipe_vectors, subgroup_lanes_for, AdapterSummary, GpuContext, TESTED_SUBGROUP_SIZES};
 pub use encoder::{flags, groups_1d, Encoder, WORKGROUP_1D};
 pub use error::GpuError;
 pub use pipeline::{Constants, Shader};

@@ -528,3 +528,30 @@ fn an_align_run_killed_midway_resumes_with_every_face_aligned_once() {
     assert_eq!(got, want);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_folder_with_a_camera_size_photo_and_ordinary_ones_aligns_every_face() {
+    let ctx = gpu_or_skip!();
+    let photos = golden_photos();
+    // couple.jpg 6 times larger (6840x4764, 33 MP) among the four other fixture photos.
+    let big = scaled_up(&photos[2], 6);
+    let named = [("p0.png", &photos[0]), ("p1.png", &photos[1]), ("big.png", &big), ("p3.png", &photos[3]), ("p4.png", &photos[4])];
+    let (root, input, output) = photo_folder("align-camera", &named);
+    let opts = facegpu::align::AlignOptions {
+        image_size: 160,
+        margin: 32.0,
+        detect_multiple_faces: false,
+        random_order: false,
+        batch: 8,
+        mode: facegpu::align::AlignMode::Crop,
+        retry_failed: false,
+        shard: None,
+    };
+    let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
+    let s = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
+    assert_eq!((s.aligned, s.failed.len(), s.no_face.len()), (5, 0, 0), "{s:?}");
+    for (name, _) in named {
+        assert!(output.join("person").join(name).exists(), "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}

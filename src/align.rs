@@ -243,10 +243,7 @@ pub fn align(
     })?;
     bar.finish_and_clear();
     let text: String = errors.iter().map(|(src, (kind, msg))| report_line(kind, src, msg)).collect();
-    let tmp = summary.error_report.with_extension("tsv.partial");
-    fs::write(&tmp, text)
-        .and_then(|_| fs::rename(&tmp, &summary.error_report))
-        .map_err(|e| format!("{}: {e}", summary.error_report.display()))?;
+    crate::data::write_atomic(&summary.error_report, text.as_bytes())?;
     Ok(summary)
 }
 

@@ -10,8 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
-use crate::kernels::matmul::matmul;
+use crate::gpu::{GpuContext, GpuError};
+use crate::recognize::GalleryIndex;
 
 /// The clustering method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -35,44 +35,19 @@ impl Method {
 /// itself excluded, in index order.
 pub type Neighbours = Vec<Vec<(u32, f32)>>;
 
-/// The neighbour graph of `vectors` (unit length) under `threshold` (squared L2), on the GPU: rows in
-/// blocks whose similarity rows fit the binding limit, columns in blocks that fit it too.
+/// The neighbour graph of `vectors` (unit length) under `threshold` (squared L2), on the GPU: the
+/// vectors indexed in blocks and compared with every one of them a chunk at a time
+/// ([`GalleryIndex::visit`]), keeping only the pairs below the threshold.
 pub fn neighbours(ctx: &GpuContext, vectors: &[Vec<f32>], threshold: f64) -> Result<Neighbours, GpuError> {
-    let n = vectors.len();
-    let dim = vectors.first().map_or(0, Vec::len);
-    let mut out: Neighbours = vec![Vec::new(); n];
-    if n == 0 {
-        return Ok(out);
-    }
-    let limit = ctx.device.limits().max_storage_buffer_binding_size.min(ctx.device.limits().max_buffer_size);
-    let cols = ((limit / (dim.max(1) as u64 * 4)) as usize).clamp(1, 1 << 16).min(n);
-    let rows = ((limit / (cols as u64 * 4)) as usize).clamp(1, 4096).min(n);
-    let upload = |range: std::ops::Range<usize>, label: &str| {
-        let flat: Vec<f32> = vectors[range.clone()].iter().flatten().copied().collect();
-        GpuTensor::upload(ctx, label, &[range.len(), dim], &flat)
-    };
-    let col_blocks: Vec<(usize, GpuTensor)> =
-        (0..n).step_by(cols).map(|c0| Ok((c0, upload(c0..(c0 + cols).min(n), "cluster columns")?))).collect::<Result<_, GpuError>>()?;
-    for r0 in (0..n).step_by(rows) {
-        let r1 = (r0 + rows).min(n);
-        let q = upload(r0..r1, "cluster rows")?;
-        for (c0, block) in &col_blocks {
-            let m = block.shape[0];
-            let sims = GpuTensor::zeros(ctx, "cluster similarities", &[r1 - r0, m]);
-            let mut enc = Encoder::new(ctx);
-            matmul(&mut enc, &q, block, None, &sims, false, true, false)?;
-            enc.submit()?;
-            let s = sims.download(ctx)?;
-            for (i, row) in s.chunks(m).enumerate() {
-                for (j, &v) in row.iter().enumerate() {
-                    let d = (2.0 - 2.0 * v).max(0.0);
-                    if f64::from(d) < threshold && r0 + i != c0 + j {
-                        out[r0 + i].push(((c0 + j) as u32, d));
-                    }
-                }
+    let mut out: Neighbours = vec![Vec::new(); vectors.len()];
+    let index = GalleryIndex::new(ctx, vectors)?;
+    index.visit(ctx, vectors, |i, first, row| {
+        for (j, &d) in row.iter().enumerate() {
+            if f64::from(d) < threshold && first + j != i {
+                out[i].push(((first + j) as u32, d));
             }
         }
-    }
+    })?;
     Ok(out)
 }
 
@@ -295,16 +270,6 @@ pub fn contact_sheet(report: &ClusterReport) -> String {
     out + "</body></html>\n"
 }
 
-/// Writes `text` to `path` through a temporary file.
-pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("partial");
-    let r = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path));
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
-}
-
 /// Options of [`cluster_photos`].
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -401,9 +366,8 @@ pub fn cluster_photos(
     }
     report.unclustered = rest.iter().map(|&i| place(i, "unclustered")).collect::<Result<_, _>>()?;
     let _ = std::fs::remove_dir_all(&crops);
-    write_atomic(&out.join("clusters.json"), &serde_json::to_string_pretty(&report)?)
-        .map_err(|e| format!("{}: {e}", out.join("clusters.json").display()))?;
-    write_atomic(&out.join("index.html"), &contact_sheet(&report)).map_err(|e| format!("{}: {e}", out.join("index.html").display()))?;
+    crate::data::write_atomic(&out.join("clusters.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    crate::data::write_atomic(&out.join("index.html"), contact_sheet(&report).as_bytes())?;
     Ok((report, skipped))
 }
 

@@ -45,13 +45,7 @@ impl FilterMetrics {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        let text = serde_json::to_string(self).map_err(|e| e.to_string())?;
-        let tmp = path.with_extension("partial");
-        let r = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path));
-        if r.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        r.map_err(|e| format!("{}: {e}", path.display()))
+        crate::data::write_atomic(path, serde_json::to_string(self).map_err(|e| e.to_string())?.as_bytes())
     }
 
     /// Reads a filter file, checking that its lists agree.

@@ -393,6 +393,7 @@ pub struct Match {
 
 /// Vectors on the GPU in blocks of rows that each fit the binding limit, for nearest-neighbour search.
 pub struct GalleryIndex {
+    /// (first row, block `[rows, dim]`).
     blocks: Vec<(usize, GpuTensor)>,
     pub rows: usize,
     pub dim: usize,
@@ -402,8 +403,7 @@ impl GalleryIndex {
     /// Uploads `vectors` (unit length, all of one dimension).
     pub fn new(ctx: &GpuContext, vectors: &[Vec<f32>]) -> Result<Self, GpuError> {
         let dim = vectors.first().map_or(0, Vec::len);
-        let limit = ctx.device.limits().max_storage_buffer_binding_size.min(ctx.device.limits().max_buffer_size);
-        let per_block = ((limit / (dim.max(1) as u64 * 4)) as usize).clamp(1, 1 << 16);
+        let per_block = ((ctx.binding_limit() / (dim.max(1) as u64 * 4)) as usize).clamp(1, 1 << 16);
         let mut blocks = Vec::new();
         for (b, chunk) in vectors.chunks(per_block).enumerate() {
             let flat: Vec<f32> = chunk.iter().flatten().copied().collect();
@@ -412,24 +412,35 @@ impl GalleryIndex {
         Ok(Self { blocks, rows: vectors.len(), dim })
     }
 
-    /// Squared L2 distances `[queries.len()][rows]` of unit vectors, `2 - 2 q.g`, clamped at 0.
-    pub fn distances(&self, ctx: &GpuContext, queries: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, GpuError> {
-        let mut out = vec![Vec::with_capacity(self.rows); queries.len()];
-        if queries.is_empty() || self.rows == 0 {
-            return Ok(out);
-        }
-        let flat: Vec<f32> = queries.iter().flatten().copied().collect();
-        let q = GpuTensor::upload(ctx, "queries", &[queries.len(), self.dim], &flat)?;
-        for (_, block) in &self.blocks {
-            let sims = GpuTensor::zeros(ctx, "similarities", &[queries.len(), block.shape[0]]);
-            let mut enc = Encoder::new(ctx);
-            matmul(&mut enc, &q, block, None, &sims, false, true, false)?;
-            enc.submit()?;
-            let s = sims.download(ctx)?;
-            for (row, chunk) in out.iter_mut().zip(s.chunks(block.shape[0])) {
-                row.extend(chunk.iter().map(|v| (2.0 - 2.0 * v).max(0.0)));
+    /// Calls `each(query, first row, distances)` with the squared L2 distances (`2 - 2 q.g` of unit
+    /// vectors, clamped at 0) of every query to every block's rows. Queries go to the GPU in chunks whose
+    /// similarities against a block fit the binding limit, so no buffer grows with the input.
+    pub fn visit(&self, ctx: &GpuContext, queries: &[Vec<f32>], mut each: impl FnMut(usize, usize, &[f32])) -> Result<(), GpuError> {
+        let widest = self.blocks.iter().map(|(_, b)| b.shape[0]).max().unwrap_or(1);
+        let chunk = ((ctx.binding_limit() / (widest as u64 * 4)) as usize).clamp(1, 4096);
+        for (c, part) in queries.chunks(chunk).enumerate() {
+            let flat: Vec<f32> = part.iter().flatten().copied().collect();
+            let q = GpuTensor::upload(ctx, "queries", &[part.len(), self.dim], &flat)?;
+            for (first, block) in &self.blocks {
+                let m = block.shape[0];
+                let sims = GpuTensor::zeros(ctx, "similarities", &[part.len(), m]);
+                let mut enc = Encoder::new(ctx);
+                matmul(&mut enc, &q, block, None, &sims, false, true, false)?;
+                enc.submit()?;
+                let mut s = sims.download(ctx)?;
+                s.iter_mut().for_each(|v| *v = (2.0 - 2.0 * *v).max(0.0));
+                for (i, row) in s.chunks(m).enumerate() {
+                    each(c * chunk + i, *first, row);
+                }
             }
         }
+        Ok(())
+    }
+
+    /// Squared L2 distances `[queries.len()][rows]` ([`GalleryIndex::visit`]).
+    pub fn distances(&self, ctx: &GpuContext, queries: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, GpuError> {
+        let mut out = vec![Vec::with_capacity(self.rows); queries.len()];
+        self.visit(ctx, queries, |i, _, d| out[i].extend_from_slice(d))?;
         Ok(out)
     }
 }

@@ -4,6 +4,22 @@ pub mod dataset;
 pub mod images;
 pub mod npy;
 
+use std::path::Path;
+
+/// Writes `bytes` to `path` through `<path>.partial` renamed into place: a crash never leaves half a
+/// file, and a failed write (no space, a file-size limit) removes the partial one and leaves the previous
+/// file as it was. The error names the file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = path.with_file_name(format!("{}.partial", path.file_name().unwrap_or_default().to_string_lossy()));
+    let written = std::fs::write(&tmp, bytes)
+        .map_err(|e| format!("{}: {e}", tmp.display()))
+        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display())));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
 /// One of `n` deterministic parts of a dataset's identity folders (`--shard K/N`, K from 1 to N): the
 /// folders at sorted positions `K-1, K-1+N, K-1+2N, ...`, so N machines (a Slurm array, a Kubernetes
 /// indexed Job) each take a part and together cover every folder once.

@@ -372,6 +372,13 @@ impl GpuContext {
         }
     }
 
+    /// The largest buffer one binding may use, in bytes: the storage-binding and buffer-size limits.
+    /// Every pass whose buffers grow with its input is cut to fit it.
+    pub fn binding_limit(&self) -> u64 {
+        let l = self.device.limits();
+        l.max_storage_buffer_binding_size.min(l.max_buffer_size)
+    }
+
     /// Whether the adapter is a CPU driver (lavapipe/llvmpipe, SwiftShader, WARP).
     pub fn is_cpu_driver(&self) -> bool {
         self.adapter.get_info().device_type == wgpu::DeviceType::Cpu

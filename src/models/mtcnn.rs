@@ -406,10 +406,7 @@ impl Mtcnn {
             onet: Net::load(ctx, weights, "onet", ONET)?,
             chunk: 256,
             max_batch_values: 32 << 20,
-            binding_limit: {
-                let l = ctx.device.limits();
-                l.max_storage_buffer_binding_size.min(l.max_buffer_size)
-            },
+            binding_limit: ctx.binding_limit(),
             times: StageTimes::default(),
             source: None,
             input: PackedImages::default(),

@@ -14,6 +14,7 @@ use std::time::Instant;
 use crate::checkpoint::safetensors::{self as st, StorageDtype};
 use crate::checkpoint::{Tensor, Weights};
 use crate::data::dataset::{get_dataset, spawn_loader, split_dataset, Augment, ImageClass, Rng};
+use crate::data::write_atomic;
 use crate::eval::metrics::DistanceMetric;
 use crate::gpu::{Encoder, GpuContext, GpuTensor};
 use crate::kernels::optimizer::OptimizerKind;
@@ -324,18 +325,6 @@ fn save_files(
     Ok(())
 }
 
-/// Writes `text` to `path` through a temporary file.
-fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
-    let tmp = path.with_extension("partial");
-    let written = std::fs::write(&tmp, text)
-        .map_err(|e| format!("{}: {e}", tmp.display()))
-        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display())));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
-
 fn plot_curves(path: &Path, logs: &[EpochLog]) -> Result<(), String> {
     use crate::eval::plot::{Plot, Series};
     let loss: Vec<(f64, f64)> = logs.iter().map(|l| (l.epoch as f64, l.loss)).collect();
@@ -501,7 +490,7 @@ pub fn train(
     }
     if resumed.is_none() {
         std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
-        write_atomic(&run_dir.join("args.json"), &serde_json::to_string_pretty(cfg)?)?;
+        write_atomic(&run_dir.join("args.json"), serde_json::to_string_pretty(cfg)?.as_bytes())?;
     }
     let mut opt = Optimizer::new(ctx, cfg.optimizer, &net.store)?;
     let ema = if cfg.moving_average_decay > 0.0 { Some(Ema::new(ctx, &net.store, cfg.moving_average_decay)?) } else { None };
@@ -688,7 +677,7 @@ pub fn train(
         logs.push(log);
         save_files(ctx, cfg, &run_dir, &state, &class_names)?;
         let text: String = logs.iter().map(|l| serde_json::to_string(l).map(|s| s + "\n")).collect::<Result<_, _>>()?;
-        write_atomic(&run_dir.join("log.jsonl"), &text)?;
+        write_atomic(&run_dir.join("log.jsonl"), text.as_bytes())?;
         plot_curves(&run_dir.join("curves.png"), &logs)?;
     }
     Ok(TrainSummary { run_dir, epochs: logs, stopped, filtered })

@@ -16,8 +16,7 @@ fn fixtures() -> Option<(PathBuf, PathBuf)> {
 }
 
 fn golden_images(golden: &Path) -> Vec<f32> {
-    let order: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(golden.join("order.json")).unwrap()).unwrap();
-    order["images"].as_array().unwrap().iter().flat_map(|p| load_rgb(&golden.join(p.as_str().unwrap()), 160).unwrap()).collect()
+    common::golden_faces(golden).iter().flat_map(|p| load_rgb(p, 160).unwrap()).collect()
 }
 
 #[test]
@@ -133,8 +132,7 @@ fn embed_json_prints_one_object_per_line_and_skips_unreadable_files() {
 fn a_batch_above_the_adapters_binding_limit_is_embedded_in_halves_with_the_same_embeddings() {
     let ctx = gpu_or_skip!();
     let Some((ckpt, golden)) = fixtures() else { return };
-    let order: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(golden.join("order.json")).unwrap()).unwrap();
-    let five: Vec<PathBuf> = order["images"].as_array().unwrap().iter().map(|p| golden.join(p.as_str().unwrap())).collect();
+    let five = common::golden_faces(&golden);
     // 100 images in one batch: Conv2d_2b_3x3's output alone is 100 x 77 x 77 x 64 floats (152 MB),
     // above llvmpipe's 128 MiB binding limit; the batch is embedded in halves instead.
     let files: Vec<PathBuf> = (0..20).flat_map(|_| five.iter().cloned()).collect();

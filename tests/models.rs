@@ -72,8 +72,7 @@ fn an_old_layout_checkpoint_loads_and_gives_tensorflows_embeddings() {
     assert!(w.tensors.contains_key("InceptionResnetV1/Bottleneck/weights") && !w.tensors.contains_key("Bottleneck/weights"));
     let mut embedder = facegpu::embed::Embedder::load(ctx, &path, None, 160).unwrap();
     assert_eq!(embedder.standardization, Standardization::Prewhiten, "{}", embedder.standardization_reason);
-    let order: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(golden.join("order.json")).unwrap()).unwrap();
-    let files: Vec<PathBuf> = order["images"].as_array().unwrap().iter().map(|p| golden.join(p.as_str().unwrap())).collect();
+    let files = common::golden_faces(&golden);
     let got: Vec<f32> = embedder.embed_files(ctx, &files, 5).unwrap().into_iter().flat_map(|(_, e)| e).collect();
     let (_, want) = facegpu::data::npy::read_f32(&golden.join("embeddings_prewhiten.npy")).unwrap();
     // The same weights under other names: the parity test's error against TensorFlow (3.6e-7 measured),
@@ -91,8 +90,7 @@ fn bin() -> Command {
 fn compare_prints_compare_pys_euclidean_matrix_and_says_which_standardization() {
     let _ = gpu_or_skip!();
     let (Some(ckpt), Some(golden)) = (common::fixture("facenet-20170512-110547"), common::fixture("irv1-golden")) else { return };
-    let order: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(golden.join("order.json")).unwrap()).unwrap();
-    let files: Vec<PathBuf> = order["images"].as_array().unwrap().iter().map(|p| golden.join(p.as_str().unwrap())).collect();
+    let files = common::golden_faces(&golden);
     let out = bin().args(["compare", "--aligned", "--json", "--model"]).arg(&ckpt).args(&files).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -257,8 +255,7 @@ fn a_frozen_512d_graph_with_folded_batch_norm_gives_tensorflows_embeddings_both_
     else {
         return;
     };
-    let order: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(golden.join("order.json")).unwrap()).unwrap();
-    let files: Vec<PathBuf> = order["images"].as_array().unwrap().iter().map(|p| golden.join(p.as_str().unwrap())).collect();
+    let files = common::golden_faces(&golden);
     for (std, file) in
         [(Standardization::Prewhiten, "embeddings_prewhiten.npy"), (Standardization::Fixed, "embeddings_fixed_standardization.npy")]
     {
@@ -344,8 +341,7 @@ fn a_freeze_graph_pb_of_facenets_checkpoint_gives_tensorflows_embeddings() {
     std::fs::write(&pb, &graph).unwrap();
     let mut embedder = facegpu::embed::Embedder::load(ctx, &pb, None, 160).unwrap();
     assert_eq!(embedder.standardization, Standardization::Prewhiten, "{}", embedder.standardization_reason);
-    let order: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(golden.join("order.json")).unwrap()).unwrap();
-    let files: Vec<PathBuf> = order["images"].as_array().unwrap().iter().map(|p| golden.join(p.as_str().unwrap())).collect();
+    let files = common::golden_faces(&golden);
     let got: Vec<f32> = embedder.embed_files(ctx, &files, 5).unwrap().into_iter().flat_map(|(_, e)| e).collect();
     let (_, want) = facegpu::data::npy::read_f32(&golden.join("embeddings_prewhiten.npy")).unwrap();
     // The checkpoint's own weights through the .pb reader: the parity test's error (3.6e-7), within 1e-5.

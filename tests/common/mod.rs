@@ -132,3 +132,9 @@ pub fn pb_varint(mut v: u64) -> Vec<u8> {
     out.push(v as u8);
     out
 }
+
+/// The five irv1-golden faces in the order of `order.json` (the order of TensorFlow's embeddings).
+pub fn golden_faces(golden: &Path) -> Vec<PathBuf> {
+    let order: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(golden.join("order.json")).unwrap()).unwrap();
+    order["images"].as_array().unwrap().iter().map(|p| golden.join(p.as_str().unwrap())).collect()
+}

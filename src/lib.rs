@@ -18,6 +18,7 @@ pub mod gpu;
 pub mod kernels;
 pub mod models;
 pub mod nn;
+pub mod ops;
 pub mod recognize;
 pub mod tape;
 pub mod train;

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 
 use common::{assert_close, Rng};
 use facegpu::data::images::load_image;
+use facegpu::gpu::Arena;
 use facegpu::gpu::{Encoder, GpuTensor};
 use facegpu::models::mtcnn::boxes::{self, nms, pad, rerec, scales, Overlap};
 use facegpu::models::mtcnn::{DetectOptions, Face, Mtcnn, LANES};
-use facegpu::nn::Arena;
 
 fn fixtures() -> PathBuf {
     common::fixtures_root().join("mtcnn")

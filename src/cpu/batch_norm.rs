@@ -1,7 +1,7 @@
 //! CPU twin of `kernels::batch_norm`.
 
-use crate::gpu::GpuError;
-use crate::kernels::batch_norm::BatchNormParams;
+use crate::ops::batch_norm::BatchNormParams;
+use crate::ops::OpError;
 
 pub fn batch_norm_inference(
     x: &[f32],
@@ -11,7 +11,7 @@ pub fn batch_norm_inference(
     gamma: Option<&[f32]>,
     beta: &[f32],
     eps: f32,
-) -> Result<Vec<f32>, GpuError> {
+) -> Result<Vec<f32>, OpError> {
     let p = BatchNormParams::new(x_shape, gamma.is_some(), eps, 0.0)?;
     let c = p.c as usize;
     Ok(x.iter()
@@ -37,7 +37,7 @@ pub fn batch_norm_train(
     moving_var: &mut [f32],
     eps: f32,
     decay: f32,
-) -> Result<TrainOutput, GpuError> {
+) -> Result<TrainOutput, OpError> {
     let p = BatchNormParams::new(x_shape, gamma.is_some(), eps, decay)?;
     let (rows, c) = (p.rows as usize, p.c as usize);
     let mut mean = vec![0f32; c];

@@ -1,7 +1,7 @@
 //! CPU twin of `kernels::center_loss`.
 
-use crate::gpu::GpuError;
-use crate::kernels::center_loss::CenterLossParams;
+use crate::ops::center_loss::CenterLossParams;
+use crate::ops::OpError;
 
 /// Returns the loss and `diff = x - centers[label]` (with the centers before the update) and updates
 /// `centers` in place.
@@ -12,11 +12,11 @@ pub fn center_loss(
     centers: &mut [f32],
     centers_shape: &[usize],
     alfa: f32,
-) -> Result<(f32, Vec<f32>), GpuError> {
+) -> Result<(f32, Vec<f32>), OpError> {
     let p = CenterLossParams::new(x_shape, centers_shape, alfa)?;
     let (b, d) = (p.b as usize, p.d as usize);
     if labels.len() != b || labels.iter().any(|&l| l >= p.classes) {
-        return Err(GpuError::Invalid { op: "center_loss", detail: format!("need {b} labels below {}", p.classes) });
+        return Err(OpError::Invalid { op: "center_loss", detail: format!("need {b} labels below {}", p.classes) });
     }
     let mut sq = vec![0f32; b * d];
     let mut diff = vec![0f32; b * d];

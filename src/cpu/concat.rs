@@ -1,9 +1,9 @@
 //! CPU twin of `kernels::concat`.
 
-use crate::gpu::GpuError;
-use crate::kernels::concat::channel_offsets;
+use crate::ops::concat::channel_offsets;
+use crate::ops::OpError;
 
-pub fn concat_channels(parts: &[(&[f32], &[usize])], out_shape: &[usize]) -> Result<Vec<f32>, GpuError> {
+pub fn concat_channels(parts: &[(&[f32], &[usize])], out_shape: &[usize]) -> Result<Vec<f32>, OpError> {
     let shapes: Vec<&[usize]> = parts.iter().map(|p| p.1).collect();
     let offsets = channel_offsets("concat", &shapes, out_shape)?;
     let total = *out_shape.last().unwrap_or(&0);
@@ -17,7 +17,7 @@ pub fn concat_channels(parts: &[(&[f32], &[usize])], out_shape: &[usize]) -> Res
     Ok(out)
 }
 
-pub fn split_channels(x: &[f32], x_shape: &[usize], part_shapes: &[&[usize]]) -> Result<Vec<Vec<f32>>, GpuError> {
+pub fn split_channels(x: &[f32], x_shape: &[usize], part_shapes: &[&[usize]]) -> Result<Vec<Vec<f32>>, OpError> {
     let offsets = channel_offsets("split", part_shapes, x_shape)?;
     let total = *x_shape.last().unwrap_or(&0);
     Ok(part_shapes

@@ -1,7 +1,7 @@
 //! CPU twin of `kernels::conv2d`: plain loops, same arguments, same epilogue order.
 
-use crate::gpu::GpuError;
-use crate::kernels::conv2d::{Activation, Conv2dParams, Epilogue, Padding};
+use crate::ops::conv2d::{Activation, Conv2dParams, Epilogue, Padding};
+use crate::ops::OpError;
 
 pub fn conv2d(
     x: &[f32],
@@ -11,7 +11,7 @@ pub fn conv2d(
     epi: &Epilogue<&[f32]>,
     stride: (usize, usize),
     padding: Padding,
-) -> Result<(Vec<f32>, Conv2dParams), GpuError> {
+) -> Result<(Vec<f32>, Conv2dParams), OpError> {
     let p = Conv2dParams::new(x_shape, w_shape, stride, padding)?.with_epilogue(epi, |t| t.len())?;
     let (n, h, wd, c) = (p.n as usize, p.h as i64, p.w as i64, p.c as usize);
     let (oh, ow, oc, kh, kw) = (p.oh as usize, p.ow as usize, p.oc as usize, p.kh as usize, p.kw as usize);

@@ -1,7 +1,7 @@
 //! CPU twin of `kernels::conv2d_backward`: plain loops, same arguments.
 
-use crate::gpu::GpuError;
-use crate::kernels::conv2d::{Activation, Conv2dParams, Epilogue, Padding};
+use crate::ops::conv2d::{Activation, Conv2dParams, Epilogue, Padding};
+use crate::ops::OpError;
 
 /// Gradient of the epilogue. Returns `g` (of the raw conv output); adds or writes the residual gradient
 /// into `dres` and returns the PReLU product `dy * min(u, 0)` (empty without PReLU).
@@ -12,7 +12,7 @@ pub fn epilogue_backward(
     y: &[f32],
     preact: Option<&[f32]>,
     dres: Option<(&mut [f32], bool)>,
-) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
+) -> Result<(Vec<f32>, Vec<f32>), OpError> {
     let oc = p.oc as usize;
     let mut g = vec![0f32; dy.len()];
     let mut prod = Vec::new();
@@ -25,7 +25,7 @@ pub fn epilogue_backward(
             Activation::Relu => du = if y[i] > 0.0 { dy[i] } else { 0.0 },
             Activation::Prelu(a) => {
                 let u =
-                    preact.ok_or(GpuError::Invalid { op: "conv2d epilogue backward", detail: "PReLU needs the pre-activation".into() })?[i];
+                    preact.ok_or(OpError::Invalid { op: "conv2d epilogue backward", detail: "PReLU needs the pre-activation".into() })?[i];
                 du = if u > 0.0 { dy[i] } else { a[o] * dy[i] };
                 prod.push(dy[i] * u.min(0.0));
             }
@@ -56,7 +56,7 @@ pub fn grad_input(
     stride: (usize, usize),
     padding: Padding,
     accumulate: bool,
-) -> Result<(), GpuError> {
+) -> Result<(), OpError> {
     let p = Conv2dParams::new(dx_shape, w_shape, stride, padding)?;
     if !accumulate {
         dx.iter_mut().for_each(|v| *v = 0.0);
@@ -84,7 +84,7 @@ pub fn grad_weight(
     stride: (usize, usize),
     padding: Padding,
     accumulate: bool,
-) -> Result<(), GpuError> {
+) -> Result<(), OpError> {
     let p = Conv2dParams::new(x_shape, w_shape, stride, padding)?;
     if !accumulate {
         dw.iter_mut().for_each(|v| *v = 0.0);

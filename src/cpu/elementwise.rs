@@ -1,6 +1,6 @@
 //! CPU twin of `kernels::elementwise`.
 
-use crate::kernels::elementwise::dropout_uniform;
+use crate::ops::elementwise::dropout_uniform;
 
 pub fn relu(x: &[f32]) -> Vec<f32> {
     x.iter().map(|&v| v.max(0.0)).collect()

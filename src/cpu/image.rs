@@ -1,7 +1,7 @@
 //! CPU twin of `kernels::image`.
 
-use crate::gpu::GpuError;
-use crate::kernels::image::{hw, ImageParams, Transform};
+use crate::ops::image::{hw, ImageParams, Transform};
+use crate::ops::OpError;
 
 fn map_out(p: &ImageParams, mut f: impl FnMut(usize, usize, usize, usize) -> f32) -> Vec<f32> {
     let (oh, ow, c) = (p.oh as usize, p.ow as usize, p.c as usize);
@@ -22,7 +22,7 @@ fn at(x: &[f32], p: &ImageParams, b: usize, iy: usize, ix: usize, ch: usize) -> 
     x[((b * p.h as usize + iy) * p.w as usize + ix) * p.c as usize + ch]
 }
 
-pub fn resize_bilinear(x: &[f32], x_shape: &[usize], out_hw: (usize, usize)) -> Result<Vec<f32>, GpuError> {
+pub fn resize_bilinear(x: &[f32], x_shape: &[usize], out_hw: (usize, usize)) -> Result<Vec<f32>, OpError> {
     let p = ImageParams::new("resize_bilinear", x_shape, out_hw)?;
     let src = |o: usize, n_in: u32, n_out: u32| {
         let s = ((o as f32 + 0.5) * n_in as f32 / n_out as f32 - 0.5).max(0.0);
@@ -94,19 +94,19 @@ fn area_window(
     }
 }
 
-pub fn resize_area(x: &[f32], x_shape: &[usize], out_hw: (usize, usize), t: Transform) -> Result<Vec<f32>, GpuError> {
+pub fn resize_area(x: &[f32], x_shape: &[usize], out_hw: (usize, usize), t: Transform) -> Result<Vec<f32>, OpError> {
     let p = ImageParams::new("resize_area", x_shape, out_hw)?;
     Ok(map_out(&p, area_window(&p, (p.w as usize, p.h as usize), t, |b, iy, ix, c| at(x, &p, b, iy as usize, ix as usize, c))))
 }
 
 /// `boxes` holds `(image, x0, y0, cw, ch)` per output image; see `kernels::image::crop_resize_area`.
-pub fn crop_resize_area(x: &[f32], x_shape: &[usize], boxes: &[i32], out_hw: (usize, usize), t: Transform) -> Result<Vec<f32>, GpuError> {
+pub fn crop_resize_area(x: &[f32], x_shape: &[usize], boxes: &[i32], out_hw: (usize, usize), t: Transform) -> Result<Vec<f32>, OpError> {
     let p = ImageParams::new("crop_resize_area", x_shape, out_hw)?;
     let mut y = Vec::new();
     for bx in boxes.chunks_exact(5) {
         let (src, x0, y0) = (bx[0] as usize, bx[1] as i64, bx[2] as i64);
         if src >= p.n as usize {
-            return Err(GpuError::Shape { op: "crop_resize_area", detail: format!("box {bx:?} names image {src} of {}", p.n) });
+            return Err(OpError::Shape { op: "crop_resize_area", detail: format!("box {bx:?} names image {src} of {}", p.n) });
         }
         let size = (bx[3].max(1) as usize, bx[4].max(1) as usize);
         let one = ImageParams { n: 1, ..p };
@@ -125,7 +125,7 @@ pub fn crop_resize_area(x: &[f32], x_shape: &[usize], boxes: &[i32], out_hw: (us
     Ok(y)
 }
 
-pub fn crop_pad(x: &[f32], x_shape: &[usize], out_hw: (usize, usize), top: i32, left: i32) -> Result<Vec<f32>, GpuError> {
+pub fn crop_pad(x: &[f32], x_shape: &[usize], out_hw: (usize, usize), top: i32, left: i32) -> Result<Vec<f32>, OpError> {
     let p = ImageParams::new("crop_pad", x_shape, out_hw)?;
     Ok(map_out(&p, |b, oy, ox, ch| {
         let (iy, ix) = (oy as i64 + top as i64, ox as i64 + left as i64);
@@ -137,7 +137,7 @@ pub fn crop_pad(x: &[f32], x_shape: &[usize], out_hw: (usize, usize), top: i32, 
     }))
 }
 
-pub fn flip_h(x: &[f32], x_shape: &[usize]) -> Result<Vec<f32>, GpuError> {
+pub fn flip_h(x: &[f32], x_shape: &[usize]) -> Result<Vec<f32>, OpError> {
     let p = ImageParams::new("flip_h", x_shape, hw(x_shape))?;
     Ok(map_out(&p, |b, oy, ox, ch| at(x, &p, b, oy, p.w as usize - 1 - ox, ch)))
 }
@@ -147,7 +147,7 @@ pub fn fixed_standardize(x: &[f32]) -> Vec<f32> {
 }
 
 /// Returns `(y, stats)` with stats `[n, 2]` = (mean, max(std, 1/sqrt(size))) per image.
-pub fn prewhiten(x: &[f32], x_shape: &[usize]) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
+pub fn prewhiten(x: &[f32], x_shape: &[usize]) -> Result<(Vec<f32>, Vec<f32>), OpError> {
     let p = ImageParams::new("prewhiten", x_shape, hw(x_shape))?;
     let size = (p.h * p.w * p.c) as usize;
     let mut y = Vec::with_capacity(x.len());

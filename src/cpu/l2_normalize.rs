@@ -1,10 +1,10 @@
 //! CPU twin of `kernels::l2_normalize`.
 
-use crate::gpu::GpuError;
-use crate::kernels::l2_normalize::L2NormalizeParams;
+use crate::ops::l2_normalize::L2NormalizeParams;
+use crate::ops::OpError;
 
 /// Returns `(y, inv)`.
-pub fn l2_normalize(x: &[f32], x_shape: &[usize], eps: f32) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
+pub fn l2_normalize(x: &[f32], x_shape: &[usize], eps: f32) -> Result<(Vec<f32>, Vec<f32>), OpError> {
     let p = L2NormalizeParams::new(x_shape, eps)?;
     let cols = p.cols as usize;
     let mut y = vec![0f32; x.len()];
@@ -32,7 +32,7 @@ pub fn l2_normalize_backward(dy: &[f32], y: &[f32], inv: &[f32], dx: &mut [f32],
 }
 
 /// Returns `(norms, grad)`: the rows' p-norms of `|x| + eps` and the gradient of `weight * mean(norms)`.
-pub fn pnorm_rows(x: &[f32], x_shape: &[usize], pw: f32, eps: f32, weight: f32) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
+pub fn pnorm_rows(x: &[f32], x_shape: &[usize], pw: f32, eps: f32, weight: f32) -> Result<(Vec<f32>, Vec<f32>), OpError> {
     let p = L2NormalizeParams::new(x_shape, eps)?;
     let (rows, cols) = (p.rows as usize, p.cols as usize);
     let mut norms = vec![0f32; rows];

@@ -1,7 +1,7 @@
 //! CPU twin of `kernels::matmul`.
 
-use crate::gpu::GpuError;
-use crate::kernels::matmul::MatmulParams;
+use crate::ops::matmul::MatmulParams;
+use crate::ops::OpError;
 
 /// `c = [c +] op(a)·op(b) [+ bias]`; `c` is read only when `accumulate`.
 #[allow(clippy::too_many_arguments)]
@@ -15,11 +15,11 @@ pub fn matmul(
     trans_a: bool,
     trans_b: bool,
     accumulate: bool,
-) -> Result<MatmulParams, GpuError> {
+) -> Result<MatmulParams, OpError> {
     let p = MatmulParams::new(a_shape, b_shape, trans_a, trans_b)?;
     let (m, n, k) = (p.m as usize, p.n as usize, p.k as usize);
     if c.len() != m * n {
-        return Err(GpuError::Shape { op: "matmul", detail: format!("output: expected {} elements, got {}", m * n, c.len()) });
+        return Err(OpError::Shape { op: "matmul", detail: format!("output: expected {} elements, got {}", m * n, c.len()) });
     }
     for i in 0..m {
         for j in 0..n {

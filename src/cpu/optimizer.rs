@@ -1,6 +1,6 @@
 //! CPU twin of `kernels::optimizer`: the same updates element by element.
 
-use crate::kernels::optimizer::OptimizerKind;
+use crate::ops::optimizer::OptimizerKind;
 
 /// One update of `w` from `g` (zeroed afterwards); `s1`, `s2` are the slots (ignored when unused).
 pub fn update(kind: OptimizerKind, w: &mut [f32], g: &mut [f32], s1: &mut [f32], s2: &mut [f32], lr: f32, step: u64) {

@@ -1,8 +1,8 @@
 //! CPU twin of `kernels::pool`.
 
-use crate::gpu::GpuError;
-use crate::kernels::conv2d::Padding;
-use crate::kernels::pool::PoolParams;
+use crate::ops::conv2d::Padding;
+use crate::ops::pool::PoolParams;
+use crate::ops::OpError;
 
 /// Visits the in-image taps of output element `i`, passing the flat input index.
 fn taps(p: &PoolParams, i: usize, mut f: impl FnMut(usize)) {
@@ -31,7 +31,7 @@ pub fn max_pool(
     k: (usize, usize),
     stride: (usize, usize),
     padding: Padding,
-) -> Result<(Vec<f32>, Vec<u32>, PoolParams), GpuError> {
+) -> Result<(Vec<f32>, Vec<u32>, PoolParams), OpError> {
     let p = PoolParams::new(x_shape, k, stride, padding)?;
     let n_out: usize = p.out_shape().iter().product();
     let (mut y, mut arg) = (vec![0f32; n_out], vec![0u32; n_out]);
@@ -55,7 +55,7 @@ pub fn avg_pool(
     k: (usize, usize),
     stride: (usize, usize),
     padding: Padding,
-) -> Result<(Vec<f32>, PoolParams), GpuError> {
+) -> Result<(Vec<f32>, PoolParams), OpError> {
     let p = PoolParams::new(x_shape, k, stride, padding)?;
     let n_out: usize = p.out_shape().iter().product();
     let y = (0..n_out)
@@ -71,7 +71,7 @@ pub fn avg_pool(
     Ok((y, p))
 }
 
-pub fn global_avg_pool(x: &[f32], x_shape: &[usize]) -> Result<Vec<f32>, GpuError> {
+pub fn global_avg_pool(x: &[f32], x_shape: &[usize]) -> Result<Vec<f32>, OpError> {
     let p = PoolParams::global(x_shape)?;
     let (hw, c) = ((p.h * p.w) as usize, p.c as usize);
     Ok((0..(p.n as usize * c))
@@ -105,7 +105,7 @@ pub fn avg_pool_backward(
     stride: (usize, usize),
     padding: Padding,
     accumulate: bool,
-) -> Result<(), GpuError> {
+) -> Result<(), OpError> {
     let p = PoolParams::new(x_shape, k, stride, padding)?;
     store(dx, accumulate);
     for (i, &d) in dy.iter().enumerate() {
@@ -116,7 +116,7 @@ pub fn avg_pool_backward(
     Ok(())
 }
 
-pub fn global_avg_pool_backward(dy: &[f32], dx: &mut [f32], x_shape: &[usize], accumulate: bool) -> Result<(), GpuError> {
+pub fn global_avg_pool_backward(dy: &[f32], dx: &mut [f32], x_shape: &[usize], accumulate: bool) -> Result<(), OpError> {
     let p = PoolParams::global(x_shape)?;
     let (hw, c) = ((p.h * p.w) as usize, p.c as usize);
     store(dx, accumulate);

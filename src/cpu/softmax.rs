@@ -1,7 +1,7 @@
 //! CPU twin of `kernels::softmax`.
 
-use crate::gpu::GpuError;
-use crate::kernels::softmax::SoftmaxParams;
+use crate::ops::softmax::SoftmaxParams;
+use crate::ops::OpError;
 
 /// Softmax of one row into `out`; returns log-sum-exp.
 fn softmax_row(z: &[f32], out: &mut [f32]) -> f32 {
@@ -15,7 +15,7 @@ fn softmax_row(z: &[f32], out: &mut [f32]) -> f32 {
     s.ln() + mx
 }
 
-pub fn softmax(z: &[f32], z_shape: &[usize]) -> Result<Vec<f32>, GpuError> {
+pub fn softmax(z: &[f32], z_shape: &[usize]) -> Result<Vec<f32>, OpError> {
     let p = SoftmaxParams::new(z_shape)?;
     let cols = p.cols as usize;
     let mut prob = vec![0f32; z.len()];
@@ -26,11 +26,11 @@ pub fn softmax(z: &[f32], z_shape: &[usize]) -> Result<Vec<f32>, GpuError> {
 }
 
 /// Returns `(prob, row_loss, mean_loss)`.
-pub fn softmax_xent(z: &[f32], z_shape: &[usize], labels: &[u32]) -> Result<(Vec<f32>, Vec<f32>, f32), GpuError> {
+pub fn softmax_xent(z: &[f32], z_shape: &[usize], labels: &[u32]) -> Result<(Vec<f32>, Vec<f32>, f32), OpError> {
     let p = SoftmaxParams::new(z_shape)?;
     let cols = p.cols as usize;
     if labels.len() != p.rows as usize || labels.iter().any(|&l| l as usize >= cols) {
-        return Err(GpuError::Invalid { op: "softmax_xent", detail: format!("need {} labels below {cols}", p.rows) });
+        return Err(OpError::Invalid { op: "softmax_xent", detail: format!("need {} labels below {cols}", p.rows) });
     }
     let mut prob = vec![0f32; z.len()];
     let mut row_loss = vec![0f32; p.rows as usize];

@@ -1,10 +1,10 @@
 //! CPU twin of `kernels::triplet`.
 
-use crate::gpu::GpuError;
-use crate::kernels::triplet::TripletParams;
+use crate::ops::triplet::TripletParams;
+use crate::ops::OpError;
 
 /// Returns (per-triplet losses, mean loss, gradient of `weight * mean loss`).
-pub fn triplet_loss(e: &[f32], e_shape: &[usize], alpha: f32, weight: f32) -> Result<(Vec<f32>, f32, Vec<f32>), GpuError> {
+pub fn triplet_loss(e: &[f32], e_shape: &[usize], alpha: f32, weight: f32) -> Result<(Vec<f32>, f32, Vec<f32>), OpError> {
     let p = TripletParams::new(e_shape, alpha, weight)?;
     let (k, d) = (p.k as usize, p.d as usize);
     let mut losses = vec![0f32; k];

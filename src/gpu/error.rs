@@ -31,3 +31,12 @@ impl GpuError {
         matches!(self, GpuError::DeviceLost(_))
     }
 }
+
+impl From<crate::ops::OpError> for GpuError {
+    fn from(e: crate::ops::OpError) -> Self {
+        match e {
+            crate::ops::OpError::Shape { op, detail } => GpuError::Shape { op, detail },
+            crate::ops::OpError::Invalid { op, detail } => GpuError::Invalid { op, detail },
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! GPU runtime: one [`GpuContext`] per process, a pipeline cache keyed by (shader, entry point),
 //! [`GpuTensor`] storage buffers and an [`Encoder`] that records many dispatches into one submission.
 
+mod arena;
 mod buffer;
 mod context;
 mod encoder;
@@ -8,6 +9,7 @@ mod error;
 mod pipeline;
 mod platform;
 
+pub use arena::Arena;
 pub use buffer::{DType, GpuTensor};
 pub use context::{prefer_wide_llvmpipe_vectors, subgroup_lanes_for, AdapterSummary, GpuContext, TESTED_SUBGROUP_SIZES};
 pub use encoder::{flags, groups_1d, Encoder, WORKGROUP_1D};
@@ -17,9 +19,5 @@ pub use platform::{ensure_runtime_dir, os_release_ids, Platform};
 
 /// Checks that `got` equals `want`, naming the op and the operand on mismatch.
 pub fn check_shape(op: &'static str, what: &str, got: &[usize], want: &[usize]) -> Result<(), GpuError> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(GpuError::Shape { op, detail: format!("{what}: expected {want:?}, got {got:?}") })
-    }
+    Ok(crate::ops::check_shape(op, what, got, want)?)
 }

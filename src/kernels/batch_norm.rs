@@ -1,29 +1,8 @@
 //! Batch normalization over the channel (last) axis: inference with moving statistics, and training
 //! forward with batch statistics (mean and invstd saved for backward, moving averages updated in place).
 
-use super::rows_last;
 use crate::gpu::{check_shape, flags, groups_1d, Encoder, GpuError, GpuTensor, Shader};
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct BatchNormParams {
-    pub rows: u32,
-    pub c: u32,
-    /// bit 0: gamma present (facenet's BN has none: scale=False).
-    pub flags: u32,
-    pub eps: f32,
-    pub decay: f32,
-    /// `[0]`, `[1]`: the row blocks of the training kernels' per-channel sums with c a multiple of 4, and
-    /// the rows in each (see `set_blocks`).
-    pub _pad: [u32; 3],
-}
-
-impl BatchNormParams {
-    pub fn new(x: &[usize], has_gamma: bool, eps: f32, decay: f32) -> Result<Self, GpuError> {
-        let (rows, c) = rows_last("batch_norm", x)?;
-        Ok(Self { rows: rows as u32, c: c as u32, flags: has_gamma as u32, eps, decay, _pad: [0; 3] })
-    }
-}
+pub use crate::ops::batch_norm::BatchNormParams;
 
 fn check_channels(p: &BatchNormParams, named: &[(&str, Option<&GpuTensor>)]) -> Result<(), GpuError> {
     for (what, t) in named {

@@ -1,30 +1,8 @@
 //! Row-wise L2 normalization (`tf.nn.l2_normalize`), saving the inverse norm for backward; its backward;
 //! and facenet's prelogits p-norm loss with its gradient.
 
-use super::rows_last;
 use crate::gpu::{check_shape, groups_1d, Encoder, GpuError, GpuTensor, Shader};
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct L2NormalizeParams {
-    pub rows: u32,
-    pub cols: u32,
-    pub eps: f32,
-    /// bit 0: the backward adds to the gradient instead of writing it.
-    pub flags: u32,
-    /// p of the p-norm (pnorm_rows).
-    pub pw: f32,
-    /// Gradient scale (pnorm_rows).
-    pub scale: f32,
-    pub _pad: [u32; 2],
-}
-
-impl L2NormalizeParams {
-    pub fn new(x: &[usize], eps: f32) -> Result<Self, GpuError> {
-        let (rows, cols) = rows_last("l2_normalize", x)?;
-        Ok(Self { rows: rows as u32, cols: cols as u32, eps, flags: 0, pw: 2.0, scale: 0.0, _pad: [0; 2] })
-    }
-}
+pub use crate::ops::l2_normalize::L2NormalizeParams;
 
 /// `y = x / sqrt(max(sum x^2, eps))` per row; `inv` `[rows]` receives the factor.
 pub fn l2_normalize(enc: &mut Encoder, x: &GpuTensor, y: &GpuTensor, inv: &GpuTensor, eps: f32) -> Result<(), GpuError> {

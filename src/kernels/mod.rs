@@ -16,12 +16,4 @@ pub mod reduce;
 pub mod softmax;
 pub mod triplet;
 
-use crate::gpu::GpuError;
-
-/// `(rows, last)` of a tensor viewed as `[rows, last-axis]`.
-pub(crate) fn rows_last(op: &'static str, shape: &[usize]) -> Result<(usize, usize), GpuError> {
-    match shape.last() {
-        Some(&c) if c > 0 => Ok((shape.iter().product::<usize>() / c, c)),
-        _ => Err(GpuError::Shape { op, detail: format!("expected a tensor with a non-empty last axis, got {shape:?}") }),
-    }
-}
+pub(crate) use crate::ops::rows_last;

@@ -1,16 +1,7 @@
 //! Reductions: a scaled sum (or sum of squares) of a whole tensor into one element, and column sums.
 
 use crate::gpu::{check_shape, groups_1d, Encoder, GpuError, GpuTensor, Shader};
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct ReduceParams {
-    pub n: u32,
-    pub scale: f32,
-    pub cols: u32,
-    /// bit 0: accumulate (col_sum); bit 1: square the terms (sum_scaled).
-    pub flags: u32,
-}
+pub use crate::ops::reduce::ReduceParams;
 
 /// `out[0] = scale * sum(x)`; `out` has shape `[1]`.
 pub fn sum_scaled(enc: &mut Encoder, x: &GpuTensor, out: &GpuTensor, scale: f32) -> Result<(), GpuError> {

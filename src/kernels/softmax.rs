@@ -1,26 +1,8 @@
 //! Row-wise softmax, and softmax cross-entropy with its mean loss.
 
 use super::reduce::sum_scaled;
-use super::rows_last;
 use crate::gpu::{check_shape, flags, groups_1d, Encoder, GpuError, GpuTensor, Shader};
-
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct SoftmaxParams {
-    pub rows: u32,
-    pub cols: u32,
-    /// bit 0: the backward adds to the gradient instead of writing it.
-    pub flags: u32,
-    /// Backward: the loss weight divided by the rows (mean loss).
-    pub scale: f32,
-}
-
-impl SoftmaxParams {
-    pub fn new(z: &[usize]) -> Result<Self, GpuError> {
-        let (rows, cols) = rows_last("softmax", z)?;
-        Ok(Self { rows: rows as u32, cols: cols as u32, flags: 0, scale: 0.0 })
-    }
-}
+pub use crate::ops::softmax::SoftmaxParams;
 
 pub fn softmax(enc: &mut Encoder, z: &GpuTensor, prob: &GpuTensor) -> Result<(), GpuError> {
     let p = SoftmaxParams::new(&z.shape)?;

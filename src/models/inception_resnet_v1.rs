@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 use crate::checkpoint::{CheckpointError, Standardization, Weights};
+use crate::gpu::Arena;
 use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
 use crate::kernels::concat::copy_channels_into;
 use crate::kernels::conv2d::Padding;
 use crate::kernels::image::{fixed_standardize, prewhiten};
 use crate::kernels::l2_normalize::l2_normalize;
 use crate::kernels::pool::{global_avg_pool, max_pool};
-use crate::nn::{Arena, Conv, ConvKind, LayerSpec, Scope};
+use crate::nn::{Conv, ConvKind, LayerSpec, Scope};
 
 #[derive(Debug, Error)]
 pub enum ModelError {

@@ -25,11 +25,11 @@ use self::boxes::{bbreg, face_prob, fix, generate, nms, pad, regress_exclusive, 
 use super::inception_resnet_v1::ModelError;
 use crate::checkpoint::{safetensors, CheckpointError, Weights};
 use crate::cpu;
+use crate::gpu::Arena;
 use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
 use crate::kernels::conv2d::{conv2d, conv2d_head8, conv2d_max_pool2, Activation, Conv2dDispatch, Conv2dParams, Epilogue, Padding};
 use crate::kernels::image::{crop_resize_area_rgb8, pack_rgb8, resize_area_rgb8_rows, PackedImages, Transform};
 use crate::kernels::pool::{max_pool, PoolParams};
-use crate::nn::Arena;
 
 /// facegpu's converted MTCNN weights (MIT, from facenet's det1-3.npy).
 pub const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../weights/mtcnn.safetensors");

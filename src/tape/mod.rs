@@ -11,11 +11,10 @@ mod params;
 
 pub use params::{Param, ParamId, ParamStore, StateId};
 
-use crate::gpu::{Encoder, GpuError, GpuTensor};
+use crate::gpu::{Arena, Encoder, GpuError, GpuTensor};
 use crate::kernels::conv2d::{self as kconv, Activation, Epilogue, Padding};
 use crate::kernels::conv2d_backward::{self as kconvb, Conv2dBackwardParams, EpilogueGrads, EpilogueSaved};
 use crate::kernels::{batch_norm, center_loss, concat, elementwise, l2_normalize, matmul, pool, reduce, softmax};
-use crate::nn::Arena;
 
 /// A value on the tape: an input, a parameter or the output of an op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

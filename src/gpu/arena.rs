@@ -1,4 +1,4 @@
-use crate::gpu::{GpuContext, GpuTensor};
+use super::{GpuContext, GpuTensor};
 
 /// Activation buffers handed out in call order and reused by the next pass, so memory after many batches
 /// equals memory after the first (no per-batch growth). A buffer is reused for any shape that fits in it

@@ -1,5 +1,5 @@
-use super::Arena;
 use crate::checkpoint::{CheckpointError, Weights};
+use crate::gpu::Arena;
 use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
 use crate::kernels::conv2d::{conv2d_into, out_size, Activation, Epilogue, Padding};
 

@@ -4,6 +4,7 @@
 //! shader), [`cpu`] (their plain-loop twins), [`bench`] (`facegpu bench`).
 
 pub mod align;
+pub mod arch;
 pub mod bench;
 pub mod checkpoint;
 pub mod cluster;

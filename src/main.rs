@@ -583,7 +583,7 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Debug: write facenet's named activations of the first batch as DIR/activation_<tap>.npy
-        /// (Conv2d_1a_3x3, Conv2d_4b_3x3, Repeat/block35_5, Mixed_6a, Mixed_7a, Block8, prelogits).
+        /// (the end points of `arch::inception_resnet_v1::TAPS`).
         #[arg(long, value_name = "DIR")]
         dump_activations: Option<PathBuf>,
         /// export_embeddings.py: embed every image of an identity-folder dataset (raw photos are

@@ -1,10 +1,12 @@
-//! Inception-ResNet-v1 exactly as facenet's `models/inception_resnet_v1.py` (FACENET_REFERENCE.md
-//! section 1), inference mode (moving statistics), loaded by TF variable name.
+//! Inception-ResNet-v1 for inference on the GPU (moving statistics folded into the convs), built from
+//! [`crate::arch::inception_resnet_v1`] and loaded by TF variable name.
 
 use std::collections::BTreeMap;
 
 use thiserror::Error;
 
+use crate::arch::inception_resnet_v1::{self as arch, Stage};
+use crate::arch::{Branch, ConvLayer};
 use crate::checkpoint::{CheckpointError, Standardization, Weights};
 use crate::gpu::Arena;
 use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
@@ -13,7 +15,7 @@ use crate::kernels::conv2d::Padding;
 use crate::kernels::image::{fixed_standardize, prewhiten};
 use crate::kernels::l2_normalize::l2_normalize;
 use crate::kernels::pool::{global_avg_pool, max_pool};
-use crate::nn::{Conv, ConvKind, LayerSpec, Scope};
+use crate::nn::{Conv, ConvKind, Scope};
 
 #[derive(Debug, Error)]
 pub enum ModelError {
@@ -35,8 +37,6 @@ impl ModelError {
     }
 }
 
-const SAME: Padding = Padding::Same;
-const VALID: Padding = Padding::Valid;
 use ConvKind::{Bias, BnRelu};
 
 /// A residual Inception block: parallel branches, concat, 1x1 up-projection with bias,
@@ -48,19 +48,24 @@ struct Block {
     relu: bool,
 }
 
-/// A reduction block (Mixed_6a, Mixed_7a): conv branches plus a 3x3/2 VALID max pool, concatenated.
-struct Reduction {
-    branches: Vec<Vec<Conv>>,
+/// One loaded [`Stage`].
+enum LayerOp {
+    Conv(Conv),
+    MaxPool,
+    Residual(Block),
+    /// A reduction block's conv branches; its max pool needs no weights.
+    Reduction(Vec<Vec<Conv>>),
+}
+
+struct Layer {
+    /// The stage's scope, its end-point name.
+    name: String,
+    tapped: bool,
+    op: LayerOp,
 }
 
 pub struct InceptionResnetV1 {
-    stem_a: Vec<Conv>,
-    stem_b: Vec<Conv>,
-    block35: Vec<Block>,
-    mixed_6a: Reduction,
-    block17: Vec<Block>,
-    mixed_7a: Reduction,
-    block8: Vec<Block>,
+    layers: Vec<Layer>,
     bottleneck: Conv,
     pub embedding_size: usize,
     /// The standardization recorded in the weights file, if any.
@@ -74,156 +79,62 @@ pub type Taps = BTreeMap<String, GpuTensor>;
 /// [`Taps`] downloaded: name -> (shape, values).
 pub type TapValues = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
-/// Loads a chain of convs under one scope: (name, kernel, out channels, stride, padding).
-fn chain(s: &Scope, cin: usize, layers: &[LayerSpec]) -> Result<Vec<Conv>, CheckpointError> {
+/// Loads a chain of convs under one scope.
+fn chain(s: &Scope, cin: usize, layers: &[ConvLayer]) -> Result<Vec<Conv>, CheckpointError> {
     let mut c = cin;
     layers
         .iter()
-        .map(|&(name, k, cout, stride, pad)| {
-            let conv = s.conv(name, k, c, cout, stride, pad, BnRelu)?;
-            c = cout;
+        .map(|l| {
+            let conv = s.conv(l.name, l.k, c, l.cout, l.stride, l.padding, BnRelu)?;
+            c = l.cout;
             Ok(conv)
         })
         .collect()
 }
 
+fn load_branches(s: &Scope, cin: usize, branches: &[Branch]) -> Result<Vec<Vec<Conv>>, CheckpointError> {
+    branches.iter().map(|b| chain(&s.sub(b.scope), cin, b.convs)).collect()
+}
+
+/// Loads the weights of `stage`, whose input has `cin` channels.
+fn load_stage(root: &Scope, stage: &Stage, cin: usize) -> Result<LayerOp, CheckpointError> {
+    Ok(match stage {
+        Stage::Conv(l) => LayerOp::Conv(root.conv(l.name, l.k, cin, l.cout, l.stride, l.padding, BnRelu)?),
+        Stage::MaxPool(_) => LayerOp::MaxPool,
+        Stage::Residual { scope, branches, scale, relu } => {
+            let s = root.sub(scope);
+            let mixed = branches.iter().map(Branch::out_channels).sum();
+            LayerOp::Residual(Block {
+                branches: load_branches(&s, cin, branches)?,
+                up: s.conv("Conv2d_1x1", (1, 1), mixed, cin, 1, Padding::Same, Bias)?,
+                scale: *scale,
+                relu: *relu,
+            })
+        }
+        Stage::Reduction { scope, branches } => LayerOp::Reduction(load_branches(&root.sub(scope), cin, branches)?),
+    })
+}
+
 impl InceptionResnetV1 {
     /// Builds the network from facenet's variables; the embedding size is read from `Bottleneck/weights`.
     pub fn load(ctx: &GpuContext, weights: &Weights) -> Result<Self, CheckpointError> {
-        let root = Scope { ctx, weights, prefix: "InceptionResnetV1".into() };
-        let bottleneck_w = weights.get_any("InceptionResnetV1/Bottleneck/weights")?;
-        let embedding_size = match bottleneck_w.shape.as_slice() {
-            [1792, e] => *e,
+        let root = Scope { ctx, weights, prefix: arch::ROOT.into() };
+        let bottleneck_name = format!("{}/{}/weights", arch::ROOT, arch::BOTTLENECK);
+        let embedding_size = match weights.get_any(&bottleneck_name)?.shape.as_slice() {
+            [arch::FEATURES, e] => *e,
             other => {
-                return Err(CheckpointError::WrongShape {
-                    name: "InceptionResnetV1/Bottleneck/weights".into(),
-                    got: other.to_vec(),
-                    want: vec![1792, 128],
-                })
+                return Err(CheckpointError::WrongShape { name: bottleneck_name, got: other.to_vec(), want: vec![arch::FEATURES, 128] })
             }
         };
-        let stem_a = chain(
-            &root,
-            3,
-            &[("Conv2d_1a_3x3", (3, 3), 32, 2, VALID), ("Conv2d_2a_3x3", (3, 3), 32, 1, VALID), ("Conv2d_2b_3x3", (3, 3), 64, 1, SAME)],
-        )?;
-        let stem_b = chain(
-            &root,
-            64,
-            &[("Conv2d_3b_1x1", (1, 1), 80, 1, VALID), ("Conv2d_4a_3x3", (3, 3), 192, 1, VALID), ("Conv2d_4b_3x3", (3, 3), 256, 2, VALID)],
-        )?;
-        let block35 = (1..=5)
-            .map(|i| {
-                let s = root.sub(&format!("Repeat/block35_{i}"));
-                Ok(Block {
-                    branches: vec![
-                        chain(&s.sub("Branch_0"), 256, &[("Conv2d_1x1", (1, 1), 32, 1, SAME)])?,
-                        chain(&s.sub("Branch_1"), 256, &[("Conv2d_0a_1x1", (1, 1), 32, 1, SAME), ("Conv2d_0b_3x3", (3, 3), 32, 1, SAME)])?,
-                        chain(
-                            &s.sub("Branch_2"),
-                            256,
-                            &[
-                                ("Conv2d_0a_1x1", (1, 1), 32, 1, SAME),
-                                ("Conv2d_0b_3x3", (3, 3), 32, 1, SAME),
-                                ("Conv2d_0c_3x3", (3, 3), 32, 1, SAME),
-                            ],
-                        )?,
-                    ],
-                    up: s.conv("Conv2d_1x1", (1, 1), 96, 256, 1, SAME, Bias)?,
-                    scale: 0.17,
-                    relu: true,
-                })
-            })
-            .collect::<Result<_, CheckpointError>>()?;
-        let s = root.sub("Mixed_6a");
-        let mixed_6a = Reduction {
-            branches: vec![
-                chain(&s.sub("Branch_0"), 256, &[("Conv2d_1a_3x3", (3, 3), 384, 2, VALID)])?,
-                chain(
-                    &s.sub("Branch_1"),
-                    256,
-                    &[
-                        ("Conv2d_0a_1x1", (1, 1), 192, 1, SAME),
-                        ("Conv2d_0b_3x3", (3, 3), 192, 1, SAME),
-                        ("Conv2d_1a_3x3", (3, 3), 256, 2, VALID),
-                    ],
-                )?,
-            ],
-        };
-        let block17 = (1..=10)
-            .map(|i| {
-                let s = root.sub(&format!("Repeat_1/block17_{i}"));
-                Ok(Block {
-                    branches: vec![
-                        chain(&s.sub("Branch_0"), 896, &[("Conv2d_1x1", (1, 1), 128, 1, SAME)])?,
-                        chain(
-                            &s.sub("Branch_1"),
-                            896,
-                            &[
-                                ("Conv2d_0a_1x1", (1, 1), 128, 1, SAME),
-                                ("Conv2d_0b_1x7", (1, 7), 128, 1, SAME),
-                                ("Conv2d_0c_7x1", (7, 1), 128, 1, SAME),
-                            ],
-                        )?,
-                    ],
-                    up: s.conv("Conv2d_1x1", (1, 1), 256, 896, 1, SAME, Bias)?,
-                    scale: 0.10,
-                    relu: true,
-                })
-            })
-            .collect::<Result<_, CheckpointError>>()?;
-        let s = root.sub("Mixed_7a");
-        let mixed_7a = Reduction {
-            branches: vec![
-                chain(&s.sub("Branch_0"), 896, &[("Conv2d_0a_1x1", (1, 1), 256, 1, SAME), ("Conv2d_1a_3x3", (3, 3), 384, 2, VALID)])?,
-                chain(&s.sub("Branch_1"), 896, &[("Conv2d_0a_1x1", (1, 1), 256, 1, SAME), ("Conv2d_1a_3x3", (3, 3), 256, 2, VALID)])?,
-                chain(
-                    &s.sub("Branch_2"),
-                    896,
-                    &[
-                        ("Conv2d_0a_1x1", (1, 1), 256, 1, SAME),
-                        ("Conv2d_0b_3x3", (3, 3), 256, 1, SAME),
-                        ("Conv2d_1a_3x3", (3, 3), 256, 2, VALID),
-                    ],
-                )?,
-            ],
-        };
-        let block8_at = |s: Scope, scale: f32, relu: bool| -> Result<Block, CheckpointError> {
-            Ok(Block {
-                branches: vec![
-                    chain(&s.sub("Branch_0"), 1792, &[("Conv2d_1x1", (1, 1), 192, 1, SAME)])?,
-                    chain(
-                        &s.sub("Branch_1"),
-                        1792,
-                        &[
-                            ("Conv2d_0a_1x1", (1, 1), 192, 1, SAME),
-                            ("Conv2d_0b_1x3", (1, 3), 192, 1, SAME),
-                            ("Conv2d_0c_3x1", (3, 1), 192, 1, SAME),
-                        ],
-                    )?,
-                ],
-                up: s.conv("Conv2d_1x1", (1, 1), 384, 1792, 1, SAME, Bias)?,
-                scale,
-                relu,
-            })
-        };
-        let mut block8 =
-            (1..=5).map(|i| block8_at(root.sub(&format!("Repeat_2/block8_{i}")), 0.20, true)).collect::<Result<Vec<_>, _>>()?;
-        block8.push(block8_at(root.sub("Block8"), 1.0, false)?);
-        let bottleneck = root.conv("Bottleneck", (1, 1), 1792, embedding_size, 1, VALID, ConvKind::BnLinear)?;
-        Ok(Self {
-            stem_a,
-            stem_b,
-            block35,
-            mixed_6a,
-            block17,
-            mixed_7a,
-            block8,
-            bottleneck,
-            embedding_size,
-            standardization: weights.standardization,
-            arena: Arena::default(),
-        })
+        let mut cin = 3;
+        let mut layers = Vec::new();
+        for stage in arch::stages() {
+            let op = load_stage(&root, &stage, cin)?;
+            cin = stage.out_channels(cin);
+            layers.push(Layer { name: stage.name().to_string(), tapped: stage.tapped(), op });
+        }
+        let bottleneck = root.conv(arch::BOTTLENECK, (1, 1), cin, embedding_size, 1, Padding::Valid, ConvKind::BnLinear)?;
+        Ok(Self { layers, bottleneck, embedding_size, standardization: weights.standardization, arena: Arena::default() })
     }
 
     /// Drops the activation buffers (the next pass makes them anew): after a pass that failed, a buffer
@@ -243,42 +154,25 @@ impl InceptionResnetV1 {
             }
         };
         let mut h = x.clone();
-        for (i, conv) in self.stem_a.iter().enumerate() {
-            h = conv.forward(enc, arena, &h, None, false)?;
-            if i == 0 {
-                tap("Conv2d_1a_3x3", &h);
+        for layer in &self.layers {
+            h = match &layer.op {
+                LayerOp::Conv(conv) => conv.forward(enc, arena, &h, None, false)?,
+                LayerOp::MaxPool => pool(enc, arena, &h, &layer.name)?,
+                LayerOp::Residual(b) => block(enc, arena, b, &h)?,
+                LayerOp::Reduction(branches) => reduction(enc, arena, branches, &h, &layer.name)?,
+            };
+            if layer.tapped {
+                tap(&layer.name, &h);
             }
         }
-        h = pool(enc, arena, &h, "MaxPool_3a_3x3")?;
-        for conv in &self.stem_b {
-            h = conv.forward(enc, arena, &h, None, false)?;
-        }
-        tap("Conv2d_4b_3x3", &h);
-        for (i, b) in self.block35.iter().enumerate() {
-            h = block(enc, arena, b, &h)?;
-            if i == 4 {
-                tap("Repeat/block35_5", &h);
-            }
-        }
-        h = reduction(enc, arena, &self.mixed_6a, &h, "Mixed_6a")?;
-        tap("Mixed_6a", &h);
-        for b in &self.block17 {
-            h = block(enc, arena, b, &h)?;
-        }
-        h = reduction(enc, arena, &self.mixed_7a, &h, "Mixed_7a")?;
-        tap("Mixed_7a", &h);
-        for b in &self.block8 {
-            h = block(enc, arena, b, &h)?;
-        }
-        tap("Block8", &h);
         let n = h.shape[0];
-        let pooled = arena.take(ctx, "Logits/AvgPool_1a_8x8", &[n, h.shape[3]]);
+        let pooled = arena.take(ctx, arch::AVG_POOL, &[n, h.shape[3]]);
         global_avg_pool(enc, &h, &pooled)?;
         let prelogits = self
             .bottleneck
             .forward(enc, arena, &pooled.reshaped(&[n, 1, 1, h.shape[3]])?, None, false)?
             .reshaped(&[n, self.embedding_size])?;
-        tap("prelogits", &prelogits);
+        tap(arch::TAPS[arch::TAPS.len() - 1], &prelogits);
         let emb = arena.take(ctx, "embeddings", &[n, self.embedding_size]);
         let inv = arena.take(ctx, "embeddings inv norm", &[n]);
         l2_normalize(enc, &prelogits, &emb, &inv, 1e-10)?;
@@ -368,9 +262,10 @@ impl InceptionResnetV1 {
 }
 
 fn pool(enc: &mut Encoder, arena: &mut Arena, x: &GpuTensor, name: &str) -> Result<GpuTensor, GpuError> {
-    let p = crate::kernels::pool::PoolParams::new(&x.shape, (3, 3), (2, 2), VALID)?;
+    let (k, stride, padding) = arch::POOL;
+    let p = crate::kernels::pool::PoolParams::new(&x.shape, k, stride, padding)?;
     let y = arena.take(enc.ctx(), name, &p.out_shape());
-    max_pool(enc, x, &y, None, (3, 3), (2, 2), VALID)?;
+    max_pool(enc, x, &y, None, k, stride, padding)?;
     Ok(y)
 }
 
@@ -414,8 +309,8 @@ fn block(enc: &mut Encoder, arena: &mut Arena, b: &Block, x: &GpuTensor) -> Resu
     b.up.forward(enc, arena, &mixed, Some((x, b.scale)), b.relu)
 }
 
-fn reduction(enc: &mut Encoder, arena: &mut Arena, r: &Reduction, x: &GpuTensor, name: &str) -> Result<GpuTensor, GpuError> {
-    let (y, off) = branches_into(enc, arena, &r.branches, x, x.shape[3], name)?;
+fn reduction(enc: &mut Encoder, arena: &mut Arena, branches: &[Vec<Conv>], x: &GpuTensor, name: &str) -> Result<GpuTensor, GpuError> {
+    let (y, off) = branches_into(enc, arena, branches, x, x.shape[3], name)?;
     let pooled = pool(enc, arena, x, &format!("{name}/MaxPool_1a_3x3"))?;
     copy_channels_into(enc, &pooled, &y, off)?;
     Ok(y)

@@ -34,9 +34,6 @@ pub struct Scope<'a> {
     pub prefix: String,
 }
 
-/// Batch-norm epsilon of every facenet layer.
-pub const BN_EPS: f32 = 0.001;
-
 impl<'a> Scope<'a> {
     pub fn sub(&self, name: &str) -> Scope<'a> {
         Scope { ctx: self.ctx, weights: self.weights, prefix: format!("{}/{name}", self.prefix) }
@@ -91,7 +88,7 @@ impl<'a> Scope<'a> {
                 let beta = self.weights.get(&format!("{full}/BatchNorm/beta"), &[cout])?;
                 let mean = self.weights.get(&format!("{full}/BatchNorm/moving_mean"), &[cout])?;
                 let var = self.weights.get(&format!("{full}/BatchNorm/moving_variance"), &[cout])?;
-                let scale: Vec<f32> = var.data.iter().map(|v| 1.0 / (v + BN_EPS).sqrt()).collect();
+                let scale: Vec<f32> = var.data.iter().map(|v| 1.0 / (v + crate::arch::inception_resnet_v1::BN_EPS).sqrt()).collect();
                 let shift: Vec<f32> = (0..cout).map(|c| beta.data[c] - mean.data[c] * scale[c]).collect();
                 (
                     Some((

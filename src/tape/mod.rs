@@ -326,6 +326,28 @@ impl Tape {
         Ok(y)
     }
 
+    /// Inference batch norm over the last axis with the moving statistics, then ReLU where `spec.relu`.
+    /// Its output carries no gradient: a net in inference mode is evaluated, not trained.
+    pub fn batch_norm_frozen(
+        &mut self,
+        enc: &mut Encoder,
+        x: Var,
+        beta: Var,
+        moving: (&GpuTensor, &GpuTensor),
+        spec: BatchNormSpec,
+    ) -> Result<Var, GpuError> {
+        let shape = self.shape(x).to_vec();
+        let t = self.scratch(enc, "batch_norm_frozen", &shape);
+        let v = |var: Var| &self.values[var.0].t;
+        batch_norm::batch_norm_inference(enc, v(x), moving.0, moving.1, None, v(beta), &t, spec.eps)?;
+        let y = self.push(t, false, None);
+        if spec.relu {
+            self.relu(enc, y)
+        } else {
+            Ok(y)
+        }
+    }
+
     pub fn relu(&mut self, enc: &mut Encoder, x: Var) -> Result<Var, GpuError> {
         let shape = self.shape(x).to_vec();
         let y = self.new_value(enc, "relu", &shape, &[x]);

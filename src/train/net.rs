@@ -5,17 +5,15 @@
 //! Parameters are created on first use: from `pretrained` weights when they hold the name, else with
 //! slim's defaults (Xavier-uniform weights, zero biases and betas, moving mean 0 and variance 1).
 
+use crate::arch::inception_resnet_v1::{self as arch, Stage, FEATURES, ROOT};
+use crate::arch::{Branch, ConvLayer};
 use crate::checkpoint::Weights;
 use crate::gpu::{Encoder, GpuContext, GpuError};
 use crate::kernels::conv2d::Padding;
-use crate::nn::{BranchSpec, LayerSpec};
 use crate::tape::{Act, BatchNormSpec, ConvSpec, ParamId, ParamStore, Tape, Var};
 
-const SAME: Padding = Padding::Same;
-const VALID: Padding = Padding::Valid;
 /// facenet's batch-norm settings.
-pub const BN: BatchNormSpec = BatchNormSpec { eps: 0.001, decay: 0.995, relu: false };
-const ROOT: &str = "InceptionResnetV1";
+pub const BN: BatchNormSpec = BatchNormSpec { eps: arch::BN_EPS, decay: arch::BN_DECAY, relu: false };
 
 /// xorshift64* for weight initialisation (seeded, so a run is reproducible).
 pub struct InitRng(u64);
@@ -47,6 +45,8 @@ pub struct TrainNet<'w> {
     /// Names of the parameters created from `pretrained` and from the initialiser.
     pub loaded: Vec<String>,
     pub initialised: Vec<String>,
+    /// Batch norms use the moving statistics and no gradient flows ([`TrainNet::forward_inference`]).
+    frozen: bool,
 }
 
 /// What one forward pass produces.
@@ -65,6 +65,7 @@ impl<'w> TrainNet<'w> {
             rng: InitRng::new(seed),
             loaded: Vec::new(),
             initialised: Vec::new(),
+            frozen: false,
         }
     }
 
@@ -145,20 +146,38 @@ impl<'w> TrainNet<'w> {
         let (wv, bv) = (tape.param(&self.store, w), tape.param(&self.store, beta));
         let y = tape.conv2d(enc, x, wv, ConvSpec::new((stride, stride), padding))?;
         // Batch norm and ReLU in one pass each way (BatchNormSpec::relu).
-        tape.batch_norm(enc, y, None, bv, (self.store.state(mm), self.store.state(mv)), BatchNormSpec { relu: true, ..BN })
+        self.batch_norm(tape, enc, y, bv, (mm, mv), BatchNormSpec { relu: true, ..BN })
     }
 
-    fn chain(&mut self, tape: &mut Tape, enc: &mut Encoder, x: Var, scope: &str, layers: &[LayerSpec]) -> Result<Var, GpuError> {
+    /// Training batch norm, or with the moving statistics when the net is frozen.
+    fn batch_norm(
+        &self,
+        tape: &mut Tape,
+        enc: &mut Encoder,
+        x: Var,
+        beta: Var,
+        (mm, mv): (crate::tape::StateId, crate::tape::StateId),
+        spec: BatchNormSpec,
+    ) -> Result<Var, GpuError> {
+        let moving = (self.store.state(mm), self.store.state(mv));
+        if self.frozen {
+            tape.batch_norm_frozen(enc, x, beta, moving, spec)
+        } else {
+            tape.batch_norm(enc, x, None, beta, moving, spec)
+        }
+    }
+
+    fn chain(&mut self, tape: &mut Tape, enc: &mut Encoder, x: Var, scope: &str, layers: &[ConvLayer]) -> Result<Var, GpuError> {
         let mut h = x;
-        for &(name, k, cout, stride, pad) in layers {
-            h = self.conv_bn(tape, enc, h, &format!("{scope}/{name}"), k, cout, stride, pad)?;
+        for l in layers {
+            h = self.conv_bn(tape, enc, h, &format!("{scope}/{}", l.name), l.k, l.cout, l.stride, l.padding)?;
         }
         Ok(h)
     }
 
     /// The conv chains of a block's branches, each under `scope/Branch_i`.
-    fn branches(&mut self, tape: &mut Tape, enc: &mut Encoder, x: Var, scope: &str, branches: &[BranchSpec]) -> Result<Vec<Var>, GpuError> {
-        branches.iter().map(|(b, layers)| self.chain(tape, enc, x, &format!("{scope}/{b}"), layers)).collect()
+    fn branches(&mut self, tape: &mut Tape, enc: &mut Encoder, x: Var, scope: &str, branches: &[Branch]) -> Result<Vec<Var>, GpuError> {
+        branches.iter().map(|b| self.chain(tape, enc, x, &format!("{scope}/{}", b.scope), b.convs)).collect()
     }
 
     /// A residual block: branches, concat, 1x1 up-projection with bias, `x + scale * up`, ReLU if `relu`.
@@ -169,7 +188,7 @@ impl<'w> TrainNet<'w> {
         enc: &mut Encoder,
         x: Var,
         scope: &str,
-        branches: &[BranchSpec],
+        branches: &[Branch],
         scale: f32,
         relu: bool,
     ) -> Result<Var, GpuError> {
@@ -184,14 +203,15 @@ impl<'w> TrainNet<'w> {
             bias: Some(bv),
             residual: Some((x, scale)),
             act: if relu { Act::Relu } else { Act::None },
-            ..ConvSpec::new((1, 1), SAME)
+            ..ConvSpec::new((1, 1), Padding::Same)
         };
         tape.conv2d(enc, mixed, wv, spec)
     }
 
-    fn reduction(&mut self, tape: &mut Tape, enc: &mut Encoder, x: Var, scope: &str, branches: &[BranchSpec]) -> Result<Var, GpuError> {
+    fn reduction(&mut self, tape: &mut Tape, enc: &mut Encoder, x: Var, scope: &str, branches: &[Branch]) -> Result<Var, GpuError> {
         let mut outs = self.branches(tape, enc, x, scope, branches)?;
-        outs.push(tape.max_pool(enc, x, (3, 3), (2, 2), VALID)?);
+        let (k, stride, padding) = arch::POOL;
+        outs.push(tape.max_pool(enc, x, k, (stride.0, stride.1), padding)?);
         tape.concat(enc, &outs)
     }
 
@@ -199,142 +219,75 @@ impl<'w> TrainNet<'w> {
     /// `inference()` up to the prelogits (with dropout at `keep`), and the Logits layer when the net has
     /// classes.
     pub fn forward(&mut self, tape: &mut Tape, enc: &mut Encoder, x: Var, keep: f32, dropout_seed: u32) -> Result<Outputs, GpuError> {
-        let r = ROOT;
-        let mut h = self.chain(
-            tape,
-            enc,
-            x,
-            r,
-            &[("Conv2d_1a_3x3", (3, 3), 32, 2, VALID), ("Conv2d_2a_3x3", (3, 3), 32, 1, VALID), ("Conv2d_2b_3x3", (3, 3), 64, 1, SAME)],
-        )?;
-        h = tape.max_pool(enc, h, (3, 3), (2, 2), VALID)?;
-        h = self.chain(
-            tape,
-            enc,
-            h,
-            r,
-            &[("Conv2d_3b_1x1", (1, 1), 80, 1, VALID), ("Conv2d_4a_3x3", (3, 3), 192, 1, VALID), ("Conv2d_4b_3x3", (3, 3), 256, 2, VALID)],
-        )?;
-        for i in 1..=5 {
-            h = self.block(
-                tape,
-                enc,
-                h,
-                &format!("{r}/Repeat/block35_{i}"),
-                &[
-                    ("Branch_0", &[("Conv2d_1x1", (1, 1), 32, 1, SAME)]),
-                    ("Branch_1", &[("Conv2d_0a_1x1", (1, 1), 32, 1, SAME), ("Conv2d_0b_3x3", (3, 3), 32, 1, SAME)]),
-                    (
-                        "Branch_2",
-                        &[
-                            ("Conv2d_0a_1x1", (1, 1), 32, 1, SAME),
-                            ("Conv2d_0b_3x3", (3, 3), 32, 1, SAME),
-                            ("Conv2d_0c_3x3", (3, 3), 32, 1, SAME),
-                        ],
-                    ),
-                ],
-                0.17,
-                true,
-            )?;
+        self.frozen = false;
+        self.build(tape, enc, x, keep, dropout_seed)
+    }
+
+    /// The same network in inference mode: batch norms with the moving statistics, no dropout, no
+    /// gradient; what the GPU inference model computes from the same weights.
+    pub fn forward_inference(&mut self, tape: &mut Tape, enc: &mut Encoder, x: Var) -> Result<Outputs, GpuError> {
+        self.frozen = true;
+        let out = self.build(tape, enc, x, 1.0, 0);
+        self.frozen = false;
+        out
+    }
+
+    fn build(&mut self, tape: &mut Tape, enc: &mut Encoder, x: Var, keep: f32, dropout_seed: u32) -> Result<Outputs, GpuError> {
+        let mut h = x;
+        for stage in arch::stages() {
+            h = self.stage(tape, enc, h, &stage)?;
         }
-        h = self.reduction(
-            tape,
-            enc,
-            h,
-            &format!("{r}/Mixed_6a"),
-            &[
-                ("Branch_0", &[("Conv2d_1a_3x3", (3, 3), 384, 2, VALID)]),
-                (
-                    "Branch_1",
-                    &[
-                        ("Conv2d_0a_1x1", (1, 1), 192, 1, SAME),
-                        ("Conv2d_0b_3x3", (3, 3), 192, 1, SAME),
-                        ("Conv2d_1a_3x3", (3, 3), 256, 2, VALID),
-                    ],
-                ),
-            ],
-        )?;
-        for i in 1..=10 {
-            h = self.block(
-                tape,
-                enc,
-                h,
-                &format!("{r}/Repeat_1/block17_{i}"),
-                &[
-                    ("Branch_0", &[("Conv2d_1x1", (1, 1), 128, 1, SAME)]),
-                    (
-                        "Branch_1",
-                        &[
-                            ("Conv2d_0a_1x1", (1, 1), 128, 1, SAME),
-                            ("Conv2d_0b_1x7", (1, 7), 128, 1, SAME),
-                            ("Conv2d_0c_7x1", (7, 1), 128, 1, SAME),
-                        ],
-                    ),
-                ],
-                0.10,
-                true,
-            )?;
+        let prelogits = self.bottleneck(tape, enc, h, keep, dropout_seed)?;
+        let logits = self.logits(tape, enc, prelogits)?;
+        Ok(Outputs { prelogits, logits })
+    }
+
+    fn stage(&mut self, tape: &mut Tape, enc: &mut Encoder, x: Var, stage: &Stage) -> Result<Var, GpuError> {
+        match stage {
+            Stage::Conv(l) => self.chain(tape, enc, x, ROOT, std::slice::from_ref(l)),
+            Stage::MaxPool(_) => {
+                let (k, stride, padding) = arch::POOL;
+                tape.max_pool(enc, x, k, stride, padding)
+            }
+            Stage::Residual { scope, branches, scale, relu } => {
+                self.block(tape, enc, x, &format!("{ROOT}/{scope}"), branches, *scale, *relu)
+            }
+            Stage::Reduction { scope, branches } => self.reduction(tape, enc, x, &format!("{ROOT}/{scope}"), branches),
         }
-        h = self.reduction(
-            tape,
-            enc,
-            h,
-            &format!("{r}/Mixed_7a"),
-            &[
-                ("Branch_0", &[("Conv2d_0a_1x1", (1, 1), 256, 1, SAME), ("Conv2d_1a_3x3", (3, 3), 384, 2, VALID)]),
-                ("Branch_1", &[("Conv2d_0a_1x1", (1, 1), 256, 1, SAME), ("Conv2d_1a_3x3", (3, 3), 256, 2, VALID)]),
-                (
-                    "Branch_2",
-                    &[
-                        ("Conv2d_0a_1x1", (1, 1), 256, 1, SAME),
-                        ("Conv2d_0b_3x3", (3, 3), 256, 1, SAME),
-                        ("Conv2d_1a_3x3", (3, 3), 256, 2, VALID),
-                    ],
-                ),
-            ],
-        )?;
-        let b8: &[BranchSpec] = &[
-            ("Branch_0", &[("Conv2d_1x1", (1, 1), 192, 1, SAME)]),
-            (
-                "Branch_1",
-                &[
-                    ("Conv2d_0a_1x1", (1, 1), 192, 1, SAME),
-                    ("Conv2d_0b_1x3", (1, 3), 192, 1, SAME),
-                    ("Conv2d_0c_3x1", (3, 1), 192, 1, SAME),
-                ],
-            ),
-        ];
-        for i in 1..=5 {
-            h = self.block(tape, enc, h, &format!("{r}/Repeat_2/block8_{i}"), b8, 0.20, true)?;
-        }
-        h = self.block(tape, enc, h, &format!("{r}/Block8"), b8, 1.0, false)?;
-        // Logits/AvgPool_1a_8x8 over the whole map, flatten, dropout, Bottleneck (fully connected + BN).
+    }
+
+    /// Logits/AvgPool_1a_8x8 over the whole map, flatten, dropout, Bottleneck (fully connected + BN).
+    fn bottleneck(&mut self, tape: &mut Tape, enc: &mut Encoder, h: Var, keep: f32, dropout_seed: u32) -> Result<Var, GpuError> {
         let pooled = tape.global_avg_pool(enc, h)?;
-        let pooled = tape.dropout(enc, pooled, keep, dropout_seed)?;
+        let pooled = if self.frozen { pooled } else { tape.dropout(enc, pooled, keep, dropout_seed)? };
         let n = tape.shape(pooled)[0];
-        let flat = tape.reshape(pooled, &[n, 1, 1, 1792])?;
+        let flat = tape.reshape(pooled, &[n, 1, 1, FEATURES])?;
         let e = self.embedding_size;
         let ctx = enc.ctx();
-        // Stored as [1792, e] (a fully-connected layer), used as a 1x1 conv.
-        let w = self.param(ctx, &format!("{r}/Bottleneck/weights"), &[1792, e], (1792, e), true, false)?;
-        let beta = self.param(ctx, &format!("{r}/Bottleneck/BatchNorm/beta"), &[e], (0, 0), false, true)?;
-        let mm = self.state(ctx, &format!("{r}/Bottleneck/BatchNorm/moving_mean"), e, 0.0)?;
-        let mv = self.state(ctx, &format!("{r}/Bottleneck/BatchNorm/moving_variance"), e, 1.0)?;
+        let scope = format!("{ROOT}/{}", arch::BOTTLENECK);
+        // Stored as [FEATURES, e] (a fully-connected layer), used as a 1x1 conv.
+        let w = self.param(ctx, &format!("{scope}/weights"), &[FEATURES, e], (FEATURES, e), true, false)?;
+        let beta = self.param(ctx, &format!("{scope}/BatchNorm/beta"), &[e], (0, 0), false, true)?;
+        let mm = self.state(ctx, &format!("{scope}/BatchNorm/moving_mean"), e, 0.0)?;
+        let mv = self.state(ctx, &format!("{scope}/BatchNorm/moving_variance"), e, 1.0)?;
         let wv = tape.param(&self.store, w);
-        let wv = tape.reshape(wv, &[1, 1, 1792, e])?;
+        let wv = tape.reshape(wv, &[1, 1, FEATURES, e])?;
         let bv = tape.param(&self.store, beta);
-        let y = tape.conv2d(enc, flat, wv, ConvSpec::new((1, 1), VALID))?;
-        let y = tape.batch_norm(enc, y, None, bv, (self.store.state(mm), self.store.state(mv)), BN)?;
-        let prelogits = tape.reshape(y, &[n, e])?;
-        let logits = if self.classes > 0 {
-            let c = self.classes;
-            let w = self.param(ctx, "Logits/weights", &[e, c], (e, c), true, false)?;
-            let b = self.param(ctx, "Logits/biases", &[c], (0, 0), false, true)?;
-            let (wv, bv) = (tape.param(&self.store, w), tape.param(&self.store, b));
-            Some(tape.linear(enc, prelogits, wv, Some(bv))?)
-        } else {
-            None
-        };
-        Ok(Outputs { prelogits, logits })
+        let y = tape.conv2d(enc, flat, wv, ConvSpec::new((1, 1), Padding::Valid))?;
+        let y = self.batch_norm(tape, enc, y, bv, (mm, mv), BN)?;
+        tape.reshape(y, &[n, e])
+    }
+
+    /// The Logits layer (fully connected with bias) when the net has classes.
+    fn logits(&mut self, tape: &mut Tape, enc: &mut Encoder, prelogits: Var) -> Result<Option<Var>, GpuError> {
+        if self.classes == 0 {
+            return Ok(None);
+        }
+        let (e, c) = (self.embedding_size, self.classes);
+        let ctx = enc.ctx();
+        let w = self.param(ctx, "Logits/weights", &[e, c], (e, c), true, false)?;
+        let b = self.param(ctx, "Logits/biases", &[c], (0, 0), false, true)?;
+        let (wv, bv) = (tape.param(&self.store, w), tape.param(&self.store, b));
+        Ok(Some(tape.linear(enc, prelogits, wv, Some(bv))?))
     }
 }

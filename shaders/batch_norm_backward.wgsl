@@ -114,9 +114,8 @@ fn bn_backward_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
 
 // With c a multiple of 4, the sums in two passes that read x and dy row by row, contiguously: invocation
 // (block b, channel group g) sums rows [b * block_rows, (b + 1) * block_rows) of channels 4g..4g+3 into
-// parts[b, g], then bn_backward_sums adds the blocks. (bn_backward_stats used to take these too, its lanes
-// each reading their own row of one channel group, c floats apart: 930-1010 ms per two training steps,
-// against 330-360 for the same loads made contiguous.)
+// parts[b, g], then bn_backward_sums adds the blocks. Lanes that each read their own row of one channel
+// group, c floats apart, take about three times as long on CPU drivers (docs/KERNELS.md).
 @compute @workgroup_size(64)
 fn bn_backward_parts(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let rb = row_block(gid, nwg);

@@ -20,7 +20,7 @@
 //     conv3 + its two heads; conv3's output is never stored).
 //
 // Each invocation computes 8 output pixels x 16 consecutive channels in tile.wgsl's Tile (16 rather than
-// 8: each x load then feeds twice the FMAs; 36.0 -> 48.0 GFLOP/s on llvmpipe). The pixels are 8 consecutive flattened
+// 8: each x load then feeds twice the FMAs). The pixels are 8 consecutive flattened
 // (n, oy, ox), or with row tiles (p.rows == 1: stride 1, at least 5 taps wide) 8 columns of one output row,
 // whose input columns are loaded once per kernel row and slid across the taps (conv_rows).
 // x and w are read as vec4s when c and oc are multiples of 4 (16-byte loads instead of scalar gathers:
@@ -39,7 +39,7 @@ struct Params {
 
 // What a dispatch uses, compiled in or out per pipeline (set by Conv2dDispatch::constants): CPU drivers
 // run both sides of every branch under a lane mask, so a branch on the uniform would cost every conv the
-// features it does not use (PNet's conv1 + pool: 7.8 -> 5.0 ms without the affine and residual code).
+// features it does not use.
 override BIAS: bool = false;      // y += bias[o]
 override AFFINE: bool = false;    // y = y * scale[o] + shift[o]
 override RESIDUAL: bool = false;  // y = residual + res_scale * y
@@ -126,7 +126,7 @@ fn weights_at(wrow: u32, oc4: u32, wq: vec4<u32>, lane: u32, solo: bool) -> WPai
 // shuffle. wq clamps the vec4s of a ragged column tile to the row (their outputs are not stored).
 // Each accumulator takes its four channels' products in a row (fma8x4): the 32 accumulators do not fit
 // in a CPU's vector registers, and one channel at a time spilled and reloaded each of them four times
-// a step (the 1x1 convs 10-15% faster, embed at batch 32 26 -> 28.7 images/s).
+// a step.
 fn step4(t: ptr<function, Tile>, x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
          x4: vec4<f32>, x5: vec4<f32>, x6: vec4<f32>, x7: vec4<f32>,
          wa: vec4<f32>, wb: vec4<f32>, wrow: u32, oc4: u32, wq: vec4<u32>, solo: bool) {
@@ -752,7 +752,7 @@ fn chan_group(lo: vec4<f32>, hi: vec4<f32>, k: u32) -> Chan {
 // The epilogue operands of channels n0..n0+15 (clamped to oc - 1). Where the lanes of a subgroup share
 // n0 (not solo), lane j loads channel n0 + j's (and n0 + 8 + j's with 8 lanes) and hands them round by
 // shuffles: a storage load costs a loop over all the lanes per component on CPU drivers, so the 16 lanes'
-// scalar loads cost what one lane's 16 did (PNet's conv1 + pool: 4.6 -> 4.0 ms). Else each lane loads its own.
+// scalar loads cost what one lane's 16 would. Else each lane loads its own.
 fn chans(n0: u32, lane: u32, solo: bool) -> Chans {
     if (solo) { // subgroups
         return chans_own(n0); // subgroups

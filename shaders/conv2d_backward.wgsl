@@ -459,7 +459,7 @@ fn conv2d_grad_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     // With vec4 channels, walk the split's pixels four per step (gw_step4): every lane steps through the
     // same pixels, each masking those whose tap falls outside the image. The pixels' rows and columns are
     // stepped, not divided out per output row: a division per row cost the 8- and 3-pixel rows of the
-    // late layers a third of their time (1x1 [32,8,8,256]x[256,896]: 19.2 -> 11.5 ms).
+    // late layers a third of their time.
     if (VEC) {
         let oc4 = p.oc / 4u;
         // g's last vec4s of a ragged tile are clamped to the row (their outputs are not stored).
@@ -582,8 +582,8 @@ fn store_wtile(t: ptr<function, Tile>, row0: u32, row_end: u32, o0: u32, base: u
 // 27 rows take 4 tiles, where the general path gives each tap a tile of 8 channels with 3 in use. The
 // tiles are too few to share loads across a subgroup: the lanes take consecutive splits and each loads
 // its own x (from its buffer) and g (through the texture at binding 9, bound to g here: a texel load is
-// a gather where a storage load is a loop over the lanes). [32,160,160,3]x[3,3,3,32] stride 2, the
-// training stem: 88 -> 27-30 ms (45 with g from its buffer).
+// a gather where a storage load is a loop over the lanes); the training stem's weight gradient is about
+// three times faster than through the general path (docs/KERNELS.md).
 @compute @workgroup_size(64)
 fn conv2d_grad_weight_narrow(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let idx = index(gid, nwg);

@@ -14,8 +14,7 @@
 //                   (R, G, B, 0), a pixel per invocation: MTCNN's input. A window's first and last rows and
 //                   columns take their weights; the pixels between all weigh 1/cell, so they are summed as
 //                   integers a texel (4 pixels) per load and scaled once (a texture load is a gather on CPU
-//                   drivers, a storage load a loop over the lanes): MTCNN's pyramid 1522 -> 1314 ms and
-//                   crops 669 -> 368 ms over 122 photo passes on llvmpipe.
+//                   drivers, a storage load a loop over the lanes).
 // crop_pad:         y[n,oy,ox,c] = x[n, oy+y0, ox+x0, c] inside the image, else 0
 // flip_h:           y[n,oy,ox,c] = x[n, oy, w-1-ox, c]
 // fixed_standardize: y = (x - 127.5) / 128

@@ -3,23 +3,16 @@
 //! Layout: [`gpu`] (context, buffers, pipeline cache, encoder), [`kernels`] (one Rust file per WGSL
 //! shader), [`cpu`] (their plain-loop twins), [`bench`] (`facegpu bench`).
 
-pub mod align;
 pub mod arch;
-pub mod bench;
 pub mod checkpoint;
-pub mod cluster;
 pub mod cpu;
 pub mod data;
-pub mod demo;
-pub mod detect;
-pub mod embed;
 pub mod eval;
-pub mod filter;
 pub mod gpu;
 pub mod kernels;
 pub mod models;
 pub mod nn;
 pub mod ops;
-pub mod recognize;
 pub mod tape;
 pub mod train;
+pub mod workflows;

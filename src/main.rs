@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use facegpu::checkpoint::safetensors::StorageDtype;
 use facegpu::checkpoint::Standardization;
-use facegpu::detect::Outcome;
-use facegpu::embed::{bench_embed, convert, distance_matrix, Embedder};
 use facegpu::gpu::GpuContext;
 use facegpu::models::mtcnn::{DetectOptions, Mtcnn};
+use facegpu::workflows::detect::Outcome;
+use facegpu::workflows::embed::{bench_embed, convert, distance_matrix, Embedder};
 
 #[derive(Parser)]
 #[command(name = "facegpu", version, about = "FaceNet face recognition on hand-written WGSL kernels (wgpu)")]
@@ -231,7 +231,7 @@ struct TrainArgs {
     prelogits_hist_max: f32,
     /// softmax (train_softmax.py) or triplet (train_tripletloss.py).
     #[arg(long, value_enum, default_value = "softmax")]
-    loss: facegpu::train::LossKind,
+    loss: facegpu::workflows::train::LossKind,
     /// Triplet mode: people sampled per selection round.
     #[arg(long, default_value_t = 45)]
     people_per_batch: usize,
@@ -247,8 +247,8 @@ struct TrainArgs {
 }
 
 impl TrainArgs {
-    fn config(&self) -> facegpu::train::TrainConfig {
-        let mut c = facegpu::train::TrainConfig::new(self.data_dir.clone().unwrap_or_default(), self.models_base_dir.clone());
+    fn config(&self) -> facegpu::workflows::train::TrainConfig {
+        let mut c = facegpu::workflows::train::TrainConfig::new(self.data_dir.clone().unwrap_or_default(), self.models_base_dir.clone());
         c.pretrained_model = self.pretrained_model.clone();
         c.image_size = self.image_size;
         c.embedding_size = self.embedding_size;
@@ -305,15 +305,15 @@ struct FaceArgs {
     margin: f64,
     /// crop: facenet's box + margin; similarity: the 5 landmarks warped onto ArcFace's template.
     #[arg(long, value_enum, default_value = "crop")]
-    align_mode: facegpu::align::AlignMode,
+    align_mode: facegpu::workflows::align::AlignMode,
     /// Inputs are ready face crops: no detection.
     #[arg(long)]
     aligned: bool,
 }
 
 impl FaceArgs {
-    fn align(&self, image_size: u32) -> facegpu::recognize::FaceAlign {
-        facegpu::recognize::FaceAlign { image_size, margin: self.margin, mode: self.align_mode }
+    fn align(&self, image_size: u32) -> facegpu::workflows::recognize::FaceAlign {
+        facegpu::workflows::recognize::FaceAlign { image_size, margin: self.margin, mode: self.align_mode }
     }
 }
 
@@ -331,7 +331,7 @@ impl Bar {
     }
 }
 
-impl facegpu::recognize::Progress for Bar {
+impl facegpu::workflows::recognize::Progress for Bar {
     fn photos(&mut self, done: usize, total: usize) {
         self.0.set_length(total as u64);
         self.0.set_position(done as u64);
@@ -412,7 +412,7 @@ enum Command {
         threshold: Option<f64>,
         /// nearest: the nearest of each person's embeddings; mean: each person's mean embedding.
         #[arg(long = "match", value_enum, default_value = "nearest")]
-        match_by: facegpu::recognize::MatchBy,
+        match_by: facegpu::workflows::recognize::MatchBy,
         /// One JSON line per photo: {"image", "faces": [{"box", "score", "name", "distance"}]}.
         #[arg(long)]
         json: bool,
@@ -436,11 +436,11 @@ enum Command {
         out: PathBuf,
         /// chinese-whispers (facenet's contributed/clustering.py) or dbscan (contributed/cluster.py).
         #[arg(long, value_enum, default_value = "chinese-whispers")]
-        method: facegpu::cluster::Method,
+        method: facegpu::workflows::cluster::Method,
         /// Squared L2 distance under which two faces are neighbours (DBSCAN's eps is its square root).
         /// The default 0.8 groups every face of the fixture sets (deepface, johns) by person with both
         /// methods and facenet's 20170512 model (ARI 1.0 from 0.7 to 0.8; README).
-        #[arg(long, default_value_t = facegpu::cluster::DEFAULT_THRESHOLD)]
+        #[arg(long, default_value_t = facegpu::workflows::cluster::DEFAULT_THRESHOLD)]
         threshold: f64,
         /// Smallest cluster kept (DBSCAN: min_samples); smaller ones are listed as unclustered.
         #[arg(long, default_value_t = 2)]
@@ -478,7 +478,7 @@ enum Command {
         /// crop: facenet's box + margin (default); similarity: warp the 5 landmarks onto a canonical
         /// template (ArcFace's, scaled to --image-size; --margin is then unused).
         #[arg(long, value_enum, default_value = "crop")]
-        align_mode: facegpu::align::AlignMode,
+        align_mode: facegpu::workflows::align::AlignMode,
         /// Try again the files listed in OUTPUT_DIR/align_errors.tsv (a resumed run skips them otherwise).
         #[arg(long)]
         retry_failed: bool,
@@ -711,7 +711,7 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20_000)]
         faces: usize,
         #[arg(long, value_enum, default_value = "chinese-whispers")]
-        method: facegpu::cluster::Method,
+        method: facegpu::workflows::cluster::Method,
         #[command(flatten)]
         run: BenchArgs,
     },
@@ -752,7 +752,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         } => {
             let ctx = gpu()?;
             let (mut mtcnn, det) = mtcnn.load(&ctx)?;
-            let opts = facegpu::align::AlignOptions {
+            let opts = facegpu::workflows::align::AlignOptions {
                 image_size,
                 margin,
                 detect_multiple_faces,
@@ -763,7 +763,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 shard,
             };
             let t = std::time::Instant::now();
-            let s = facegpu::align::align(&ctx, &mut mtcnn, &det, &input_dir, &output_dir, &opts)?;
+            let s = facegpu::workflows::align::align(&ctx, &mut mtcnn, &det, &input_dir, &output_dir, &opts)?;
             let secs = t.elapsed().as_secs_f64();
             println!("Total number of images: {}", s.images);
             println!("Number of successfully aligned images: {} ({} faces written)", s.aligned, s.faces_written);
@@ -788,7 +788,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
             let mut skipped = 0;
-            facegpu::detect::detect_files(&ctx, &mut mtcnn, &images, &opts, batch_size, |_, outcome| {
+            facegpu::workflows::detect::detect_files(&ctx, &mut mtcnn, &images, &opts, batch_size, |_, outcome| {
                 let (d, img) = match outcome {
                     Outcome::Detected(d, img) => (d, img),
                     Outcome::Unreadable(e) | Outcome::Failed(e) => {
@@ -809,7 +809,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 if let Some(dir) = &draw {
                     let stem = d.image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
                     let out = dir.join(format!("{stem}_faces.png"));
-                    facegpu::detect::draw(img, &d.faces).save(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+                    facegpu::workflows::detect::draw(img, &d.faces).save(&out).map_err(|e| format!("{}: {e}", out.display()))?;
                 }
                 Ok(())
             })?;
@@ -821,7 +821,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let ctx = gpu()?;
             let (mut mtcnn, opts) = mtcnn.load(&ctx)?;
             let imgs = images.iter().map(|p| facegpu::data::images::load_image(p)).collect::<Result<Vec<_>, _>>()?;
-            let b = facegpu::detect::bench_detect(&ctx, &mut mtcnn, &imgs, &opts, reps)?;
+            let b = facegpu::workflows::detect::bench_detect(&ctx, &mut mtcnn, &imgs, &opts, reps)?;
             if json {
                 println!("{}", serde_json::to_string(&b)?);
             } else {
@@ -843,8 +843,12 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let mut embedder = model.load(&ctx)?;
             let (mut detector, detect) = mtcnn.load(&ctx)?;
             let out = out.ok_or("--data-dir needs --out")?;
-            let align = facegpu::recognize::FaceAlign { image_size: model.image_size, margin, mode: facegpu::align::AlignMode::Crop };
-            let s = facegpu::recognize::export_embeddings(
+            let align = facegpu::workflows::recognize::FaceAlign {
+                image_size: model.image_size,
+                margin,
+                mode: facegpu::workflows::align::AlignMode::Crop,
+            };
+            let s = facegpu::workflows::recognize::export_embeddings(
                 &ctx,
                 &mut detector,
                 &mut embedder,
@@ -903,15 +907,19 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let ctx = gpu()?;
             let mut embedder = model.load(&ctx)?;
             let (mut detector, detect) = mtcnn.load(&ctx)?;
-            let align = facegpu::recognize::FaceAlign { image_size: model.image_size, margin, mode: facegpu::align::AlignMode::Crop };
-            let (faces, skipped) = facegpu::recognize::embed_faces(
+            let align = facegpu::workflows::recognize::FaceAlign {
+                image_size: model.image_size,
+                margin,
+                mode: facegpu::workflows::align::AlignMode::Crop,
+            };
+            let (faces, skipped) = facegpu::workflows::recognize::embed_faces(
                 &ctx,
                 &mut detector,
                 &mut embedder,
                 &images,
                 &detect,
                 &align,
-                facegpu::recognize::Pick::First,
+                facegpu::workflows::recognize::Pick::First,
                 aligned,
                 &mut (),
                 |_, _| Ok(()),
@@ -989,15 +997,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let ctx = gpu()?;
             let mut embedder = model.load(&ctx)?;
             let mut detector = if align { Some(mtcnn.load(&ctx)?) } else { None };
-            let on_the_fly = detector.as_mut().map(|(m, d)| facegpu::eval::OnTheFlyAlign { mtcnn: m, detect: *d, margin });
-            let opts = facegpu::eval::EvalOptions {
+            let on_the_fly = detector.as_mut().map(|(m, d)| facegpu::workflows::eval::OnTheFlyAlign { mtcnn: m, detect: *d, margin });
+            let opts = facegpu::workflows::eval::EvalOptions {
                 folds: lfw_nrof_folds,
                 metric: distance_metric,
                 subtract_mean,
                 use_flipped_images,
                 batch_size,
             };
-            let report = facegpu::eval::eval_lfw(&ctx, &mut embedder, &lfw_dir, &lfw_pairs, &opts, on_the_fly)?;
+            let report = facegpu::workflows::eval::eval_lfw(&ctx, &mut embedder, &lfw_dir, &lfw_pairs, &opts, on_the_fly)?;
             if let Some(path) = &roc {
                 report.save_roc(path)?;
             }
@@ -1013,7 +1021,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Demo { out, epochs, json } => {
             let ctx = gpu()?;
-            let r = facegpu::demo::demo(&ctx, &out, epochs, json)?;
+            let r = facegpu::workflows::demo::demo(&ctx, &out, epochs, json)?;
             if json {
                 println!("{}", serde_json::to_string(&r.eval)?);
             } else {
@@ -1033,7 +1041,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Classify(cmd) => {
-            use facegpu::eval::classify::{classify_dataset, embed_dataset, predict_dir, Classifier};
+            use facegpu::workflows::classify::{classify_dataset, embed_dataset, predict_dir, Classifier};
             let ctx = gpu()?;
             match cmd {
                 ClassifyCommand::Train { args } => {
@@ -1086,15 +1094,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 }
                 None => args.config(),
             };
-            let stop = facegpu::train::run::ctrl_c_flag();
-            let summary = facegpu::train::train(&ctx, &cfg, args.resume.as_deref(), stop, false)?;
+            let stop = facegpu::workflows::train::ctrl_c_flag();
+            let summary = facegpu::workflows::train::train(&ctx, &cfg, args.resume.as_deref(), stop, false)?;
             println!("run: {}\nstopped: {}", summary.run_dir.display(), summary.stopped);
             if let Some(last) = summary.epochs.last() {
                 println!("last epoch {}: loss {:.4}, accuracy {:.4}", last.epoch, last.loss, last.accuracy);
             }
         }
         Command::FilterMetrics { merge, out, .. } if !merge.is_empty() => {
-            let files = merge.iter().map(|f| facegpu::filter::FilterMetrics::load(f)).collect::<Result<Vec<_>, _>>()?;
+            let files = merge.iter().map(|f| facegpu::workflows::filter::FilterMetrics::load(f)).collect::<Result<Vec<_>, _>>()?;
             let mut all = files[0].clone();
             for (f, m) in merge.iter().zip(&files).skip(1) {
                 if m.class_names != all.class_names {
@@ -1119,7 +1127,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let files: Vec<PathBuf> = mine.iter().flat_map(|c| c.paths.iter().cloned()).collect();
             let rows: std::collections::HashMap<PathBuf, Vec<f32>> = embedder.embed_files(&ctx, &files, batch_size)?.into_iter().collect();
             // Every class is named (so shards merge); only this shard's images are measured.
-            let mut m = facegpu::filter::FilterMetrics::compute(&mine, |p| rows.get(p).cloned());
+            let mut m = facegpu::workflows::filter::FilterMetrics::compute(&mine, |p| rows.get(p).cloned());
             let names = m.class_names.clone();
             m.class_names = classes.iter().map(|c| c.name.clone()).collect();
             for l in &mut m.label_list {
@@ -1132,9 +1140,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let ctx = gpu()?;
             let mut embedder = model.load(&ctx)?;
             let (mut detector, detect) = mtcnn.load(&ctx)?;
-            let opts =
-                facegpu::recognize::EnrollOptions { align: face.align(model.image_size), detect, aligned: face.aligned, update, threshold };
-            let (gallery, s) = facegpu::recognize::enroll(&ctx, &mut detector, &mut embedder, &dir, &out, &opts, &mut Bar::new())?;
+            let opts = facegpu::workflows::recognize::EnrollOptions {
+                align: face.align(model.image_size),
+                detect,
+                aligned: face.aligned,
+                update,
+                threshold,
+            };
+            let (gallery, s) =
+                facegpu::workflows::recognize::enroll(&ctx, &mut detector, &mut embedder, &dir, &out, &opts, &mut Bar::new())?;
             if json {
                 println!("{}", serde_json::to_string(&s)?);
             } else {
@@ -1158,7 +1172,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     ),
                     (None, None) => println!(
                         "Threshold: {} (the default: the gallery has no same-person pair to calibrate on)",
-                        facegpu::recognize::DEFAULT_THRESHOLD
+                        facegpu::workflows::recognize::DEFAULT_THRESHOLD
                     ),
                 }
                 println!("Gallery: {} ({} people, {} embeddings)", out.display(), gallery.people.len(), gallery.embeddings.len());
@@ -1166,32 +1180,32 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Identify { model, mtcnn, gallery, threshold, match_by, json, draw, images } => {
             let ctx = gpu()?;
-            let g = facegpu::recognize::Gallery::load(&gallery)?;
+            let g = facegpu::workflows::recognize::Gallery::load(&gallery)?;
             let mut embedder = model.load(&ctx)?;
             g.check_model(&gallery, &embedder)?;
             let (mut detector, detect) = mtcnn.load(&ctx)?;
             if let Some(dir) = &draw {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
-            let (faces, skipped) = facegpu::recognize::embed_faces(
+            let (faces, skipped) = facegpu::workflows::recognize::embed_faces(
                 &ctx,
                 &mut detector,
                 &mut embedder,
                 &images,
                 &detect,
                 &g.align,
-                facegpu::recognize::Pick::All,
+                facegpu::workflows::recognize::Pick::All,
                 false,
                 &mut Bar::new(),
                 |_, _| Ok(()),
             )?;
-            let matcher = facegpu::recognize::Matcher::new(&ctx, &g, match_by)?;
+            let matcher = facegpu::workflows::recognize::Matcher::new(&ctx, &g, match_by)?;
             let vectors: Vec<Vec<f32>> = faces.iter().map(|f| f.embedding.clone()).collect();
             let matches = matcher.identify(&ctx, &vectors, threshold.unwrap_or(g.threshold))?;
-            let mut found = facegpu::recognize::by_photo(&faces, &matches);
+            let mut found = facegpu::workflows::recognize::by_photo(&faces, &matches);
             // Photos without a face still get their line.
             for k in &skipped {
-                found.push(facegpu::recognize::Identified { image: k.image.clone(), faces: Vec::new() });
+                found.push(facegpu::workflows::recognize::Identified { image: k.image.clone(), faces: Vec::new() });
                 eprintln!("{}: {}", k.image.display(), k.reason);
             }
             let order: std::collections::HashMap<&PathBuf, usize> = images.iter().enumerate().map(|(i, p)| (p, i)).collect();
@@ -1211,7 +1225,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     let img = facegpu::data::images::load_image(&photo.image)?;
                     let stem = photo.image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
                     let path = dir.join(format!("{stem}_who.png"));
-                    facegpu::recognize::draw_names(&img, &photo.faces).save(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    facegpu::workflows::recognize::draw_names(&img, &photo.faces)
+                        .save(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
                 }
             }
         }
@@ -1219,7 +1235,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let ctx = gpu()?;
             let mut embedder = model.load(&ctx)?;
             let (mut detector, detect) = mtcnn.load(&ctx)?;
-            let opts = facegpu::cluster::ClusterOptions {
+            let opts = facegpu::workflows::cluster::ClusterOptions {
                 method,
                 threshold,
                 min_size: min_cluster_size,
@@ -1228,7 +1244,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 aligned: face.aligned,
             };
             let (report, skipped) =
-                facegpu::cluster::cluster_photos(&ctx, &mut detector, &mut embedder, &inputs, &out, &opts, &mut Bar::new())?;
+                facegpu::workflows::cluster::cluster_photos(&ctx, &mut detector, &mut embedder, &inputs, &out, &opts, &mut Bar::new())?;
             for k in &skipped {
                 eprintln!("skipped {}: {}", k.image.display(), k.reason);
             }
@@ -1270,7 +1286,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Bench(BenchCommand::Identify { gallery_size, faces, run: BenchArgs { reps, json, .. } }) => {
             let ctx = gpu()?;
-            let b = facegpu::recognize::bench_identify(&ctx, gallery_size, faces, reps)?;
+            let b = facegpu::workflows::recognize::bench_identify(&ctx, gallery_size, faces, reps)?;
             if json {
                 println!("{}", serde_json::to_string(&b)?);
             } else {
@@ -1282,7 +1298,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Bench(BenchCommand::Cluster { faces, method, run: BenchArgs { json, .. } }) => {
             let ctx = gpu()?;
-            let b = facegpu::cluster::bench_cluster(&ctx, faces, method)?;
+            let b = facegpu::workflows::cluster::bench_cluster(&ctx, faces, method)?;
             if json {
                 println!("{}", serde_json::to_string(&b)?);
             } else {
@@ -1313,7 +1329,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Bench(BenchCommand::Block35 { run: BenchArgs { batch_size, reps, json } }) => {
             let ctx = gpu()?;
-            let b = facegpu::bench::block35(&ctx, batch_size, reps)?;
+            let b = facegpu::workflows::bench::block35(&ctx, batch_size, reps)?;
             if json {
                 println!("{}", serde_json::to_string(&b)?);
             } else {
@@ -1327,7 +1343,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Bench(BenchCommand::Train { run: BenchArgs { batch_size, reps, json }, image_size, classes }) => {
             let ctx = gpu()?;
-            let b = facegpu::bench::train(&ctx, batch_size, image_size, reps, classes)?;
+            let b = facegpu::workflows::bench::train(&ctx, batch_size, image_size, reps, classes)?;
             if json {
                 println!("{}", serde_json::to_string(&b)?);
             } else {
@@ -1342,7 +1358,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Bench(BenchCommand::Kernels { run: BenchArgs { batch_size, reps, json } }) => {
             let ctx = gpu()?;
-            let rows = facegpu::bench::kernels(&ctx, batch_size, reps)?;
+            let rows = facegpu::workflows::bench::kernels(&ctx, batch_size, reps)?;
             let adapter = ctx.adapter_name();
             if json {
                 println!("{}", serde_json::json!({ "adapter": adapter, "batch_size": batch_size, "kernels": rows }));

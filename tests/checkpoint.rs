@@ -96,7 +96,7 @@ fn f16_safetensors_store_each_weight_rounded_to_half_and_load_back_as_f32() {
     let tmp = std::env::temp_dir().join(format!("facegpu-f16-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let out = tmp.join("m16.safetensors");
-    let n = facegpu::embed::convert(
+    let n = facegpu::workflows::embed::convert(
         &dir,
         &out,
         facegpu::checkpoint::Standardization::Prewhiten,

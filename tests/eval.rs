@@ -167,12 +167,12 @@ fn lfw_pairs_parser_names_the_file_and_line_of_a_bad_line() {
 
 #[test]
 fn eval_on_deepface_photos_gives_the_same_metrics_from_tf_checkpoint_and_safetensors() {
-    use facegpu::align::{align, AlignMode, AlignOptions};
     use facegpu::checkpoint::safetensors::StorageDtype;
     use facegpu::checkpoint::Standardization;
-    use facegpu::embed::{convert, Embedder};
-    use facegpu::eval::{eval_lfw, EvalOptions, OnTheFlyAlign};
     use facegpu::models::mtcnn::{DetectOptions, Mtcnn};
+    use facegpu::workflows::align::{align, AlignMode, AlignOptions};
+    use facegpu::workflows::embed::{convert, Embedder};
+    use facegpu::workflows::eval::{eval_lfw, EvalOptions, OnTheFlyAlign};
 
     let ctx = gpu_or_skip!();
     let (Some(ckpt), Some(photos)) = (common::fixture("facenet-20170512-110547"), common::fixture("faces/deepface")) else { return };
@@ -228,10 +228,10 @@ fn eval_on_deepface_photos_gives_the_same_metrics_from_tf_checkpoint_and_safeten
 
 #[test]
 fn classifier_trained_on_johns_embeddings_predicts_the_held_out_photos() {
-    use facegpu::align::{align, AlignMode, AlignOptions};
-    use facegpu::embed::Embedder;
-    use facegpu::eval::classify::{classify_dataset, embed_dataset, predict_dir, Classifier};
     use facegpu::models::mtcnn::{DetectOptions, Mtcnn};
+    use facegpu::workflows::align::{align, AlignMode, AlignOptions};
+    use facegpu::workflows::classify::{classify_dataset, embed_dataset, predict_dir, Classifier};
+    use facegpu::workflows::embed::Embedder;
 
     let ctx = gpu_or_skip!();
     let (Some(ckpt), Some(photos)) = (common::fixture("facenet-20170512-110547"), common::fixture("faces/johns")) else { return };

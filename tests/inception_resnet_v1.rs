@@ -67,11 +67,13 @@ fn convert_then_load_safetensors_gives_identical_embeddings_and_records_standard
     let dir = std::env::temp_dir().join(format!("facegpu-convert-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("model.safetensors");
-    let n = facegpu::embed::convert(&ckpt, &out, Standardization::Fixed, facegpu::checkpoint::safetensors::StorageDtype::F32).unwrap();
+    let n = facegpu::workflows::embed::convert(&ckpt, &out, Standardization::Fixed, facegpu::checkpoint::safetensors::StorageDtype::F32)
+        .unwrap();
     assert_eq!(n, 490);
-    let again = facegpu::embed::convert(&ckpt, &out, Standardization::Fixed, facegpu::checkpoint::safetensors::StorageDtype::F32)
-        .unwrap_err()
-        .to_string();
+    let again =
+        facegpu::workflows::embed::convert(&ckpt, &out, Standardization::Fixed, facegpu::checkpoint::safetensors::StorageDtype::F32)
+            .unwrap_err()
+            .to_string();
     assert!(again.contains("already exists"), "{again}");
     let tf = Weights::load(&ckpt).unwrap();
     let st = Weights::load(&out).unwrap();
@@ -138,7 +140,7 @@ fn a_batch_above_the_adapters_binding_limit_is_embedded_in_halves_with_the_same_
     // 100 images in one batch: Conv2d_2b_3x3's output alone is 100 x 77 x 77 x 64 floats (152 MB),
     // above llvmpipe's 128 MiB binding limit; the batch is embedded in halves instead.
     let files: Vec<PathBuf> = (0..20).flat_map(|_| five.iter().cloned()).collect();
-    let mut embedder = facegpu::embed::Embedder::load(ctx, &ckpt, None, 160).unwrap();
+    let mut embedder = facegpu::workflows::embed::Embedder::load(ctx, &ckpt, None, 160).unwrap();
     let limit = ctx.summary().max_storage_buffer_binding_size;
     println!("binding limit {limit} bytes; 100 images need {} bytes in one buffer", 100u64 * 77 * 77 * 64 * 4);
     let big = embedder.embed_files(ctx, &files, 100).unwrap();

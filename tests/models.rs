@@ -70,7 +70,7 @@ fn an_old_layout_checkpoint_loads_and_gives_tensorflows_embeddings() {
     let path = old_layout_copy(&ckpt, &dir);
     let w = Weights::load(&path).unwrap();
     assert!(w.tensors.contains_key("InceptionResnetV1/Bottleneck/weights") && !w.tensors.contains_key("Bottleneck/weights"));
-    let mut embedder = facegpu::embed::Embedder::load(ctx, &path, None, 160).unwrap();
+    let mut embedder = facegpu::workflows::embed::Embedder::load(ctx, &path, None, 160).unwrap();
     assert_eq!(embedder.standardization, Standardization::Prewhiten, "{}", embedder.standardization_reason);
     let files = common::golden_faces(&golden);
     let got: Vec<f32> = embedder.embed_files(ctx, &files, 5).unwrap().into_iter().flat_map(|(_, e)| e).collect();
@@ -259,7 +259,7 @@ fn a_frozen_512d_graph_with_folded_batch_norm_gives_tensorflows_embeddings_both_
     for (std, file) in
         [(Standardization::Prewhiten, "embeddings_prewhiten.npy"), (Standardization::Fixed, "embeddings_fixed_standardization.npy")]
     {
-        let mut embedder = facegpu::embed::Embedder::load(ctx, &pb, Some(std), 160).unwrap();
+        let mut embedder = facegpu::workflows::embed::Embedder::load(ctx, &pb, Some(std), 160).unwrap();
         assert_eq!(embedder.model.embedding_size, 512, "the embedding size comes from the weights");
         let got: Vec<f32> = embedder.embed_files(ctx, &files, 5).unwrap().into_iter().flat_map(|(_, e)| e).collect();
         let (shape, want) = facegpu::data::npy::read_f32(&want_dir.join(file)).unwrap();
@@ -274,9 +274,9 @@ fn a_frozen_512d_graph_with_folded_batch_norm_gives_tensorflows_embeddings_both_
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("graph_final.safetensors");
     let _ = std::fs::remove_file(&out);
-    facegpu::embed::convert(&pb, &out, Standardization::Fixed, facegpu::checkpoint::safetensors::StorageDtype::F32).unwrap();
-    let mut a = facegpu::embed::Embedder::load(ctx, &pb, Some(Standardization::Fixed), 160).unwrap();
-    let mut b = facegpu::embed::Embedder::load(ctx, &out, None, 160).unwrap();
+    facegpu::workflows::embed::convert(&pb, &out, Standardization::Fixed, facegpu::checkpoint::safetensors::StorageDtype::F32).unwrap();
+    let mut a = facegpu::workflows::embed::Embedder::load(ctx, &pb, Some(Standardization::Fixed), 160).unwrap();
+    let mut b = facegpu::workflows::embed::Embedder::load(ctx, &out, None, 160).unwrap();
     assert_eq!(b.standardization, Standardization::Fixed, "recorded by convert");
     assert_eq!(a.embed_files(ctx, &files[..2], 2).unwrap(), b.embed_files(ctx, &files[..2], 2).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
@@ -339,7 +339,7 @@ fn a_freeze_graph_pb_of_facenets_checkpoint_gives_tensorflows_embeddings() {
     std::fs::create_dir_all(&dir).unwrap();
     let pb = dir.join("20170512-110547.pb");
     std::fs::write(&pb, &graph).unwrap();
-    let mut embedder = facegpu::embed::Embedder::load(ctx, &pb, None, 160).unwrap();
+    let mut embedder = facegpu::workflows::embed::Embedder::load(ctx, &pb, None, 160).unwrap();
     assert_eq!(embedder.standardization, Standardization::Prewhiten, "{}", embedder.standardization_reason);
     let files = common::golden_faces(&golden);
     let got: Vec<f32> = embedder.embed_files(ctx, &files, 5).unwrap().into_iter().flat_map(|(_, e)| e).collect();

@@ -202,17 +202,17 @@ fn align_writes_every_good_face_reports_bad_files_and_resumes() {
     std::fs::write(input.join("person_01/broken.jpg"), b"not a jpeg").unwrap();
     std::fs::write(input.join("person_01/notes.txt"), b"hello").unwrap();
     let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
-    let opts = facegpu::align::AlignOptions {
+    let opts = facegpu::workflows::align::AlignOptions {
         image_size: 160,
         margin: 32.0,
         detect_multiple_faces: false,
         random_order: false,
         batch: 4,
-        mode: facegpu::align::AlignMode::Crop,
+        mode: facegpu::workflows::align::AlignMode::Crop,
         retry_failed: false,
         shard: None,
     };
-    let s = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
+    let s = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
     assert_eq!(s.images, good + 2);
     assert_eq!(s.unreadable.len(), 2, "{:?}", s.unreadable);
     assert_eq!(s.aligned + s.no_face.len(), good);
@@ -223,18 +223,18 @@ fn align_writes_every_good_face_reports_bad_files_and_resumes() {
     }
     let lines = std::fs::read_to_string(&s.bounding_boxes).unwrap();
     assert_eq!(lines.lines().count(), good);
-    let report = facegpu::align::read_error_report(&s.error_report);
+    let report = facegpu::workflows::align::read_error_report(&s.error_report);
     assert_eq!(report.len(), 2, "{report:?}");
     assert!(report.values().all(|(kind, _)| kind == "unreadable"), "{report:?}");
     // Resumed: nothing is redone, nothing is lost; the reported files are skipped.
-    let again = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
+    let again = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
     assert_eq!(again.already_done, s.aligned);
     assert_eq!((again.aligned, again.previously_failed, again.unreadable.len()), (0, 2, 0));
     // --retry-failed tries them again (still unreadable, still reported once each).
-    let retry = facegpu::align::AlignOptions { retry_failed: true, ..opts };
-    let third = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &retry).unwrap();
+    let retry = facegpu::workflows::align::AlignOptions { retry_failed: true, ..opts };
+    let third = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &retry).unwrap();
     assert_eq!((third.previously_failed, third.unreadable.len()), (0, 2));
-    assert_eq!(facegpu::align::read_error_report(&s.error_report).len(), 2);
+    assert_eq!(facegpu::workflows::align::read_error_report(&s.error_report).len(), 2);
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -243,14 +243,14 @@ fn central_face_and_crop_box_follow_facenet() {
     let face = |b: [f64; 4]| Face { bbox: b, score: 1.0, landmarks: [[0.0; 2]; 5] };
     // A big face off to the side loses to a slightly smaller one at the centre: 2 * offset^2 counts.
     let faces = [face([0.0, 0.0, 60.0, 60.0]), face([70.0, 70.0, 125.0, 125.0])];
-    assert_eq!(facegpu::align::central_face(&faces, 200, 200), Some(1));
-    assert_eq!(facegpu::align::central_face(&[], 200, 200), None);
-    assert_eq!(facegpu::align::crop_box(&[5.5, 30.2, 190.7, 120.9], 32.0, 200, 130), [0, 14, 200, 130]);
+    assert_eq!(facegpu::workflows::align::central_face(&faces, 200, 200), Some(1));
+    assert_eq!(facegpu::workflows::align::central_face(&[], 200, 200), None);
+    assert_eq!(facegpu::workflows::align::crop_box(&[5.5, 30.2, 190.7, 120.9], 32.0, 200, 130), [0, 14, 200, 130]);
 }
 
 #[test]
 fn similarity_recovers_a_known_transform_and_warp_puts_landmarks_on_the_template() {
-    use facegpu::align::{similarity, warp_similarity, TEMPLATE_112};
+    use facegpu::workflows::align::{similarity, warp_similarity, TEMPLATE_112};
     // dst = s*R(theta)*src + t with s = 1.7, theta = 0.3: the fit recovers a = s cos, b = s sin, t exactly.
     let (a, b, tx, ty) = (1.7 * 0.3f64.cos(), 1.7 * 0.3f64.sin(), 12.5, -4.0);
     let dst: Vec<[f64; 2]> = TEMPLATE_112.iter().map(|p| [a * p[0] - b * p[1] + tx, b * p[0] + a * p[1] + ty]).collect();
@@ -407,13 +407,13 @@ fn one_photo_that_fails_alone_is_reported_skipped_on_resume_and_retried_on_reque
     list.push(("wide.png".into(), &wide));
     let named: Vec<(&str, &image::RgbImage)> = list.iter().map(|(n, p)| (n.as_str(), *p)).collect();
     let (root, input, output) = photo_folder("align-fail", &named);
-    let opts = facegpu::align::AlignOptions {
+    let opts = facegpu::workflows::align::AlignOptions {
         image_size: 160,
         margin: 32.0,
         detect_multiple_faces: false,
         random_order: false,
         batch: 8,
-        mode: facegpu::align::AlignMode::Crop,
+        mode: facegpu::workflows::align::AlignMode::Crop,
         retry_failed: false,
         shard: None,
     };
@@ -422,23 +422,23 @@ fn one_photo_that_fails_alone_is_reported_skipped_on_resume_and_retried_on_reque
     // and only the wide one fails.
     let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
     mtcnn.binding_limit = 1 << 19;
-    let s = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
+    let s = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
     assert_eq!(s.failed, [input.join("person/wide.png")], "{:?}", s.failed);
     assert_eq!(s.aligned, photos.len());
-    let report = facegpu::align::read_error_report(&s.error_report);
+    let report = facegpu::workflows::align::read_error_report(&s.error_report);
     let (kind, message) = &report[&input.join("person/wide.png")];
     assert_eq!(kind, "failed");
     assert!(message.contains("wide.png") && message.contains("limit"), "{message}");
     // Resumed: the failed photo is skipped, not hit again.
-    let again = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
+    let again = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
     assert_eq!((again.previously_failed, again.failed.len(), again.aligned), (1, 0, 0));
     // On an adapter with room (the real limit), --retry-failed aligns it and clears the report.
     let mut roomy = Mtcnn::load_from(ctx, None).unwrap();
-    let retry = facegpu::align::AlignOptions { retry_failed: true, ..opts };
-    let third = facegpu::align::align(ctx, &mut roomy, &DetectOptions::default(), &input, &output, &retry).unwrap();
+    let retry = facegpu::workflows::align::AlignOptions { retry_failed: true, ..opts };
+    let third = facegpu::workflows::align::align(ctx, &mut roomy, &DetectOptions::default(), &input, &output, &retry).unwrap();
     assert_eq!((third.aligned, third.failed.len()), (1, 0));
     assert!(output.join("person/wide.png").exists());
-    assert!(facegpu::align::read_error_report(&s.error_report).is_empty());
+    assert!(facegpu::workflows::align::read_error_report(&s.error_report).is_empty());
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -455,9 +455,9 @@ fn a_lost_device_is_replaced_once_and_detection_goes_on() {
     ctx.simulate_device_loss();
     assert!(mtcnn.detect(&ctx, &[&photos[0]], &DetectOptions::default()).unwrap_err().is_device_lost());
     let mut got = Vec::new();
-    facegpu::detect::detect_files(&ctx, &mut mtcnn, &files, &DetectOptions::default(), 1, |_, outcome| {
+    facegpu::workflows::detect::detect_files(&ctx, &mut mtcnn, &files, &DetectOptions::default(), 1, |_, outcome| {
         match outcome {
-            facegpu::detect::Outcome::Detected(d, _) => got.push(d.faces.clone()),
+            facegpu::workflows::detect::Outcome::Detected(d, _) => got.push(d.faces.clone()),
             _ => panic!("every photo must be detected on the new device"),
         }
         Ok(())
@@ -537,18 +537,18 @@ fn a_folder_with_a_camera_size_photo_and_ordinary_ones_aligns_every_face() {
     let big = scaled_up(&photos[2], 6);
     let named = [("p0.png", &photos[0]), ("p1.png", &photos[1]), ("big.png", &big), ("p3.png", &photos[3]), ("p4.png", &photos[4])];
     let (root, input, output) = photo_folder("align-camera", &named);
-    let opts = facegpu::align::AlignOptions {
+    let opts = facegpu::workflows::align::AlignOptions {
         image_size: 160,
         margin: 32.0,
         detect_multiple_faces: false,
         random_order: false,
         batch: 8,
-        mode: facegpu::align::AlignMode::Crop,
+        mode: facegpu::workflows::align::AlignMode::Crop,
         retry_failed: false,
         shard: None,
     };
     let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
-    let s = facegpu::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
+    let s = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
     assert_eq!((s.aligned, s.failed.len(), s.no_face.len()), (5, 0, 0), "{s:?}");
     for (name, _) in named {
         assert!(output.join("person").join(name).exists(), "{name}");

@@ -6,12 +6,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use facegpu::align::AlignMode;
-use facegpu::cluster::{adjusted_rand_index, cluster, purity, Method};
-use facegpu::embed::Embedder;
 use facegpu::gpu::GpuContext;
 use facegpu::models::mtcnn::{DetectOptions, Mtcnn};
-use facegpu::recognize::{calibrate, embed_faces, FaceAlign, Gallery, MatchBy, Matcher, Pick};
+use facegpu::workflows::align::AlignMode;
+use facegpu::workflows::cluster::{adjusted_rand_index, cluster, purity, Method};
+use facegpu::workflows::embed::Embedder;
+use facegpu::workflows::recognize::{calibrate, embed_faces, FaceAlign, Gallery, MatchBy, Matcher, Pick};
 
 const ALIGN: FaceAlign = FaceAlign { image_size: 160, margin: 32.0, mode: AlignMode::Crop };
 
@@ -27,7 +27,7 @@ fn labelled_faces(ctx: &GpuContext, set: &str) -> Option<Vec<(usize, PathBuf, Ve
     }
     let ckpt = common::fixture("facenet-20170512-110547")?;
     let dir = common::fixture(&format!("faces/{set}"))?;
-    let people = facegpu::recognize::people(&dir).unwrap();
+    let people = facegpu::workflows::recognize::people(&dir).unwrap();
     let files: Vec<PathBuf> = people.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
     let mut embedder = Embedder::load(ctx, &ckpt, None, 160).unwrap();
     let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
@@ -75,7 +75,7 @@ fn identify_split(ctx: &GpuContext, faces: &[(usize, PathBuf, Vec<f32>)], enroll
                 &format!("person {p}"),
                 mine[..half]
                     .iter()
-                    .map(|f| facegpu::recognize::FaceEmbedding {
+                    .map(|f| facegpu::workflows::recognize::FaceEmbedding {
                         crop: 0,
                         image: f.1.clone(),
                         bbox: None,
@@ -89,7 +89,8 @@ fn identify_split(ctx: &GpuContext, faces: &[(usize, PathBuf, Vec<f32>)], enroll
             unknown.extend(mine.iter().map(|f| f.2.clone()));
         }
     }
-    let threshold = calibrate(&gallery.embeddings, &gallery.labels).map_or(facegpu::recognize::DEFAULT_THRESHOLD, |c| c.threshold);
+    let threshold =
+        calibrate(&gallery.embeddings, &gallery.labels).map_or(facegpu::workflows::recognize::DEFAULT_THRESHOLD, |c| c.threshold);
     let matcher = Matcher::new(ctx, &gallery, by).unwrap();
     let answers = matcher.identify(ctx, &known.iter().map(|k| k.1.clone()).collect::<Vec<_>>(), threshold).unwrap();
     let right = known.iter().zip(&answers).filter(|(k, a)| a.name.as_deref() == Some(&format!("person {}", k.0))).count();
@@ -121,7 +122,7 @@ fn clustering_groups_the_fixture_faces_by_person_at_the_default_threshold() {
         let truth: Vec<usize> = faces.iter().map(|f| f.0).collect();
         let vectors: Vec<Vec<f32>> = faces.iter().map(|f| f.2.clone()).collect();
         for method in [Method::ChineseWhispers, Method::Dbscan] {
-            let (clusters, rest) = cluster(ctx, &vectors, method, facegpu::cluster::DEFAULT_THRESHOLD, 2).unwrap();
+            let (clusters, rest) = cluster(ctx, &vectors, method, facegpu::workflows::cluster::DEFAULT_THRESHOLD, 2).unwrap();
             let (p, ari) = (purity(&clusters, &rest, &truth), adjusted_rand_index(&clusters, &rest, &truth));
             println!("{set}: {method:?}: {} clusters, {} left out, purity {p:.3}, ARI {ari:.3}", clusters.len(), rest.len());
             // Measured: every face with its own person (deepface 13 clusters, johns 5) for both methods.
@@ -142,11 +143,11 @@ fn cluster_metrics_match_scikit_learns_definitions() {
     // DBSCAN on a chain 0-1-2 and a pair 3-4 with min_samples 3: 1 is the only core point; 0 and 2 are
     // its border points; 3 and 4 are noise.
     let graph = vec![vec![(1, 0.1)], vec![(0, 0.1), (2, 0.1)], vec![(1, 0.1)], vec![(4, 0.1)], vec![(3, 0.1)]];
-    assert_eq!(facegpu::cluster::dbscan(&graph, 3), [Some(0), Some(0), Some(0), None, None]);
-    assert_eq!(facegpu::cluster::dbscan(&graph, 2), [Some(0), Some(0), Some(0), Some(1), Some(1)]);
+    assert_eq!(facegpu::workflows::cluster::dbscan(&graph, 3), [Some(0), Some(0), Some(0), None, None]);
+    assert_eq!(facegpu::workflows::cluster::dbscan(&graph, 2), [Some(0), Some(0), Some(0), Some(1), Some(1)]);
     // Chinese whispers joins each connected pair and leaves the isolated face alone.
     let graph = vec![vec![(1, 0.2)], vec![(0, 0.2)], vec![]];
-    let l = facegpu::cluster::chinese_whispers(&graph, 20, 0);
+    let l = facegpu::workflows::cluster::chinese_whispers(&graph, 20, 0);
     assert!(l[0] == l[1] && l[2] != l[0], "{l:?}");
 }
 

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
-use facegpu::align::{align, AlignMode, AlignOptions};
 use facegpu::checkpoint::safetensors;
 use facegpu::gpu::GpuContext;
 use facegpu::kernels::optimizer::OptimizerKind;
 use facegpu::models::mtcnn::{DetectOptions, Mtcnn};
-use facegpu::train::run::{learning_rate_from_file, TrainConfig};
-use facegpu::train::train;
+use facegpu::workflows::align::{align, AlignMode, AlignOptions};
+use facegpu::workflows::train::train;
+use facegpu::workflows::train::{learning_rate_from_file, TrainConfig};
 
 /// A fresh directory under cargo's per-target scratch folder (`target/tmp`): the aligned faces are
 /// shared by several tests, so nothing removes them at the end, and the next run starts by removing
@@ -105,7 +105,7 @@ fn softmax_center_loss_run_on_johns_lowers_the_loss_and_beats_chance() {
         assert!(line.get(k).is_some(), "log.jsonl lacks {k}");
     }
     // model.safetensors is an inference model embed/eval/compare load.
-    let mut e = facegpu::embed::Embedder::load(ctx, &s.run_dir.join("model.safetensors"), None, 80).unwrap();
+    let mut e = facegpu::workflows::embed::Embedder::load(ctx, &s.run_dir.join("model.safetensors"), None, 80).unwrap();
     let one = std::fs::read_dir(cfg.data_dir.join("John_Simm")).unwrap().next().unwrap().unwrap().path();
     let emb = e.embed_files(ctx, &[one], 1).unwrap();
     assert_eq!(emb[0].1.len(), 128);
@@ -225,7 +225,7 @@ fn fine_tuning_facenets_checkpoint_on_deepface_lowers_the_loss() {
 #[test]
 fn triplet_selection_follows_facenets_rule() {
     use facegpu::data::dataset::Rng;
-    use facegpu::train::run::select_triplets;
+    use facegpu::workflows::train::select_triplets;
     // Person 0: rows 0-2 on the x axis, person 1: rows 3-4 on y; row 5 (person 2) sits near person 0.
     let e = |x: f32, y: f32| vec![x, y];
     let emb = vec![e(1.0, 0.0), e(0.9, 0.1), e(0.7, 0.3), e(0.0, 1.0), e(0.1, 0.9), e(0.95, 0.05)];
@@ -243,7 +243,7 @@ fn triplet_selection_follows_facenets_rule() {
 fn triplet_training_on_johns_lowers_the_triplet_loss() {
     let ctx = gpu_or_skip!();
     let Some(mut cfg) = johns_config(ctx, "triplet") else { return };
-    cfg.loss = facegpu::train::LossKind::Triplet;
+    cfg.loss = facegpu::workflows::train::LossKind::Triplet;
     cfg.people_per_batch = 5;
     cfg.images_per_person = 6;
     cfg.batch_size = 15;
@@ -289,7 +289,7 @@ fn a_mismatched_pretrained_model_is_refused_by_name_and_leaves_no_run_behind() {
 fn triplet_run_interrupted_mid_epoch_saves_and_resumes() {
     let ctx = gpu_or_skip!();
     let Some(mut cfg) = johns_config(ctx, "triplet-cut") else { return };
-    cfg.loss = facegpu::train::LossKind::Triplet;
+    cfg.loss = facegpu::workflows::train::LossKind::Triplet;
     cfg.people_per_batch = 3;
     cfg.images_per_person = 3;
     cfg.batch_size = 6;
@@ -443,7 +443,7 @@ fn filtering_leaves_out_a_planted_outlier_and_refuses_a_file_of_another_dataset(
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let m = facegpu::filter::FilterMetrics::load(&metrics).unwrap();
+    let m = facegpu::workflows::filter::FilterMetrics::load(&metrics).unwrap();
     assert_eq!((m.image_list.len(), m.class_names.len()), (56, 5));
     let far = m.image_list.iter().zip(&m.distance_to_center).max_by(|a, b| a.1.unwrap().total_cmp(&b.1.unwrap())).unwrap();
     println!("farthest from its class centre: {} at {:.3}", far.0.display(), far.1.unwrap());
@@ -462,11 +462,11 @@ fn filtering_leaves_out_a_planted_outlier_and_refuses_a_file_of_another_dataset(
     // The file against another dataset (the johns in their own folder): refused, naming an image it
     // lists that is not there.
     let mut classes = facegpu::data::dataset::get_dataset(&aligned(ctx, &johns, 92, 22.0)).unwrap();
-    let err = facegpu::filter::filter_dataset(&mut classes, &m, 99.0, 0).unwrap_err();
+    let err = facegpu::workflows::filter::filter_dataset(&mut classes, &m, 99.0, 0).unwrap_err();
     assert!(err.contains("another dataset") && err.contains("train-test-filter-data"), "{err}");
     // And against a dataset with other classes: refused, naming the first class that differs.
     classes.remove(0);
-    let err = facegpu::filter::filter_dataset(&mut classes, &m, 99.0, 0).unwrap_err();
+    let err = facegpu::workflows::filter::filter_dataset(&mut classes, &m, 99.0, 0).unwrap_err();
     assert!(err.contains("5 classes against 4") && err.contains("John_Salley"), "{err}");
 }
 
@@ -478,11 +478,11 @@ fn find_threshold_interpolates_the_cumulative_histogram_like_numpy() {
     // within 1e-3).
     let mut v: Vec<f64> = (0..100).map(f64::from).collect();
     v.push(1000.0);
-    let t = facegpu::filter::find_threshold(&v, 50.0);
+    let t = facegpu::workflows::filter::find_threshold(&v, 50.0);
     assert!((t - 45.5).abs() < 1e-3, "{t}");
     // At or past the last cdf value: the last bin's centre; below the first: the first centre.
-    assert!((facegpu::filter::find_threshold(&v, 100.0) - 995.0).abs() < 1e-9);
-    assert!((facegpu::filter::find_threshold(&v, 1.0) - 5.0).abs() < 1e-9);
+    assert!((facegpu::workflows::filter::find_threshold(&v, 100.0) - 995.0).abs() < 1e-9);
+    assert!((facegpu::workflows::filter::find_threshold(&v, 1.0) - 5.0).abs() < 1e-9);
 }
 
 /// The records of a TFRecord file, each checked against its two masked crc32c.

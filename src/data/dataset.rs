@@ -23,7 +23,7 @@ pub fn get_dataset(dir: &Path) -> Result<Vec<ImageClass>, String> {
     if !dir.is_dir() {
         return Err(format!("{}: not a directory (expected one sub-folder per identity)", dir.display()));
     }
-    let classes: Vec<ImageClass> = crate::align::dataset(dir)?
+    let classes: Vec<ImageClass> = identity_folders(dir)?
         .into_iter()
         .map(|(name, paths)| ImageClass { name, paths: paths.into_iter().filter(|p| !is_side_file(p)).collect() })
         .collect();
@@ -237,4 +237,20 @@ pub fn spawn_loader(
             pending.remove(&b)
         }
     })
+}
+
+/// `(class name, files)` per identity folder, both sorted (facenet's `get_dataset`).
+pub fn identity_folders(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, String> {
+    let list = |d: &Path| -> Result<Vec<PathBuf>, String> {
+        let mut v: Vec<PathBuf> =
+            std::fs::read_dir(d).map_err(|e| format!("{}: {e}", d.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        v.sort();
+        Ok(v)
+    };
+    let mut out = Vec::new();
+    for class in list(dir)?.into_iter().filter(|p| p.is_dir()) {
+        let files = list(&class)?.into_iter().filter(|p| p.is_file()).collect();
+        out.push((class.file_name().unwrap_or_default().to_string_lossy().into_owned(), files));
+    }
+    Ok(out)
 }

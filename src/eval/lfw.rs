@@ -115,7 +115,7 @@ pub fn resolve(lfw_dir: &Path, pairs: &[Pair]) -> Resolved {
 /// person with their image count.
 pub fn make_layout(src: &Path, dst: &Path) -> Result<Vec<(String, u32)>, String> {
     let mut out = Vec::new();
-    for (name, files) in crate::align::dataset(src)? {
+    for (name, files) in crate::data::dataset::identity_folders(src)? {
         let dir = dst.join(&name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let mut n = 0;

@@ -68,10 +68,8 @@ pub struct GpuContext {
 /// of 8, on x86 CPUs with AVX-512, unless `LP_NATIVE_VECTOR_WIDTH` is already set; returns whether it set
 /// it. Other drivers ignore the variable.
 ///
-/// Measured back to back on llvmpipe (LLVM 15, 2 cores, AVX-512), 256 vs 512 bits: embed at batch 32
-/// 19.2 / 18.7 vs 21.7 / 20.2 images/s, training 4.23 / 4.49 vs 5.01 / 4.92 images/s, detection 107.5 /
-/// 111.3 vs 96.1 / 95.7 ms per photo; embed at batch 1 9.8 vs 8.9 images/s (the small last layers leave
-/// lanes idle). Results agree within the tests' tolerances at either width (CI runs the kernel tests at
+/// 512 bits is faster for embed at batch 32, training and detection on the AMD host measured, slower at
+/// batch 1 (the small last layers leave lanes idle); docs/PERFORMANCE.md has the figures. Results agree within the tests' tolerances at either width (CI runs the kernel tests at
 /// both), but not bit for bit: subgroups of 16 sum some reductions in another order, so a training run's
 /// losses part in the later digits after a few steps.
 ///
@@ -259,7 +257,7 @@ impl GpuContext {
     ///
     /// On llvmpipe a load from a read-only storage texture costs about half a storage-buffer load (a
     /// branch-free gather instead of a loop over the lanes with a bounds check per lane and component), and
-    /// conv2d's input loads were half its time: a 1x1-conv-shaped loop measured 57 -> 86 GFLOP/s.
+    /// conv2d's input loads are half its time (docs/KERNELS.md).
     pub(crate) fn staging_texture(&self, texels: u64) -> Result<(wgpu::Texture, wgpu::TextureView, u32), GpuError> {
         let rows = self.texture_rows("staging texture", texels)?;
         let mut guard = self.staging.lock().unwrap_or_else(|e| e.into_inner());

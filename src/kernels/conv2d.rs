@@ -11,8 +11,8 @@ pub(crate) fn row_tiles(ctx: &GpuContext, m: u32) -> usize {
 }
 
 /// Whether tiles of 8 columns of one row suit rows of `width` pixels: rounding each row up to 8 adds at most
-/// 15% (the slide across the taps saves about that much at 3 taps: 41.5 -> 45.0 GFLOP/s at 77 columns,
-/// 39.7 -> 32.6 at 17, whose rows round up to 24). Used by conv2d's row tiles.
+/// 15%, about what the slide across the taps saves at 3 taps (docs/KERNELS.md). Used by conv2d's row
+/// tiles.
 fn row_tiles_fit(width: u32) -> bool {
     width.next_multiple_of(8) * 100 <= width * 115
 }
@@ -49,8 +49,8 @@ pub struct Conv2dDispatch {
 }
 
 impl Conv2dDispatch {
-    /// Invocations to aim for: 4 workgroups, so that both cores have work (measured at batch 1 on
-    /// llvmpipe: 128, 256, 512 and 2048 gave 6.0, 7.6, 7.3 and 6.3 images/s).
+    /// Invocations to aim for: 4 workgroups, so that both cores of a CPU driver have work; the fastest of
+    /// 128 to 2048 at batch 1 on llvmpipe (docs/KERNELS.md).
     const LANES: usize = 256;
 
     /// Splits the reduction when the layer has fewer than `LANES` tiles (`tiles` invocations; the late,
@@ -90,10 +90,9 @@ impl Conv2dDispatch {
 
     /// Whether `conv2d` takes row tiles (see `rows`): where they can, and the kernel is at least 5 taps
     /// wide or the input has only 4 channels (one step per tap, MTCNN's padded RGB). Sliding the input
-    /// columns across the taps loads 14 x vec4s per row tile where flat tiles load 56 at 7 taps (block17's
-    /// 1x7: 4.3 -> 3.75 ms; [300,24,24,4]x[3,3,4,28]: 11.7 -> 10.0 ms), but with 3 taps and 8 channels or
-    /// more flat tiles are faster, now that each accumulator takes four products in a row
-    /// (Conv2d_4a_3x3 120 -> 102 ms, Conv2d_2b_3x3 78 -> 74, [100,23,23,8]x[3,3,8,32] 6.0 -> 5.0).
+    /// columns across the taps loads 14 x vec4s per row tile where flat tiles load 56 at 7 taps, but with
+    /// 3 taps and 8 channels or more flat tiles are faster, each accumulator taking four products in a row
+    /// (docs/KERNELS.md has the timings).
     fn row_layout(conv: &Conv2dParams) -> bool {
         Self::row_tiles_suit(conv) && (conv.kw >= 5 || conv.c == 4)
     }
@@ -111,17 +110,16 @@ impl Conv2dDispatch {
     /// Whether `conv2d` gives `conv`'s flat tiles 32 channels (two Tiles fed by the same x loads, the
     /// shader's WIDE) rather than 16: flat tiles (not `row_layout`), vec4 channels, and output channels
     /// that round up to 32 with at most 1/8 more. A texel load of x is 16 loads and a transpose on
-    /// llvmpipe; twice the products per load took 1.56-1.67x the time (Conv2d_4a_3x3 [32,38,38,80] x
-    /// [3,3,80,192] 136 -> 116 ms, [32,8,8,896] x [1,1,896,128] 5.8 -> 4.9 ms; 48 channels, a quarter
-    /// wasted, 3.8 -> 4.0 ms).
+    /// llvmpipe, so twice the products per load pays unless a quarter of the channels would be padding
+    /// (docs/KERNELS.md has the timings).
     fn wide_tiles(conv: &Conv2dParams) -> bool {
         !Self::row_layout(conv) && conv.c.is_multiple_of(4) && conv.oc.is_multiple_of(4) && wide_channels(conv.oc)
     }
 
     /// How `conv2d` dispatches `conv` on `ctx`: the uniform and the invocations of one split (8 output
     /// pixels x 16 or 32 channels each (`wide_tiles`), pixel tiles rounded up to whole subgroups, or with
-    /// fewer pixel tiles than a subgroup has lanes one invocation per tile, `solo`: at batch 1 the
-    /// 3x3-pixel layers had 6 of 8 lanes repeating a tile; embed at batch 1 8.1 -> 9.1 images/s).
+    /// fewer pixel tiles than a subgroup has lanes one invocation per tile, `solo`, so that the 3x3-pixel
+    /// layers at batch 1 do not leave 6 of 8 lanes repeating a tile).
     pub fn plan(ctx: &GpuContext, conv: Conv2dParams) -> (Self, usize) {
         let pixels = Self::tiled_pixels(&conv, Self::row_layout(&conv));
         let pixel_tiles = pixels.div_ceil(8);

@@ -3,8 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use thiserror::Error;
-
+use super::ModelError;
 use crate::arch::inception_resnet_v1::{self as arch, Stage};
 use crate::arch::{Branch, ConvLayer};
 use crate::checkpoint::{CheckpointError, Standardization, Weights};
@@ -16,26 +15,6 @@ use crate::kernels::image::{fixed_standardize, prewhiten};
 use crate::kernels::l2_normalize::l2_normalize;
 use crate::kernels::pool::{global_avg_pool, max_pool};
 use crate::nn::{Conv, ConvKind, Scope};
-
-#[derive(Debug, Error)]
-pub enum ModelError {
-    #[error(transparent)]
-    Weights(#[from] CheckpointError),
-    #[error(transparent)]
-    Gpu(#[from] GpuError),
-    #[error("input batch has shape {got:?}, expected [n, {size}, {size}, 3]")]
-    Input { got: Vec<usize>, size: usize },
-    /// Even the smallest pass over the input needs a buffer above the adapter's limit.
-    #[error("{what} needs a {need}-byte buffer even in the smallest pass, above the adapter's limit of {limit} bytes")]
-    TooLarge { what: String, need: u64, limit: u64 },
-}
-
-impl ModelError {
-    /// The GPU device stopped working: a new context may succeed where retrying on this one cannot.
-    pub fn is_device_lost(&self) -> bool {
-        matches!(self, ModelError::Gpu(e) if e.is_device_lost())
-    }
-}
 
 use ConvKind::{Bias, BnRelu};
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 
 use self::boxes::{bbreg, face_prob, fix, generate, nms, pad, regress_exclusive, rerec, scales, BBox, Candidate, Overlap};
-use super::inception_resnet_v1::ModelError;
+use super::ModelError;
 use crate::checkpoint::{safetensors, CheckpointError, Weights};
 use crate::cpu;
 use crate::gpu::Arena;

@@ -4,7 +4,5 @@
 pub mod events;
 pub mod net;
 mod optimizer;
-pub mod run;
 
 pub use optimizer::{Ema, Optimizer};
-pub use run::{train, LossKind, TrainConfig, TrainSummary};

@@ -12,12 +12,12 @@ use crate::checkpoint::safetensors::{self as st, StorageDtype};
 use crate::checkpoint::{Tensor, Weights};
 use crate::data::dataset::{get_dataset, ImageClass, Rng};
 use crate::data::images::load_image;
-use crate::embed::Embedder;
-use crate::eval::{crop_or_pad, embed_images};
 use crate::gpu::{Encoder, GpuContext, GpuTensor};
 use crate::kernels::optimizer::OptimizerKind;
 use crate::tape::{ParamStore, Tape};
 use crate::train::Optimizer;
+use crate::workflows::embed::Embedder;
+use crate::workflows::eval::{crop_or_pad, embed_images};
 
 /// A linear softmax classifier over embeddings, with its class names.
 #[derive(Debug, Clone)]

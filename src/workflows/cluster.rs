@@ -4,14 +4,14 @@
 //! semantics). Neither ever holds the n x n distance matrix: each block of rows is compared with every
 //! face in one matmul, and only its pairs below the threshold are kept.
 //!
-//! Distances are squared L2 between unit embeddings, as in [`crate::recognize`]. Chinese whispers weighs
+//! Distances are squared L2 between unit embeddings, as in [`crate::workflows::recognize`]. Chinese whispers weighs
 //! an edge by the cosine similarity `1 - d^2 / 2` (facenet: an edge where the similarity is above 0.55,
 //! that is `d^2 < 0.9`); DBSCAN's `eps` is the Euclidean distance `sqrt(threshold)`.
 
 use std::path::{Path, PathBuf};
 
 use crate::gpu::{GpuContext, GpuError};
-use crate::recognize::GalleryIndex;
+use crate::workflows::recognize::GalleryIndex;
 
 /// The clustering method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -277,7 +277,7 @@ pub struct ClusterOptions {
     /// Squared L2 distance under which two faces are neighbours.
     pub threshold: f64,
     pub min_size: usize,
-    pub align: crate::recognize::FaceAlign,
+    pub align: crate::workflows::recognize::FaceAlign,
     pub detect: crate::models::mtcnn::DetectOptions,
     /// Inputs are ready face crops: no detection.
     pub aligned: bool,
@@ -315,12 +315,12 @@ pub fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 pub fn cluster_photos(
     ctx: &GpuContext,
     mtcnn: &mut crate::models::mtcnn::Mtcnn,
-    embedder: &mut crate::embed::Embedder,
+    embedder: &mut crate::workflows::embed::Embedder,
     inputs: &[PathBuf],
     out: &Path,
     opts: &ClusterOptions,
-    progress: &mut dyn crate::recognize::Progress,
-) -> Result<(ClusterReport, Vec<crate::recognize::Skipped>), Box<dyn std::error::Error>> {
+    progress: &mut dyn crate::workflows::recognize::Progress,
+) -> Result<(ClusterReport, Vec<crate::workflows::recognize::Skipped>), Box<dyn std::error::Error>> {
     if out.exists() && std::fs::read_dir(out).map_err(|e| format!("{}: {e}", out.display()))?.next().is_some() {
         return Err(format!("{} exists and is not empty: choose a new folder (nothing is overwritten)", out.display()).into());
     }
@@ -331,14 +331,14 @@ pub fn cluster_photos(
     let crops = out.join(".crops");
     std::fs::create_dir_all(&crops).map_err(|e| format!("{}: {e}", crops.display()))?;
     let crop_path = |i: usize| crops.join(format!("face_{i:06}.png"));
-    let (faces, skipped) = crate::recognize::embed_faces(
+    let (faces, skipped) = crate::workflows::recognize::embed_faces(
         ctx,
         mtcnn,
         embedder,
         &files,
         &opts.detect,
         &opts.align,
-        crate::recognize::Pick::All,
+        crate::workflows::recognize::Pick::All,
         opts.aligned,
         progress,
         |i, crop| crop.save(crop_path(i)).map_err(|e| format!("{}: {e}", crop_path(i).display()).into()),
@@ -395,8 +395,8 @@ pub const DEFAULT_THRESHOLD: f64 = 0.8;
 pub fn bench_cluster(ctx: &GpuContext, faces: usize, method: Method) -> Result<ClusterBench, GpuError> {
     let dim = 128;
     let identities = faces.div_ceil(10);
-    let centres = crate::recognize::random_unit_vectors(identities, dim, 3);
-    let noise = crate::recognize::random_unit_vectors(faces, dim, 4);
+    let centres = crate::workflows::recognize::random_unit_vectors(identities, dim, 3);
+    let noise = crate::workflows::recognize::random_unit_vectors(faces, dim, 4);
     let truth: Vec<usize> = (0..faces).map(|i| i / 10).collect();
     let vectors: Vec<Vec<f32>> = (0..faces)
         .map(|i| {
@@ -425,6 +425,6 @@ pub fn bench_cluster(ctx: &GpuContext, faces: usize, method: Method) -> Result<C
         edges: graph.iter().map(Vec::len).sum::<usize>() / 2,
         clusters: clusters.len(),
         adjusted_rand_index: adjusted_rand_index(&clusters, &rest, &truth),
-        peak_rss_bytes: crate::recognize::peak_rss_bytes(),
+        peak_rss_bytes: crate::workflows::recognize::peak_rss_bytes(),
     })
 }

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 
 use crate::data::Shard;
-use crate::detect::{detect_files, Outcome};
 use crate::gpu::GpuContext;
 use crate::models::mtcnn::{DetectOptions, Face, Mtcnn};
+use crate::workflows::detect::{detect_files, Outcome};
 
 #[derive(Debug, Clone)]
 pub struct AlignOptions {
@@ -113,22 +113,6 @@ pub fn crop_box(b: &[f64; 4], margin: f64, width: u32, height: u32) -> [u32; 4] 
     ]
 }
 
-/// `(class name, files)` per identity folder, both sorted (facenet's `get_dataset`).
-pub fn dataset(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, String> {
-    let list = |d: &Path| -> Result<Vec<PathBuf>, String> {
-        let mut v: Vec<PathBuf> =
-            fs::read_dir(d).map_err(|e| format!("{}: {e}", d.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        v.sort();
-        Ok(v)
-    };
-    let mut out = Vec::new();
-    for class in list(dir)?.into_iter().filter(|p| p.is_dir()) {
-        let files = list(&class)?.into_iter().filter(|p| p.is_file()).collect();
-        out.push((class.file_name().unwrap_or_default().to_string_lossy().into_owned(), files));
-    }
-    Ok(out)
-}
-
 pub fn align(
     ctx: &GpuContext,
     mtcnn: &mut Mtcnn,
@@ -137,7 +121,7 @@ pub fn align(
     output: &Path,
     opts: &AlignOptions,
 ) -> Result<AlignSummary, Box<dyn std::error::Error>> {
-    let classes = dataset(input)?;
+    let classes = crate::data::dataset::identity_folders(input)?;
     let classes = match opts.shard {
         Some(s) => s.select(classes),
         None => classes,

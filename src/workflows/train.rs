@@ -211,7 +211,7 @@ pub struct TrainSummary {
     /// Why training stopped.
     pub stopped: String,
     /// What `--filter-filename` left out.
-    pub filtered: Option<crate::filter::Filtered>,
+    pub filtered: Option<crate::workflows::filter::Filtered>,
 }
 
 /// facenet's `get_learning_rate_from_file`: lines `epoch: lr` (`#` comments; `-` or a value <= 0 ends
@@ -400,9 +400,10 @@ pub fn train(
     let mut classes = get_dataset(&cfg.data_dir)?;
     let filtered = match &cfg.filter_filename {
         Some(f) => {
-            let m = crate::filter::FilterMetrics::load(f)?;
-            let out = crate::filter::filter_dataset(&mut classes, &m, cfg.filter_percentile, cfg.filter_min_nrof_images_per_class)
-                .map_err(|e| format!("--filter-filename {}: {e}", f.display()))?;
+            let m = crate::workflows::filter::FilterMetrics::load(f)?;
+            let out =
+                crate::workflows::filter::filter_dataset(&mut classes, &m, cfg.filter_percentile, cfg.filter_min_nrof_images_per_class)
+                    .map_err(|e| format!("--filter-filename {}: {e}", f.display()))?;
             if !quiet {
                 eprintln!(
                     "filter {}: distance threshold {:.4} (percentile {}): {} images and {} classes left out",
@@ -1032,7 +1033,7 @@ fn validate(ctx: &GpuContext, cfg: &TrainConfig, state: &State, val_set: &[Image
         for (p, l) in chunk {
             match crate::data::images::load_image(p) {
                 Ok(img) => {
-                    pixels.extend(crate::eval::crop_or_pad(&img, s).into_raw().into_iter().map(f32::from));
+                    pixels.extend(crate::workflows::eval::crop_or_pad(&img, s).into_raw().into_iter().map(f32::from));
                     labels.push(*l);
                 }
                 Err(e) => eprintln!("skipping {e}"),
@@ -1067,7 +1068,7 @@ fn lfw_during_training(
     let mut w = download_all(ctx, state, false)?;
     w.standardization = Some(cfg.standardization());
     let model = crate::models::inception_resnet_v1::InceptionResnetV1::load(ctx, &w)?;
-    let mut embedder = crate::embed::Embedder {
+    let mut embedder = crate::workflows::embed::Embedder {
         model,
         standardization: cfg.standardization(),
         standardization_reason: "the training run's".into(),
@@ -1075,14 +1076,14 @@ fn lfw_during_training(
         split_batches: 0,
         model_id: String::new(),
     };
-    let opts = crate::eval::EvalOptions {
+    let opts = crate::workflows::eval::EvalOptions {
         folds: cfg.lfw_nrof_folds,
         metric: cfg.lfw_distance_metric,
         subtract_mean: cfg.lfw_subtract_mean,
         use_flipped_images: cfg.lfw_use_flipped_images,
         batch_size: cfg.lfw_batch_size,
     };
-    let r = crate::eval::eval_lfw(ctx, &mut embedder, dir, pairs, &opts, None)?;
+    let r = crate::workflows::eval::eval_lfw(ctx, &mut embedder, dir, pairs, &opts, None)?;
     Ok((r.metrics.accuracy_mean, r.metrics.val))
 }
 

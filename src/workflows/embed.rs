@@ -8,7 +8,8 @@ use crate::checkpoint::safetensors::{save, StorageDtype};
 use crate::checkpoint::{CheckpointError, Standardization, Weights};
 use crate::data::images::load_rgb;
 use crate::gpu::GpuContext;
-use crate::models::inception_resnet_v1::{InceptionResnetV1, ModelError};
+use crate::models::inception_resnet_v1::InceptionResnetV1;
+use crate::models::ModelError;
 
 /// A model ready to embed, with the standardization to use.
 pub struct Embedder {

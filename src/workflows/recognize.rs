@@ -11,16 +11,16 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 
-use crate::align::{face_image, AlignMode};
 use crate::checkpoint::safetensors::{self as st, StorageDtype};
 use crate::checkpoint::{Standardization, Tensor, Weights};
 use crate::data::images::load_rgb;
-use crate::detect::{detect_files, Outcome};
-use crate::embed::Embedder;
 use crate::eval::metrics;
 use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
 use crate::kernels::matmul::matmul;
 use crate::models::mtcnn::{DetectOptions, Face, Mtcnn};
+use crate::workflows::align::{face_image, AlignMode};
+use crate::workflows::detect::{detect_files, Outcome};
+use crate::workflows::embed::Embedder;
 
 type BoxError = Box<dyn std::error::Error>;
 
@@ -483,7 +483,7 @@ impl<'g> Matcher<'g> {
 
 /// The person folders of `dir` (sorted) with their files (sorted), as `align` reads a dataset.
 pub fn people(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, BoxError> {
-    let list = crate::align::dataset(dir)?;
+    let list = crate::data::dataset::identity_folders(dir)?;
     if list.is_empty() {
         return Err(format!("{}: no person folders (expected one folder of photos per person)", dir.display()).into());
     }
@@ -586,7 +586,7 @@ pub fn enroll(
 /// The photo with each face's box and its name (or "unknown") above it.
 pub fn draw_names(img: &RgbImage, faces: &[IdentifiedFace]) -> RgbImage {
     let boxes: Vec<Face> = faces.iter().map(|f| Face { bbox: f.bbox, score: f.score, landmarks: [[-100.0; 2]; 5] }).collect();
-    let mut out = crate::detect::draw(img, &boxes);
+    let mut out = crate::workflows::detect::draw(img, &boxes);
     let scale = (img.width().max(img.height()) as i64 / 400).clamp(2, 8);
     for f in faces {
         let label = f.name.clone().unwrap_or_else(|| "unknown".into());

@@ -7,8 +7,8 @@ use image::{Rgb, RgbImage};
 
 use crate::data::images::load_image;
 use crate::gpu::GpuContext;
-use crate::models::inception_resnet_v1::ModelError;
 use crate::models::mtcnn::{DetectOptions, Face, Mtcnn};
+use crate::models::ModelError;
 
 /// One image's detections, in the JSON form of `facegpu detect --json` (and golden.json).
 #[derive(Debug, Clone, serde::Serialize)]

@@ -3,6 +3,7 @@
 //! Layout: [`gpu`] (context, buffers, pipeline cache, encoder), [`kernels`] (one Rust file per WGSL
 //! shader), [`cpu`] (their plain-loop twins), [`bench`] (`facegpu bench`).
 
+mod api;
 pub mod arch;
 pub mod checkpoint;
 pub mod cpu;
@@ -13,6 +14,12 @@ pub mod kernels;
 pub mod models;
 pub mod nn;
 pub mod ops;
+pub mod progress;
 pub mod tape;
 pub mod train;
 pub mod workflows;
+
+pub use api::{
+    distance, evaluate, open_gpu, open_image, read_pairs, DetectOptions, DistanceMetric, Error, Face, FaceDetector, FaceNet, Pair, Pairs,
+    Standardization, Verification,
+};

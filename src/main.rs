@@ -1,6 +1,9 @@
 //! The `facegpu` command line: argument parsing only; the work lives in the library.
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use facegpu::checkpoint::safetensors::StorageDtype;
@@ -317,24 +320,57 @@ impl FaceArgs {
     }
 }
 
-/// A progress bar on stderr for the recognition workflows.
+/// Installs the Ctrl-C handler once and returns the flag it sets.
+pub fn ctrl_c_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    if ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C exits at once.
+            std::process::exit(130);
+        }
+        let _ = writeln!(std::io::stderr(), "\nCtrl-C: saving a checkpoint at the end of this step (press again to quit now)");
+    })
+    .is_err()
+    {
+        eprintln!("warning: could not install the Ctrl-C handler; an interrupt will not save a checkpoint");
+    }
+    flag
+}
+
+/// Renders a workflow's progress events on stderr: a bar per phase, a line per skipped file or notice.
 struct Bar(indicatif::ProgressBar);
 
 impl Bar {
     fn new() -> Self {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} photos  {per_sec}  ETA {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Self(bar)
+        Self(indicatif::ProgressBar::hidden())
     }
 }
 
-impl facegpu::workflows::recognize::Progress for Bar {
-    fn photos(&mut self, done: usize, total: usize) {
-        self.0.set_length(total as u64);
-        self.0.set_position(done as u64);
+impl facegpu::progress::Progress for Bar {
+    fn report(&mut self, event: facegpu::progress::Event) {
+        use facegpu::progress::Event;
+        match event {
+            Event::Start { what, total } => {
+                self.0.finish_and_clear();
+                self.0 = indicatif::ProgressBar::new(total as u64);
+                self.0.set_style(
+                    indicatif::ProgressStyle::with_template(&format!(
+                        "{{bar:40}} {{pos}}/{{len}} {what}  {{per_sec}}  ETA {{eta}}  {{msg}}"
+                    ))
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+            }
+            Event::Advance { done, status } => {
+                self.0.set_position(done as u64);
+                if let Some(m) = status {
+                    self.0.set_message(m);
+                }
+            }
+            Event::Finish => self.0.finish_and_clear(),
+            Event::Skipped(m) => self.0.suspend(|| eprintln!("skipping {m}")),
+            Event::Notice(m) => self.0.suspend(|| eprintln!("{m}")),
+        }
     }
 }
 
@@ -763,7 +799,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 shard,
             };
             let t = std::time::Instant::now();
-            let s = facegpu::workflows::align::align(&ctx, &mut mtcnn, &det, &input_dir, &output_dir, &opts)?;
+            let s = facegpu::workflows::align::align(&ctx, &mut mtcnn, &det, &input_dir, &output_dir, &opts, &mut Bar::new())?;
             let secs = t.elapsed().as_secs_f64();
             println!("Total number of images: {}", s.images);
             println!("Number of successfully aligned images: {} ({} faces written)", s.aligned, s.faces_written);
@@ -881,7 +917,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 let written = embedder.dump_activations(&ctx, &images[..images.len().min(batch_size)], &dir)?;
                 eprintln!("wrote {written} activation taps to {}", dir.display());
             }
-            let rows = embedder.embed_files(&ctx, &images, batch_size)?;
+            let rows = embedder.embed_files(&ctx, &images, batch_size, &mut Bar::new())?;
             for (path, e) in &rows {
                 if json {
                     println!("{}", serde_json::json!({ "image": path, "embedding": e, "standardization": embedder.standardization }));
@@ -1005,7 +1041,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 use_flipped_images,
                 batch_size,
             };
-            let report = facegpu::workflows::eval::eval_lfw(&ctx, &mut embedder, &lfw_dir, &lfw_pairs, &opts, on_the_fly)?;
+            let report = facegpu::workflows::eval::eval_lfw(&ctx, &mut embedder, &lfw_dir, &lfw_pairs, &opts, on_the_fly, &mut Bar::new())?;
             if let Some(path) = &roc {
                 report.save_roc(path)?;
             }
@@ -1021,7 +1057,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Command::Demo { out, epochs, json } => {
             let ctx = gpu()?;
-            let r = facegpu::workflows::demo::demo(&ctx, &out, epochs, json)?;
+            let r = {
+                let (mut quiet, mut bar) = ((), Bar::new());
+                let progress: &mut dyn facegpu::progress::Progress = if json { &mut quiet } else { &mut bar };
+                facegpu::workflows::demo::demo(&ctx, &out, epochs, progress)?
+            };
             if json {
                 println!("{}", serde_json::to_string(&r.eval)?);
             } else {
@@ -1051,7 +1091,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         return Err(format!("{}: already exists; facegpu never overwrites a classifier", args.classifier.display()).into());
                     }
                     let mut embedder = args.model.load(&ctx)?;
-                    let items = embed_dataset(&ctx, &mut embedder, &classes, args.batch_size)?;
+                    let items = embed_dataset(&ctx, &mut embedder, &classes, args.batch_size, &mut Bar::new())?;
                     let names: Vec<String> = classes.iter().map(|c| c.name.clone()).collect();
                     let (emb, labels): (Vec<Vec<f32>>, Vec<u32>) = items.into_iter().map(|(_, l, e)| (e, l as u32)).unzip();
                     println!("Number of classes: {}\nNumber of images: {}", names.len(), emb.len());
@@ -1094,8 +1134,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 }
                 None => args.config(),
             };
-            let stop = facegpu::workflows::train::ctrl_c_flag();
-            let summary = facegpu::workflows::train::train(&ctx, &cfg, args.resume.as_deref(), stop, false)?;
+            let stop = ctrl_c_flag();
+            let summary = facegpu::workflows::train::train(&ctx, &cfg, args.resume.as_deref(), stop, &mut Bar::new())?;
             println!("run: {}\nstopped: {}", summary.run_dir.display(), summary.stopped);
             if let Some(last) = summary.epochs.last() {
                 println!("last epoch {}: loss {:.4}, accuracy {:.4}", last.epoch, last.loss, last.accuracy);
@@ -1125,7 +1165,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 None => classes.clone(),
             };
             let files: Vec<PathBuf> = mine.iter().flat_map(|c| c.paths.iter().cloned()).collect();
-            let rows: std::collections::HashMap<PathBuf, Vec<f32>> = embedder.embed_files(&ctx, &files, batch_size)?.into_iter().collect();
+            let rows: std::collections::HashMap<PathBuf, Vec<f32>> =
+                embedder.embed_files(&ctx, &files, batch_size, &mut Bar::new())?.into_iter().collect();
             // Every class is named (so shards merge); only this shard's images are measured.
             let mut m = facegpu::workflows::filter::FilterMetrics::compute(&mine, |p| rows.get(p).cloned());
             let names = m.class_names.clone();

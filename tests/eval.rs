@@ -191,7 +191,7 @@ fn eval_on_deepface_photos_gives_the_same_metrics_from_tf_checkpoint_and_safeten
     let opts = EvalOptions::default();
     let mut tf = Embedder::load(ctx, &ckpt, None, 160).unwrap();
     let on_the_fly = OnTheFlyAlign { mtcnn: &mut mtcnn, detect: det, margin: 32.0 };
-    let a = eval_lfw(ctx, &mut tf, &raw, &root.join("pairs.txt"), &opts, Some(on_the_fly)).unwrap();
+    let a = eval_lfw(ctx, &mut tf, &raw, &root.join("pairs.txt"), &opts, Some(on_the_fly), &mut ()).unwrap();
 
     // 2. The converted safetensors on photos aligned beforehand by `align` with the same settings.
     let align_opts = AlignOptions {
@@ -204,12 +204,12 @@ fn eval_on_deepface_photos_gives_the_same_metrics_from_tf_checkpoint_and_safeten
         retry_failed: false,
         shard: None,
     };
-    let summary = align(ctx, &mut mtcnn, &det, &raw, &aligned, &align_opts).unwrap();
+    let summary = align(ctx, &mut mtcnn, &det, &raw, &aligned, &align_opts, &mut ()).unwrap();
     assert_eq!(summary.faces_written, 61, "every photo holds a face");
     let st = root.join("model.safetensors");
     convert(&ckpt, &st, Standardization::Prewhiten, StorageDtype::F32).unwrap();
     let mut converted = Embedder::load(ctx, &st, None, 160).unwrap();
-    let b = eval_lfw(ctx, &mut converted, &aligned, &root.join("pairs.txt"), &opts, None).unwrap();
+    let b = eval_lfw(ctx, &mut converted, &aligned, &root.join("pairs.txt"), &opts, None, &mut ()).unwrap();
 
     println!("TF checkpoint, aligned on the fly:\n{}\nsafetensors, aligned beforehand:\n{}", a.human(), b.human());
     assert_eq!((a.pairs, a.skipped, a.images), (280, 0, 61));
@@ -249,13 +249,13 @@ fn classifier_trained_on_johns_embeddings_predicts_the_held_out_photos() {
         retry_failed: false,
         shard: None,
     };
-    align(ctx, &mut mtcnn, &DetectOptions::default(), &photos, &aligned, &opts).unwrap();
+    align(ctx, &mut mtcnn, &DetectOptions::default(), &photos, &aligned, &opts, &mut ()).unwrap();
     // classifier.py's split: 6 training images per person, the other 5 predicted.
     let train = classify_dataset(&aligned, Some((10, 6)), 666, true).unwrap();
     let test = classify_dataset(&aligned, Some((10, 6)), 666, false).unwrap();
     assert_eq!((train.len(), train[0].paths.len(), test[0].paths.len()), (5, 6, 5));
     let mut model = Embedder::load(ctx, &ckpt, None, 160).unwrap();
-    let items = embed_dataset(ctx, &mut model, &train, 32).unwrap();
+    let items = embed_dataset(ctx, &mut model, &train, 32, &mut ()).unwrap();
     let (emb, labels): (Vec<Vec<f32>>, Vec<u32>) = items.into_iter().map(|(_, l, e)| (e, l as u32)).unzip();
     let names: Vec<String> = train.iter().map(|c| c.name.clone()).collect();
     let clf = Classifier::fit(ctx, &emb, &labels, names.clone(), 300).unwrap();

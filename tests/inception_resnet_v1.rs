@@ -143,8 +143,8 @@ fn a_batch_above_the_adapters_binding_limit_is_embedded_in_halves_with_the_same_
     let mut embedder = facegpu::workflows::embed::Embedder::load(ctx, &ckpt, None, 160).unwrap();
     let limit = ctx.summary().max_storage_buffer_binding_size;
     println!("binding limit {limit} bytes; 100 images need {} bytes in one buffer", 100u64 * 77 * 77 * 64 * 4);
-    let big = embedder.embed_files(ctx, &files, 100).unwrap();
-    let small = embedder.embed_files(ctx, &five, 5).unwrap();
+    let big = embedder.embed_files(ctx, &files, 100, &mut ()).unwrap();
+    let small = embedder.embed_files(ctx, &five, 5, &mut ()).unwrap();
     assert_eq!(big.len(), 100);
     if limit < 100 * 77 * 77 * 64 * 4 {
         assert!(embedder.split_batches > 0, "the batch of 100 must have been split");

@@ -73,7 +73,7 @@ fn an_old_layout_checkpoint_loads_and_gives_tensorflows_embeddings() {
     let mut embedder = facegpu::workflows::embed::Embedder::load(ctx, &path, None, 160).unwrap();
     assert_eq!(embedder.standardization, Standardization::Prewhiten, "{}", embedder.standardization_reason);
     let files = common::golden_faces(&golden);
-    let got: Vec<f32> = embedder.embed_files(ctx, &files, 5).unwrap().into_iter().flat_map(|(_, e)| e).collect();
+    let got: Vec<f32> = embedder.embed_files(ctx, &files, 5, &mut ()).unwrap().into_iter().flat_map(|(_, e)| e).collect();
     let (_, want) = facegpu::data::npy::read_f32(&golden.join("embeddings_prewhiten.npy")).unwrap();
     // The same weights under other names: the parity test's error against TensorFlow (3.6e-7 measured),
     // well inside 1e-5.
@@ -261,7 +261,7 @@ fn a_frozen_512d_graph_with_folded_batch_norm_gives_tensorflows_embeddings_both_
     {
         let mut embedder = facegpu::workflows::embed::Embedder::load(ctx, &pb, Some(std), 160).unwrap();
         assert_eq!(embedder.model.embedding_size, 512, "the embedding size comes from the weights");
-        let got: Vec<f32> = embedder.embed_files(ctx, &files, 5).unwrap().into_iter().flat_map(|(_, e)| e).collect();
+        let got: Vec<f32> = embedder.embed_files(ctx, &files, 5, &mut ()).unwrap().into_iter().flat_map(|(_, e)| e).collect();
         let (shape, want) = facegpu::data::npy::read_f32(&want_dir.join(file)).unwrap();
         assert_eq!(shape, [5, 512]);
         let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
@@ -278,7 +278,7 @@ fn a_frozen_512d_graph_with_folded_batch_norm_gives_tensorflows_embeddings_both_
     let mut a = facegpu::workflows::embed::Embedder::load(ctx, &pb, Some(Standardization::Fixed), 160).unwrap();
     let mut b = facegpu::workflows::embed::Embedder::load(ctx, &out, None, 160).unwrap();
     assert_eq!(b.standardization, Standardization::Fixed, "recorded by convert");
-    assert_eq!(a.embed_files(ctx, &files[..2], 2).unwrap(), b.embed_files(ctx, &files[..2], 2).unwrap());
+    assert_eq!(a.embed_files(ctx, &files[..2], 2, &mut ()).unwrap(), b.embed_files(ctx, &files[..2], 2, &mut ()).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -342,7 +342,7 @@ fn a_freeze_graph_pb_of_facenets_checkpoint_gives_tensorflows_embeddings() {
     let mut embedder = facegpu::workflows::embed::Embedder::load(ctx, &pb, None, 160).unwrap();
     assert_eq!(embedder.standardization, Standardization::Prewhiten, "{}", embedder.standardization_reason);
     let files = common::golden_faces(&golden);
-    let got: Vec<f32> = embedder.embed_files(ctx, &files, 5).unwrap().into_iter().flat_map(|(_, e)| e).collect();
+    let got: Vec<f32> = embedder.embed_files(ctx, &files, 5, &mut ()).unwrap().into_iter().flat_map(|(_, e)| e).collect();
     let (_, want) = facegpu::data::npy::read_f32(&golden.join("embeddings_prewhiten.npy")).unwrap();
     // The checkpoint's own weights through the .pb reader: the parity test's error (3.6e-7), within 1e-5.
     println!("freeze_graph .pb: max error against TensorFlow {:e}", got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max));

@@ -212,7 +212,7 @@ fn align_writes_every_good_face_reports_bad_files_and_resumes() {
         retry_failed: false,
         shard: None,
     };
-    let s = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
+    let s = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts, &mut ()).unwrap();
     assert_eq!(s.images, good + 2);
     assert_eq!(s.unreadable.len(), 2, "{:?}", s.unreadable);
     assert_eq!(s.aligned + s.no_face.len(), good);
@@ -227,12 +227,12 @@ fn align_writes_every_good_face_reports_bad_files_and_resumes() {
     assert_eq!(report.len(), 2, "{report:?}");
     assert!(report.values().all(|(kind, _)| kind == "unreadable"), "{report:?}");
     // Resumed: nothing is redone, nothing is lost; the reported files are skipped.
-    let again = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
+    let again = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts, &mut ()).unwrap();
     assert_eq!(again.already_done, s.aligned);
     assert_eq!((again.aligned, again.previously_failed, again.unreadable.len()), (0, 2, 0));
     // --retry-failed tries them again (still unreadable, still reported once each).
     let retry = facegpu::workflows::align::AlignOptions { retry_failed: true, ..opts };
-    let third = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &retry).unwrap();
+    let third = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &retry, &mut ()).unwrap();
     assert_eq!((third.previously_failed, third.unreadable.len()), (0, 2));
     assert_eq!(facegpu::workflows::align::read_error_report(&s.error_report).len(), 2);
     let _ = std::fs::remove_dir_all(&root);
@@ -422,7 +422,7 @@ fn one_photo_that_fails_alone_is_reported_skipped_on_resume_and_retried_on_reque
     // and only the wide one fails.
     let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
     mtcnn.binding_limit = 1 << 19;
-    let s = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
+    let s = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts, &mut ()).unwrap();
     assert_eq!(s.failed, [input.join("person/wide.png")], "{:?}", s.failed);
     assert_eq!(s.aligned, photos.len());
     let report = facegpu::workflows::align::read_error_report(&s.error_report);
@@ -430,12 +430,12 @@ fn one_photo_that_fails_alone_is_reported_skipped_on_resume_and_retried_on_reque
     assert_eq!(kind, "failed");
     assert!(message.contains("wide.png") && message.contains("limit"), "{message}");
     // Resumed: the failed photo is skipped, not hit again.
-    let again = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
+    let again = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts, &mut ()).unwrap();
     assert_eq!((again.previously_failed, again.failed.len(), again.aligned), (1, 0, 0));
     // On an adapter with room (the real limit), --retry-failed aligns it and clears the report.
     let mut roomy = Mtcnn::load_from(ctx, None).unwrap();
     let retry = facegpu::workflows::align::AlignOptions { retry_failed: true, ..opts };
-    let third = facegpu::workflows::align::align(ctx, &mut roomy, &DetectOptions::default(), &input, &output, &retry).unwrap();
+    let third = facegpu::workflows::align::align(ctx, &mut roomy, &DetectOptions::default(), &input, &output, &retry, &mut ()).unwrap();
     assert_eq!((third.aligned, third.failed.len()), (1, 0));
     assert!(output.join("person/wide.png").exists());
     assert!(facegpu::workflows::align::read_error_report(&s.error_report).is_empty());
@@ -548,7 +548,7 @@ fn a_folder_with_a_camera_size_photo_and_ordinary_ones_aligns_every_face() {
         shard: None,
     };
     let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
-    let s = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts).unwrap();
+    let s = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts, &mut ()).unwrap();
     assert_eq!((s.aligned, s.failed.len(), s.no_face.len()), (5, 0, 0), "{s:?}");
     for (name, _) in named {
         assert!(output.join("person").join(name).exists(), "{name}");

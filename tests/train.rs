@@ -44,7 +44,7 @@ fn aligned(ctx: &GpuContext, src: &Path, size: u32, margin: f64) -> PathBuf {
         retry_failed: false,
         shard: None,
     };
-    align(ctx, &mut mtcnn, &DetectOptions::default(), src, &out, &opts).unwrap();
+    align(ctx, &mut mtcnn, &DetectOptions::default(), src, &out, &opts, &mut ()).unwrap();
     done.push((src.to_path_buf(), out.clone()));
     out
 }
@@ -79,7 +79,7 @@ fn softmax_center_loss_run_on_johns_lowers_the_loss_and_beats_chance() {
     // inference mode every 3 epochs.
     cfg.validation_set_split_ratio = 0.2;
     cfg.validate_every_n_epochs = 3;
-    let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
+    let s = train(ctx, &cfg, None, no_stop(), &mut ()).unwrap();
     for l in &s.epochs {
         println!(
             "epoch {}: loss {:.4} xent {:.4} center {:.4} accuracy {:.3} ({:.1} img/s)",
@@ -107,7 +107,7 @@ fn softmax_center_loss_run_on_johns_lowers_the_loss_and_beats_chance() {
     // model.safetensors is an inference model embed/eval/compare load.
     let mut e = facegpu::workflows::embed::Embedder::load(ctx, &s.run_dir.join("model.safetensors"), None, 80).unwrap();
     let one = std::fs::read_dir(cfg.data_dir.join("John_Simm")).unwrap().next().unwrap().unwrap().path();
-    let emb = e.embed_files(ctx, &[one], 1).unwrap();
+    let emb = e.embed_files(ctx, &[one], 1, &mut ()).unwrap();
     assert_eq!(emb[0].1.len(), 128);
     let _ = std::fs::remove_dir_all(&cfg.models_base_dir);
 }
@@ -120,14 +120,14 @@ fn resume_after_an_interrupt_gives_the_same_weights_as_an_uninterrupted_run() {
     cfg.epoch_size = 2;
     cfg.max_nrof_epochs = 2;
     cfg.keep_probability = 0.8;
-    let whole = train(ctx, &cfg, None, no_stop(), true).unwrap();
+    let whole = train(ctx, &cfg, None, no_stop(), &mut ()).unwrap();
 
     let mut cut = cfg.clone();
     cut.models_base_dir = tmp("cut");
     // Ctrl-C already pressed: the run stops after its first step and saves a mid-epoch checkpoint.
-    let first = train(ctx, &cut, None, Arc::new(AtomicBool::new(true)), true).unwrap();
+    let first = train(ctx, &cut, None, Arc::new(AtomicBool::new(true)), &mut ()).unwrap();
     assert!(first.stopped.contains("interrupted after batch 1 of epoch 1"), "{}", first.stopped);
-    let resumed = train(ctx, &cut, Some(&first.run_dir), no_stop(), true).unwrap();
+    let resumed = train(ctx, &cut, Some(&first.run_dir), no_stop(), &mut ()).unwrap();
     assert_eq!(resumed.run_dir, first.run_dir);
     assert_eq!(resumed.epochs.len(), 2);
 
@@ -166,7 +166,7 @@ fn schedule_file_drives_the_learning_rate_and_minus_one_ends_training() {
     cfg.epoch_size = 1;
     cfg.batch_size = 4;
     cfg.max_nrof_epochs = 10;
-    let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
+    let s = train(ctx, &cfg, None, no_stop(), &mut ()).unwrap();
     let lrs: Vec<f64> = s.epochs.iter().map(|l| l.learning_rate).collect();
     assert_eq!(lrs, vec![0.05, 0.005], "epoch learning rates");
     assert!(s.stopped.contains("epoch 3"), "{}", s.stopped);
@@ -192,7 +192,7 @@ fn a_corrupt_image_is_reported_and_skipped_without_stopping_the_epoch() {
     cfg.epoch_size = 2;
     cfg.batch_size = 23;
     cfg.max_nrof_epochs = 1;
-    let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
+    let s = train(ctx, &cfg, None, no_stop(), &mut ()).unwrap();
     // 23 images, two batches of 23 drawn from a shuffle: the broken file is drawn exactly twice.
     assert_eq!(s.epochs.len(), 1);
     assert_eq!(s.epochs[0].skipped_images, 2, "the broken image is skipped each time it is drawn");
@@ -214,7 +214,7 @@ fn fine_tuning_facenets_checkpoint_on_deepface_lowers_the_loss() {
     cfg.optimizer = OptimizerKind::Adam;
     cfg.learning_rate = 0.01;
     cfg.moving_average_decay = 0.0;
-    let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
+    let s = train(ctx, &cfg, None, no_stop(), &mut ()).unwrap();
     for l in &s.epochs {
         println!("epoch {}: loss {:.4} accuracy {:.3} ({:.2} img/s)", l.epoch, l.loss, l.accuracy, l.images_per_s);
     }
@@ -250,7 +250,7 @@ fn triplet_training_on_johns_lowers_the_triplet_loss() {
     cfg.epoch_size = 6;
     cfg.max_nrof_epochs = 6;
     cfg.center_loss_factor = 0.0;
-    let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
+    let s = train(ctx, &cfg, None, no_stop(), &mut ()).unwrap();
     let losses: Vec<f64> = s.epochs.iter().map(|l| l.loss).collect();
     println!("triplet loss per epoch: {losses:?}");
     assert_eq!(losses.len(), 6);
@@ -268,7 +268,7 @@ fn a_mismatched_pretrained_model_is_refused_by_name_and_leaves_no_run_behind() {
     // facenet's 128-d checkpoint for a 64-d network: the Bottleneck is named with both shapes.
     cfg.pretrained_model = Some(ckpt);
     cfg.embedding_size = 64;
-    let err = train(ctx, &cfg, None, no_stop(), true).unwrap_err().to_string();
+    let err = train(ctx, &cfg, None, no_stop(), &mut ()).unwrap_err().to_string();
     assert!(err.contains("InceptionResnetV1/Bottleneck/weights") && err.contains("[1792, 128]") && err.contains("[1792, 64]"), "{err}");
     // A file without any of the network's variables.
     let other = tmp("not-a-model");
@@ -279,7 +279,7 @@ fn a_mismatched_pretrained_model_is_refused_by_name_and_leaves_no_run_behind() {
     safetensors::save(&w, &path, Default::default(), facegpu::checkpoint::safetensors::StorageDtype::F32).unwrap();
     cfg.pretrained_model = Some(path);
     cfg.embedding_size = 128;
-    let err = train(ctx, &cfg, None, no_stop(), true).unwrap_err().to_string();
+    let err = train(ctx, &cfg, None, no_stop(), &mut ()).unwrap_err().to_string();
     assert!(err.contains("x.safetensors") && err.contains("none of Inception-ResNet-v1's variables"), "{err}");
     assert!(!cfg.models_base_dir.exists(), "no run directory is created for a refused model");
     let _ = std::fs::remove_dir_all(&other);
@@ -296,11 +296,11 @@ fn triplet_run_interrupted_mid_epoch_saves_and_resumes() {
     cfg.epoch_size = 3;
     cfg.max_nrof_epochs = 1;
     cfg.center_loss_factor = 0.0;
-    let first = train(ctx, &cfg, None, Arc::new(AtomicBool::new(true)), true).unwrap();
+    let first = train(ctx, &cfg, None, Arc::new(AtomicBool::new(true)), &mut ()).unwrap();
     assert!(first.stopped.contains("interrupted after batch 1 of epoch 1"), "{}", first.stopped);
     let (_, meta) = safetensors::load_with_metadata(&first.run_dir.join("checkpoint.safetensors")).unwrap();
     assert_eq!((meta["epoch"].as_str(), meta["batch"].as_str(), meta["step"].as_str()), ("0", "1", "1"));
-    let resumed = train(ctx, &cfg, Some(&first.run_dir), no_stop(), true).unwrap();
+    let resumed = train(ctx, &cfg, Some(&first.run_dir), no_stop(), &mut ()).unwrap();
     assert_eq!(resumed.epochs.len(), 1);
     // The epoch finished its remaining two batches: three updates in all.
     assert_eq!(resumed.epochs[0].step, 3);
@@ -454,7 +454,7 @@ fn filtering_leaves_out_a_planted_outlier_and_refuses_a_file_of_another_dataset(
     cfg.filter_filename = Some(metrics.clone());
     cfg.filter_percentile = 99.0;
     cfg.filter_min_nrof_images_per_class = 5;
-    let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
+    let s = train(ctx, &cfg, None, no_stop(), &mut ()).unwrap();
     let f = s.filtered.unwrap();
     println!("threshold {:.3}, removed {:?}", f.threshold, f.removed_images);
     assert_eq!(f.removed_images, [planted]);
@@ -550,7 +550,7 @@ fn logs_base_dir_writes_tensorboard_scalars_and_the_prelogits_histogram() {
     cfg.max_nrof_epochs = 2;
     cfg.logs_base_dir = Some(logs.clone());
     cfg.log_histograms = true;
-    let s = train(ctx, &cfg, None, no_stop(), true).unwrap();
+    let s = train(ctx, &cfg, None, no_stop(), &mut ()).unwrap();
     let dir = logs.join(s.run_dir.file_name().unwrap());
     let files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 1, "{files:?}");

@@ -14,6 +14,7 @@ use image::RgbImage;
 use crate::data::Shard;
 use crate::gpu::GpuContext;
 use crate::models::mtcnn::{DetectOptions, Face, Mtcnn};
+use crate::progress::{Event, Progress};
 use crate::workflows::detect::{detect_files, Outcome};
 
 #[derive(Debug, Clone)]
@@ -120,6 +121,7 @@ pub fn align(
     input: &Path,
     output: &Path,
     opts: &AlignOptions,
+    progress: &mut dyn Progress,
 ) -> Result<AlignSummary, Box<dyn std::error::Error>> {
     let classes = crate::data::dataset::identity_folders(input)?;
     let classes = match opts.shard {
@@ -167,14 +169,12 @@ pub fn align(
         .append(true)
         .open(&summary.error_report)
         .map_err(|e| format!("{}: {e}", summary.error_report.display()))?;
-    let bar = indicatif::ProgressBar::new(todo.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}  {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    progress.report(Event::Start { what: "images", total: todo.len() });
+    let mut done = 0;
     let sources: Vec<PathBuf> = todo.iter().map(|(src, _)| src.clone()).collect();
     detect_files(ctx, mtcnn, &sources, det, opts.batch, |i, outcome| {
-        bar.inc(1);
+        done += 1;
+        progress.report(Event::Advance { done, status: None });
         let (src, out) = todo[i];
         let outcome = match outcome {
             Outcome::Detected(d, img) => Ok((d, img)),
@@ -184,7 +184,7 @@ pub fn align(
         let (d, img) = match outcome {
             Ok(detected) => detected,
             Err((kind, e)) => {
-                bar.suspend(|| eprintln!("skipping {e}"));
+                progress.report(Event::Skipped(e.clone()));
                 if kind == "unreadable" { &mut summary.unreadable } else { &mut summary.failed }.push(src.clone());
                 report.write_all(report_line(kind, src, &e).as_bytes())?;
                 errors.insert(src.clone(), (kind.to_string(), e));
@@ -199,7 +199,7 @@ pub fn align(
             central_face(faces, img.width(), img.height()).into_iter().collect()
         };
         if chosen.is_empty() {
-            bar.suspend(|| eprintln!("Unable to align \"{}\": no face found", src.display()));
+            progress.report(Event::Notice(format!("Unable to align \"{}\": no face found", src.display())));
             summary.no_face.push(src.clone());
             writeln!(boxes_file, "{}", out.display())?;
             return Ok(());
@@ -225,7 +225,7 @@ pub fn align(
         summary.aligned += 1;
         Ok(())
     })?;
-    bar.finish_and_clear();
+    progress.report(Event::Finish);
     let text: String = errors.iter().map(|(src, (kind, msg))| report_line(kind, src, msg)).collect();
     crate::data::write_atomic(&summary.error_report, text.as_bytes())?;
     Ok(summary)

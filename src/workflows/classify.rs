@@ -14,6 +14,7 @@ use crate::data::dataset::{get_dataset, ImageClass, Rng};
 use crate::data::images::load_image;
 use crate::gpu::{Encoder, GpuContext, GpuTensor};
 use crate::kernels::optimizer::OptimizerKind;
+use crate::progress::{Event, Progress};
 use crate::tape::{ParamStore, Tape};
 use crate::train::Optimizer;
 use crate::workflows::embed::Embedder;
@@ -62,6 +63,7 @@ pub fn embed_dataset(
     embedder: &mut Embedder,
     classes: &[ImageClass],
     batch: usize,
+    progress: &mut dyn Progress,
 ) -> Result<Vec<Labelled>, Box<dyn std::error::Error>> {
     let mut items: Vec<(PathBuf, usize)> = Vec::new();
     let mut images: Vec<RgbImage> = Vec::new();
@@ -72,7 +74,7 @@ pub fn embed_dataset(
                     images.push(crop_or_pad(&img, embedder.image_size));
                     items.push((p.clone(), label));
                 }
-                Err(e) => eprintln!("skipping {e}"),
+                Err(e) => progress.report(Event::Skipped(e)),
             }
         }
     }
@@ -187,7 +189,7 @@ pub fn predict_dir(
     classes: &[ImageClass],
     batch: usize,
 ) -> Result<Vec<Prediction>, Box<dyn std::error::Error>> {
-    let items = embed_dataset(ctx, embedder, classes, batch)?;
+    let items = embed_dataset(ctx, embedder, classes, batch, &mut ())?;
     let mut out = Vec::new();
     for (path, label, e) in items {
         if e.len() != classifier.dim {

@@ -319,7 +319,7 @@ pub fn cluster_photos(
     inputs: &[PathBuf],
     out: &Path,
     opts: &ClusterOptions,
-    progress: &mut dyn crate::workflows::recognize::Progress,
+    progress: &mut dyn crate::progress::Progress,
 ) -> Result<(ClusterReport, Vec<crate::workflows::recognize::Skipped>), Box<dyn std::error::Error>> {
     if out.exists() && std::fs::read_dir(out).map_err(|e| format!("{}: {e}", out.display()))?.next().is_some() {
         return Err(format!("{} exists and is not empty: choose a new folder (nothing is overwritten)", out.display()).into());

@@ -12,6 +12,7 @@ use crate::eval::lfw;
 use crate::gpu::GpuContext;
 use crate::kernels::optimizer::OptimizerKind;
 use crate::models::mtcnn::{DetectOptions, Mtcnn};
+use crate::progress::{Event, Progress};
 use crate::workflows::align::{align, AlignMode, AlignOptions};
 use crate::workflows::embed::Embedder;
 use crate::workflows::eval::{eval_lfw, EvalOptions, EvalReport};
@@ -72,7 +73,7 @@ pub struct DemoReport {
 }
 
 /// Runs the demo in `out` (created; an existing demo there is replaced, nothing else is touched).
-pub fn demo(ctx: &GpuContext, out: &Path, epochs: usize, quiet: bool) -> Result<DemoReport, Box<dyn std::error::Error>> {
+pub fn demo(ctx: &GpuContext, out: &Path, epochs: usize, progress: &mut dyn Progress) -> Result<DemoReport, Box<dyn std::error::Error>> {
     let t0 = Instant::now();
     let marker = out.join(".facegpu-demo");
     if out.exists() {
@@ -83,11 +84,6 @@ pub fn demo(ctx: &GpuContext, out: &Path, epochs: usize, quiet: bool) -> Result<
     }
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     std::fs::write(&marker, "written by facegpu demo\n")?;
-    let say = |s: String| {
-        if !quiet {
-            eprintln!("{s}");
-        }
-    };
     // 1. The sample photos.
     let raw = out.join("photos");
     for (person, file, bytes) in SAMPLES {
@@ -95,7 +91,7 @@ pub fn demo(ctx: &GpuContext, out: &Path, epochs: usize, quiet: bool) -> Result<
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join(file), bytes)?;
     }
-    say(format!("1/4 wrote {} sample photos of 5 people to {}", SAMPLES.len(), raw.display()));
+    progress.report(Event::Notice(format!("1/4 wrote {} sample photos of 5 people to {}", SAMPLES.len(), raw.display())));
     // 2. Detect and align (facenet's crop, scaled for an 80-pixel model: 92 pixels, margin 22).
     let aligned = out.join("aligned");
     let mut mtcnn = Mtcnn::load_from(ctx, None)?;
@@ -109,8 +105,8 @@ pub fn demo(ctx: &GpuContext, out: &Path, epochs: usize, quiet: bool) -> Result<
         retry_failed: false,
         shard: None,
     };
-    let a = align(ctx, &mut mtcnn, &DetectOptions::default(), &raw, &aligned, &opts)?;
-    say(format!("2/4 aligned {} faces with MTCNN into {}", a.faces_written, aligned.display()));
+    let a = align(ctx, &mut mtcnn, &DetectOptions::default(), &raw, &aligned, &opts, progress)?;
+    progress.report(Event::Notice(format!("2/4 aligned {} faces with MTCNN into {}", a.faces_written, aligned.display())));
     // 3. Train briefly: softmax + center loss, ADAM, random crops and flips.
     let mut cfg = TrainConfig::new(aligned.clone(), out.join("models"));
     cfg.image_size = 80;
@@ -123,18 +119,22 @@ pub fn demo(ctx: &GpuContext, out: &Path, epochs: usize, quiet: bool) -> Result<
     cfg.random_flip = true;
     cfg.center_loss_factor = 0.01;
     cfg.moving_average_decay = 0.99;
-    let summary = train(ctx, &cfg, None, Arc::new(AtomicBool::new(false)), quiet)?;
-    say(format!("3/4 trained Inception-ResNet-v1 for {} epochs: {}", summary.epochs.len(), summary.run_dir.display()));
+    let summary = train(ctx, &cfg, None, Arc::new(AtomicBool::new(false)), progress)?;
+    progress.report(Event::Notice(format!(
+        "3/4 trained Inception-ResNet-v1 for {} epochs: {}",
+        summary.epochs.len(),
+        summary.run_dir.display()
+    )));
     // 4. Evaluate on pairs of the same people (the training photos: a demo of the protocol, not a benchmark).
     let pairs_dir = out.join("pairs");
     lfw::make_layout(&aligned, &pairs_dir)?;
     let pairs = pairs_dir.join("pairs.txt");
     lfw::write_pairs(&pairs_dir, &pairs, 10)?;
     let mut model = Embedder::load(ctx, &summary.run_dir.join("model.safetensors"), None, 80)?;
-    let eval = eval_lfw(ctx, &mut model, &pairs_dir, &pairs, &EvalOptions::default(), None)?;
+    let eval = eval_lfw(ctx, &mut model, &pairs_dir, &pairs, &EvalOptions::default(), None, progress)?;
     let roc = out.join("roc.png");
     eval.save_roc(&roc)?;
     let curves = summary.run_dir.join("curves.png");
-    say(format!("4/4 evaluated {} pairs with facenet's 10-fold protocol", eval.pairs));
+    progress.report(Event::Notice(format!("4/4 evaluated {} pairs with facenet's 10-fold protocol", eval.pairs)));
     Ok(DemoReport { out: out.to_path_buf(), train: summary, eval, roc, curves, seconds: t0.elapsed().as_secs_f64() })
 }

@@ -10,6 +10,7 @@ use crate::data::images::load_rgb;
 use crate::gpu::GpuContext;
 use crate::models::inception_resnet_v1::InceptionResnetV1;
 use crate::models::ModelError;
+use crate::progress::{Event, Progress};
 
 /// A model ready to embed, with the standardization to use.
 pub struct Embedder {
@@ -53,9 +54,15 @@ impl Embedder {
     }
 
     /// Embeds image files in batches. Unreadable files, and images whose embedding fails on the GPU
-    /// alone, are reported on stderr and skipped; the result lists the files that were embedded with
+    /// alone, are reported to `progress` and skipped; the result lists the files that were embedded with
     /// their embeddings.
-    pub fn embed_files(&mut self, ctx: &GpuContext, files: &[PathBuf], batch_size: usize) -> Result<Vec<(PathBuf, Vec<f32>)>, ModelError> {
+    pub fn embed_files(
+        &mut self,
+        ctx: &GpuContext,
+        files: &[PathBuf],
+        batch_size: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<(PathBuf, Vec<f32>)>, ModelError> {
         let s = self.image_size as usize;
         let mut out = Vec::with_capacity(files.len());
         for chunk in files.chunks(batch_size.max(1)) {
@@ -67,14 +74,14 @@ impl Embedder {
                         pixels.extend(p);
                         names.push(f.clone());
                     }
-                    Err(e) => eprintln!("skipping {e}"),
+                    Err(e) => progress.report(Event::Skipped(e)),
                 }
             }
             let rows = self.embed_batch(ctx, &pixels, names.len())?;
             for (name, row) in names.into_iter().zip(rows) {
                 match row {
                     Ok(e) => out.push((name, e)),
-                    Err(e) => eprintln!("skipping {}: {e}", name.display()),
+                    Err(e) => progress.report(Event::Skipped(format!("{}: {e}", name.display()))),
                 }
             }
         }

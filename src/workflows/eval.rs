@@ -10,6 +10,7 @@ use crate::data::images::load_image;
 use crate::eval::metrics::{DistanceMetric, Verification};
 use crate::gpu::GpuContext;
 use crate::models::mtcnn::{DetectOptions, Mtcnn};
+use crate::progress::{Event, Progress};
 use crate::workflows::align::{central_face, face_image, AlignMode};
 use crate::workflows::embed::Embedder;
 
@@ -140,6 +141,7 @@ pub fn eval_lfw(
     pairs_file: &Path,
     opts: &EvalOptions,
     mut align: Option<OnTheFlyAlign>,
+    progress: &mut dyn Progress,
 ) -> Result<EvalReport, Box<dyn std::error::Error>> {
     if !lfw_dir.is_dir() {
         return Err(format!("--lfw-dir {}: not a directory", lfw_dir.display()).into());
@@ -147,11 +149,8 @@ pub fn eval_lfw(
     let pairs = crate::eval::lfw::read_pairs(pairs_file)?;
     let resolved = crate::eval::lfw::resolve(lfw_dir, &pairs.pairs);
     let mut problems: Vec<String> = resolved.skipped.iter().map(|p| format!("missing image for pair {p}")).collect();
-    let bar = indicatif::ProgressBar::new(resolved.images.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    progress.report(Event::Start { what: "images", total: resolved.images.len() });
+    let mut done = 0;
     // Images are loaded and embedded a batch at a time, so memory holds one batch of pixels and the
     // embeddings, however long the pairs file.
     let mut emb: Vec<Option<Vec<f32>>> = vec![None; resolved.images.len()];
@@ -166,18 +165,19 @@ pub fn eval_lfw(
                     index.push(c * opts.batch_size.max(1) + j);
                 }
                 Err(e) => {
-                    bar.suspend(|| eprintln!("skipping {e}"));
+                    progress.report(Event::Skipped(e.clone()));
                     problems.push(e);
                 }
             }
-            bar.inc(1);
+            done += 1;
+            progress.report(Event::Advance { done, status: None });
         }
         for (i, e) in index.into_iter().zip(embed_images(ctx, embedder, &images, images.len(), opts.use_flipped_images)?) {
             emb[i] = Some(e);
             embedded += 1;
         }
     }
-    bar.finish_and_clear();
+    progress.report(Event::Finish);
     let (mut e1, mut e2, mut same) = (Vec::new(), Vec::new(), Vec::new());
     let mut skipped = resolved.skipped.len();
     for &(a, b, s) in &resolved.pairs {

@@ -18,6 +18,7 @@ use crate::eval::metrics;
 use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
 use crate::kernels::matmul::matmul;
 use crate::models::mtcnn::{DetectOptions, Face, Mtcnn};
+use crate::progress::{Event, Progress};
 use crate::workflows::align::{face_image, AlignMode};
 use crate::workflows::detect::{detect_files, Outcome};
 use crate::workflows::embed::Embedder;
@@ -60,17 +61,6 @@ pub struct FaceEmbedding {
 pub struct Skipped {
     pub image: PathBuf,
     pub reason: String,
-}
-
-/// Progress of a long run, for the caller to show (the library never prints).
-pub trait Progress {
-    /// `done` of `total` photos processed.
-    fn photos(&mut self, done: usize, total: usize);
-}
-
-/// No progress shown.
-impl Progress for () {
-    fn photos(&mut self, _: usize, _: usize) {}
 }
 
 /// Faces waiting for an embedding pass.
@@ -118,6 +108,7 @@ pub fn embed_faces(
         Ok(())
     };
     let mut crops = 0;
+    progress.report(Event::Start { what: "photos", total: files.len() });
     if aligned {
         for (i, f) in files.iter().enumerate() {
             match load_rgb(f, align.image_size) {
@@ -134,13 +125,13 @@ pub fn embed_faces(
             if pending.faces.len() >= BATCH {
                 flush(&mut pending, &mut out, &mut skipped)?;
             }
-            progress.photos(i + 1, files.len());
+            progress.report(Event::Advance { done: i + 1, status: None });
         }
     } else {
         let mut done = 0;
         detect_files(ctx, mtcnn, files, detect, 8, |i, outcome| {
             done += 1;
-            progress.photos(done, files.len());
+            progress.report(Event::Advance { done, status: None });
             let (d, img) = match outcome {
                 Outcome::Detected(d, img) => (d, img),
                 Outcome::Unreadable(e) | Outcome::Failed(e) => {

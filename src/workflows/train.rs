@@ -5,7 +5,6 @@
 //! name and renamed, so a crash mid-save leaves the previous file intact.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use crate::data::write_atomic;
 use crate::eval::metrics::DistanceMetric;
 use crate::gpu::{Encoder, GpuContext, GpuTensor};
 use crate::kernels::optimizer::OptimizerKind;
+use crate::progress::{Event, Progress};
 use crate::tape::Tape;
 use crate::train::events::{EventWriter, PrelogitsHistogram};
 use crate::train::net::TrainNet;
@@ -389,7 +389,7 @@ pub fn train(
     cfg: &TrainConfig,
     resume: Option<&Path>,
     stop: Arc<AtomicBool>,
-    quiet: bool,
+    progress: &mut dyn Progress,
 ) -> Result<TrainSummary, Box<dyn std::error::Error>> {
     if cfg.loss == LossKind::Triplet && cfg.batch_size < 3 {
         return Err(format!("--batch-size {} holds no triplet (at least 3)", cfg.batch_size).into());
@@ -404,15 +404,15 @@ pub fn train(
             let out =
                 crate::workflows::filter::filter_dataset(&mut classes, &m, cfg.filter_percentile, cfg.filter_min_nrof_images_per_class)
                     .map_err(|e| format!("--filter-filename {}: {e}", f.display()))?;
-            if !quiet {
-                eprintln!(
+            {
+                progress.report(Event::Notice(format!(
                     "filter {}: distance threshold {:.4} (percentile {}): {} images and {} classes left out",
                     f.display(),
                     out.threshold,
                     cfg.filter_percentile,
                     out.removed_images.len(),
                     out.removed_classes.len()
-                );
+                )));
             }
             Some(out)
         }
@@ -448,12 +448,12 @@ pub fn train(
     if let (Some(w), None) = (&pretrained, &resumed) {
         if let Some(t) = w.tensors.get("Logits/weights") {
             if t.shape != [cfg.embedding_size, class_names.len()] {
-                eprintln!(
+                progress.report(Event::Notice(format!(
                     "--pretrained-model {}: Logits/weights has shape {:?} but this dataset has {} classes: the Logits layer is re-initialised",
                     w.source.display(),
                     t.shape,
                     class_names.len()
-                );
+                )));
             }
         }
     }
@@ -485,8 +485,13 @@ pub fn train(
             )
             .into());
         }
-        if !missing.is_empty() && !quiet {
-            eprintln!("{}: {} variables not found, initialised instead (e.g. '{}')", w.source.display(), missing.len(), missing[0]);
+        if !missing.is_empty() {
+            progress.report(Event::Notice(format!(
+                "{}: {} variables not found, initialised instead (e.g. '{}')",
+                w.source.display(),
+                missing.len(),
+                missing[0]
+            )));
         }
     }
     if resumed.is_none() {
@@ -552,22 +557,19 @@ pub fn train(
             break;
         }
         let plan = epoch_plan(&images, cfg, epoch);
-        let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(plan.len() as u64) };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(&format!("epoch {epoch} {{bar:30}} {{pos}}/{{len}}  {{msg}}  ETA {{eta}}"))
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
+        let phase = format!("steps of epoch {epoch}");
+        progress.report(Event::Start { what: &phase, total: plan.len().max(cfg.epoch_size) });
         let t0 = Instant::now();
         let (mut sums, mut n_steps, mut n_images, mut skipped) = ([0f64; 5], 0usize, 0usize, 0usize);
         let start = std::mem::take(&mut state.batch);
-        bar.set_position(start as u64);
+        progress.report(Event::Advance { done: start, status: None });
         let mut done = start;
         if cfg.loss == LossKind::Triplet {
-            let t = triplet_epoch(ctx, cfg, &mut state, &mut tape, &train_set, epoch, start, aug, &input, &stop, &bar)?;
+            let t = triplet_epoch(ctx, cfg, &mut state, &mut tape, &train_set, epoch, start, aug, &input, &stop, progress)?;
             sums = [t.loss_sum, 0.0, 0.0, 0.0, 0.0];
             (n_steps, n_images, skipped) = (t.steps, t.images, t.skipped);
             if t.interrupted && start + t.steps < cfg.epoch_size {
-                bar.finish_and_clear();
+                progress.report(Event::Finish);
                 state.batch = start + t.steps;
                 save_files(ctx, cfg, &run_dir, &state, &class_names)?;
                 stopped = format!(
@@ -588,7 +590,7 @@ pub fn train(
         for batch in loader {
             done += 1;
             for e in &batch.skipped {
-                bar.suspend(|| eprintln!("skipping {e}"));
+                progress.report(Event::Skipped(e.clone()));
             }
             skipped += batch.skipped.len();
             let n = batch.labels.len();
@@ -610,17 +612,17 @@ pub fn train(
             n_steps += 1;
             n_images += n;
             let secs = t0.elapsed().as_secs_f64();
-            bar.set_message(format!("loss {:.3}  acc {:.3}  {:.1} img/s", m.total, m.accuracy, n_images as f64 / secs));
-            bar.inc(1);
+            let status = format!("loss {:.3}  acc {:.3}  {:.1} img/s", m.total, m.accuracy, n_images as f64 / secs);
+            progress.report(Event::Advance { done, status: Some(status) });
             if stop.load(Ordering::SeqCst) && done < cfg.epoch_size {
-                bar.finish_and_clear();
+                progress.report(Event::Finish);
                 state.batch = done;
                 save_files(ctx, cfg, &run_dir, &state, &class_names)?;
                 stopped = format!("interrupted after batch {done} of epoch {epoch}; checkpoint saved, --resume continues from there");
                 break 'epochs;
             }
         }
-        bar.finish_and_clear();
+        progress.report(Event::Finish);
         let secs = t0.elapsed().as_secs_f64();
         let k = n_steps.max(1) as f64;
         let reg = if cfg.weight_decay > 0.0 { regularization_loss(ctx, &state, cfg.weight_decay)? } else { 0.0 };
@@ -645,19 +647,19 @@ pub fn train(
         };
         let due = epoch.is_multiple_of(cfg.validate_every_n_epochs.max(1)) || epoch == cfg.max_nrof_epochs;
         if due && cfg.loss == LossKind::Softmax && val_set.iter().any(|c| !c.paths.is_empty()) {
-            let (xent, acc) = validate(ctx, cfg, &state, &val_set)?;
+            let (xent, acc) = validate(ctx, cfg, &state, &val_set, progress)?;
             log.val_cross_entropy = Some(xent);
             log.val_accuracy = Some(acc);
         }
         if let (Some(dir), Some(pairs)) = (&cfg.lfw_dir, &cfg.lfw_pairs) {
             if epoch.is_multiple_of(cfg.validate_every_n_epochs.max(1)) || epoch == cfg.max_nrof_epochs {
-                let (acc, val) = lfw_during_training(ctx, cfg, &state, dir, pairs)?;
+                let (acc, val) = lfw_during_training(ctx, cfg, &state, dir, pairs, progress)?;
                 log.lfw_accuracy = Some(acc);
                 log.lfw_val = Some(val);
             }
         }
-        if !quiet {
-            eprintln!(
+        {
+            progress.report(Event::Notice(format!(
                 "epoch {epoch}: loss {:.4}  xent {:.4}  accuracy {:.4}  lr {lr}  {:.1}s  {:.2} img/s{}",
                 log.loss,
                 log.cross_entropy,
@@ -666,7 +668,7 @@ pub fn train(
                 log.images_per_s,
                 log.lfw_accuracy.map(|a| format!("  LFW accuracy {a:.4}")).unwrap_or_default()
                     + &log.val_accuracy.map(|a| format!("  validation accuracy {a:.4}")).unwrap_or_default()
-            );
+            )));
         }
         if let Some(w) = &mut events {
             write_epoch_events(
@@ -826,7 +828,7 @@ fn triplet_epoch(
     aug: Augment,
     input: &GpuTensor,
     stop: &AtomicBool,
-    bar: &indicatif::ProgressBar,
+    progress: &mut dyn Progress,
 ) -> Result<TripletEpoch, Box<dyn std::error::Error>> {
     let s = cfg.image_size as usize;
     let batch = cfg.batch_size - cfg.batch_size % 3;
@@ -848,7 +850,7 @@ fn triplet_epoch(
         for b in load_images(&paths, cfg.batch_size, aug, rng.fork(round), cfg.workers) {
             let chunk = &paths[at..(at + cfg.batch_size).min(paths.len())];
             for e in &b.skipped {
-                bar.suspend(|| eprintln!("skipping {e}"));
+                progress.report(Event::Skipped(e.clone()));
                 if let Some(i) = chunk.iter().position(|p| e.starts_with(&p.display().to_string())) {
                     counts[class_of[at + i]] -= 1;
                 }
@@ -901,12 +903,9 @@ fn triplet_epoch(
             out.loss_sum += l;
             out.steps += 1;
             out.images += n;
-            bar.set_message(format!(
-                "triplet loss {l:.4}  {} triplets  {:.1} img/s",
-                triplets.len(),
-                out.images as f64 / t0.elapsed().as_secs_f64()
-            ));
-            bar.inc(1);
+            let status =
+                format!("triplet loss {l:.4}  {} triplets  {:.1} img/s", triplets.len(), out.images as f64 / t0.elapsed().as_secs_f64());
+            progress.report(Event::Advance { done: start + out.steps, status: Some(status) });
             if stop.load(Ordering::SeqCst) {
                 out.interrupted = true;
                 return Ok(out);
@@ -1017,7 +1016,13 @@ fn regularization_loss(ctx: &GpuContext, state: &State, wd: f32) -> Result<f64, 
 
 /// facenet's `validate`: mean cross-entropy and accuracy on the validation set with the current weights
 /// in inference mode (moving statistics), images centre-cropped and standardized as in training.
-fn validate(ctx: &GpuContext, cfg: &TrainConfig, state: &State, val_set: &[ImageClass]) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+fn validate(
+    ctx: &GpuContext,
+    cfg: &TrainConfig,
+    state: &State,
+    val_set: &[ImageClass],
+    progress: &mut dyn Progress,
+) -> Result<(f64, f64), Box<dyn std::error::Error>> {
     let w = download_all(ctx, state, false)?;
     let mut model = crate::models::inception_resnet_v1::InceptionResnetV1::load(ctx, &w)?;
     let std = cfg.standardization();
@@ -1036,7 +1041,7 @@ fn validate(ctx: &GpuContext, cfg: &TrainConfig, state: &State, val_set: &[Image
                     pixels.extend(crate::workflows::eval::crop_or_pad(&img, s).into_raw().into_iter().map(f32::from));
                     labels.push(*l);
                 }
-                Err(e) => eprintln!("skipping {e}"),
+                Err(e) => progress.report(Event::Skipped(e)),
             }
         }
         if labels.is_empty() {
@@ -1064,6 +1069,7 @@ fn lfw_during_training(
     state: &State,
     dir: &Path,
     pairs: &Path,
+    progress: &mut dyn Progress,
 ) -> Result<(f64, f64), Box<dyn std::error::Error>> {
     let mut w = download_all(ctx, state, false)?;
     w.standardization = Some(cfg.standardization());
@@ -1083,24 +1089,6 @@ fn lfw_during_training(
         use_flipped_images: cfg.lfw_use_flipped_images,
         batch_size: cfg.lfw_batch_size,
     };
-    let r = crate::workflows::eval::eval_lfw(ctx, &mut embedder, dir, pairs, &opts, None)?;
+    let r = crate::workflows::eval::eval_lfw(ctx, &mut embedder, dir, pairs, &opts, None, progress)?;
     Ok((r.metrics.accuracy_mean, r.metrics.val))
-}
-
-/// Installs the Ctrl-C handler once and returns the flag it sets.
-pub fn ctrl_c_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    if ctrlc::set_handler(move || {
-        if f.swap(true, Ordering::SeqCst) {
-            // A second Ctrl-C exits at once.
-            std::process::exit(130);
-        }
-        let _ = writeln!(std::io::stderr(), "\nCtrl-C: saving a checkpoint at the end of this step (press again to quit now)");
-    })
-    .is_err()
-    {
-        eprintln!("warning: could not install the Ctrl-C handler; an interrupt will not save a checkpoint");
-    }
-    flag
 }

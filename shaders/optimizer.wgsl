@@ -1,4 +1,4 @@
-// Parameter updates with TensorFlow 1's formulas and facenet's constants (FACENET_REFERENCE.md section 4).
+// Parameter updates with TensorFlow 1's formulas and facenet's constants (docs/FACENET.md, "Training").
 // Every update reads the gradient g and then zeroes it, so the next backward accumulates from zero.
 //
 // adagrad:  s1 += g^2;  w -= lr * g / sqrt(s1)                       (s1 starts at 0.1, TF's default)

@@ -118,186 +118,17 @@ enum ClassifyCommand {
     },
 }
 
-/// facenet's train_softmax.py flags, spelled with hyphens, with facenet's defaults.
+/// `facegpu train`: a run's settings, or --resume.
 #[derive(clap::Args)]
 struct TrainArgs {
-    /// Training images: one folder per identity (aligned faces, e.g. from `facegpu align`).
-    #[arg(long, required_unless_present = "resume")]
-    data_dir: Option<PathBuf>,
-    /// Runs are written to MODELS_BASE_DIR/<run-id>/.
-    #[arg(long, default_value = "models/facegpu")]
-    models_base_dir: PathBuf,
     /// Continue the run in RUN_DIR exactly where it stopped (its args.json is used; other flags ignored).
     #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
-    /// Start from these weights (TF checkpoint or .safetensors); a Logits layer of another size is re-initialised.
-    #[arg(long)]
-    pretrained_model: Option<PathBuf>,
-    /// Input size (images are cropped to it; at least 75).
-    #[arg(long, default_value_t = 160)]
-    image_size: u32,
-    #[arg(long, default_value_t = 128)]
-    embedding_size: usize,
-    #[arg(long, default_value_t = 500)]
-    max_nrof_epochs: usize,
-    /// Batches per epoch.
-    #[arg(long, default_value_t = 1000)]
-    epoch_size: usize,
-    #[arg(long, default_value_t = 90)]
-    batch_size: usize,
-    /// ADAGRAD, ADADELTA, ADAM, RMSPROP or MOM (or SGD).
-    #[arg(long, default_value = "ADAGRAD")]
-    optimizer: facegpu::kernels::optimizer::OptimizerKind,
-    /// Initial learning rate; <= 0 reads --learning-rate-schedule-file.
-    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
-    learning_rate: f64,
-    #[arg(long, default_value_t = 100)]
-    learning_rate_decay_epochs: usize,
-    #[arg(long, default_value_t = 1.0)]
-    learning_rate_decay_factor: f64,
-    /// Lines "epoch: lr"; an lr of "-" or <= 0 ends training.
-    #[arg(long)]
-    learning_rate_schedule_file: Option<PathBuf>,
-    /// Decay of the weights' exponential moving average (0 turns it off).
-    #[arg(long, default_value_t = 0.9999)]
-    moving_average_decay: f32,
-    /// Dropout keep probability before the bottleneck.
-    #[arg(long, default_value_t = 1.0)]
-    keep_probability: f32,
-    /// L2 weight decay of conv and fully-connected weights.
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f32,
-    #[arg(long, default_value_t = 0.0)]
-    center_loss_factor: f32,
-    #[arg(long, default_value_t = 0.95)]
-    center_loss_alfa: f32,
-    #[arg(long, default_value_t = 0.0)]
-    prelogits_norm_loss_factor: f32,
-    #[arg(long, default_value_t = 1.0)]
-    prelogits_norm_p: f32,
-    /// Random crops of --image-size (else a centre crop).
-    #[arg(long)]
-    random_crop: bool,
-    #[arg(long)]
-    random_flip: bool,
-    /// Random rotation within +-10 degrees.
-    #[arg(long)]
-    random_rotate: bool,
-    /// (x - 127.5) / 128 instead of per-image standardization.
-    #[arg(long)]
-    use_fixed_image_standardization: bool,
-    #[arg(long, default_value_t = 666)]
-    seed: u64,
-    #[arg(long, default_value_t = 0.0)]
-    validation_set_split_ratio: f64,
-    #[arg(long, default_value_t = 0)]
-    min_nrof_val_images_per_class: usize,
-    /// LFW evaluation interval (with --lfw-dir and --lfw-pairs).
-    #[arg(long, default_value_t = 5)]
-    validate_every_n_epochs: usize,
-    /// Aligned LFW images for evaluation during training.
-    #[arg(long)]
-    lfw_dir: Option<PathBuf>,
-    #[arg(long)]
-    lfw_pairs: Option<PathBuf>,
-    #[arg(long, default_value = "euclidean")]
-    lfw_distance_metric: facegpu::eval::metrics::DistanceMetric,
-    #[arg(long)]
-    lfw_subtract_mean: bool,
-    #[arg(long)]
-    lfw_use_flipped_images: bool,
-    #[arg(long, default_value_t = 10)]
-    lfw_nrof_folds: usize,
-    /// Images per forward pass of the LFW evaluation.
-    #[arg(long, default_value_t = 100)]
-    lfw_batch_size: usize,
     /// The network (facenet's module name); only models.inception_resnet_v1 exists here.
     #[arg(long, default_value = "models.inception_resnet_v1", value_parser = model_def)]
     model_def: String,
-    /// A `facegpu filter-metrics` file: leave out the images farthest from their class centre.
-    #[arg(long)]
-    filter_filename: Option<PathBuf>,
-    /// Keep the images below this percentile of the distances to their class centre.
-    #[arg(long, default_value_t = 100.0)]
-    filter_percentile: f64,
-    /// Drop filtered classes left with fewer images than this.
-    #[arg(long, default_value_t = 0)]
-    filter_min_nrof_images_per_class: usize,
-    /// Write TensorBoard event files to LOGS_BASE_DIR/<run-id>/ (the log.jsonl scalars per epoch).
-    #[arg(long)]
-    logs_base_dir: Option<PathBuf>,
-    /// With --logs-base-dir: also the histogram of |prelogits| per epoch.
-    #[arg(long)]
-    log_histograms: bool,
-    /// The prelogits histogram's range (larger values are clipped).
-    #[arg(long, default_value_t = 10.0)]
-    prelogits_hist_max: f32,
-    /// softmax (train_softmax.py) or triplet (train_tripletloss.py).
-    #[arg(long, value_enum, default_value = "softmax")]
-    loss: facegpu::workflows::train::LossKind,
-    /// Triplet mode: people sampled per selection round.
-    #[arg(long, default_value_t = 45)]
-    people_per_batch: usize,
-    /// Triplet mode: images sampled per person.
-    #[arg(long, default_value_t = 40)]
-    images_per_person: usize,
-    /// Triplet mode: the margin.
-    #[arg(long, default_value_t = 0.2)]
-    alpha: f32,
-    /// Image decoding threads.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
-}
-
-impl TrainArgs {
-    fn config(&self) -> facegpu::workflows::train::TrainConfig {
-        let mut c = facegpu::workflows::train::TrainConfig::new(self.data_dir.clone().unwrap_or_default(), self.models_base_dir.clone());
-        c.pretrained_model = self.pretrained_model.clone();
-        c.image_size = self.image_size;
-        c.embedding_size = self.embedding_size;
-        c.max_nrof_epochs = self.max_nrof_epochs;
-        c.epoch_size = self.epoch_size;
-        c.batch_size = self.batch_size;
-        c.optimizer = self.optimizer;
-        c.learning_rate = self.learning_rate;
-        c.learning_rate_decay_epochs = self.learning_rate_decay_epochs;
-        c.learning_rate_decay_factor = self.learning_rate_decay_factor;
-        c.learning_rate_schedule_file = self.learning_rate_schedule_file.clone();
-        c.moving_average_decay = self.moving_average_decay;
-        c.keep_probability = self.keep_probability;
-        c.weight_decay = self.weight_decay;
-        c.center_loss_factor = self.center_loss_factor;
-        c.center_loss_alfa = self.center_loss_alfa;
-        c.prelogits_norm_loss_factor = self.prelogits_norm_loss_factor;
-        c.prelogits_norm_p = self.prelogits_norm_p;
-        c.random_crop = self.random_crop;
-        c.random_flip = self.random_flip;
-        c.random_rotate = self.random_rotate;
-        c.use_fixed_image_standardization = self.use_fixed_image_standardization;
-        c.seed = self.seed;
-        c.validation_set_split_ratio = self.validation_set_split_ratio;
-        c.min_nrof_val_images_per_class = self.min_nrof_val_images_per_class;
-        c.validate_every_n_epochs = self.validate_every_n_epochs;
-        c.lfw_dir = self.lfw_dir.clone();
-        c.lfw_pairs = self.lfw_pairs.clone();
-        c.lfw_distance_metric = self.lfw_distance_metric;
-        c.lfw_subtract_mean = self.lfw_subtract_mean;
-        c.lfw_use_flipped_images = self.lfw_use_flipped_images;
-        c.lfw_nrof_folds = self.lfw_nrof_folds;
-        c.loss = self.loss;
-        c.people_per_batch = self.people_per_batch;
-        c.images_per_person = self.images_per_person;
-        c.alpha = self.alpha;
-        c.workers = self.workers;
-        c.lfw_batch_size = self.lfw_batch_size;
-        c.filter_filename = self.filter_filename.clone();
-        c.filter_percentile = self.filter_percentile;
-        c.filter_min_nrof_images_per_class = self.filter_min_nrof_images_per_class;
-        c.logs_base_dir = self.logs_base_dir.clone();
-        c.log_histograms = self.log_histograms;
-        c.prelogits_hist_max = self.prelogits_hist_max;
-        c
-    }
+    #[command(flatten)]
+    config: facegpu::workflows::train::TrainConfig,
 }
 
 /// How faces are cut from photos for recognition (shared by `enroll` and `cluster`).
@@ -1125,6 +956,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Train(args) => {
+            if args.resume.is_none() && args.config.data_dir.as_os_str().is_empty() {
+                return Err("train needs --data-dir (or --resume RUN_DIR)".into());
+            }
             let ctx = gpu()?;
             let cfg = match &args.resume {
                 Some(dir) => {
@@ -1132,7 +966,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
                     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
                 }
-                None => args.config(),
+                None => args.config.clone(),
             };
             let stop = ctrl_c_flag();
             let summary = facegpu::workflows::train::train(&ctx, &cfg, args.resume.as_deref(), stop, &mut Bar::new())?;

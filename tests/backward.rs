@@ -259,12 +259,39 @@ fn pool_backward_matches_finite_differences() {
     fd_check("global_avg_pool", &x, &dx, 0.5, 1e-4, never, |q| dot(&cpu::pool::global_avg_pool(q, &xs).unwrap(), &r));
 }
 
-#[test]
-fn loss_gradients_match_finite_differences() {
+/// Inputs of the loss gradient checks, drawn in one seeded sequence: logits and labels for softmax
+/// cross-entropy, x and a projection r (6 x 9), 4 centers and labels for center loss, 50 weights.
+struct LossInputs {
+    rows: usize,
+    cols: usize,
+    z: Vec<f32>,
+    labels: Vec<u32>,
+    x: Vec<f32>,
+    r: Vec<f32>,
+    centers: Vec<f32>,
+    center_labels: Vec<u32>,
+    w: Vec<f32>,
+}
+
+fn loss_inputs() -> LossInputs {
     let mut rng = Rng::new(306);
     let (rows, cols) = (6, 9);
     let z = rng.vec(rows * cols, -3.0, 3.0);
     let labels = rng.labels(rows, cols as u32);
+    let x = rng.vec(rows * cols, -1.0, 1.0);
+    let r = rng.vec(rows * cols, -1.0, 1.0);
+    let centers = rng.vec(4 * cols, -1.0, 1.0);
+    let center_labels = rng.labels(rows, 4);
+    let w = rng.vec(50, -1.0, 1.0);
+    LossInputs { rows, cols, z, labels, x, r, centers, center_labels, w }
+}
+
+// Each check below compares the CPU twin's gradient with central differences (step 1e-3) of a float64
+// reference of the loss: 1e-4 covers the differences' truncation error at these curvatures.
+
+#[test]
+fn softmax_xent_gradient_matches_finite_differences() {
+    let LossInputs { rows, cols, z, labels, .. } = loss_inputs();
     // Softmax cross-entropy, weight 0.7, mean over rows, in float64.
     let xent64 = |z: &[f32]| {
         (0..rows)
@@ -282,10 +309,12 @@ fn loss_gradients_match_finite_differences() {
     let mut dz = vec![0f32; z.len()];
     cpu::softmax::softmax_xent_backward(&prob, &labels, 0.7, &mut dz, false);
     fd_check("softmax_xent", &z, &dz, 1e-3, 1e-4, never, xent64);
+}
 
+#[test]
+fn l2_normalize_gradient_matches_finite_differences() {
+    let LossInputs { rows, cols, x, r, .. } = loss_inputs();
     // L2 normalize, through a random projection.
-    let x = rng.vec(rows * cols, -1.0, 1.0);
-    let r = rng.vec(rows * cols, -1.0, 1.0);
     let l2n64 = |x: &[f32]| {
         (0..rows)
             .map(|q| {
@@ -299,9 +328,18 @@ fn loss_gradients_match_finite_differences() {
     let mut dx = vec![0f32; x.len()];
     cpu::l2_normalize::l2_normalize_backward(&r, &y, &inv, &mut dx, 1e-10, false);
     fd_check("l2_normalize", &x, &dx, 1e-3, 1e-4, never, l2n64);
+}
 
-    // Prelogits p-norm loss (p = 1.0 and 1.5, eps 1e-4, weight 0.3); inputs away from 0 (|x| kink).
-    let x: Vec<f32> = x.iter().map(|&v| if v.abs() < 0.05 { 0.1f32.copysign(v) } else { v }).collect();
+/// Inputs moved away from 0, where |x| has its kink.
+fn away_from_zero(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|&v| if v.abs() < 0.05 { 0.1f32.copysign(v) } else { v }).collect()
+}
+
+#[test]
+fn prelogits_pnorm_gradient_matches_finite_differences() {
+    let LossInputs { rows, cols, x, .. } = loss_inputs();
+    let x = away_from_zero(&x);
+    // Prelogits p-norm loss (p = 1.0 and 1.5, eps 1e-4, weight 0.3).
     for pw in [1.0f32, 1.5] {
         let pn64 = |x: &[f32]| {
             (0..rows)
@@ -315,11 +353,14 @@ fn loss_gradients_match_finite_differences() {
         let (_, grad) = cpu::l2_normalize::pnorm_rows(&x, &[rows, cols], pw, 1e-4, 0.3).unwrap();
         fd_check(&format!("prelogits norm p={pw}"), &x, &grad, 1e-3, 1e-4, never, pn64);
     }
+}
 
-    // Center loss: weight * mean((x - c[label])^2), the centers held fixed (they get no gradient).
+#[test]
+fn center_loss_gradient_matches_finite_differences() {
+    let LossInputs { rows, cols, x, centers, center_labels: lab, .. } = loss_inputs();
+    let x = away_from_zero(&x);
     let classes = 4;
-    let centers = rng.vec(classes * cols, -1.0, 1.0);
-    let lab = rng.labels(rows, classes as u32);
+    // Center loss: weight * mean((x - c[label])^2), the centers held fixed (they get no gradient).
     let cl64 = |x: &[f32]| {
         (0..rows * cols).map(|i| (x[i] as f64 - centers[lab[i / cols] as usize * cols + i % cols] as f64).powi(2)).sum::<f64>() * 0.01
             / (rows * cols) as f64
@@ -328,9 +369,13 @@ fn loss_gradients_match_finite_differences() {
     let (_, diff) = cpu::center_loss::center_loss(&x, &[rows, cols], &lab, &mut cc, &[classes, cols], 0.9).unwrap();
     let grad: Vec<f32> = diff.iter().map(|d| d * 0.01 * 2.0 / (rows * cols) as f32).collect();
     fd_check("center loss", &x, &grad, 1e-3, 1e-4, never, cl64);
+}
 
-    // L2 weight decay: wd/2 * sum w^2 has gradient wd * w (added by axpy).
-    let w = rng.vec(50, -1.0, 1.0);
+#[test]
+fn weight_decay_gradient_matches_finite_differences() {
+    let LossInputs { w, .. } = loss_inputs();
+    // L2 weight decay: wd/2 * sum w^2 has gradient wd * w (added by axpy); the loss is quadratic, so a
+    // step of 1e-2 is exact up to rounding: 1e-6.
     let mut g = vec![0f32; 50];
     cpu::elementwise::axpy(5e-4, &w, &mut g);
     fd_check("weight decay", &w, &g, 1e-2, 1e-6, never, |p| cpu::reduce::sum_squares(p, 5e-4 / 2.0) as f64);
@@ -553,71 +598,128 @@ fn batch_norm_backward_matches_cpu_with_and_without_gamma() {
     }
 }
 
-#[test]
-fn elementwise_pool_and_loss_backward_kernels_match_cpu() {
-    let ctx = gpu_or_skip!();
+/// The activations' backward cases: x, dy, a prior gradient to accumulate into, and PReLU's alphas
+/// over a [3, 7, 6, 5] tensor (5 channels: no vec4 path).
+struct ActCase {
+    shape: [usize; 4],
+    x: Vec<f32>,
+    dy: Vec<f32>,
+    dx0: Vec<f32>,
+    alpha: Vec<f32>,
+}
+
+fn act_case() -> ActCase {
     let mut rng = Rng::new(313);
     let shape = [3, 7, 6, 5];
     let n: usize = shape.iter().product();
-    let (x, dy, dx0, alpha) = (rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(5, 0.0, 0.4));
-    let y = cpu::elementwise::relu(&x);
-    let (_, mask) = cpu::elementwise::dropout(&x, 0.6, 7);
-    let (gx, gdy, gy, ga) =
-        (up(ctx, "x", &shape, &x), up(ctx, "dy", &shape, &dy), up(ctx, "y", &shape, &y), up(ctx, "alpha", &[5], &alpha));
-    let gmask = GpuTensor::upload_u32(ctx, "mask", &shape, &mask).unwrap();
-    for accumulate in [false, true] {
-        let (mut d_relu, mut d_prelu, mut d_drop) = (dx0.clone(), dx0.clone(), dx0.clone());
-        cpu::elementwise::relu_backward(&dy, &y, &mut d_relu, accumulate);
-        let prod = cpu::elementwise::prelu_backward(&dy, &x, &alpha, &mut d_prelu, accumulate);
-        cpu::elementwise::dropout_backward(&dy, &mask, 0.6, &mut d_drop, accumulate);
-        let outs: Vec<GpuTensor> = (0..3).map(|_| up(ctx, "dx", &shape, &dx0)).collect();
-        let gprod = GpuTensor::zeros(ctx, "prod", &shape);
-        record(ctx, |enc| {
-            k::elementwise::relu_backward(enc, &gdy, &gy, &outs[0], accumulate)?;
-            k::elementwise::prelu_backward(enc, &gdy, &gx, &ga, &outs[1], &gprod, accumulate)?;
-            k::elementwise::dropout_backward(enc, &gdy, &gmask, 0.6, &outs[2], accumulate)
-        });
-        assert_close("relu_backward", &outs[0].download(ctx).unwrap(), &d_relu, 1e-7, 1e-6);
-        assert_close("prelu_backward", &outs[1].download(ctx).unwrap(), &d_prelu, 1e-7, 1e-6);
-        assert_close("prelu product", &gprod.download(ctx).unwrap(), &prod, 1e-7, 1e-6);
-        assert_close("dropout_backward", &outs[2].download(ctx).unwrap(), &d_drop, 1e-6, 1e-6);
-    }
-    // col_sum (d bias, d alpha) accumulating.
-    let mut want = rng.vec(5, -1.0, 1.0);
-    let gout = up(ctx, "colsum", &[5], &want);
-    cpu::reduce::col_sum(&dy, &mut want, 0.5, true);
-    record(ctx, |enc| k::reduce::col_sum(enc, &gdy, &gout, 0.5, true));
-    assert_close("col_sum", &gout.download(ctx).unwrap(), &want, 1e-5, 1e-5);
+    ActCase { shape, x: rng.vec(n, -1.0, 1.0), dy: rng.vec(n, -1.0, 1.0), dx0: rng.vec(n, -1.0, 1.0), alpha: rng.vec(5, 0.0, 0.4) }
+}
 
-    // Pools: 5 channels (one element per step) and 8 (four channels at once, as vec4s).
-    let wide = [2, 9, 11, 8];
-    let (xw, dxw) = (rng.vec(wide.iter().product(), -1.0, 1.0), rng.vec(wide.iter().product(), -1.0, 1.0));
-    let pools = [((3, 3), (2, 2), Padding::Same), ((2, 3), (1, 2), Padding::Valid)];
-    for (shape, x, dx0, (kk, stride, padding)) in
-        pools.iter().map(|&pl| (shape.to_vec(), &x, &dx0, pl)).chain(pools.iter().map(|&pl| (wide.to_vec(), &xw, &dxw, pl)))
-    {
-        let (yv, arg, p) = cpu::pool::max_pool(x, &shape, kk, stride, padding).unwrap();
-        let r = rng.vec(yv.len(), -1.0, 1.0);
-        let (mut dmax, mut davg) = (dx0.clone(), dx0.clone());
-        cpu::pool::max_pool_backward(&r, &arg, &mut dmax, true);
-        cpu::pool::avg_pool_backward(&r, &mut davg, &shape, kk, stride, padding, false).unwrap();
-        let (gr, garg) = (up(ctx, "dy", &p.out_shape(), &r), GpuTensor::upload_u32(ctx, "argmax", &p.out_shape(), &arg).unwrap());
-        let (gmax, gavg) = (up(ctx, "dmax", &shape, dx0), up(ctx, "davg", &shape, dx0));
-        record(ctx, |enc| {
-            k::pool::max_pool_backward(enc, &gr, &garg, &gmax, kk, stride, padding, true)?;
-            k::pool::avg_pool_backward(enc, &gr, &gavg, kk, stride, padding, false)
-        });
-        assert_close(&format!("max_pool_backward {shape:?} {kk:?}"), &gmax.download(ctx).unwrap(), &dmax, 1e-6, 1e-6);
-        assert_close(&format!("avg_pool_backward {shape:?} {kk:?}"), &gavg.download(ctx).unwrap(), &davg, 1e-6, 1e-6);
+// Elementwise gradients are one or two fp32 operations per value on both sides: they agree to rounding
+// (1e-7 absolute, 1e-6 relative).
+#[test]
+fn relu_backward_matches_cpu_writing_and_accumulating() {
+    let ctx = gpu_or_skip!();
+    let c = act_case();
+    let y = cpu::elementwise::relu(&c.x);
+    let (gdy, gy) = (up(ctx, "dy", &c.shape, &c.dy), up(ctx, "y", &c.shape, &y));
+    for accumulate in [false, true] {
+        let mut want = c.dx0.clone();
+        cpu::elementwise::relu_backward(&c.dy, &y, &mut want, accumulate);
+        let out = up(ctx, "dx", &c.shape, &c.dx0);
+        record(ctx, |enc| k::elementwise::relu_backward(enc, &gdy, &gy, &out, accumulate));
+        assert_close(&format!("relu_backward accumulate={accumulate}"), &out.download(ctx).unwrap(), &want, 1e-7, 1e-6);
     }
-    let r = rng.vec(3 * 5, -1.0, 1.0);
-    let mut dg = vec![0f32; n];
-    cpu::pool::global_avg_pool_backward(&r, &mut dg, &shape, false).unwrap();
+}
+
+#[test]
+fn prelu_backward_matches_cpu_with_its_alpha_products() {
+    let ctx = gpu_or_skip!();
+    let c = act_case();
+    let (gx, gdy, ga) = (up(ctx, "x", &c.shape, &c.x), up(ctx, "dy", &c.shape, &c.dy), up(ctx, "alpha", &[5], &c.alpha));
+    for accumulate in [false, true] {
+        let mut want = c.dx0.clone();
+        let prod = cpu::elementwise::prelu_backward(&c.dy, &c.x, &c.alpha, &mut want, accumulate);
+        let (out, gprod) = (up(ctx, "dx", &c.shape, &c.dx0), GpuTensor::zeros(ctx, "prod", &c.shape));
+        record(ctx, |enc| k::elementwise::prelu_backward(enc, &gdy, &gx, &ga, &out, &gprod, accumulate));
+        assert_close(&format!("prelu_backward accumulate={accumulate}"), &out.download(ctx).unwrap(), &want, 1e-7, 1e-6);
+        assert_close("prelu product", &gprod.download(ctx).unwrap(), &prod, 1e-7, 1e-6);
+    }
+}
+
+#[test]
+fn dropout_backward_matches_cpu_with_the_same_mask() {
+    let ctx = gpu_or_skip!();
+    let c = act_case();
+    let (_, mask) = cpu::elementwise::dropout(&c.x, 0.6, 7);
+    let (gdy, gmask) = (up(ctx, "dy", &c.shape, &c.dy), GpuTensor::upload_u32(ctx, "mask", &c.shape, &mask).unwrap());
+    for accumulate in [false, true] {
+        let mut want = c.dx0.clone();
+        cpu::elementwise::dropout_backward(&c.dy, &mask, 0.6, &mut want, accumulate);
+        let out = up(ctx, "dx", &c.shape, &c.dx0);
+        record(ctx, |enc| k::elementwise::dropout_backward(enc, &gdy, &gmask, 0.6, &out, accumulate));
+        // A division by keep on each side: one more rounding than the others.
+        assert_close(&format!("dropout_backward accumulate={accumulate}"), &out.download(ctx).unwrap(), &want, 1e-6, 1e-6);
+    }
+}
+
+#[test]
+fn col_sum_of_a_gradient_accumulates_like_cpu() {
+    let ctx = gpu_or_skip!();
+    let c = act_case();
+    let mut want = Rng::new(5).vec(5, -1.0, 1.0);
+    let (gdy, gout) = (up(ctx, "dy", &c.shape, &c.dy), up(ctx, "colsum", &[5], &want));
+    cpu::reduce::col_sum(&c.dy, &mut want, 0.5, true);
+    record(ctx, |enc| k::reduce::col_sum(enc, &gdy, &gout, 0.5, true));
+    // 252 terms per column summed in another order: 1e-5.
+    assert_close("col_sum", &gout.download(ctx).unwrap(), &want, 1e-5, 1e-5);
+}
+
+/// Max and average pool backward at 5 channels (one element per step) and 8 (vec4s), SAME and VALID.
+#[test]
+fn max_and_avg_pool_backward_match_cpu_at_scalar_and_vec4_channels() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(314);
+    let pools = [((3, 3), (2, 2), Padding::Same), ((2, 3), (1, 2), Padding::Valid)];
+    for shape in [[3, 7, 6, 5], [2, 9, 11, 8]] {
+        let n: usize = shape.iter().product();
+        let (x, dx0) = (rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
+        for (kk, stride, padding) in pools {
+            let (yv, arg, p) = cpu::pool::max_pool(&x, &shape, kk, stride, padding).unwrap();
+            let r = rng.vec(yv.len(), -1.0, 1.0);
+            let (mut dmax, mut davg) = (dx0.clone(), dx0.clone());
+            cpu::pool::max_pool_backward(&r, &arg, &mut dmax, true);
+            cpu::pool::avg_pool_backward(&r, &mut davg, &shape, kk, stride, padding, false).unwrap();
+            let (gr, garg) = (up(ctx, "dy", &p.out_shape(), &r), GpuTensor::upload_u32(ctx, "argmax", &p.out_shape(), &arg).unwrap());
+            let (gmax, gavg) = (up(ctx, "dmax", &shape, &dx0), up(ctx, "davg", &shape, &dx0));
+            record(ctx, |enc| {
+                k::pool::max_pool_backward(enc, &gr, &garg, &gmax, kk, stride, padding, true)?;
+                k::pool::avg_pool_backward(enc, &gr, &gavg, kk, stride, padding, false)
+            });
+            // A handful of window contributions per input: 1e-6.
+            assert_close(&format!("max_pool_backward {shape:?} {kk:?}"), &gmax.download(ctx).unwrap(), &dmax, 1e-6, 1e-6);
+            assert_close(&format!("avg_pool_backward {shape:?} {kk:?}"), &gavg.download(ctx).unwrap(), &davg, 1e-6, 1e-6);
+        }
+    }
+}
+
+#[test]
+fn global_avg_pool_backward_matches_cpu() {
+    let ctx = gpu_or_skip!();
+    let shape = [3, 7, 6, 5];
+    let r = Rng::new(315).vec(3 * 5, -1.0, 1.0);
+    let mut want = vec![0f32; shape.iter().product()];
+    cpu::pool::global_avg_pool_backward(&r, &mut want, &shape, false).unwrap();
     let (gr, gdg) = (up(ctx, "dy", &[3, 5], &r), GpuTensor::zeros(ctx, "dx", &shape));
     record(ctx, |enc| k::pool::global_avg_pool_backward(enc, &gr, &gdg, false));
-    assert_close("global_avg_pool_backward", &gdg.download(ctx).unwrap(), &dg, 1e-7, 1e-6);
+    // One division per value.
+    assert_close("global_avg_pool_backward", &gdg.download(ctx).unwrap(), &want, 1e-7, 1e-6);
+}
 
-    // Softmax cross-entropy, L2 normalize and the p-norm loss.
+#[test]
+fn softmax_xent_backward_matches_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(316);
     let (rows, cols) = (9, 13);
     let z = rng.vec(rows * cols, -3.0, 3.0);
     let labels = rng.labels(rows, cols as u32);
@@ -630,10 +732,23 @@ fn elementwise_pool_and_loss_backward_kernels_match_cpu() {
         GpuTensor::zeros(ctx, "dz", &[rows, cols]),
     );
     record(ctx, |enc| k::softmax::softmax_xent_backward(enc, &gp, &gl, 0.7, &gdz, false));
+    // (prob - onehot) * weight / rows: two roundings.
     assert_close("softmax_xent_backward", &gdz.download(ctx).unwrap(), &dz, 1e-7, 1e-6);
+}
 
-    let mut xz = rng.vec(rows * cols, -1.0, 1.0);
-    xz[..cols].iter_mut().for_each(|v| *v = 0.0); // a clamped row
+/// Rows of [9, 13] with the first row all zeros (the norm clamped at eps).
+fn rows_with_a_zero_row(rng: &mut Rng) -> Vec<f32> {
+    let mut x = rng.vec(9 * 13, -1.0, 1.0);
+    x[..13].iter_mut().for_each(|v| *v = 0.0);
+    x
+}
+
+#[test]
+fn l2_normalize_backward_matches_cpu_with_a_clamped_row() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(317);
+    let (rows, cols) = (9, 13);
+    let xz = rows_with_a_zero_row(&mut rng);
     let (yz, inv) = cpu::l2_normalize::l2_normalize(&xz, &[rows, cols], 1e-10).unwrap();
     let r = rng.vec(rows * cols, -1.0, 1.0);
     let mut dxz = vec![0f32; xz.len()];
@@ -645,12 +760,22 @@ fn elementwise_pool_and_loss_backward_kernels_match_cpu() {
         GpuTensor::zeros(ctx, "dx", &[rows, cols]),
     );
     record(ctx, |enc| k::l2_normalize::l2_normalize_backward(enc, &gr, &gyz, &ginv, &gdxz, 1e-10, false));
+    // A 13-term dot product per row, summed in another order: 1e-5.
     assert_close("l2_normalize_backward", &gdxz.download(ctx).unwrap(), &dxz, 1e-5, 1e-5);
+}
 
+#[test]
+fn pnorm_rows_norms_and_gradient_match_cpu() {
+    let ctx = gpu_or_skip!();
+    let mut rng = Rng::new(318);
+    let (rows, cols) = (9, 13);
+    let xz = rows_with_a_zero_row(&mut rng);
     let (norms, grad) = cpu::l2_normalize::pnorm_rows(&xz, &[rows, cols], 1.5, 1e-4, 0.3).unwrap();
     let (gxz, gn, gg) =
         (up(ctx, "x", &[rows, cols], &xz), GpuTensor::zeros(ctx, "norms", &[rows]), GpuTensor::zeros(ctx, "grad", &[rows, cols]));
     record(ctx, |enc| k::l2_normalize::pnorm_rows(enc, &gxz, &gn, &gg, 1.5, 1e-4, 0.3));
+    // powf on each side (the GPU's pow is exp2(log2) with its own rounding): 1e-5 on the norms, and the
+    // gradient's |x|^(p-1) near zero is relative-error dominated, hence 1e-4 relative.
     assert_close("pnorm_rows norms", &gn.download(ctx).unwrap(), &norms, 1e-5, 1e-5);
     assert_close("pnorm_rows grad", &gg.download(ctx).unwrap(), &grad, 1e-6, 1e-4);
 }

@@ -1,4 +1,4 @@
-//! TensorFlow checkpoint V2 reader (FACENET_REFERENCE.md section 6), no TensorFlow or protobuf toolchain.
+//! TensorFlow checkpoint V2 reader (docs/FACENET.md, "TF checkpoint format"), no TensorFlow or protobuf toolchain.
 //!
 //! `.index` is a LevelDB table: data blocks of prefix-compressed entries, a restart array, a 5-byte block
 //! trailer; a 48-byte footer holds the metaindex and index block handles and the magic number. Key "" is the

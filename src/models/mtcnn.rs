@@ -1,4 +1,4 @@
-//! MTCNN face detection as facenet's `align/detect_face.py` (FACENET_REFERENCE.md section 3): PNet over
+//! MTCNN face detection as facenet's `align/detect_face.py` (docs/FACENET.md, "MTCNN"): PNet over
 //! an area-resized image pyramid, then RNet and ONet over the candidate crops, with facenet's box
 //! arithmetic ([`boxes`]) between the stages.
 //!

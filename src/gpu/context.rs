@@ -127,20 +127,7 @@ impl GpuContext {
     }
 
     async fn new_async(allow_subgroups: bool) -> Result<Self, GpuError> {
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-        desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
-        let instance = wgpu::Instance::new(desc);
-        let mut adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
-        let wanted = std::env::var("FACEGPU_ADAPTER").ok().filter(|s| !s.is_empty());
-        if let Some(w) = &wanted {
-            let w = w.to_lowercase();
-            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&w));
-        }
-        adapters.sort_by_key(|a| (rank(a.get_info().device_type), a.get_info().backend != wgpu::Backend::Vulkan));
-        let adapter = adapters.into_iter().next().ok_or_else(|| GpuError::NoAdapter {
-            filter: wanted.map(|w| format!(" matching FACEGPU_ADAPTER='{w}'")).unwrap_or_default(),
-            fix: Platform::detect().no_adapter_fix(),
-        })?;
+        let adapter = pick_adapter().await?;
         let limits = adapter.limits();
         let subgroup_lanes = subgroup_lanes(&adapter).filter(|_| allow_subgroups);
         let (device, queue) = adapter
@@ -154,30 +141,16 @@ impl GpuContext {
             })
             .await
             .map_err(|source| GpuError::RequestDevice { adapter: adapter.get_info().name, source })?;
-        let uncaptured = Arc::new(Mutex::new(None));
-        let slot = uncaptured.clone();
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            let mut first = slot.lock().unwrap_or_else(|p| p.into_inner());
-            first.get_or_insert_with(|| e.to_string());
-        }));
-        let lost = Arc::new((AtomicBool::new(false), Mutex::new(String::new())));
-        let flag = lost.clone();
-        device.set_device_lost_callback(move |reason, message| {
-            *flag.1.lock().unwrap_or_else(|p| p.into_inner()) = format!("{reason:?}: {message}");
-            flag.0.store(true, Ordering::SeqCst);
-        });
-        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("absent operand"),
-            size: 16,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
-        let dummy_rw = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("absent writable operand"),
-            size: 16,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
+        let (uncaptured, lost) = watch_errors(&device);
+        let storage = |label| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        let (dummy, dummy_rw) = (storage("absent operand"), storage("absent writable operand"));
         let format = wgpu::TextureFormat::Rgba32Float;
         if !adapter.get_texture_format_features(format).flags.contains(wgpu::TextureFormatFeatureFlags::STORAGE_READ_ONLY) {
             return Err(GpuError::Unsupported {
@@ -405,4 +378,43 @@ impl GpuContext {
         self.device.poll(wgpu::PollType::wait_indefinitely()).map(|_| ()).map_err(|e| GpuError::Submit(e.to_string()))?;
         self.check()
     }
+}
+
+/// The adapter facegpu runs on: a discrete GPU, then an integrated one, then anything (CPU drivers
+/// included), Vulkan first among equals; `FACEGPU_ADAPTER` filters by name.
+async fn pick_adapter() -> Result<wgpu::Adapter, GpuError> {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    let instance = wgpu::Instance::new(desc);
+    let mut adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+    let wanted = std::env::var("FACEGPU_ADAPTER").ok().filter(|s| !s.is_empty());
+    if let Some(w) = &wanted {
+        let w = w.to_lowercase();
+        adapters.retain(|a| a.get_info().name.to_lowercase().contains(&w));
+    }
+    adapters.sort_by_key(|a| (rank(a.get_info().device_type), a.get_info().backend != wgpu::Backend::Vulkan));
+    adapters.into_iter().next().ok_or_else(|| GpuError::NoAdapter {
+        filter: wanted.map(|w| format!(" matching FACEGPU_ADAPTER='{w}'")).unwrap_or_default(),
+        fix: Platform::detect().no_adapter_fix(),
+    })
+}
+
+/// The first uncaptured validation error, and whether (and why) the device was lost.
+type ErrorSlots = (Arc<Mutex<Option<String>>>, Arc<(AtomicBool, Mutex<String>)>);
+
+/// Catches the device's uncaptured errors and its loss, for `GpuContext::check` to report.
+fn watch_errors(device: &wgpu::Device) -> ErrorSlots {
+    let uncaptured = Arc::new(Mutex::new(None));
+    let slot = uncaptured.clone();
+    device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+        let mut first = slot.lock().unwrap_or_else(|p| p.into_inner());
+        first.get_or_insert_with(|| e.to_string());
+    }));
+    let lost = Arc::new((AtomicBool::new(false), Mutex::new(String::new())));
+    let flag = lost.clone();
+    device.set_device_lost_callback(move |reason, message| {
+        *flag.1.lock().unwrap_or_else(|p| p.into_inner()) = format!("{reason:?}: {message}");
+        flag.0.store(true, Ordering::SeqCst);
+    });
+    (uncaptured, lost)
 }

@@ -462,13 +462,19 @@ impl Mtcnn {
 
     fn detect_same_size(&mut self, ctx: &GpuContext, images: &[&RgbImage], opts: &DetectOptions) -> Result<Vec<Vec<Face>>, ModelError> {
         let n = images.len();
-        let (w, h) = (images[0].width() as usize, images[0].height() as usize);
-        let t = Instant::now();
+        let size = (images[0].width() as usize, images[0].height() as usize);
         // Packed RGB8, a pixel per u32; the resizes add a padding channel (see the module doc).
         let pixels: Vec<u32> = images.iter().flat_map(|im| im.pixels().map(|px| pack_rgb8(px.0))).collect();
-        self.input.upload(ctx, [n, h, w], &pixels)?;
+        self.input.upload(ctx, [n, size.1, size.0], &pixels)?;
+        let stage1 = self.stage1(ctx, n, size, opts)?;
+        let stage2 = self.stage2(ctx, &stage1, size, opts)?;
+        self.stage3(ctx, &stage2, size, opts)
+    }
 
-        // Stage 1: PNet on every scale, NMS 0.5 per scale, then NMS 0.7 over all scales.
+    /// PNet on every scale of the uploaded images, NMS 0.5 per scale, then NMS 0.7 over all scales;
+    /// the survivors regressed, squared and truncated.
+    fn stage1(&mut self, ctx: &GpuContext, n: usize, (w, h): (usize, usize), opts: &DetectOptions) -> Result<Vec<Vec<BBox>>, ModelError> {
+        let t = Instant::now();
         let mut cands: Vec<Vec<Candidate>> = vec![Vec::new(); n];
         let mut cpu_time = Duration::ZERO;
         for scale in scales(h, w, opts.min_size, opts.factor) {
@@ -484,28 +490,32 @@ impl Mtcnn {
             cpu_time += c0.elapsed();
         }
         let c0 = Instant::now();
-        let stage1: Vec<Vec<BBox>> = cands
-            .iter()
-            .map(|c| {
-                let (bbs, scores) = split(c);
-                nms(&bbs, &scores, 0.7, Overlap::Union)
-                    .into_iter()
-                    .map(|j| fix(&rerec(&regress_exclusive(&c[j].bbox, &c[j].reg))))
-                    .collect()
-            })
-            .collect();
+        let regressed = |c: &Vec<Candidate>| -> Vec<BBox> {
+            let (bbs, scores) = split(c);
+            nms(&bbs, &scores, 0.7, Overlap::Union).into_iter().map(|j| fix(&rerec(&regress_exclusive(&c[j].bbox, &c[j].reg)))).collect()
+        };
+        let stage1 = cands.iter().map(regressed).collect();
         cpu_time += c0.elapsed();
         self.times.pnet += t.elapsed() - cpu_time;
         self.times.cpu += cpu_time;
+        Ok(stage1)
+    }
 
-        // Stage 2: RNet on 24x24 crops; keep > t2, NMS 0.7, regression, square.
+    /// RNet on 24x24 crops of the stage-1 boxes: keep scores above the second threshold, NMS 0.7,
+    /// regression, squared and truncated.
+    fn stage2(
+        &mut self,
+        ctx: &GpuContext,
+        stage1: &[Vec<BBox>],
+        size: (usize, usize),
+        opts: &DetectOptions,
+    ) -> Result<Vec<Vec<BBox>>, ModelError> {
         let t = Instant::now();
-        let rows = self.run_crops(ctx, Which::R, &stage1, (w, h), 24)?;
+        let rows = self.run_crops(ctx, Which::R, stage1, size, 24)?;
         self.times.rnet += t.elapsed();
         let c0 = Instant::now();
-        let k = self.rnet.padded_outputs;
-        let mut rows = rows.chunks_exact(k);
-        let stage2: Vec<Vec<BBox>> = stage1
+        let mut rows = rows.chunks_exact(self.rnet.padded_outputs);
+        let stage2 = stage1
             .iter()
             .map(|bbs| {
                 let kept: Vec<Candidate> = bbs
@@ -518,37 +528,42 @@ impl Mtcnn {
                 nms(&bbs, &scores, 0.7, Overlap::Union).into_iter().map(|j| fix(&rerec(&bbreg(&kept[j].bbox, &kept[j].reg)))).collect()
             })
             .collect();
-        cpu_time = c0.elapsed();
+        self.times.cpu += c0.elapsed();
+        Ok(stage2)
+    }
 
-        // Stage 3: ONet on 48x48 crops; keep > t3, landmarks, regression, NMS 0.7 Min.
+    /// ONet on 48x48 crops of the stage-2 boxes: keep scores above the third threshold, place the
+    /// landmarks, regress, NMS 0.7 by the smaller area.
+    fn stage3(
+        &mut self,
+        ctx: &GpuContext,
+        stage2: &[Vec<BBox>],
+        size: (usize, usize),
+        opts: &DetectOptions,
+    ) -> Result<Vec<Vec<Face>>, ModelError> {
         let t = Instant::now();
-        let rows = self.run_crops(ctx, Which::O, &stage2, (w, h), 48)?;
+        let rows = self.run_crops(ctx, Which::O, stage2, size, 48)?;
         self.times.onet += t.elapsed();
         let c0 = Instant::now();
-        let k = self.onet.padded_outputs;
-        let mut rows = rows.chunks_exact(k);
+        let mut rows = rows.chunks_exact(self.onet.padded_outputs);
+        let face = |b: &BBox, r: &[f32]| {
+            let score = face_prob(r[0], r[1]);
+            (score > opts.thresholds[2]).then(|| {
+                let (bw, bh) = (b[2] - b[0] + 1.0, b[3] - b[1] + 1.0);
+                let landmarks = std::array::from_fn(|j| [bw * r[6 + j] as f64 + b[0] - 1.0, bh * r[11 + j] as f64 + b[1] - 1.0]);
+                Face { bbox: bbreg(b, &std::array::from_fn(|j| r[2 + j] as f64)), score, landmarks }
+            })
+        };
         let faces = stage2
             .iter()
             .map(|bbs| {
-                let kept: Vec<Face> = bbs
-                    .iter()
-                    .zip(rows.by_ref())
-                    .filter_map(|(b, r)| {
-                        let score = face_prob(r[0], r[1]);
-                        (score > opts.thresholds[2]).then(|| {
-                            let (bw, bh) = (b[2] - b[0] + 1.0, b[3] - b[1] + 1.0);
-                            let landmarks =
-                                std::array::from_fn(|j| [bw * r[6 + j] as f64 + b[0] - 1.0, bh * r[11 + j] as f64 + b[1] - 1.0]);
-                            Face { bbox: bbreg(b, &std::array::from_fn(|j| r[2 + j] as f64)), score, landmarks }
-                        })
-                    })
-                    .collect();
+                let kept: Vec<Face> = bbs.iter().zip(rows.by_ref()).filter_map(|(b, r)| face(b, r)).collect();
                 let bbs: Vec<BBox> = kept.iter().map(|f| f.bbox).collect();
                 let scores: Vec<f64> = kept.iter().map(|f| f.score).collect();
                 nms(&bbs, &scores, 0.7, Overlap::Min).into_iter().map(|j| kept[j].clone()).collect()
             })
             .collect();
-        self.times.cpu += cpu_time + c0.elapsed();
+        self.times.cpu += c0.elapsed();
         Ok(faces)
     }
 

@@ -114,15 +114,9 @@ pub fn crop_box(b: &[f64; 4], margin: f64, width: u32, height: u32) -> [u32; 4] 
     ]
 }
 
-pub fn align(
-    ctx: &GpuContext,
-    mtcnn: &mut Mtcnn,
-    det: &DetectOptions,
-    input: &Path,
-    output: &Path,
-    opts: &AlignOptions,
-    progress: &mut dyn Progress,
-) -> Result<AlignSummary, Box<dyn std::error::Error>> {
+/// The (source, output) pairs of the identity folders of `input` (this shard's), in facenet's order or
+/// shuffled with `--random-order`; creates `output` and removes partial files of a killed run.
+fn plan_jobs(input: &Path, output: &Path, opts: &AlignOptions) -> Result<Vec<(PathBuf, PathBuf)>, Box<dyn std::error::Error>> {
     let classes = crate::data::dataset::identity_folders(input)?;
     let classes = match opts.shard {
         Some(s) => s.select(classes),
@@ -148,17 +142,70 @@ pub fn align(
             jobs.swap(i, (state % (i as u64 + 1)) as usize);
         }
     }
+    Ok(jobs)
+}
+
+/// Whether `out` (or, with several faces, its first face) was written by an earlier run.
+fn already_aligned(out: &Path) -> bool {
+    out.exists() || out.with_file_name(format!("{}_0.png", out.file_stem().unwrap_or_default().to_string_lossy())).exists()
+}
+
+/// Writes the chosen faces of one photo (the central one, or all) and their lines of the bounding-box
+/// file; returns how many were written (0: no face, which the box file records as a bare path).
+fn write_faces(
+    img: &RgbImage,
+    faces: &[Face],
+    out: &Path,
+    opts: &AlignOptions,
+    boxes: &mut fs::File,
+) -> Result<usize, Box<dyn std::error::Error>> {
+    let chosen: Vec<usize> = if opts.detect_multiple_faces {
+        (0..faces.len()).collect()
+    } else {
+        central_face(faces, img.width(), img.height()).into_iter().collect()
+    };
+    if chosen.is_empty() {
+        writeln!(boxes, "{}", out.display())?;
+        return Ok(0);
+    }
+    if let Some(dir) = out.parent() {
+        fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    for (n, &i) in chosen.iter().enumerate() {
+        let (scaled, bb) = face_image(img, &faces[i], opts.margin, opts.image_size, opts.mode);
+        let path = if opts.detect_multiple_faces {
+            out.with_file_name(format!("{}_{n}.png", out.file_stem().unwrap_or_default().to_string_lossy()))
+        } else {
+            out.to_path_buf()
+        };
+        // Write to a temporary name, then rename: an interrupted run never leaves a half PNG that the
+        // next (resumed) run would take as done.
+        let tmp = path.with_extension("png.partial");
+        scaled.save_with_format(&tmp, image::ImageFormat::Png).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+        writeln!(boxes, "{} {} {} {} {}", path.display(), bb[0], bb[1], bb[2], bb[3])?;
+    }
+    Ok(chosen.len())
+}
+
+pub fn align(
+    ctx: &GpuContext,
+    mtcnn: &mut Mtcnn,
+    det: &DetectOptions,
+    input: &Path,
+    output: &Path,
+    opts: &AlignOptions,
+    progress: &mut dyn Progress,
+) -> Result<AlignSummary, Box<dyn std::error::Error>> {
+    let jobs = plan_jobs(input, output, opts)?;
     let key = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() % 100_000).unwrap_or(0);
     let mut summary =
         AlignSummary { images: jobs.len(), bounding_boxes: output.join(format!("bounding_boxes_{key:05}.txt")), ..Default::default() };
     let mut boxes_file = fs::File::create(&summary.bounding_boxes).map_err(|e| format!("{}: {e}", summary.bounding_boxes.display()))?;
-    let done = |out: &Path| {
-        out.exists() || out.with_file_name(format!("{}_0.png", out.file_stem().unwrap_or_default().to_string_lossy())).exists()
-    };
     summary.error_report = output.join(error_report_name(opts.shard));
     let mut errors = read_error_report(&summary.error_report);
     let listed = read_all_error_reports(output);
-    let pending: Vec<&(PathBuf, PathBuf)> = jobs.iter().filter(|(_, out)| !done(out)).collect();
+    let pending: Vec<&(PathBuf, PathBuf)> = jobs.iter().filter(|(_, out)| !already_aligned(out)).collect();
     summary.already_done = jobs.len() - pending.len();
     let todo: Vec<&(PathBuf, PathBuf)> = pending.into_iter().filter(|(src, _)| opts.retry_failed || !listed.contains_key(src)).collect();
     summary.previously_failed = jobs.len() - summary.already_done - todo.len();
@@ -170,59 +217,31 @@ pub fn align(
         .open(&summary.error_report)
         .map_err(|e| format!("{}: {e}", summary.error_report.display()))?;
     progress.report(Event::Start { what: "images", total: todo.len() });
-    let mut done = 0;
     let sources: Vec<PathBuf> = todo.iter().map(|(src, _)| src.clone()).collect();
+    let mut done = 0;
     detect_files(ctx, mtcnn, &sources, det, opts.batch, |i, outcome| {
         done += 1;
         progress.report(Event::Advance { done, status: None });
         let (src, out) = todo[i];
-        let outcome = match outcome {
-            Outcome::Detected(d, img) => Ok((d, img)),
-            Outcome::Unreadable(e) => Err(("unreadable", e)),
-            Outcome::Failed(e) => Err(("failed", e)),
-        };
-        let (d, img) = match outcome {
-            Ok(detected) => detected,
-            Err((kind, e)) => {
-                progress.report(Event::Skipped(e.clone()));
-                if kind == "unreadable" { &mut summary.unreadable } else { &mut summary.failed }.push(src.clone());
-                report.write_all(report_line(kind, src, &e).as_bytes())?;
-                errors.insert(src.clone(), (kind.to_string(), e));
+        let (kind, e) = match outcome {
+            Outcome::Detected(d, img) => {
+                errors.remove(src);
+                match write_faces(img, &d.faces, out, opts, &mut boxes_file)? {
+                    0 => {
+                        progress.report(Event::Notice(format!("Unable to align \"{}\": no face found", src.display())));
+                        summary.no_face.push(src.clone());
+                    }
+                    n => (summary.faces_written, summary.aligned) = (summary.faces_written + n, summary.aligned + 1),
+                }
                 return Ok(());
             }
+            Outcome::Unreadable(e) => ("unreadable", e),
+            Outcome::Failed(e) => ("failed", e),
         };
-        errors.remove(src);
-        let faces = &d.faces;
-        let chosen: Vec<usize> = if opts.detect_multiple_faces {
-            (0..faces.len()).collect()
-        } else {
-            central_face(faces, img.width(), img.height()).into_iter().collect()
-        };
-        if chosen.is_empty() {
-            progress.report(Event::Notice(format!("Unable to align \"{}\": no face found", src.display())));
-            summary.no_face.push(src.clone());
-            writeln!(boxes_file, "{}", out.display())?;
-            return Ok(());
-        }
-        if let Some(dir) = out.parent() {
-            fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        for (n, &i) in chosen.iter().enumerate() {
-            let (scaled, bb) = face_image(img, &faces[i], opts.margin, opts.image_size, opts.mode);
-            let path = if opts.detect_multiple_faces {
-                out.with_file_name(format!("{}_{n}.png", out.file_stem().unwrap_or_default().to_string_lossy()))
-            } else {
-                out.to_path_buf()
-            };
-            // Write to a temporary name, then rename: an interrupted run never leaves a half PNG that
-            // the next (resumed) run would take as done.
-            let tmp = path.with_extension("png.partial");
-            scaled.save_with_format(&tmp, image::ImageFormat::Png).map_err(|e| format!("{}: {e}", tmp.display()))?;
-            fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
-            writeln!(boxes_file, "{} {} {} {} {}", path.display(), bb[0], bb[1], bb[2], bb[3])?;
-            summary.faces_written += 1;
-        }
-        summary.aligned += 1;
+        progress.report(Event::Skipped(e.clone()));
+        if kind == "unreadable" { &mut summary.unreadable } else { &mut summary.failed }.push(src.clone());
+        report.write_all(report_line(kind, src, &e).as_bytes())?;
+        errors.insert(src.clone(), (kind.to_string(), e));
         Ok(())
     })?;
     progress.report(Event::Finish);

@@ -63,10 +63,53 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// Faces waiting for an embedding pass.
-struct Pending {
+/// Faces waiting for an embedding pass, and the results so far.
+struct Batcher<'a> {
+    ctx: &'a GpuContext,
+    embedder: &'a mut Embedder,
     pixels: Vec<f32>,
-    faces: Vec<FaceEmbedding>,
+    pending: Vec<FaceEmbedding>,
+    out: Vec<FaceEmbedding>,
+    skipped: Vec<Skipped>,
+    /// Crops handed out so far (the next crop's index).
+    crops: usize,
+}
+
+impl Batcher<'_> {
+    const BATCH: usize = 32;
+
+    /// Queues one face crop; a full batch is embedded at once.
+    fn push(&mut self, image: &Path, crop: &RgbImage, bbox: Option<[f64; 4]>, score: f64) -> Result<(), BoxError> {
+        self.pixels.extend(crop.as_raw().iter().map(|&v| f32::from(v)));
+        self.pending.push(FaceEmbedding { crop: self.crops, image: image.to_path_buf(), bbox, score, embedding: Vec::new() });
+        self.crops += 1;
+        if self.pending.len() >= Self::BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), BoxError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let rows = self.embedder.embed_batch(self.ctx, &self.pixels, self.pending.len())?;
+        for (mut face, row) in self.pending.drain(..).zip(rows) {
+            match row {
+                Ok(e) => {
+                    face.embedding = e;
+                    self.out.push(face);
+                }
+                Err(e) => self.skipped.push(Skipped { image: face.image, reason: format!("embedding failed: {e}") }),
+            }
+        }
+        self.pixels.clear();
+        Ok(())
+    }
+
+    fn skip(&mut self, image: &Path, reason: String) {
+        self.skipped.push(Skipped { image: image.to_path_buf(), reason });
+    }
 }
 
 /// Detects, aligns and embeds the faces of `files` (`pick` chooses which), or with `aligned` takes each
@@ -85,29 +128,10 @@ pub fn embed_faces(
     progress: &mut dyn Progress,
     mut on_face: impl FnMut(usize, &RgbImage) -> Result<(), BoxError>,
 ) -> Result<(Vec<FaceEmbedding>, Vec<Skipped>), BoxError> {
-    const BATCH: usize = 32;
     if embedder.image_size != align.image_size {
         return Err(format!("faces are aligned at {} px but the model is fed {} px", align.image_size, embedder.image_size).into());
     }
-    let s = align.image_size as usize;
-    let mut out = Vec::new();
-    let mut skipped = Vec::new();
-    let mut pending = Pending { pixels: Vec::with_capacity(BATCH * s * s * 3), faces: Vec::new() };
-    let mut flush = |pending: &mut Pending, out: &mut Vec<FaceEmbedding>, skipped: &mut Vec<Skipped>| -> Result<(), BoxError> {
-        let rows = embedder.embed_batch(ctx, &pending.pixels, pending.faces.len())?;
-        for (mut face, row) in pending.faces.drain(..).zip(rows) {
-            match row {
-                Ok(e) => {
-                    face.embedding = e;
-                    out.push(face);
-                }
-                Err(e) => skipped.push(Skipped { image: face.image, reason: format!("embedding failed: {e}") }),
-            }
-        }
-        pending.pixels.clear();
-        Ok(())
-    };
-    let mut crops = 0;
+    let mut b = Batcher { ctx, embedder, pixels: Vec::new(), pending: Vec::new(), out: Vec::new(), skipped: Vec::new(), crops: 0 };
     progress.report(Event::Start { what: "photos", total: files.len() });
     if aligned {
         for (i, f) in files.iter().enumerate() {
@@ -115,15 +139,10 @@ pub fn embed_faces(
                 Ok(px) => {
                     let crop = RgbImage::from_raw(align.image_size, align.image_size, px.iter().map(|&v| v as u8).collect())
                         .ok_or("crop of the wrong size")?;
-                    on_face(crops, &crop)?;
-                    crops += 1;
-                    pending.pixels.extend(px);
-                    pending.faces.push(FaceEmbedding { crop: crops - 1, image: f.clone(), bbox: None, score: 1.0, embedding: Vec::new() });
+                    on_face(b.crops, &crop)?;
+                    b.push(f, &crop, None, 1.0)?;
                 }
-                Err(e) => skipped.push(Skipped { image: f.clone(), reason: e }),
-            }
-            if pending.faces.len() >= BATCH {
-                flush(&mut pending, &mut out, &mut skipped)?;
+                Err(e) => b.skip(f, e),
             }
             progress.report(Event::Advance { done: i + 1, status: None });
         }
@@ -135,41 +154,36 @@ pub fn embed_faces(
             let (d, img) = match outcome {
                 Outcome::Detected(d, img) => (d, img),
                 Outcome::Unreadable(e) | Outcome::Failed(e) => {
-                    skipped.push(Skipped { image: files[i].clone(), reason: e });
+                    b.skip(&files[i], e);
                     return Ok(());
                 }
             };
-            let chosen: Vec<&Face> = match pick {
-                Pick::All => d.faces.iter().collect(),
-                Pick::Largest => d.faces.iter().max_by(|a, b| area(&a.bbox).total_cmp(&area(&b.bbox))).into_iter().collect(),
-                Pick::First => d.faces.first().into_iter().collect(),
-            };
+            let chosen = pick.choose(&d.faces);
             if chosen.is_empty() {
-                skipped.push(Skipped { image: files[i].clone(), reason: "no face found".into() });
+                b.skip(&files[i], "no face found".into());
             }
             for face in chosen {
                 let (crop, _) = face_image(img, face, align.margin, align.image_size, align.mode);
-                on_face(crops, &crop)?;
-                crops += 1;
-                pending.pixels.extend(crop.as_raw().iter().map(|&v| f32::from(v)));
-                pending.faces.push(FaceEmbedding {
-                    crop: crops - 1,
-                    image: files[i].clone(),
-                    bbox: Some(face.bbox),
-                    score: face.score,
-                    embedding: Vec::new(),
-                });
-                if pending.faces.len() >= BATCH {
-                    flush(&mut pending, &mut out, &mut skipped)?;
-                }
+                on_face(b.crops, &crop)?;
+                b.push(&files[i], &crop, Some(face.bbox), face.score)?;
             }
             Ok(())
         })?;
     }
-    if !pending.faces.is_empty() {
-        flush(&mut pending, &mut out, &mut skipped)?;
+    b.flush()?;
+    progress.report(Event::Finish);
+    Ok((b.out, b.skipped))
+}
+
+impl Pick {
+    /// The faces of one photo this choice keeps, in facenet's order.
+    fn choose<'f>(&self, faces: &'f [Face]) -> Vec<&'f Face> {
+        match self {
+            Pick::All => faces.iter().collect(),
+            Pick::Largest => faces.iter().max_by(|a, b| area(&a.bbox).total_cmp(&area(&b.bbox))).into_iter().collect(),
+            Pick::First => faces.first().into_iter().collect(),
+        }
     }
-    Ok((out, skipped))
 }
 
 fn area(b: &[f64; 4]) -> f64 {

@@ -1,0 +1,33 @@
+//! `facegpu info`.
+
+use super::common::*;
+use super::BoxError;
+
+#[derive(clap::Args)]
+pub(crate) struct InfoCmd {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+pub(crate) fn info(args: InfoCmd) -> Result<(), BoxError> {
+    let InfoCmd { json } = args;
+    let ctx = gpu()?;
+    let s = ctx.summary();
+    if json {
+        println!("{}", serde_json::to_string(&s)?);
+    } else {
+        println!("adapter: {}\nbackend: {}\ntype: {}\ndriver: {} {}", s.name, s.backend, s.device_type, s.driver, s.driver_info);
+        println!("max storage buffer binding: {} bytes", s.max_storage_buffer_binding_size);
+        println!("max buffer: {} bytes", s.max_buffer_size);
+        println!("max workgroups per dimension: {}", s.max_compute_workgroups_per_dimension);
+        println!("max invocations per workgroup: {}", s.max_compute_invocations_per_workgroup);
+        println!("max storage buffers per stage: {}", s.max_storage_buffers_per_shader_stage);
+        println!("subgroup sizes: {}..{}", s.subgroup_min_size, s.subgroup_max_size);
+        match s.kernel_lanes {
+            Some(lanes) => println!("kernel lanes: {lanes} (subgroup operations)"),
+            None => println!("kernel lanes: none (no subgroup operations)"),
+        }
+    }
+    Ok(())
+}

@@ -65,7 +65,7 @@ pub fn open_gpu() -> Result<Arc<GpuContext>, Error> {
 /// assert!(facegpu::open_image("no/such/photo.jpg").unwrap_err().to_string().contains("no/such/photo.jpg"));
 /// ```
 pub fn open_image(path: impl AsRef<Path>) -> Result<RgbImage, Error> {
-    load_image(path.as_ref()).map_err(Error::Image)
+    load_image(path.as_ref()).map_err(|e| Error::Image(e.to_string()))
 }
 
 /// facenet's distance between two embeddings, as compare.py prints it: Euclidean.

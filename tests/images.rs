@@ -50,13 +50,15 @@ fn a_broken_jpeg_is_refused_by_name_and_a_cmyk_one_still_decodes() {
     let cut = dir.join("cut.jpg");
     std::fs::write(&cut, &bytes[..600]).unwrap();
     match facegpu::data::images::load_image(&cut) {
-        Err(e) => assert!(e.contains("cut.jpg"), "{e}"),
+        Err(e) => assert!(e.to_string().contains("cut.jpg"), "{e}"),
         // libjpeg pads a truncated scan with grey (a warning, not an error): the photo's size remains.
         Ok(img) => assert_eq!((img.width(), img.height()), (1140, 794)),
     }
     let junk = dir.join("junk.jpg");
     std::fs::write(&junk, [0xff, 0xd8, 0xff, 0xe0, 0, 0, 1, 2, 3]).unwrap();
-    let e = facegpu::data::images::load_image(&junk).unwrap_err();
+    let err = facegpu::data::images::load_image(&junk).unwrap_err();
+    assert!(matches!(&err, facegpu::data::DataError::Image { path, .. } if path == &junk), "{err:?}");
+    let e = err.to_string();
     assert!(e.contains("junk.jpg") && e.contains("cannot read image"), "{e}");
     // A CMYK JPEG (libjpeg gives no RGB for it) falls back to the image crate's decoder.
     let cmyk = dir.join("cmyk.jpg");

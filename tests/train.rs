@@ -156,7 +156,7 @@ fn schedule_file_drives_the_learning_rate_and_minus_one_ends_training() {
     assert_eq!(learning_rate_from_file(&f, 2).unwrap(), 0.005);
     assert_eq!(learning_rate_from_file(&f, 3).unwrap(), -1.0);
     std::fs::write(dir.join("bad.txt"), "0: 0.1\nten: 0.01\n").unwrap();
-    let err = learning_rate_from_file(&dir.join("bad.txt"), 5).unwrap_err();
+    let err = learning_rate_from_file(&dir.join("bad.txt"), 5).unwrap_err().to_string();
     assert!(err.contains("bad.txt:2") && err.contains("'ten'"), "{err}");
 
     let ctx = gpu_or_skip!();
@@ -462,11 +462,11 @@ fn filtering_leaves_out_a_planted_outlier_and_refuses_a_file_of_another_dataset(
     // The file against another dataset (the johns in their own folder): refused, naming an image it
     // lists that is not there.
     let mut classes = facegpu::data::dataset::get_dataset(&aligned(ctx, &johns, 92, 22.0)).unwrap();
-    let err = facegpu::workflows::filter::filter_dataset(&mut classes, &m, 99.0, 0).unwrap_err();
+    let err = facegpu::workflows::filter::filter_dataset(&mut classes, &m, 99.0, 0).unwrap_err().to_string();
     assert!(err.contains("another dataset") && err.contains("train-test-filter-data"), "{err}");
     // And against a dataset with other classes: refused, naming the first class that differs.
     classes.remove(0);
-    let err = facegpu::workflows::filter::filter_dataset(&mut classes, &m, 99.0, 0).unwrap_err();
+    let err = facegpu::workflows::filter::filter_dataset(&mut classes, &m, 99.0, 0).unwrap_err().to_string();
     assert!(err.contains("5 classes against 4") && err.contains("John_Salley"), "{err}");
 }
 

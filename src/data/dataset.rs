@@ -1,6 +1,7 @@
 //! Training data: facenet's identity-per-folder dataset and validation split, seeded sampling, and a
 //! bounded queue of batches decoded and augmented on CPU worker threads while the GPU trains.
 
+use super::{io_at, DataError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -19,16 +20,17 @@ pub struct ImageClass {
 }
 
 /// facenet's `get_dataset`: one class per sub-folder, classes and images sorted by name.
-pub fn get_dataset(dir: &Path) -> Result<Vec<ImageClass>, String> {
+pub fn get_dataset(dir: &Path) -> Result<Vec<ImageClass>, DataError> {
+    let invalid = |detail: &str| DataError::Invalid { path: dir.to_path_buf(), detail: detail.into() };
     if !dir.is_dir() {
-        return Err(format!("{}: not a directory (expected one sub-folder per identity)", dir.display()));
+        return Err(invalid("not a directory (expected one sub-folder per identity)"));
     }
     let classes: Vec<ImageClass> = identity_folders(dir)?
         .into_iter()
         .map(|(name, paths)| ImageClass { name, paths: paths.into_iter().filter(|p| !is_side_file(p)).collect() })
         .collect();
     if classes.iter().all(|c| c.paths.is_empty()) {
-        return Err(format!("{}: no images in any identity folder", dir.display()));
+        return Err(invalid("no images in any identity folder"));
     }
     Ok(classes)
 }
@@ -137,7 +139,7 @@ fn rotate(img: &RgbImage, deg: f64) -> RgbImage {
 }
 
 /// Decodes and augments one image into `size x size x 3` standardized values.
-pub fn load_sample(path: &Path, aug: &Augment, rng: &mut Rng) -> Result<Vec<f32>, String> {
+pub fn load_sample(path: &Path, aug: &Augment, rng: &mut Rng) -> Result<Vec<f32>, DataError> {
     let mut img = load_image(path)?;
     if aug.random_rotate {
         img = rotate(&img, rng.uniform() * 20.0 - 10.0);
@@ -212,7 +214,7 @@ pub fn spawn_loader(
                             pixels.extend(px);
                             labels.push(*label);
                         }
-                        Err(e) => skipped.push(e),
+                        Err(e) => skipped.push(e.to_string()),
                     }
                 }
                 if tx.send(Batch { index: b, pixels, labels, skipped }).is_err() {
@@ -240,10 +242,9 @@ pub fn spawn_loader(
 }
 
 /// `(class name, files)` per identity folder, both sorted (facenet's `get_dataset`).
-pub fn identity_folders(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, String> {
-    let list = |d: &Path| -> Result<Vec<PathBuf>, String> {
-        let mut v: Vec<PathBuf> =
-            std::fs::read_dir(d).map_err(|e| format!("{}: {e}", d.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+pub fn identity_folders(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, DataError> {
+    let list = |d: &Path| -> Result<Vec<PathBuf>, DataError> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(d).map_err(io_at(d))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
         v.sort();
         Ok(v)
     };

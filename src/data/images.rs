@@ -1,5 +1,6 @@
 //! Image decoding for the commands: RGB, resized to the model's input size when needed.
 
+use super::DataError;
 use std::path::Path;
 
 use image::RgbImage;
@@ -35,8 +36,8 @@ fn decode_jpeg_like_libjpeg(bytes: &[u8]) -> Option<RgbImage> {
 /// become RGB and alpha is dropped, as facenet's `to_rgb` / `img[:, :, 0:3]`. JPEGs are decoded the way
 /// facenet's PIL decodes them ([`decode_jpeg_like_libjpeg`]), so MTCNN sees the same pixels. The error
 /// names the file.
-pub fn load_image(path: &Path) -> Result<RgbImage, String> {
-    let fail = |e: &dyn std::fmt::Display| format!("{}: cannot read image: {e}", path.display());
+pub fn load_image(path: &Path) -> Result<RgbImage, DataError> {
+    let fail = |e: &dyn std::fmt::Display| DataError::Image { path: path.to_path_buf(), detail: e.to_string() };
     let bytes = std::fs::read(path).map_err(|e| fail(&e))?;
     if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
         if let Some(img) = decode_jpeg_like_libjpeg(&bytes) {
@@ -56,7 +57,7 @@ pub fn load_image(path: &Path) -> Result<RgbImage, String> {
 
 /// Decodes `path` as RGB and returns `size x size x 3` pixel values (0..255), resized bilinearly when the
 /// image is not already that size (facenet's `misc.imresize(..., 'bilinear')`). The error names the file.
-pub fn load_rgb(path: &Path, size: u32) -> Result<Vec<f32>, String> {
+pub fn load_rgb(path: &Path, size: u32) -> Result<Vec<f32>, DataError> {
     let img = load_image(path)?;
     let img = if img.width() == size && img.height() == size { img } else { resize_bilinear_like_pil(&img, size, size) };
     Ok(img.into_raw().into_iter().map(f32::from).collect())

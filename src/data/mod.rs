@@ -4,16 +4,35 @@ pub mod dataset;
 pub mod images;
 pub mod npy;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// Errors of the data layer; each names the file.
+#[derive(Debug, Error)]
+pub enum DataError {
+    /// Reading, writing or listing `path` failed.
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    /// `path` is not an image the decoders accept.
+    #[error("{}: cannot read image: {detail}", path.display())]
+    Image { path: PathBuf, detail: String },
+    /// `path` exists but is not what was expected (an empty dataset, a file where a folder should be).
+    #[error("{}: {detail}", path.display())]
+    Invalid { path: PathBuf, detail: String },
+}
+
+/// `map_err` for an I/O result: the error names `path`.
+pub fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
+    move |source| DataError::Io { path: path.to_path_buf(), source }
+}
 
 /// Writes `bytes` to `path` through `<path>.partial` renamed into place: a crash never leaves half a
 /// file, and a failed write (no space, a file-size limit) removes the partial one and leaves the previous
 /// file as it was. The error names the file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
     let tmp = path.with_file_name(format!("{}.partial", path.file_name().unwrap_or_default().to_string_lossy()));
-    let written = std::fs::write(&tmp, bytes)
-        .map_err(|e| format!("{}: {e}", tmp.display()))
-        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display())));
+    let written = std::fs::write(&tmp, bytes).map_err(io_at(&tmp)).and_then(|_| std::fs::rename(&tmp, path).map_err(io_at(path)));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

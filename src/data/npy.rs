@@ -2,21 +2,12 @@
 
 use std::path::Path;
 
-use thiserror::Error;
-
-#[derive(Debug, Error)]
-pub enum NpyError {
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("{path}: not a float32 C-order .npy file: {detail}")]
-    Format { path: String, detail: String },
-}
+use super::DataError;
 
 /// Reads an `<f4` C-order array: (shape, values).
-pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), NpyError> {
-    let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| NpyError::Io { path: p.clone(), source })?;
-    let bad = |detail: &str| NpyError::Format { path: p.clone(), detail: detail.to_string() };
+pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let bad = |detail: &str| DataError::Invalid { path: path.to_path_buf(), detail: format!("not a float32 C-order .npy file: {detail}") };
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("missing the \\x93NUMPY magic"));
     }
@@ -46,23 +37,23 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), NpyError> {
 }
 
 /// Writes an `<f4` C-order array.
-pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), NpyError> {
+pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), DataError> {
     write(path, "<f4", shape, &data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
 }
 
 /// Writes an `<f8` C-order array (numpy's default float, as facenet's scripts save).
-pub fn write_f64(path: &Path, shape: &[usize], data: &[f64]) -> Result<(), NpyError> {
+pub fn write_f64(path: &Path, shape: &[usize], data: &[f64]) -> Result<(), DataError> {
     write(path, "<f8", shape, &data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
 }
 
 /// Writes an `<i8` (int64) vector.
-pub fn write_i64(path: &Path, data: &[i64]) -> Result<(), NpyError> {
+pub fn write_i64(path: &Path, data: &[i64]) -> Result<(), DataError> {
     write(path, "<i8", &[data.len()], &data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
 }
 
 /// Writes a vector of strings as numpy's fixed-width unicode (`<U{n}`, UTF-32, n the longest in
 /// characters), what `np.save(np.array(list_of_str))` writes.
-pub fn write_strings(path: &Path, data: &[String]) -> Result<(), NpyError> {
+pub fn write_strings(path: &Path, data: &[String]) -> Result<(), DataError> {
     let width = data.iter().map(|s| s.chars().count()).max().unwrap_or(0).max(1);
     let mut bytes = Vec::with_capacity(data.len() * width * 4);
     for s in data {
@@ -74,7 +65,7 @@ pub fn write_strings(path: &Path, data: &[String]) -> Result<(), NpyError> {
 }
 
 /// Writes a C-order array of `descr` elements (version 1.0 header, padded to 64 bytes).
-fn write(path: &Path, descr: &str, shape: &[usize], bytes: &[u8]) -> Result<(), NpyError> {
+fn write(path: &Path, descr: &str, shape: &[usize], bytes: &[u8]) -> Result<(), DataError> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_txt = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
@@ -86,5 +77,5 @@ fn write(path: &Path, descr: &str, shape: &[usize], bytes: &[u8]) -> Result<(), 
     out.extend((header.len() as u16).to_le_bytes());
     out.extend(header.as_bytes());
     out.extend(bytes);
-    std::fs::write(path, out).map_err(|source| NpyError::Io { path: path.display().to_string(), source })
+    std::fs::write(path, out).map_err(|source| DataError::Io { path: path.to_path_buf(), source })
 }

@@ -1,6 +1,6 @@
 //! LFW's pairs format and layout (facenet's `lfw.py` read_pairs / get_paths).
 
-use std::fmt;
+use crate::data::{io_at, DataError};
 use std::path::{Path, PathBuf};
 
 /// One line of pairs.txt: `name i j` (same person) or `name1 i name2 j` (different people).
@@ -19,20 +19,14 @@ pub struct Pairs {
     pub pairs: Vec<Pair>,
 }
 
-#[derive(Debug)]
+/// A pairs file that cannot be used: the file, the line (0: the file as a whole) and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}: {detail}", path.display())]
 pub struct PairsError {
     pub path: PathBuf,
     pub line: usize,
     pub detail: String,
 }
-
-impl fmt::Display for PairsError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.path.display(), self.line, self.detail)
-    }
-}
-
-impl std::error::Error for PairsError {}
 
 /// Parses LFW's pairs format. The header is `folds n` (or a single count, as in pairsDevTrain.txt);
 /// blank lines are ignored; anything else is an error naming the file and line.
@@ -113,20 +107,20 @@ pub fn resolve(lfw_dir: &Path, pairs: &[Pair]) -> Resolved {
 /// Copies an identity-per-folder tree (`person/any-name.ext`) into LFW's layout, `dst/person/person_%04d.ext`
 /// numbered from 1 in sorted file order. Existing files in `dst` are never overwritten. Returns each
 /// person with their image count.
-pub fn make_layout(src: &Path, dst: &Path) -> Result<Vec<(String, u32)>, String> {
+pub fn make_layout(src: &Path, dst: &Path) -> Result<Vec<(String, u32)>, DataError> {
     let mut out = Vec::new();
     for (name, files) in crate::data::dataset::identity_folders(src)? {
         let dir = dst.join(&name);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         let mut n = 0;
         for f in files {
             let ext = f.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_else(|| "jpg".into());
             n += 1;
             let to = dir.join(format!("{name}_{n:04}.{ext}"));
             if to.exists() {
-                return Err(format!("{}: already exists (facegpu never overwrites)", to.display()));
+                return Err(DataError::Invalid { path: to, detail: "already exists (facegpu never overwrites)".into() });
             }
-            std::fs::copy(&f, &to).map_err(|e| format!("{} -> {}: {e}", f.display(), to.display()))?;
+            std::fs::copy(&f, &to).map_err(io_at(&to))?;
         }
         out.push((name, n));
     }
@@ -136,13 +130,10 @@ pub fn make_layout(src: &Path, dst: &Path) -> Result<Vec<(String, u32)>, String>
 /// Writes a pairs file for a tree in LFW's layout: every same-person pair and as many different-person
 /// pairs (cycling through the people and their images), split into `folds` folds of `n` matched then `n`
 /// mismatched lines like LFW's own file. Returns `n`.
-pub fn write_pairs(dir: &Path, out: &Path, folds: usize) -> Result<usize, String> {
+pub fn write_pairs(dir: &Path, out: &Path, folds: usize) -> Result<usize, DataError> {
     let mut people: Vec<(String, Vec<u32>)> = Vec::new();
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
+    let mut names: Vec<PathBuf> =
+        std::fs::read_dir(dir).map_err(io_at(dir))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
     names.sort();
     for p in names {
         let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
@@ -152,7 +143,7 @@ pub fn write_pairs(dir: &Path, out: &Path, folds: usize) -> Result<usize, String
         }
     }
     if people.len() < 2 {
-        return Err(format!("{}: pairs need at least two people with images", dir.display()));
+        return Err(DataError::Invalid { path: dir.to_path_buf(), detail: "pairs need at least two people with images".into() });
     }
     let mut same = Vec::new();
     for (name, nums) in &people {
@@ -173,7 +164,8 @@ pub fn write_pairs(dir: &Path, out: &Path, folds: usize) -> Result<usize, String
     let folds = folds.max(1);
     let per_fold = same.len() / folds;
     if per_fold == 0 {
-        return Err(format!("{}: {} same-person pairs cannot fill {folds} folds", dir.display(), same.len()));
+        let detail = format!("{} same-person pairs cannot fill {folds} folds", same.len());
+        return Err(DataError::Invalid { path: dir.to_path_buf(), detail });
     }
     let mut text = format!("{folds}\t{per_fold}\n");
     for f in 0..folds {
@@ -182,6 +174,6 @@ pub fn write_pairs(dir: &Path, out: &Path, folds: usize) -> Result<usize, String
             text.push('\n');
         }
     }
-    std::fs::write(out, text).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(out, text).map_err(io_at(out))?;
     Ok(per_fold)
 }

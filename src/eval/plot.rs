@@ -185,9 +185,10 @@ impl Plot<'_> {
     }
 
     /// Renders and writes a PNG (to a temporary name, then renamed).
-    pub fn save(&self, path: &Path) -> Result<(), String> {
+    pub fn save(&self, path: &Path) -> Result<(), crate::data::DataError> {
         let tmp = path.with_extension("png.partial");
-        self.render().save_with_format(&tmp, image::ImageFormat::Png).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+        let encode = |e: image::ImageError| crate::data::DataError::Image { path: tmp.clone(), detail: e.to_string() };
+        self.render().save_with_format(&tmp, image::ImageFormat::Png).map_err(encode)?;
+        std::fs::rename(&tmp, path).map_err(crate::data::io_at(path))
     }
 }

@@ -7,6 +7,7 @@
 //! (1) and either `simple_value` (2, float) or `histo` (5, a `HistogramProto`: min 1, max 2, num 3,
 //! sum 4, sum_squares 5, packed bucket_limit 6 and bucket 7).
 
+use crate::data::{io_at, DataError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -60,12 +61,12 @@ pub struct EventWriter {
 
 impl EventWriter {
     /// Creates `dir/events.out.tfevents.<seconds>.<host>` with its `file_version` record.
-    pub fn create(dir: &Path) -> Result<Self, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    pub fn create(dir: &Path) -> Result<Self, DataError> {
+        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "facegpu".into());
         let path = dir.join(format!("events.out.tfevents.{now}.{host}"));
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io_at(&path))?;
         let mut w = Self { file, path };
         let mut event = Vec::new();
         double_field(1, wall_time(), &mut event);
@@ -74,17 +75,17 @@ impl EventWriter {
         Ok(w)
     }
 
-    fn record(&mut self, data: &[u8]) -> Result<(), String> {
+    fn record(&mut self, data: &[u8]) -> Result<(), DataError> {
         let len = (data.len() as u64).to_le_bytes();
         let mut out = Vec::with_capacity(data.len() + 16);
         out.extend(len);
         out.extend(masked_crc(&len).to_le_bytes());
         out.extend(data);
         out.extend(masked_crc(data).to_le_bytes());
-        self.file.write_all(&out).and_then(|_| self.file.flush()).map_err(|e| format!("{}: {e}", self.path.display()))
+        self.file.write_all(&out).and_then(|_| self.file.flush()).map_err(io_at(&self.path))
     }
 
-    fn summary(&mut self, step: u64, value: &[u8]) -> Result<(), String> {
+    fn summary(&mut self, step: u64, value: &[u8]) -> Result<(), DataError> {
         let mut summary = Vec::new();
         bytes_field(1, value, &mut summary);
         let mut event = Vec::new();
@@ -96,7 +97,7 @@ impl EventWriter {
     }
 
     /// A scalar `tag` at `step`.
-    pub fn scalar(&mut self, step: u64, tag: &str, v: f64) -> Result<(), String> {
+    pub fn scalar(&mut self, step: u64, tag: &str, v: f64) -> Result<(), DataError> {
         let mut value = Vec::new();
         bytes_field(1, tag.as_bytes(), &mut value);
         varint(2 << 3 | 5, &mut value);
@@ -105,7 +106,7 @@ impl EventWriter {
     }
 
     /// A histogram `tag` at `step`.
-    pub fn histogram(&mut self, step: u64, tag: &str, h: &Histogram) -> Result<(), String> {
+    pub fn histogram(&mut self, step: u64, tag: &str, h: &Histogram) -> Result<(), DataError> {
         let mut histo = Vec::new();
         for (n, v) in [(1, h.min), (2, h.max), (3, h.num), (4, h.sum), (5, h.sum_squares)] {
             double_field(n, v, &mut histo);

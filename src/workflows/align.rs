@@ -5,6 +5,7 @@
 //! name and skipped. Files that could not be read or detected are written to [`ERROR_REPORT`] as they
 //! happen and are skipped by later runs unless [`AlignOptions::retry_failed`] is set.
 
+use crate::data::io_at;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -116,7 +117,7 @@ pub fn crop_box(b: &[f64; 4], margin: f64, width: u32, height: u32) -> [u32; 4] 
 
 /// The (source, output) pairs of the identity folders of `input` (this shard's), in facenet's order or
 /// shuffled with `--random-order`; creates `output` and removes partial files of a killed run.
-fn plan_jobs(input: &Path, output: &Path, opts: &AlignOptions) -> Result<Vec<(PathBuf, PathBuf)>, Box<dyn std::error::Error>> {
+fn plan_jobs(input: &Path, output: &Path, opts: &AlignOptions) -> Result<Vec<(PathBuf, PathBuf)>, crate::workflows::Error> {
     let classes = crate::data::dataset::identity_folders(input)?;
     let classes = match opts.shard {
         Some(s) => s.select(classes),
@@ -157,15 +158,15 @@ fn write_faces(
     faces: &[Face],
     out: &Path,
     opts: &AlignOptions,
-    boxes: &mut fs::File,
-) -> Result<usize, Box<dyn std::error::Error>> {
+    (boxes, boxes_path): (&mut fs::File, &Path),
+) -> Result<usize, crate::workflows::Error> {
     let chosen: Vec<usize> = if opts.detect_multiple_faces {
         (0..faces.len()).collect()
     } else {
         central_face(faces, img.width(), img.height()).into_iter().collect()
     };
     if chosen.is_empty() {
-        writeln!(boxes, "{}", out.display())?;
+        writeln!(boxes, "{}", out.display()).map_err(io_at(boxes_path))?;
         return Ok(0);
     }
     if let Some(dir) = out.parent() {
@@ -183,7 +184,7 @@ fn write_faces(
         let tmp = path.with_extension("png.partial");
         scaled.save_with_format(&tmp, image::ImageFormat::Png).map_err(|e| format!("{}: {e}", tmp.display()))?;
         fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
-        writeln!(boxes, "{} {} {} {} {}", path.display(), bb[0], bb[1], bb[2], bb[3])?;
+        writeln!(boxes, "{} {} {} {} {}", path.display(), bb[0], bb[1], bb[2], bb[3]).map_err(io_at(boxes_path))?;
     }
     Ok(chosen.len())
 }
@@ -196,7 +197,7 @@ pub fn align(
     output: &Path,
     opts: &AlignOptions,
     progress: &mut dyn Progress,
-) -> Result<AlignSummary, Box<dyn std::error::Error>> {
+) -> Result<AlignSummary, crate::workflows::Error> {
     let jobs = plan_jobs(input, output, opts)?;
     let key = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() % 100_000).unwrap_or(0);
     let mut summary =
@@ -226,7 +227,7 @@ pub fn align(
         let (kind, e) = match outcome {
             Outcome::Detected(d, img) => {
                 errors.remove(src);
-                match write_faces(img, &d.faces, out, opts, &mut boxes_file)? {
+                match write_faces(img, &d.faces, out, opts, (&mut boxes_file, &summary.bounding_boxes))? {
                     0 => {
                         progress.report(Event::Notice(format!("Unable to align \"{}\": no face found", src.display())));
                         summary.no_face.push(src.clone());
@@ -240,7 +241,7 @@ pub fn align(
         };
         progress.report(Event::Skipped(e.clone()));
         if kind == "unreadable" { &mut summary.unreadable } else { &mut summary.failed }.push(src.clone());
-        report.write_all(report_line(kind, src, &e).as_bytes())?;
+        report.write_all(report_line(kind, src, &e).as_bytes()).map_err(io_at(&summary.error_report))?;
         errors.insert(src.clone(), (kind.to_string(), e));
         Ok(())
     })?;

@@ -239,7 +239,7 @@ pub fn train(
     image_size: usize,
     reps: usize,
     classes: usize,
-) -> Result<TrainBench, Box<dyn std::error::Error>> {
+) -> Result<TrainBench, crate::workflows::Error> {
     use crate::train::net::TrainNet;
     let s = image_size;
     let images = GpuTensor::upload(ctx, "bench images", &[batch, s, s, 3], &seeded(batch * s * s * 3, 900))?;

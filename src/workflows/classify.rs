@@ -64,7 +64,7 @@ pub fn embed_dataset(
     classes: &[ImageClass],
     batch: usize,
     progress: &mut dyn Progress,
-) -> Result<Vec<Labelled>, Box<dyn std::error::Error>> {
+) -> Result<Vec<Labelled>, crate::workflows::Error> {
     let mut items: Vec<(PathBuf, usize)> = Vec::new();
     let mut images: Vec<RgbImage> = Vec::new();
     for (label, c) in classes.iter().enumerate() {
@@ -74,7 +74,7 @@ pub fn embed_dataset(
                     images.push(crop_or_pad(&img, embedder.image_size));
                     items.push((p.clone(), label));
                 }
-                Err(e) => progress.report(Event::Skipped(e)),
+                Err(e) => progress.report(Event::Skipped(e.to_string())),
             }
         }
     }
@@ -91,7 +91,7 @@ impl Classifier {
         labels: &[u32],
         class_names: Vec<String>,
         steps: usize,
-    ) -> Result<Self, Box<dyn std::error::Error>> {
+    ) -> Result<Self, crate::workflows::Error> {
         let (n, c) = (embeddings.len(), class_names.len());
         let d = embeddings.first().map_or(0, Vec::len);
         if n == 0 || c < 2 {
@@ -138,7 +138,7 @@ impl Classifier {
     }
 
     /// Writes the classifier (never over an existing file).
-    pub fn save(&self, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    pub fn save(&self, path: &Path) -> Result<(), crate::workflows::Error> {
         if path.exists() {
             return Err(
                 format!("{}: already exists; remove it or choose another --classifier (facegpu never overwrites)", path.display()).into()
@@ -155,17 +155,22 @@ impl Classifier {
         Ok(())
     }
 
-    pub fn load(path: &Path) -> Result<Self, Box<dyn std::error::Error>> {
+    pub fn load(path: &Path) -> Result<Self, crate::workflows::Error> {
         let (w, meta) = st::load_with_metadata(path)?;
         if meta.get("format").map(String::as_str) != Some("facegpu-classifier") {
-            return Err(format!("{}: not a facegpu classifier (written by `facegpu classify train`)", path.display()).into());
+            return Err(crate::workflows::invalid!("{}: not a facegpu classifier (written by `facegpu classify train`)", path.display()));
         }
         let class_names: Vec<String> =
-            serde_json::from_str(meta.get("class_names").ok_or_else(|| format!("{}: no class names", path.display()))?)?;
+            serde_json::from_str(meta.get("class_names").ok_or_else(|| crate::workflows::invalid!("{}: no class names", path.display()))?)?;
         let wt = w.get_any("classifier/weights")?;
         let bt = w.get("classifier/biases", &[class_names.len()])?;
         if wt.shape.len() != 2 || wt.shape[1] != class_names.len() {
-            return Err(format!("{}: classifier/weights has shape {:?} for {} classes", path.display(), wt.shape, class_names.len()).into());
+            return Err(crate::workflows::invalid!(
+                "{}: classifier/weights has shape {:?} for {} classes",
+                path.display(),
+                wt.shape,
+                class_names.len()
+            ));
         }
         Ok(Self { dim: wt.shape[0], weights: wt.data.clone(), biases: bt.data.clone(), class_names })
     }
@@ -188,12 +193,16 @@ pub fn predict_dir(
     classifier: &Classifier,
     classes: &[ImageClass],
     batch: usize,
-) -> Result<Vec<Prediction>, Box<dyn std::error::Error>> {
+) -> Result<Vec<Prediction>, crate::workflows::Error> {
     let items = embed_dataset(ctx, embedder, classes, batch, &mut ())?;
     let mut out = Vec::new();
     for (path, label, e) in items {
         if e.len() != classifier.dim {
-            return Err(format!("the model gives {}-d embeddings but the classifier expects {}", e.len(), classifier.dim).into());
+            return Err(crate::workflows::invalid!(
+                "the model gives {}-d embeddings but the classifier expects {}",
+                e.len(),
+                classifier.dim
+            ));
         }
         let (best, p) = classifier.predict(&e);
         let folder = &classes[label].name;
@@ -208,7 +217,12 @@ pub fn predict_dir(
 }
 
 /// The dataset of `classify`, with classifier.py's optional split.
-pub fn classify_dataset(data_dir: &Path, split: Option<(usize, usize)>, seed: u64, train_part: bool) -> Result<Vec<ImageClass>, String> {
+pub fn classify_dataset(
+    data_dir: &Path,
+    split: Option<(usize, usize)>,
+    seed: u64,
+    train_part: bool,
+) -> Result<Vec<ImageClass>, crate::workflows::Error> {
     let classes = get_dataset(data_dir)?;
     Ok(match split {
         Some((min, per_class)) => {

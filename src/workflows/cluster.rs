@@ -284,8 +284,8 @@ pub struct ClusterOptions {
 }
 
 /// The image files of `inputs`: files as given, folders walked (sorted, recursively) for JPEG and PNG.
-pub fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+pub fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, crate::workflows::Error> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), crate::workflows::Error> {
         let mut entries: Vec<PathBuf> =
             std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
         entries.sort();
@@ -320,9 +320,9 @@ pub fn cluster_photos(
     out: &Path,
     opts: &ClusterOptions,
     progress: &mut dyn crate::progress::Progress,
-) -> Result<(ClusterReport, Vec<crate::workflows::recognize::Skipped>), Box<dyn std::error::Error>> {
+) -> Result<(ClusterReport, Vec<crate::workflows::recognize::Skipped>), crate::workflows::Error> {
     if out.exists() && std::fs::read_dir(out).map_err(|e| format!("{}: {e}", out.display()))?.next().is_some() {
-        return Err(format!("{} exists and is not empty: choose a new folder (nothing is overwritten)", out.display()).into());
+        return Err(crate::workflows::invalid!("{} exists and is not empty: choose a new folder (nothing is overwritten)", out.display()));
     }
     let files = image_files(inputs)?;
     if files.is_empty() {
@@ -345,7 +345,7 @@ pub fn cluster_photos(
     )?;
     let vectors: Vec<Vec<f32>> = faces.iter().map(|f| f.embedding.clone()).collect();
     let (clusters, rest) = cluster(ctx, &vectors, opts.method, opts.threshold, opts.min_size)?;
-    let place = |i: usize, folder: &str| -> Result<ClusterFace, Box<dyn std::error::Error>> {
+    let place = |i: usize, folder: &str| -> Result<ClusterFace, crate::workflows::Error> {
         let f = &faces[i];
         let dir = out.join(folder);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;

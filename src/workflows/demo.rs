@@ -3,6 +3,7 @@
 //! pixels, evaluates the result on pairs built from the same people with facenet's LFW protocol, and
 //! writes the training curves and the ROC curve.
 
+use crate::data::io_at;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -73,23 +74,24 @@ pub struct DemoReport {
 }
 
 /// Runs the demo in `out` (created; an existing demo there is replaced, nothing else is touched).
-pub fn demo(ctx: &GpuContext, out: &Path, epochs: usize, progress: &mut dyn Progress) -> Result<DemoReport, Box<dyn std::error::Error>> {
+pub fn demo(ctx: &GpuContext, out: &Path, epochs: usize, progress: &mut dyn Progress) -> Result<DemoReport, crate::workflows::Error> {
     let t0 = Instant::now();
     let marker = out.join(".facegpu-demo");
     if out.exists() {
         if !marker.exists() {
-            return Err(format!("{}: exists and is not a facegpu demo folder; choose another --out", out.display()).into());
+            return Err(crate::workflows::invalid!("{}: exists and is not a facegpu demo folder; choose another --out", out.display()));
         }
         std::fs::remove_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     }
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    std::fs::write(&marker, "written by facegpu demo\n")?;
+    std::fs::write(&marker, "written by facegpu demo\n").map_err(io_at(&marker))?;
     // 1. The sample photos.
     let raw = out.join("photos");
     for (person, file, bytes) in SAMPLES {
         let dir = raw.join(person);
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(file), bytes)?;
+        std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+        let path = dir.join(file);
+        std::fs::write(&path, bytes).map_err(io_at(&path))?;
     }
     progress.report(Event::Notice(format!("1/4 wrote {} sample photos of 5 people to {}", SAMPLES.len(), raw.display())));
     // 2. Detect and align (facenet's crop, scaled for an 80-pixel model: 92 pixels, margin 22).

@@ -40,8 +40,8 @@ pub fn detect_files(
     files: &[PathBuf],
     opts: &DetectOptions,
     batch: usize,
-    mut each: impl FnMut(usize, Outcome) -> Result<(), Box<dyn std::error::Error>>,
-) -> Result<(), Box<dyn std::error::Error>> {
+    mut each: impl FnMut(usize, Outcome) -> Result<(), crate::workflows::Error>,
+) -> Result<(), crate::workflows::Error> {
     let batch = batch.max(1);
     // The replacement context and detector after a device loss.
     let mut fresh: Option<(GpuContext, Mtcnn)> = None;
@@ -50,7 +50,7 @@ pub fn detect_files(
         for (j, f) in chunk.iter().enumerate() {
             match load_image(f) {
                 Ok(img) => imgs.push((c * batch + j, f, img)),
-                Err(e) => each(c * batch + j, Outcome::Unreadable(e))?,
+                Err(e) => each(c * batch + j, Outcome::Unreadable(e.to_string()))?,
             }
         }
         let refs: Vec<&RgbImage> = imgs.iter().map(|(_, _, i)| i).collect();

@@ -74,7 +74,7 @@ impl Embedder {
                         pixels.extend(p);
                         names.push(f.clone());
                     }
-                    Err(e) => progress.report(Event::Skipped(e)),
+                    Err(e) => progress.report(Event::Skipped(e.to_string())),
                 }
             }
             let rows = self.embed_batch(ctx, &pixels, names.len())?;
@@ -118,7 +118,7 @@ impl Embedder {
 impl Embedder {
     /// Writes facenet's named activations for `files` (one batch) as `dir/activation_<tap>.npy`, tap names
     /// with `/` replaced by `_`, shaped `[n, ...]`. Returns how many taps were written.
-    pub fn dump_activations(&mut self, ctx: &GpuContext, files: &[PathBuf], dir: &Path) -> Result<usize, Box<dyn std::error::Error>> {
+    pub fn dump_activations(&mut self, ctx: &GpuContext, files: &[PathBuf], dir: &Path) -> Result<usize, crate::workflows::Error> {
         let s = self.image_size as usize;
         let mut pixels = Vec::new();
         for f in files {

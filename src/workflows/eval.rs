@@ -62,7 +62,7 @@ impl EvalReport {
     }
 
     /// The fold-averaged ROC curve as a PNG.
-    pub fn save_roc(&self, path: &Path) -> Result<(), String> {
+    pub fn save_roc(&self, path: &Path) -> Result<(), crate::workflows::Error> {
         let points: Vec<(f64, f64)> = self.metrics.fpr.iter().copied().zip(self.metrics.tpr.iter().copied()).collect();
         let title = format!("ROC  AUC {:.3}  EER {:.3}", self.metrics.auc, self.metrics.eer);
         crate::eval::plot::Plot {
@@ -74,7 +74,8 @@ impl EvalReport {
             series: vec![crate::eval::plot::Series { points: &points, color: [31, 119, 180] }],
             diagonal: true,
         }
-        .save(path)
+        .save(path)?;
+        Ok(())
     }
 }
 
@@ -104,7 +105,7 @@ pub fn embed_images(
     images: &[RgbImage],
     batch: usize,
     flipped: bool,
-) -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
+) -> Result<Vec<Vec<f32>>, crate::workflows::Error> {
     let mut out: Vec<Vec<f32>> = Vec::with_capacity(images.len());
     for chunk in images.chunks(batch.max(1)) {
         let mirrored: Vec<RgbImage> = if flipped { chunk.iter().map(image::imageops::flip_horizontal).collect() } else { Vec::new() };
@@ -120,12 +121,13 @@ pub fn embed_images(
 }
 
 /// Loads one image for evaluation: decoded, aligned when asked, brought to the model's size.
-fn load_for_eval(ctx: &GpuContext, path: &Path, size: u32, align: &mut Option<OnTheFlyAlign>) -> Result<RgbImage, String> {
+fn load_for_eval(ctx: &GpuContext, path: &Path, size: u32, align: &mut Option<OnTheFlyAlign>) -> Result<RgbImage, crate::workflows::Error> {
     let img = load_image(path)?;
     let img = match align {
         Some(a) => {
             let faces = a.mtcnn.detect(ctx, &[&img], &a.detect).map_err(|e| format!("{}: {e}", path.display()))?.remove(0);
-            let i = central_face(&faces, img.width(), img.height()).ok_or_else(|| format!("{}: no face found", path.display()))?;
+            let i = central_face(&faces, img.width(), img.height())
+                .ok_or_else(|| crate::workflows::invalid!("{}: no face found", path.display()))?;
             face_image(&img, &faces[i], a.margin, size, AlignMode::Crop).0
         }
         None => img,
@@ -142,9 +144,9 @@ pub fn eval_lfw(
     opts: &EvalOptions,
     mut align: Option<OnTheFlyAlign>,
     progress: &mut dyn Progress,
-) -> Result<EvalReport, Box<dyn std::error::Error>> {
+) -> Result<EvalReport, crate::workflows::Error> {
     if !lfw_dir.is_dir() {
-        return Err(format!("--lfw-dir {}: not a directory", lfw_dir.display()).into());
+        return Err(crate::workflows::invalid!("--lfw-dir {}: not a directory", lfw_dir.display()));
     }
     let pairs = crate::eval::lfw::read_pairs(pairs_file)?;
     let resolved = crate::eval::lfw::resolve(lfw_dir, &pairs.pairs);
@@ -165,8 +167,8 @@ pub fn eval_lfw(
                     index.push(c * opts.batch_size.max(1) + j);
                 }
                 Err(e) => {
-                    progress.report(Event::Skipped(e.clone()));
-                    problems.push(e);
+                    progress.report(Event::Skipped(e.to_string()));
+                    problems.push(e.to_string());
                 }
             }
             done += 1;
@@ -191,13 +193,12 @@ pub fn eval_lfw(
         }
     }
     if same.len() < opts.folds.max(2) {
-        return Err(format!(
+        return Err(crate::workflows::invalid!(
             "only {} usable pairs in {} ({skipped} skipped): too few for {} folds",
             same.len(),
             pairs_file.display(),
             opts.folds
-        )
-        .into());
+        ));
     }
     let metrics = crate::eval::metrics::evaluate(&e1, &e2, &same, opts.folds, opts.metric, opts.subtract_mean);
     Ok(EvalReport { metrics, pairs: same.len(), skipped, images: embedded, problems })

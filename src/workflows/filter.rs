@@ -44,17 +44,17 @@ impl FilterMetrics {
         m
     }
 
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        crate::data::write_atomic(path, serde_json::to_string(self).map_err(|e| e.to_string())?.as_bytes())
+    pub fn save(&self, path: &Path) -> Result<(), crate::workflows::Error> {
+        Ok(crate::data::write_atomic(path, serde_json::to_string(self)?.as_bytes())?)
     }
 
     /// Reads a filter file, checking that its lists agree.
-    pub fn load(path: &Path) -> Result<Self, String> {
+    pub fn load(path: &Path) -> Result<Self, crate::workflows::Error> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let m: Self = serde_json::from_str(&text).map_err(|e| format!("{}: not a facegpu filter file: {e}", path.display()))?;
         let n = m.image_list.len();
         if m.label_list.len() != n || m.distance_to_center.len() != n || m.label_list.iter().any(|&l| l >= m.class_names.len()) {
-            return Err(format!(
+            return Err(crate::workflows::invalid!(
                 "{}: {n} images, {} labels, {} distances, {} classes do not agree",
                 path.display(),
                 m.label_list.len(),
@@ -113,11 +113,16 @@ pub struct Filtered {
 /// out; a class that then holds fewer than `min_images` images is dropped (facenet checks the classes of
 /// the removed images only). A filter file made for another dataset (its class names or images not
 /// those of `classes`) is refused.
-pub fn filter_dataset(classes: &mut Vec<ImageClass>, m: &FilterMetrics, percentile: f64, min_images: usize) -> Result<Filtered, String> {
+pub fn filter_dataset(
+    classes: &mut Vec<ImageClass>,
+    m: &FilterMetrics,
+    percentile: f64,
+    min_images: usize,
+) -> Result<Filtered, crate::workflows::Error> {
     let names: Vec<&String> = classes.iter().map(|c| &c.name).collect();
     if m.class_names.iter().collect::<Vec<_>>() != names {
         let first = m.class_names.iter().zip(&names).position(|(a, b)| a != *b).unwrap_or(m.class_names.len().min(names.len()));
-        return Err(format!(
+        return Err(crate::workflows::invalid!(
             "the filter file is for another dataset: {} classes against {} here, the first difference at class {first} ({:?} vs {:?})",
             m.class_names.len(),
             names.len(),
@@ -128,7 +133,10 @@ pub fn filter_dataset(classes: &mut Vec<ImageClass>, m: &FilterMetrics, percenti
     let known: BTreeMap<&Path, usize> =
         classes.iter().enumerate().flat_map(|(i, c)| c.paths.iter().map(move |p| (p.as_path(), i))).collect();
     if let Some(p) = m.image_list.iter().find(|p| !known.contains_key(p.as_path())) {
-        return Err(format!("the filter file is for another dataset: it lists {}, which is not in this one", p.display()));
+        return Err(crate::workflows::invalid!(
+            "the filter file is for another dataset: it lists {}, which is not in this one",
+            p.display()
+        ));
     }
     let distances: Vec<f64> = m.distance_to_center.iter().flatten().copied().collect();
     let threshold = find_threshold(&distances, percentile);

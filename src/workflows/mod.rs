@@ -1,6 +1,8 @@
 //! The commands: each file is one workflow built from the layers below (models, training net, data,
 //! evaluation), and reports progress through [`crate::progress`] rather than printing.
 
+mod error;
+
 pub mod align;
 pub mod bench;
 pub mod classify;
@@ -12,3 +14,6 @@ pub mod eval;
 pub mod filter;
 pub mod recognize;
 pub mod train;
+
+pub(crate) use error::invalid;
+pub use error::Error;

@@ -23,8 +23,6 @@ use crate::workflows::align::{face_image, AlignMode};
 use crate::workflows::detect::{detect_files, Outcome};
 use crate::workflows::embed::Embedder;
 
-type BoxError = Box<dyn std::error::Error>;
-
 /// How a face is cut from a photo before embedding.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FaceAlign {
@@ -79,7 +77,7 @@ impl Batcher<'_> {
     const BATCH: usize = 32;
 
     /// Queues one face crop; a full batch is embedded at once.
-    fn push(&mut self, image: &Path, crop: &RgbImage, bbox: Option<[f64; 4]>, score: f64) -> Result<(), BoxError> {
+    fn push(&mut self, image: &Path, crop: &RgbImage, bbox: Option<[f64; 4]>, score: f64) -> Result<(), crate::workflows::Error> {
         self.pixels.extend(crop.as_raw().iter().map(|&v| f32::from(v)));
         self.pending.push(FaceEmbedding { crop: self.crops, image: image.to_path_buf(), bbox, score, embedding: Vec::new() });
         self.crops += 1;
@@ -89,7 +87,7 @@ impl Batcher<'_> {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), BoxError> {
+    fn flush(&mut self) -> Result<(), crate::workflows::Error> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -126,10 +124,14 @@ pub fn embed_faces(
     pick: Pick,
     aligned: bool,
     progress: &mut dyn Progress,
-    mut on_face: impl FnMut(usize, &RgbImage) -> Result<(), BoxError>,
-) -> Result<(Vec<FaceEmbedding>, Vec<Skipped>), BoxError> {
+    mut on_face: impl FnMut(usize, &RgbImage) -> Result<(), crate::workflows::Error>,
+) -> Result<(Vec<FaceEmbedding>, Vec<Skipped>), crate::workflows::Error> {
     if embedder.image_size != align.image_size {
-        return Err(format!("faces are aligned at {} px but the model is fed {} px", align.image_size, embedder.image_size).into());
+        return Err(crate::workflows::invalid!(
+            "faces are aligned at {} px but the model is fed {} px",
+            align.image_size,
+            embedder.image_size
+        ));
     }
     let mut b = Batcher { ctx, embedder, pixels: Vec::new(), pending: Vec::new(), out: Vec::new(), skipped: Vec::new(), crops: 0 };
     progress.report(Event::Start { what: "photos", total: files.len() });
@@ -142,7 +144,7 @@ pub fn embed_faces(
                     on_face(b.crops, &crop)?;
                     b.push(f, &crop, None, 1.0)?;
                 }
-                Err(e) => b.skip(f, e),
+                Err(e) => b.skip(f, e.to_string()),
             }
             progress.report(Event::Advance { done: i + 1, status: None });
         }
@@ -487,10 +489,10 @@ impl<'g> Matcher<'g> {
 }
 
 /// The person folders of `dir` (sorted) with their files (sorted), as `align` reads a dataset.
-pub fn people(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, BoxError> {
+pub fn people(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>, crate::workflows::Error> {
     let list = crate::data::dataset::identity_folders(dir)?;
     if list.is_empty() {
-        return Err(format!("{}: no person folders (expected one folder of photos per person)", dir.display()).into());
+        return Err(crate::workflows::invalid!("{}: no person folders (expected one folder of photos per person)", dir.display()));
     }
     Ok(list)
 }
@@ -534,9 +536,9 @@ pub fn enroll(
     out: &Path,
     opts: &EnrollOptions,
     progress: &mut dyn Progress,
-) -> Result<(Gallery, EnrollSummary), BoxError> {
+) -> Result<(Gallery, EnrollSummary), crate::workflows::Error> {
     let mut gallery = match (out.exists(), opts.update) {
-        (true, false) => return Err(format!("{} already exists: pass --update to add people to it", out.display()).into()),
+        (true, false) => return Err(crate::workflows::invalid!("{} already exists: pass --update to add people to it", out.display())),
         (true, true) => {
             let g = Gallery::load(out)?;
             g.check_model(out, embedder)?;
@@ -579,7 +581,11 @@ pub fn enroll(
         gallery.add(person, faces);
     }
     if summary.embeddings == 0 {
-        return Err(format!("{}: no face found in any photo; nothing enrolled, {} left as it was", dir.display(), out.display()).into());
+        return Err(crate::workflows::invalid!(
+            "{}: no face found in any photo; nothing enrolled, {} left as it was",
+            dir.display(),
+            out.display()
+        ));
     }
     summary.calibration = calibrate(&gallery.embeddings, &gallery.labels);
     gallery.threshold = opts.threshold.or(summary.calibration.map(|c| c.threshold)).unwrap_or(DEFAULT_THRESHOLD);
@@ -736,7 +742,7 @@ pub fn export_embeddings(
     aligned: bool,
     shard: Option<crate::data::Shard>,
     progress: &mut dyn Progress,
-) -> Result<ExportSummary, BoxError> {
+) -> Result<ExportSummary, crate::workflows::Error> {
     let all = people(dir)?;
     let indexed: Vec<(usize, (String, Vec<PathBuf>))> = all.into_iter().enumerate().collect();
     let classes = match shard {

@@ -11,7 +11,7 @@ use crate::train::events::{EventWriter, PrelogitsHistogram};
 
 use super::{EpochLog, State, TrainConfig};
 
-pub(super) fn download_all(ctx: &GpuContext, state: &State, for_inference: bool) -> Result<Weights, Box<dyn std::error::Error>> {
+pub(super) fn download_all(ctx: &GpuContext, state: &State, for_inference: bool) -> Result<Weights, crate::workflows::Error> {
     let mut w = Weights::default();
     let store = &state.net.store;
     for (i, p) in store.params().iter().enumerate() {
@@ -47,7 +47,7 @@ pub(super) fn save_files(
     dir: &Path,
     state: &State,
     classes: &[String],
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), crate::workflows::Error> {
     let std_name = match cfg.standardization() {
         crate::checkpoint::Standardization::Fixed => "fixed",
         crate::checkpoint::Standardization::Prewhiten => "prewhiten",
@@ -74,7 +74,7 @@ pub(super) fn save_files(
     Ok(())
 }
 
-pub(super) fn plot_curves(path: &Path, logs: &[EpochLog]) -> Result<(), String> {
+pub(super) fn plot_curves(path: &Path, logs: &[EpochLog]) -> Result<(), crate::workflows::Error> {
     use crate::eval::plot::{Plot, Series};
     let loss: Vec<(f64, f64)> = logs.iter().map(|l| (l.epoch as f64, l.loss)).collect();
     let acc: Vec<(f64, f64)> = logs.iter().map(|l| (l.epoch as f64, l.accuracy)).collect();
@@ -105,13 +105,18 @@ pub(super) fn plot_curves(path: &Path, logs: &[EpochLog]) -> Result<(), String> 
     image::imageops::replace(&mut img, &top, 0, 0);
     image::imageops::replace(&mut img, &bottom, 0, top.height() as i64);
     let tmp = path.with_extension("png.partial");
-    img.save_with_format(&tmp, image::ImageFormat::Png).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    let encode = |e: image::ImageError| crate::data::DataError::Image { path: tmp.clone(), detail: e.to_string() };
+    img.save_with_format(&tmp, image::ImageFormat::Png).map_err(encode)?;
+    Ok(std::fs::rename(&tmp, path).map_err(crate::data::io_at(path))?)
 }
 
 /// One epoch's line of `log.jsonl` as TensorBoard scalars at the epoch's last step (facenet's tags where
 /// it has them: `lfw/accuracy`, `lfw/val_rate`, `time/total`), and the prelogits histogram when kept.
-pub(super) fn write_epoch_events(w: &mut EventWriter, log: &EpochLog, hist: Option<PrelogitsHistogram>) -> Result<(), String> {
+pub(super) fn write_epoch_events(
+    w: &mut EventWriter,
+    log: &EpochLog,
+    hist: Option<PrelogitsHistogram>,
+) -> Result<(), crate::workflows::Error> {
     let step = log.step;
     let mut scalars = vec![
         ("train/loss", log.loss),

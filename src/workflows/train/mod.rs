@@ -73,7 +73,7 @@ struct TrainingData {
 }
 
 impl TrainingData {
-    fn load(cfg: &TrainConfig, progress: &mut dyn Progress) -> Result<Self, Box<dyn std::error::Error>> {
+    fn load(cfg: &TrainConfig, progress: &mut dyn Progress) -> Result<Self, crate::workflows::Error> {
         let mut classes = get_dataset(&cfg.data_dir)?;
         let filtered = match &cfg.filter_filename {
             Some(f) => Some(filter(cfg, f, &mut classes, progress)?),
@@ -86,7 +86,7 @@ impl TrainingData {
         let images: Vec<(PathBuf, u32)> =
             train_set.iter().enumerate().flat_map(|(l, c)| c.paths.iter().map(move |p| (p.clone(), l as u32))).collect();
         if images.is_empty() || class_names.len() < 2 {
-            return Err(format!("{}: training needs at least two identities with images", cfg.data_dir.display()).into());
+            return Err(crate::workflows::invalid!("{}: training needs at least two identities with images", cfg.data_dir.display()));
         }
         Ok(Self { train_set, val_set, class_names, images, filtered })
     }
@@ -98,7 +98,7 @@ fn filter(
     file: &Path,
     classes: &mut Vec<ImageClass>,
     progress: &mut dyn Progress,
-) -> Result<crate::workflows::filter::Filtered, Box<dyn std::error::Error>> {
+) -> Result<crate::workflows::filter::Filtered, crate::workflows::Error> {
     let m = crate::workflows::filter::FilterMetrics::load(file)?;
     let out = crate::workflows::filter::filter_dataset(classes, &m, cfg.filter_percentile, cfg.filter_min_nrof_images_per_class)
         .map_err(|e| format!("--filter-filename {}: {e}", file.display()))?;
@@ -113,12 +113,12 @@ fn filter(
     Ok(out)
 }
 
-fn check_config(cfg: &TrainConfig) -> Result<(), String> {
+fn check_config(cfg: &TrainConfig) -> Result<(), crate::workflows::Error> {
     if cfg.loss == LossKind::Triplet && cfg.batch_size < 3 {
-        return Err(format!("--batch-size {} holds no triplet (at least 3)", cfg.batch_size));
+        return Err(crate::workflows::invalid!("--batch-size {} holds no triplet (at least 3)", cfg.batch_size));
     }
     if cfg.image_size < 75 {
-        return Err(format!("--image-size {} is too small for Inception-ResNet-v1 (at least 75)", cfg.image_size));
+        return Err(crate::workflows::invalid!("--image-size {} is too small for Inception-ResNet-v1 (at least 75)", cfg.image_size));
     }
     Ok(())
 }
@@ -134,7 +134,7 @@ pub fn train(
     resume: Option<&Path>,
     stop: Arc<AtomicBool>,
     progress: &mut dyn Progress,
-) -> Result<TrainSummary, Box<dyn std::error::Error>> {
+) -> Result<TrainSummary, crate::workflows::Error> {
     check_config(cfg)?;
     let data = TrainingData::load(cfg, progress)?;
     let (dir, resumed): (PathBuf, Option<Resumed>) = match resume {
@@ -190,7 +190,7 @@ impl<'a, 'w> Run<'a, 'w> {
         resumed: Option<&'w Resumed>,
         pretrained: Option<&'w Weights>,
         progress: &mut dyn Progress,
-    ) -> Result<Self, Box<dyn std::error::Error>> {
+    ) -> Result<Self, crate::workflows::Error> {
         let source = resumed.map(|(w, _)| w).or(pretrained);
         let logits = if cfg.loss == LossKind::Softmax { data.class_names.len() } else { 0 };
         let mut net = TrainNet::new(cfg.embedding_size, logits, source, cfg.seed);
@@ -228,7 +228,7 @@ impl<'a, 'w> Run<'a, 'w> {
     }
 
     /// Runs epochs until `--max-nrof-epochs`, the schedule's end or Ctrl-C; returns why it stopped.
-    fn epochs(&mut self, stop: &AtomicBool, progress: &mut dyn Progress) -> Result<String, Box<dyn std::error::Error>> {
+    fn epochs(&mut self, stop: &AtomicBool, progress: &mut dyn Progress) -> Result<String, crate::workflows::Error> {
         let cfg = self.cfg;
         while self.state.epoch < cfg.max_nrof_epochs {
             let epoch = self.state.epoch + 1;
@@ -254,12 +254,7 @@ impl<'a, 'w> Run<'a, 'w> {
     }
 
     /// The training steps of `epoch`, from the batch a Ctrl-C checkpoint stopped at.
-    fn epoch_steps(
-        &mut self,
-        epoch: usize,
-        stop: &AtomicBool,
-        progress: &mut dyn Progress,
-    ) -> Result<EpochSteps, Box<dyn std::error::Error>> {
+    fn epoch_steps(&mut self, epoch: usize, stop: &AtomicBool, progress: &mut dyn Progress) -> Result<EpochSteps, crate::workflows::Error> {
         let cfg = self.cfg;
         let phase = format!("steps of epoch {epoch}");
         progress.report(Event::Start { what: &phase, total: cfg.epoch_size });
@@ -284,7 +279,7 @@ impl<'a, 'w> Run<'a, 'w> {
         start: usize,
         stop: &AtomicBool,
         progress: &mut dyn Progress,
-    ) -> Result<EpochSteps, Box<dyn std::error::Error>> {
+    ) -> Result<EpochSteps, crate::workflows::Error> {
         let (ctx, cfg) = (self.ctx, self.cfg);
         let s = cfg.image_size as usize;
         let plan = epoch_plan(&self.data.images, cfg, epoch);
@@ -329,7 +324,7 @@ impl<'a, 'w> Run<'a, 'w> {
         done: &EpochSteps,
         secs: f64,
         progress: &mut dyn Progress,
-    ) -> Result<EpochLog, Box<dyn std::error::Error>> {
+    ) -> Result<EpochLog, crate::workflows::Error> {
         let (ctx, cfg) = (self.ctx, self.cfg);
         let k = done.steps.max(1) as f64;
         let reg = if cfg.weight_decay > 0.0 { regularization_loss(ctx, &self.state, cfg.weight_decay)? } else { 0.0 };
@@ -376,7 +371,7 @@ impl<'a, 'w> Run<'a, 'w> {
     }
 
     /// Writes the epoch's events, model, checkpoint, log and curves.
-    fn finish_epoch(&mut self, log: EpochLog) -> Result<(), Box<dyn std::error::Error>> {
+    fn finish_epoch(&mut self, log: EpochLog) -> Result<(), crate::workflows::Error> {
         let cfg = self.cfg;
         if let Some(w) = &mut self.events {
             let hist = cfg.log_histograms.then(|| std::mem::replace(&mut self.hist, PrelogitsHistogram::new(cfg.prelogits_hist_max)));
@@ -411,7 +406,7 @@ fn check_loaded(
     pretrained: Option<&Weights>,
     data: &TrainingData,
     progress: &mut dyn Progress,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), crate::workflows::Error> {
     let Some(w) = source else { return Ok(()) };
     if let Some(t) = pretrained.and_then(|p| p.tensors.get("Logits/weights")) {
         if t.shape != [net.embedding_size, data.class_names.len()] {
@@ -425,11 +420,11 @@ fn check_loaded(
     }
     if net.loaded.is_empty() {
         let e = "holds none of Inception-ResNet-v1's variables (e.g. 'InceptionResnetV1/Conv2d_1a_3x3/weights'); is it a facenet model?";
-        return Err(format!("{}: {e}", w.source.display()).into());
+        return Err(crate::workflows::invalid!("{}: {e}", w.source.display()));
     }
     if resuming && !net.initialised.is_empty() {
         let n = net.initialised.len();
-        return Err(format!("{}: checkpoint lacks {n} variables, e.g. '{}'", w.source.display(), net.initialised[0]).into());
+        return Err(crate::workflows::invalid!("{}: checkpoint lacks {n} variables, e.g. '{}'", w.source.display(), net.initialised[0]));
     }
     let missing: Vec<&String> = net.initialised.iter().filter(|n| !n.starts_with("Logits/")).collect();
     if !missing.is_empty() {
@@ -446,12 +441,12 @@ fn restore(
     w: &Weights,
     meta: &HashMap<String, String>,
     dir: &Path,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), crate::workflows::Error> {
     if meta.get("optimizer").is_some_and(|o| o != state.opt.kind.name()) {
         let (was, now) = (&meta["optimizer"], state.opt.kind);
-        return Err(format!("{}: checkpoint was written by {was} but args.json asks for {now}", dir.display()).into());
+        return Err(crate::workflows::invalid!("{}: checkpoint was written by {was} but args.json asks for {now}", dir.display()));
     }
-    let get = |name: &str, t: &GpuTensor| -> Result<(), Box<dyn std::error::Error>> {
+    let get = |name: &str, t: &GpuTensor| -> Result<(), crate::workflows::Error> {
         let src = w.get(name, &t.shape)?;
         t.write(ctx, &src.data)?;
         Ok(())

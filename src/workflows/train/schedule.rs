@@ -7,7 +7,7 @@ use crate::data::dataset::Rng;
 
 /// facenet's `get_learning_rate_from_file`: lines `epoch: lr` (`#` comments; `-` or a value <= 0 ends
 /// training); the last line whose epoch is <= `epoch` wins.
-pub fn learning_rate_from_file(path: &Path, epoch: usize) -> Result<f64, String> {
+pub fn learning_rate_from_file(path: &Path, epoch: usize) -> Result<f64, crate::workflows::Error> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut lr = None;
     for (i, line) in text.lines().enumerate() {
@@ -15,7 +15,9 @@ pub fn learning_rate_from_file(path: &Path, epoch: usize) -> Result<f64, String>
         if line.is_empty() {
             continue;
         }
-        let (e, v) = line.split_once(':').ok_or_else(|| format!("{}:{}: expected 'epoch: learning_rate'", path.display(), i + 1))?;
+        let (e, v) = line
+            .split_once(':')
+            .ok_or_else(|| crate::workflows::invalid!("{}:{}: expected 'epoch: learning_rate'", path.display(), i + 1))?;
         let e: usize = e.trim().parse().map_err(|_| format!("{}:{}: '{}' is not an epoch", path.display(), i + 1, e.trim()))?;
         let v = v.trim();
         let v: f64 =
@@ -26,12 +28,12 @@ pub fn learning_rate_from_file(path: &Path, epoch: usize) -> Result<f64, String>
             break;
         }
     }
-    lr.ok_or_else(|| format!("{}: no learning rate for epoch {epoch}", path.display()))
+    lr.ok_or_else(|| crate::workflows::invalid!("{}: no learning rate for epoch {epoch}", path.display()))
 }
 
 /// The learning rate of `epoch` (1-based) at global `step`: the schedule file's or `--learning-rate`, times
 /// the staircase decay `factor ^ floor(step / (decay_epochs * epoch_size))`.
-pub fn learning_rate(cfg: &TrainConfig, epoch: usize, step: u64) -> Result<f64, String> {
+pub fn learning_rate(cfg: &TrainConfig, epoch: usize, step: u64) -> Result<f64, crate::workflows::Error> {
     let base = match (&cfg.learning_rate_schedule_file, cfg.learning_rate > 0.0) {
         (_, true) => cfg.learning_rate,
         (Some(f), false) => learning_rate_from_file(f, epoch)?,

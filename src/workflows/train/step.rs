@@ -13,7 +13,7 @@ pub(super) fn backward_and_update(
     state: &mut State,
     tape: &mut Tape,
     lr: f32,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), crate::workflows::Error> {
     tape.backward(enc)?;
     state.net.store.weight_decay(enc, cfg.weight_decay)?;
     state.opt.step(enc, &state.net.store, lr)?;
@@ -42,7 +42,7 @@ pub(super) fn step(
     x: &GpuTensor,
     y: &GpuTensor,
     lr: f32,
-) -> Result<StepMetrics, Box<dyn std::error::Error>> {
+) -> Result<StepMetrics, crate::workflows::Error> {
     tape.reset();
     let mut enc = Encoder::new(ctx);
     let xv = tape.input(x);
@@ -88,7 +88,7 @@ pub(super) fn step(
 }
 
 /// `wd/2 * sum w^2` over the decayed weights.
-pub(super) fn regularization_loss(ctx: &GpuContext, state: &State, wd: f32) -> Result<f64, Box<dyn std::error::Error>> {
+pub(super) fn regularization_loss(ctx: &GpuContext, state: &State, wd: f32) -> Result<f64, crate::workflows::Error> {
     let n = state.net.store.params().iter().filter(|p| p.decay).count();
     let outs: Vec<GpuTensor> = (0..n).map(|i| GpuTensor::zeros(ctx, &format!("weight decay {i}"), &[1])).collect();
     let mut enc = Encoder::new(ctx);

@@ -127,7 +127,7 @@ impl TripletCtx<'_> {
         (paths, per_class): (&[PathBuf], &[usize]),
         rng: Rng,
         progress: &mut dyn Progress,
-    ) -> Result<(Sampled, usize), Box<dyn std::error::Error>> {
+    ) -> Result<(Sampled, usize), crate::workflows::Error> {
         let (cfg, s) = (self.cfg, self.cfg.image_size as usize);
         let mut out = Sampled { emb: Vec::new(), kept: Vec::new(), counts: per_class.to_vec() };
         let class_of: Vec<usize> = per_class.iter().enumerate().flat_map(|(c, &n)| std::iter::repeat_n(c, n)).collect();
@@ -157,7 +157,7 @@ impl TripletCtx<'_> {
     }
 
     /// One step on a batch of whole triplets (anchor, positive, negative rows); returns the loss.
-    fn step(&self, state: &mut State, tape: &mut Tape, x: &GpuTensor, lr: f32) -> Result<f64, Box<dyn std::error::Error>> {
+    fn step(&self, state: &mut State, tape: &mut Tape, x: &GpuTensor, lr: f32) -> Result<f64, crate::workflows::Error> {
         let cfg = self.cfg;
         let mut enc = Encoder::new(self.ctx);
         let seed = (cfg.seed as u32) ^ (state.opt.step as u32).wrapping_mul(0x9E37_79B9);
@@ -182,7 +182,7 @@ pub(super) fn triplet_epoch(
     start: usize,
     stop: &AtomicBool,
     progress: &mut dyn Progress,
-) -> Result<TripletEpoch, Box<dyn std::error::Error>> {
+) -> Result<TripletEpoch, crate::workflows::Error> {
     let cfg = t.cfg;
     let s = cfg.image_size as usize;
     let batch = cfg.batch_size - cfg.batch_size % 3;

@@ -17,7 +17,7 @@ pub(super) fn validate(
     state: &State,
     val_set: &[ImageClass],
     progress: &mut dyn Progress,
-) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+) -> Result<(f64, f64), crate::workflows::Error> {
     let w = download_all(ctx, state, false)?;
     let mut model = crate::models::inception_resnet_v1::InceptionResnetV1::load(ctx, &w)?;
     let std = cfg.standardization();
@@ -36,7 +36,7 @@ pub(super) fn validate(
                     pixels.extend(crate::workflows::eval::crop_or_pad(&img, s).into_raw().into_iter().map(f32::from));
                     labels.push(*l);
                 }
-                Err(e) => progress.report(Event::Skipped(e)),
+                Err(e) => progress.report(Event::Skipped(e.to_string())),
             }
         }
         if labels.is_empty() {
@@ -65,7 +65,7 @@ pub(super) fn lfw_during_training(
     dir: &Path,
     pairs: &Path,
     progress: &mut dyn Progress,
-) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+) -> Result<(f64, f64), crate::workflows::Error> {
     let mut w = download_all(ctx, state, false)?;
     w.standardization = Some(cfg.standardization());
     let model = crate::models::inception_resnet_v1::InceptionResnetV1::load(ctx, &w)?;

@@ -36,21 +36,6 @@ override FLAGS: u32;
 @group(0) @binding(9) var<storage, read> relu_y: array<vec4<f32>>;       // [rows, c] (flags & 8)
 @group(0) @binding(10) var<storage, read_write> parts: array<vec4<f32>>; // [blocks, c/4, 2] (bn_backward_parts)
 
-var<workgroup> part: array<vec4<f32>, 64>;
-
-fn reduce(t: u32, v: vec4<f32>) -> vec4<f32> {
-    part[t] = v;
-    workgroupBarrier();
-    for (var s = 32u; s > 0u; s >>= 1u) {
-        if (t < s) {
-            part[t] += part[t + s];
-        }
-        workgroupBarrier();
-    }
-    let total = part[0];
-    workgroupBarrier();
-    return total;
-}
 
 // dy, masked by the fused ReLU's output (flags & 8): dy * (y > 0).
 fn relu_mask4(q: u32, d: vec4<f32>) -> vec4<f32> {

@@ -24,21 +24,6 @@ override FLAGS: u32;
 @group(0) @binding(5) var<storage, read_write> moving_var: array<f32>;  // [c] updated in place
 @group(0) @binding(6) var<storage, read_write> parts: array<vec4<f32>>; // [blocks, c/4] (bn_stats_parts)
 
-var<workgroup> part: array<vec4<f32>, 64>;
-
-fn reduce(t: u32, v: vec4<f32>) -> vec4<f32> {
-    part[t] = v;
-    workgroupBarrier();
-    for (var s = 32u; s > 0u; s >>= 1u) {
-        if (t < s) {
-            part[t] += part[t + s];
-        }
-        workgroupBarrier();
-    }
-    let total = part[0];
-    workgroupBarrier();
-    return total;
-}
 
 // Channel ch of row r (in .x; reduce() adds vec4s).
 fn row(r: u32, ch: u32) -> vec4<f32> {

@@ -56,9 +56,6 @@ fn at(b: u32, iy: u32, ix: u32, ch: u32) -> f32 {
     return xs(((b * p.h + iy) * p.w + ix) * p.c + ch);
 }
 
-fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.y * nwg.x * 64u + gid.x;
-}
 
 @compute @workgroup_size(64)
 fn resize_bilinear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

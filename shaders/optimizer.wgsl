@@ -27,9 +27,6 @@ struct Params { n: u32, lr: f32, a: f32, b: f32, eps: f32, _p0: u32, _p1: u32, _
 @group(0) @binding(3) var<storage, read_write> s1: array<vec4<f32>>;  // [n] first slot
 @group(0) @binding(4) var<storage, read_write> s2: array<vec4<f32>>;  // [n] second slot
 
-fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.y * nwg.x * 64u + gid.x;
-}
 
 // Which of the 4 elements of vec4 i4 are below n.
 fn live(i4: u32) -> vec4<bool> {

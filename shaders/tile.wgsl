@@ -1,4 +1,4 @@
-// The 8 pixels x 16 channels register tile shared by conv2d.wgsl and conv2d_backward.wgsl (appended to
+// The 8 pixels x 16 channels register tile shared by the conv2d shaders (forward and backward) (appended to
 // both by src/gpu/pipeline.rs; WGSL declarations may come in any order).
 //
 // c<r>_<h> is pixel r of the tile, channels 4h..4h+3 of its 16 (separate fields, not an array:

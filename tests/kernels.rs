@@ -7,7 +7,7 @@ use common::{assert_close, record, up, Rng};
 use facegpu::cpu;
 use facegpu::gpu::GpuTensor;
 use facegpu::kernels::center_loss::CenterLossScratch;
-use facegpu::kernels::conv2d::{Activation, Epilogue, Padding};
+use facegpu::kernels::conv2d::{Activation, Epilogue, Padding, TileLayout};
 use facegpu::kernels::image::Transform;
 use facegpu::kernels::{self as k};
 
@@ -674,7 +674,7 @@ fn conv2d_row_tiles_slide_across_taps_and_match_cpu() {
     for (i, (xs, ws, pad, rows)) in cases.into_iter().enumerate() {
         let p = facegpu::kernels::conv2d::Conv2dParams::new(&xs, &ws, (1, 1), pad).unwrap();
         let (d, _) = facegpu::kernels::conv2d::Conv2dDispatch::plan(ctx, p);
-        assert_eq!(d.rows == 1, rows, "{xs:?} * {ws:?}: row tiles {}", d.rows);
+        assert_eq!(d.tile_layout == TileLayout::Rows as u32, rows, "{xs:?} * {ws:?}: layout {}", d.tile_layout);
         assert_eq!(d.ksplits > 1, i == 5, "{xs:?} * {ws:?}: split {}", d.ksplits);
         let (bias, affine, residual, act) = [(true, false, None, 2), (false, true, Some(0.3), 1)][i % 2];
         check_conv(ctx, 30 + i as u64, xs, ws, (1, 1), pad, bias, affine, residual, act);

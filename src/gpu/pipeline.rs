@@ -4,9 +4,9 @@ use std::sync::{Arc, Mutex};
 use super::{GpuContext, GpuError};
 
 macro_rules! shaders {
-    ($($variant:ident => $file:literal $(+ $shared:literal)?),* $(,)?) => {
-        /// Every WGSL source of the crate, entering through one `include_str!` table. `+ "x.wgsl"` appends a
-        /// file of declarations shared by several shaders (after the shader's own, so that its line numbers
+    ($($variant:ident => $file:literal $(+ $shared:literal)*),* $(,)?) => {
+        /// Every WGSL source of the crate, entering through one `include_str!` table. `+ "x.wgsl"` appends
+        /// files of declarations shared by several shaders (after the shader's own, so that its line numbers
         /// in errors stay right; WGSL declarations may come in any order).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Shader { $($variant),* }
@@ -20,7 +20,7 @@ macro_rules! shaders {
                 match self {
                     $(Shader::$variant => concat!(
                         include_str!(concat!("../../shaders/", $file))
-                        $(, "\n", include_str!(concat!("../../shaders/", $shared)))?
+                        $(, "\n", include_str!(concat!("../../shaders/", $shared)))*
                     )),*
                 }
             }
@@ -29,12 +29,15 @@ macro_rules! shaders {
 }
 
 shaders! {
-    Conv2d => "conv2d.wgsl" + "tile.wgsl",
-    Conv2dBackward => "conv2d_backward.wgsl" + "tile.wgsl",
+    Conv2d => "conv2d.wgsl" + "conv2d_common.wgsl" + "tile.wgsl",
+    Conv2dMtcnn => "conv2d_mtcnn.wgsl" + "conv2d_common.wgsl" + "tile.wgsl",
+    Conv2dEpilogueBackward => "conv2d_epilogue_backward.wgsl" + "conv2d_backward_common.wgsl" + "tile.wgsl" + "index.wgsl",
+    Conv2dGradInput => "conv2d_grad_input.wgsl" + "conv2d_backward_common.wgsl" + "tile.wgsl" + "index.wgsl",
+    Conv2dGradWeight => "conv2d_grad_weight.wgsl" + "conv2d_backward_common.wgsl" + "tile.wgsl" + "index.wgsl",
     Matmul => "matmul.wgsl",
     BatchNorm => "batch_norm.wgsl" + "row_blocks.wgsl",
-    BatchNormStats => "batch_norm_stats.wgsl" + "row_blocks.wgsl",
-    BatchNormBackward => "batch_norm_backward.wgsl" + "row_blocks.wgsl",
+    BatchNormStats => "batch_norm_stats.wgsl" + "row_blocks.wgsl" + "workgroup_reduce.wgsl",
+    BatchNormBackward => "batch_norm_backward.wgsl" + "row_blocks.wgsl" + "workgroup_reduce.wgsl",
     Pool => "pool.wgsl",
     Softmax => "softmax.wgsl",
     CenterLoss => "center_loss.wgsl",
@@ -42,8 +45,8 @@ shaders! {
     Concat => "concat.wgsl",
     L2Normalize => "l2_normalize.wgsl",
     Reduce => "reduce.wgsl",
-    Image => "image.wgsl",
-    Optimizer => "optimizer.wgsl",
+    Image => "image.wgsl" + "index.wgsl",
+    Optimizer => "optimizer.wgsl" + "index.wgsl",
     Triplet => "triplet.wgsl",
 }
 

@@ -1,6 +1,7 @@
 //! conv2d (NHWC x HWIO) with a fused epilogue: bias, per-channel affine, scaled residual, ReLU/PReLU.
 
 use crate::gpu::{check_shape, groups_1d, Encoder, GpuContext, GpuError, GpuTensor, Shader};
+use crate::ops::conv2d::flag as bits;
 pub use crate::ops::conv2d::{out_size, Activation, Conv2dParams, Epilogue, Padding};
 
 /// Invocations covering `m` output rows in 8-row tiles, rounded up to whole subgroups: the lanes of a
@@ -23,6 +24,19 @@ pub(crate) fn wide_channels(n: u32) -> bool {
     n.next_multiple_of(32) - n <= n / 8
 }
 
+/// How a conv2d dispatch groups output pixels into its tiles of 8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum TileLayout {
+    /// 8 consecutive flattened (n, oy, ox).
+    Flat = 0,
+    /// 8 columns of one output row (stride-1 convs at least 5 taps wide, vec4 path), whose overlapping
+    /// input columns are loaded once and slid across the taps.
+    Rows = 1,
+    /// 4 columns of two rows, max-pooled 2x2 before they are stored (`conv2d_max_pool2`).
+    RowPairs = 2,
+}
+
 /// What conv2d.wgsl's uniform holds: the geometry and epilogue, and the split of the reduction.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -32,10 +46,8 @@ pub struct Conv2dDispatch {
     /// above 1 the parts' sums meet in a scratch buffer and `conv2d_splitk_finish` applies the epilogue.
     pub ksplits: u32,
     pub kchunk: u32,
-    /// 1: pixel tiles are 8 columns of one output row (stride-1 convs at least 5 taps wide, vec4 path),
-    /// whose overlapping input columns are loaded once and slid across the taps; 0: 8 flattened pixels;
-    /// 2: 4 columns of two rows, max-pooled 2x2 before they are stored (`conv2d_max_pool2`).
-    pub rows: u32,
+    /// How output pixels are grouped into tiles: a [`TileLayout`] as u32.
+    pub tile_layout: u32,
     /// The output's first channel and channel count: `(0, oc)`, or a slice of a wider tensor
     /// (`conv2d_into`).
     pub y_off: u32,
@@ -68,7 +80,7 @@ impl Conv2dDispatch {
             conv,
             ksplits: ksplits as u32,
             kchunk: kchunk as u32,
-            rows: Self::row_layout(&conv) as u32,
+            tile_layout: if Self::row_layout(&conv) { TileLayout::Rows } else { TileLayout::Flat } as u32,
             y_off: 0,
             y_c: conv.oc,
             solo: 0,
@@ -140,16 +152,16 @@ impl Conv2dDispatch {
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         [
             ("LANES16", flag(ctx.subgroup_min_lanes().is_some_and(|l| l >= 16))),
-            ("BIAS", flag(c.flags & 1 != 0)),
-            ("AFFINE", flag(c.flags & 2 != 0)),
-            ("RESIDUAL", flag(c.flags & 4 != 0)),
+            ("BIAS", flag(c.flags & bits::BIAS != 0)),
+            ("AFFINE", flag(c.flags & bits::AFFINE != 0)),
+            ("RESIDUAL", flag(c.flags & bits::RESIDUAL != 0)),
             ("ACT", f64::from(c.act)),
             ("VEC", flag(c.c.is_multiple_of(4) && c.oc.is_multiple_of(4))),
             ("VEC_STORE", flag((c.oc | self.y_c | self.y_off).is_multiple_of(4))),
-            ("ROWS", flag(self.rows == 1)),
+            ("ROWS", flag(self.tile_layout == TileLayout::Rows as u32)),
             ("SPLITK", flag(self.ksplits > 1)),
-            // (conv2d_max_pool2 and conv2d_head set rows 2 and 1: never wide.)
-            ("WIDE", flag(self.rows == 0 && Self::wide_tiles(c))),
+            // (conv2d_max_pool2 and conv2d_head take row pairs and rows: never wide.)
+            ("WIDE", flag(self.tile_layout == TileLayout::Flat as u32 && Self::wide_tiles(c))),
         ]
     }
 
@@ -196,7 +208,17 @@ pub fn conv2d_max_pool2(
     let [n, oh, ow, oc] = p.out_shape();
     check_shape("conv2d_max_pool2", "output", &y.shape, &[n, oh.div_ceil(2), ow.div_ceil(2), oc])?;
     let [bias, scale, shift, alpha, residual] = epilogue_buffers(enc, epi);
-    let mut d = Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, rows: 2, y_off: 0, y_c: p.oc, solo: 0, tshift: 0, _pad: 0 };
+    let mut d = Conv2dDispatch {
+        conv: p,
+        ksplits: 1,
+        kchunk: p.c,
+        tile_layout: TileLayout::RowPairs as u32,
+        y_off: 0,
+        y_c: p.oc,
+        solo: 0,
+        tshift: 0,
+        _pad: 0,
+    };
     // x through the staging texture (binding 10) where c is a multiple of 4, else from its buffer.
     let (xt, tshift) = enc.texture_of_if(x, p.c.is_multiple_of(4))?;
     d.tshift = tshift;
@@ -206,7 +228,7 @@ pub fn conv2d_max_pool2(
     enc.tag_with(|| format!("{:?} * {:?}", x.shape, w.shape));
     // 12 channels (PNet's conv1) have an entry that skips the fourth channel group of the tile.
     let entry = if oc == 12 { "conv2d_max_pool2_12" } else { "conv2d_max_pool2" };
-    enc.dispatch_with(Shader::Conv2d, entry, &d.constants(enc.ctx()), &d, &buffers, &[(10, &xt)], groups_1d(tiles))?;
+    enc.dispatch_with(Shader::Conv2dMtcnn, entry, &d.constants(enc.ctx()), &d, &buffers, &[(10, &xt)], groups_1d(tiles))?;
     Ok(p)
 }
 
@@ -241,7 +263,8 @@ pub fn conv2d_head8(
     check_shape("conv2d_head8", "head bias", &head_b.shape, &[8])?;
     check_shape("conv2d_head8", "output", &y.shape, &[n, oh, ow, 8])?;
     let [bias, scale, shift, alpha, _] = epilogue_buffers(enc, epi);
-    let mut d = Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, rows: 1, y_off: 0, y_c: 8, solo: 0, tshift: 0, _pad: 0 };
+    let mut d =
+        Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, tile_layout: TileLayout::Rows as u32, y_off: 0, y_c: 8, solo: 0, tshift: 0, _pad: 0 };
     // x through the staging texture (binding 10) where c is a multiple of 4, else from its buffer.
     let (xt, tshift) = enc.texture_of_if(x, p.c.is_multiple_of(4))?;
     d.tshift = tshift;
@@ -260,7 +283,7 @@ pub fn conv2d_head8(
         Some(&head_b.buffer),
     ];
     enc.tag_with(|| format!("{:?} * {:?} then {:?}", x.shape, w.shape, head_w.shape));
-    enc.dispatch_with(Shader::Conv2d, "conv2d_head", &d.constants(enc.ctx()), &d, &buffers, &[(10, &xt)], groups_1d(tiles))?;
+    enc.dispatch_with(Shader::Conv2dMtcnn, "conv2d_head", &d.constants(enc.ctx()), &d, &buffers, &[(10, &xt)], groups_1d(tiles))?;
     Ok(p)
 }
 

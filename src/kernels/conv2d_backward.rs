@@ -6,7 +6,7 @@ use crate::gpu::{check_shape, groups_1d, Encoder, GpuContext, GpuError, GpuTenso
 pub use crate::ops::conv2d_backward::{Conv2dBackwardParams, ACCUMULATE, ACCUMULATE_RESIDUAL, AFFINE, RESIDUAL};
 
 impl Conv2dBackwardParams {
-    /// The values of conv2d_backward.wgsl's overridable constants for a dispatch of these params on `ctx`
+    /// The values of conv2d_backward_common.wgsl's overridable constants for a dispatch of these params on `ctx`
     /// whose entry takes its vec4 path where `vec` (see the shader): the flags and activation, compiled in
     /// or out, whether subgroups have 16 lanes or more, and for the entries that read them (else false, so
     /// that the others compile one pipeline whatever the conv's shape) `wide`, tiles of 32 channels
@@ -131,7 +131,7 @@ pub fn epilogue_backward(
         _ => (absent, absent, absent_rw),
     };
     enc.dispatch_with(
-        Shader::Conv2dBackward,
+        Shader::Conv2dEpilogueBackward,
         "epilogue_backward",
         &q.constants(enc.ctx(), p.oc.is_multiple_of(4), false, false),
         &q,
@@ -169,7 +169,7 @@ pub fn grad_input(
         let tiles = row_tiles(enc.ctx(), pixels) * c.c.div_ceil(cols) as usize;
         enc.tag_with(|| tag.clone());
         enc.dispatch_with(
-            Shader::Conv2dBackward,
+            Shader::Conv2dGradInput,
             "conv2d_grad_input",
             &q.constants(enc.ctx(), q.vec4_channels(), wide, false),
             &q,
@@ -223,7 +223,7 @@ pub fn grad_weight(
     if need == 0 {
         q.conv.flags = acc;
         return enc.dispatch_with(
-            Shader::Conv2dBackward,
+            Shader::Conv2dGradWeight,
             entry,
             &q.constants(enc.ctx(), q.vec4_channels(), wide, flat),
             &q,
@@ -243,7 +243,7 @@ pub fn grad_weight(
     };
     q.conv.flags = 0;
     enc.dispatch_with(
-        Shader::Conv2dBackward,
+        Shader::Conv2dGradWeight,
         entry,
         &q.constants(enc.ctx(), q.vec4_channels(), wide, flat),
         &q,
@@ -253,7 +253,7 @@ pub fn grad_weight(
     )?;
     q.conv.flags = acc;
     enc.dispatch_with(
-        Shader::Conv2dBackward,
+        Shader::Conv2dGradWeight,
         "grad_weight_reduce",
         &q.constants(enc.ctx(), dw.len().is_multiple_of(4), false, false),
         &q,

@@ -1,6 +1,7 @@
 //! matmul / linear: `c = a·b (+ bias) (+ c)` with optional transposes of either operand.
 
 use crate::gpu::{check_shape, flags, groups_1d, Encoder, GpuError, GpuTensor, Shader};
+use crate::ops::matmul::flag;
 pub use crate::ops::matmul::MatmulParams;
 
 /// Records `c = [c +] op(a)·op(b) [+ bias]`. `c` must be `[m, n]`.
@@ -19,14 +20,14 @@ pub fn matmul(
     check_shape("matmul", "output", &c.shape, &[p.m as usize, p.n as usize])?;
     if let Some(bias) = bias {
         check_shape("matmul", "bias", &bias.shape, &[p.n as usize])?;
-        p.flags |= 1;
+        p.flags |= flag::BIAS;
     }
     if accumulate {
-        p.flags |= 2;
+        p.flags |= flag::ACCUMULATE;
     }
     // Untransposed operands with k and n multiples of 4: the vec4 path.
     if p.a_cs == 1 && p.b_cs == 1 && p.a_rs.is_multiple_of(4) && p.b_rs.is_multiple_of(4) && p.k.is_multiple_of(4) {
-        p.flags |= 4;
+        p.flags |= flag::VEC4;
     }
     let bias_buf = bias.map(|t| &t.buffer).unwrap_or(enc.absent());
     // One workgroup per 8x8 block of 8x8 output tiles.

@@ -2,6 +2,7 @@
 
 use super::conv2d::Padding;
 use crate::gpu::{check_shape, flags, groups_1d, DType, Encoder, GpuError, GpuTensor, Shader};
+use crate::ops::pool::flag;
 pub use crate::ops::pool::PoolParams;
 
 /// Max pool; `argmax` (u32, same shape as `y`), when given for a backward pass, receives the flat input
@@ -22,7 +23,7 @@ pub fn max_pool(
         if argmax.dtype != DType::U32 {
             return Err(GpuError::Invalid { op: "max_pool", detail: format!("argmax tensor '{}' must be u32", argmax.label) });
         }
-        p.flags = 2;
+        p.flags = flag::ARGMAX;
     }
     let argmax = argmax.map_or(enc.absent_rw(), |a| &a.buffer).clone();
     // Four channels per invocation where c is a multiple of 4.
@@ -90,7 +91,7 @@ pub fn max_pool_backward(
     check_shape("max_pool_backward", "dy", &dy.shape, &p.out_shape())?;
     check_shape("max_pool_backward", "argmax", &argmax.shape, &p.out_shape())?;
     // Accumulate (flag 1); four channels as vec4s where c is a multiple of 4.
-    p.flags = accumulate as u32 | p.vec4_flag();
+    p.flags = if accumulate { flag::ACCUMULATE } else { 0 } | p.vec4_flag();
     enc.dispatch_with(
         Shader::Pool,
         "max_pool_backward",
@@ -114,7 +115,7 @@ pub fn avg_pool_backward(
 ) -> Result<(), GpuError> {
     let mut p = PoolParams::new(&dx.shape, k, stride, padding)?;
     check_shape("avg_pool_backward", "dy", &dy.shape, &p.out_shape())?;
-    p.flags = accumulate as u32 | p.vec4_flag();
+    p.flags = if accumulate { flag::ACCUMULATE } else { 0 } | p.vec4_flag();
     // The shader's shared gather references argmax, so the entry's layout holds it: bind a stand-in.
     let unused = enc.absent_rw();
     enc.dispatch_with(

@@ -148,16 +148,16 @@ impl Conv2dParams {
         self.flags = 0;
         if let Some(b) = &epi.bias {
             check("bias", b, oc)?;
-            self.flags |= 1;
+            self.flags |= flag::BIAS;
         }
         if let Some((s, t)) = &epi.affine {
             check("affine scale", s, oc)?;
             check("affine shift", t, oc)?;
-            self.flags |= 2;
+            self.flags |= flag::AFFINE;
         }
         if let Some((r, s)) = &epi.residual {
             check("residual", r, out)?;
-            self.flags |= 4;
+            self.flags |= flag::RESIDUAL;
             self.res_scale = *s;
         }
         self.act = match &epi.act {
@@ -170,4 +170,11 @@ impl Conv2dParams {
         };
         Ok(self)
     }
+}
+
+/// `Conv2dParams::flags` bits: the epilogue's parts (conv2d.wgsl's BIAS, AFFINE and RESIDUAL constants).
+pub mod flag {
+    pub const BIAS: u32 = 1;
+    pub const AFFINE: u32 = 2;
+    pub const RESIDUAL: u32 = 4;
 }

@@ -46,3 +46,13 @@ impl MatmulParams {
         2.0 * self.m as f64 * self.n as f64 * self.k as f64
     }
 }
+
+/// `MatmulParams::flags` bits (matmul.wgsl's FLAGS).
+pub mod flag {
+    /// Add `bias[j]` to every row.
+    pub const BIAS: u32 = 1;
+    /// Add to `c` instead of overwriting it.
+    pub const ACCUMULATE: u32 = 2;
+    /// Untransposed operands with k and n multiples of 4: the vec4 path.
+    pub const VEC4: u32 = 4;
+}

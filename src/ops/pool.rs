@@ -23,11 +23,11 @@ pub struct PoolParams {
 }
 
 impl PoolParams {
-    /// Flag 4 where c is a multiple of 4: max_pool and the pool backwards take four channels per
-    /// invocation as vec4s (compiled in or out with the flags).
+    /// [`flag::VEC4`] where c is a multiple of 4: max_pool and the pool backwards take four channels
+    /// per invocation as vec4s (compiled in or out with the flags).
     pub fn vec4_flag(&self) -> u32 {
         if self.c.is_multiple_of(4) {
-            4
+            flag::VEC4
         } else {
             0
         }
@@ -66,4 +66,14 @@ impl PoolParams {
     pub fn out_shape(&self) -> [usize; 4] {
         [self.n as usize, self.oh as usize, self.ow as usize, self.c as usize]
     }
+}
+
+/// `PoolParams::flags` bits (pool.wgsl's FLAGS).
+pub mod flag {
+    /// The backwards add into the input gradient.
+    pub const ACCUMULATE: u32 = 1;
+    /// max_pool saves the argmax for its backward.
+    pub const ARGMAX: u32 = 2;
+    /// c is a multiple of 4: four channels per invocation as vec4s.
+    pub const VEC4: u32 = 4;
 }

@@ -7,3 +7,11 @@ pub struct ReduceParams {
     /// bit 0: accumulate (col_sum); bit 1: square the terms (sum_scaled).
     pub flags: u32,
 }
+
+/// `ReduceParams::flags` bits (reduce.wgsl's).
+pub mod flag {
+    /// col_sum adds into its output.
+    pub const ACCUMULATE: u32 = 1;
+    /// sum_scaled squares each term.
+    pub const SQUARE: u32 = 2;
+}

@@ -21,6 +21,8 @@ pub enum Error {
     #[error(transparent)]
     Pairs(#[from] PairsError),
     #[error(transparent)]
+    Plot(#[from] crate::eval::plot::PlotError),
+    #[error(transparent)]
     Gallery(#[from] super::recognize::GalleryError),
     /// A file the workflow wrote itself that could not be encoded (JSON).
     #[error("encoding JSON: {0}")]

@@ -64,11 +64,11 @@ impl EvalReport {
     /// The fold-averaged ROC curve as a PNG.
     pub fn save_roc(&self, path: &Path) -> Result<(), crate::workflows::Error> {
         let points: Vec<(f64, f64)> = self.metrics.fpr.iter().copied().zip(self.metrics.tpr.iter().copied()).collect();
-        let title = format!("ROC  AUC {:.3}  EER {:.3}", self.metrics.auc, self.metrics.eer);
+        let title = format!("ROC (AUC {:.3}, EER {:.3})", self.metrics.auc, self.metrics.eer);
         crate::eval::plot::Plot {
             title: &title,
-            x_label: "FALSE POSITIVE RATE",
-            y_label: "TRUE POSITIVE RATE",
+            x_label: "False positive rate",
+            y_label: "True positive rate",
             x_range: (0.0, 1.0),
             y_range: (0.0, 1.0),
             series: vec![crate::eval::plot::Series { points: &points, color: [31, 119, 180] }],

@@ -598,12 +598,13 @@ pub fn enroll(
 pub fn draw_names(img: &RgbImage, faces: &[IdentifiedFace]) -> RgbImage {
     let boxes: Vec<Face> = faces.iter().map(|f| Face { bbox: f.bbox, score: f.score, landmarks: [[-100.0; 2]; 5] }).collect();
     let mut out = crate::workflows::detect::draw(img, &boxes);
-    let scale = (img.width().max(img.height()) as i64 / 400).clamp(2, 8);
+    // Names about 1/30 of the photo's longer side high, at least 14 pixels.
+    let size = (img.width().max(img.height()) / 30).max(14);
     for f in faces {
         let label = f.name.clone().unwrap_or_else(|| "unknown".into());
-        let (x, y) = (f.bbox[0] as i64, f.bbox[1] as i64 - 7 * scale);
+        let (x, y) = (f.bbox[0] as i64, f.bbox[1] as i64 - size as i64 - 4);
         let colour = if f.name.is_some() { [0, 255, 0] } else { [255, 64, 64] };
-        crate::eval::plot::text(&mut out, x.max(0), y.max(0), &label, scale, colour);
+        crate::eval::plot::text(&mut out, x.max(0), y.max(0), &label, size, colour);
     }
     out
 }

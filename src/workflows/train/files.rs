@@ -82,32 +82,29 @@ pub(super) fn plot_curves(path: &Path, logs: &[EpochLog]) -> Result<(), crate::w
     let first = logs.first().map_or(0.0, |l| l.epoch as f64 - 1.0);
     let max_loss = loss.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-6) * 1.05;
     let top = Plot {
-        title: "TRAINING LOSS",
-        x_label: "EPOCH",
-        y_label: "LOSS",
+        title: "Training loss",
+        x_label: "Epoch",
+        y_label: "Loss",
         x_range: (first, last),
         y_range: (0.0, max_loss),
         series: vec![Series { points: &loss, color: [214, 39, 40] }],
         diagonal: false,
     }
-    .render();
+    .render()?;
     let bottom = Plot {
-        title: "TRAINING ACCURACY",
-        x_label: "EPOCH",
-        y_label: "ACCURACY",
+        title: "Training accuracy",
+        x_label: "Epoch",
+        y_label: "Accuracy",
         x_range: (first, last),
         y_range: (0.0, 1.0),
         series: vec![Series { points: &acc, color: [31, 119, 180] }],
         diagonal: false,
     }
-    .render();
+    .render()?;
     let mut img = image::RgbImage::new(top.width(), top.height() + bottom.height());
     image::imageops::replace(&mut img, &top, 0, 0);
     image::imageops::replace(&mut img, &bottom, 0, top.height() as i64);
-    let tmp = path.with_extension("png.partial");
-    let encode = |e: image::ImageError| crate::data::DataError::Image { path: tmp.clone(), detail: e.to_string() };
-    img.save_with_format(&tmp, image::ImageFormat::Png).map_err(encode)?;
-    Ok(std::fs::rename(&tmp, path).map_err(crate::data::io_at(path))?)
+    Ok(crate::eval::plot::save_png(&img, path)?)
 }
 
 /// One epoch's line of `log.jsonl` as TensorBoard scalars at the epoch's last step (facenet's tags where

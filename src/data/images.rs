@@ -34,7 +34,7 @@ fn decode_jpeg_like_libjpeg(bytes: &[u8]) -> Option<RgbImage> {
 
 /// Decodes any supported image (format taken from the content, not the extension) as RGB; grey images
 /// become RGB and alpha is dropped, as facenet's `to_rgb` / `img[:, :, 0:3]`. JPEGs are decoded the way
-/// facenet's PIL decodes them ([`decode_jpeg_like_libjpeg`]), so MTCNN sees the same pixels. The error
+/// facenet's PIL decodes them (`decode_jpeg_like_libjpeg`), so MTCNN sees the same pixels. The error
 /// names the file.
 pub fn load_image(path: &Path) -> Result<RgbImage, DataError> {
     let fail = |e: &dyn std::fmt::Display| DataError::Image { path: path.to_path_buf(), detail: e.to_string() };

@@ -289,7 +289,24 @@ pub struct Verification {
     pub fpr: Vec<f64>,
 }
 
-/// facenet's `lfw.evaluate` + validate_on_lfw.py's AUC/EER on pairs `(e1[i], e2[i])`.
+/// facenet's `lfw.evaluate` + validate_on_lfw.py's AUC/EER on pairs `(e1[i], e2[i])`: `k`-fold accuracy
+/// at the best threshold, VAL at FAR 1e-3, AUC and EER.
+///
+/// ```
+/// use facegpu::{evaluate, DistanceMetric};
+/// // 20 pairs: the same person's embeddings lie close together, different people's far apart.
+/// let unit = |a: f32| vec![a.cos(), a.sin()];
+/// let (mut e1, mut e2, mut same) = (vec![], vec![], vec![]);
+/// for i in 0..20 {
+///     let a = i as f32 * 0.3;
+///     e1.push(unit(a));
+///     e2.push(if i % 2 == 0 { unit(a + 0.05) } else { unit(a + 2.0) });
+///     same.push(i % 2 == 0);
+/// }
+/// let v = evaluate(&e1, &e2, &same, 10, DistanceMetric::Euclidean, false);
+/// assert_eq!(v.accuracy_mean, 1.0);
+/// assert!(v.auc > 0.99);
+/// ```
 pub fn evaluate(e1: &[Vec<f32>], e2: &[Vec<f32>], same: &[bool], k: usize, metric: DistanceMetric, subtract_mean: bool) -> Verification {
     let roc = calculate_roc(&thresholds(0.01), e1, e2, same, k, metric, subtract_mean);
     let (val, val_std, far) = calculate_val(&thresholds(0.001), e1, e2, same, 1e-3, k, metric, subtract_mean);

@@ -263,8 +263,17 @@ pub fn conv2d_head8(
     check_shape("conv2d_head8", "head bias", &head_b.shape, &[8])?;
     check_shape("conv2d_head8", "output", &y.shape, &[n, oh, ow, 8])?;
     let [bias, scale, shift, alpha, _] = epilogue_buffers(enc, epi);
-    let mut d =
-        Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, tile_layout: TileLayout::Rows as u32, y_off: 0, y_c: 8, solo: 0, tshift: 0, _pad: 0 };
+    let mut d = Conv2dDispatch {
+        conv: p,
+        ksplits: 1,
+        kchunk: p.c,
+        tile_layout: TileLayout::Rows as u32,
+        y_off: 0,
+        y_c: 8,
+        solo: 0,
+        tshift: 0,
+        _pad: 0,
+    };
     // x through the staging texture (binding 10) where c is a multiple of 4, else from its buffer.
     let (xt, tshift) = enc.texture_of_if(x, p.c.is_multiple_of(4))?;
     d.tshift = tshift;

@@ -58,7 +58,7 @@ pub enum Activation<T> {
 #[derive(Debug, Clone, Copy)]
 pub struct Epilogue<T> {
     pub bias: Option<T>,
-    /// `(scale, shift)`: y = y*scale[c] + shift[c].
+    /// `(scale, shift)`: `y = y * scale[c] + shift[c]`.
     pub affine: Option<(T, T)>,
     /// `(residual, s)`: y = residual + s*y.
     pub residual: Option<(T, f32)>,

@@ -1,6 +1,6 @@
 //! `facegpu eval`: facenet's validate_on_lfw.py. Pairs are read in LFW's format, every image is embedded
 //! once (optionally aligned on the fly with MTCNN, optionally with its mirror image), and the metrics of
-//! [`metrics`] are computed exactly as facenet does.
+//! [`crate::eval::metrics`] are computed exactly as facenet does.
 
 use std::path::Path;
 

@@ -19,7 +19,7 @@ pub struct TrainConfig {
     /// Training images: one folder per identity (aligned faces, e.g. from `facegpu align`).
     #[arg(long, default_value = "", hide_default_value = true, value_parser = any_path)]
     pub data_dir: PathBuf,
-    /// Runs are written to MODELS_BASE_DIR/<run-id>/.
+    /// Runs are written to MODELS_BASE_DIR/RUN_ID/.
     #[arg(long, default_value = "models/facegpu")]
     pub models_base_dir: PathBuf,
     /// Start from these weights (TF checkpoint or .safetensors); a Logits layer of another size is re-initialised.
@@ -116,7 +116,7 @@ pub struct TrainConfig {
     #[arg(long, default_value_t = 0)]
     #[serde(default)]
     pub filter_min_nrof_images_per_class: usize,
-    /// Write TensorBoard event files to LOGS_BASE_DIR/<run-id>/ (the log.jsonl scalars per epoch).
+    /// Write TensorBoard event files to LOGS_BASE_DIR/RUN_ID/ (the log.jsonl scalars per epoch).
     #[arg(long)]
     #[serde(default)]
     pub logs_base_dir: Option<PathBuf>,

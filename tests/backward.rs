@@ -517,11 +517,14 @@ fn conv2d_epilogue_backward_matches_cpu() {
                     k::conv2d_backward::epilogue_backward(enc, &p, &gpu_epi, &gdy, &saved, &grads)
                 });
                 let name = format!("epilogue oc {oc} case {case} acc {accumulate}");
+                // A few fp32 operations or a short sum per value, in another order: about 1e-6.
                 assert_close(&format!("{name} g"), &gg.download(ctx).unwrap(), &g, 1e-6, 1e-6);
                 if residual {
+                    // A few fp32 operations or a short sum per value, in another order: about 1e-6.
                     assert_close(&format!("{name} dres"), &gdres.download(ctx).unwrap(), &dres, 1e-6, 1e-6);
                 }
                 if act == 2 {
+                    // A few fp32 operations or a short sum per value, in another order: about 1e-6.
                     assert_close(&format!("{name} prelu product"), &gprod.download(ctx).unwrap(), &prod, 1e-6, 1e-6);
                 }
             }
@@ -628,6 +631,7 @@ fn relu_backward_matches_cpu_writing_and_accumulating() {
         cpu::elementwise::relu_backward(&c.dy, &y, &mut want, accumulate);
         let out = up(ctx, "dx", &c.shape, &c.dx0);
         record(ctx, |enc| k::elementwise::relu_backward(enc, &gdy, &gy, &out, accumulate));
+        // One or two fp32 operations per value on each side: they differ by rounding only.
         assert_close(&format!("relu_backward accumulate={accumulate}"), &out.download(ctx).unwrap(), &want, 1e-7, 1e-6);
     }
 }
@@ -642,7 +646,9 @@ fn prelu_backward_matches_cpu_with_its_alpha_products() {
         let prod = cpu::elementwise::prelu_backward(&c.dy, &c.x, &c.alpha, &mut want, accumulate);
         let (out, gprod) = (up(ctx, "dx", &c.shape, &c.dx0), GpuTensor::zeros(ctx, "prod", &c.shape));
         record(ctx, |enc| k::elementwise::prelu_backward(enc, &gdy, &gx, &ga, &out, &gprod, accumulate));
+        // One or two fp32 operations per value on each side: they differ by rounding only.
         assert_close(&format!("prelu_backward accumulate={accumulate}"), &out.download(ctx).unwrap(), &want, 1e-7, 1e-6);
+        // One or two fp32 operations per value on each side: they differ by rounding only.
         assert_close("prelu product", &gprod.download(ctx).unwrap(), &prod, 1e-7, 1e-6);
     }
 }
@@ -795,6 +801,7 @@ fn concat_and_split_accumulate_into_existing_gradients() {
     record(ctx, |enc| k::concat::split_channels_into(enc, &gdy, &gparts.iter().collect::<Vec<_>>(), &acc));
     for i in 0..3 {
         let want: Vec<f32> = if acc[i] { parts[i].iter().zip(&prior[i]).map(|(a, b)| a + b).collect() } else { parts[i].clone() };
+        // One or two fp32 operations per value on each side: they differ by rounding only.
         assert_close(&format!("split part {i} accumulate {}", acc[i]), &gparts[i].download(ctx).unwrap(), &want, 1e-7, 1e-6);
     }
     let base = rng.vec(66, -1.0, 1.0);
@@ -804,6 +811,7 @@ fn concat_and_split_accumulate_into_existing_gradients() {
     let cat = cpu::concat::concat_channels(&now.iter().zip(&shapes).map(|(p, s)| (p.as_slice(), s.as_slice())).collect::<Vec<_>>(), &whole)
         .unwrap();
     let want: Vec<f32> = cat.iter().zip(&base).map(|(a, b)| a + b).collect();
+    // One or two fp32 operations per value on each side: they differ by rounding only.
     assert_close("concat accumulate", &gbase.download(ctx).unwrap(), &want, 1e-7, 1e-6);
 }
 
@@ -848,7 +856,9 @@ fn triplet_loss_gradient_matches_finite_differences_and_gpu_matches_cpu() {
     let (gl, gloss, gg) =
         (GpuTensor::zeros(ctx, "row loss", &[k]), GpuTensor::zeros(ctx, "loss", &[1]), GpuTensor::zeros(ctx, "grad", &[3 * k, d]));
     record(ctx, |enc| k::triplet::triplet_loss(enc, &ge, &gl, &gloss, &gg, alpha, weight));
+    // A few fp32 operations or a short sum per value, in another order: about 1e-6.
     assert_close("triplet row losses", &gl.download(ctx).unwrap(), &losses, 1e-6, 1e-5);
+    // A few fp32 operations or a short sum per value, in another order: about 1e-6.
     assert_close("triplet gradient", &gg.download(ctx).unwrap(), &grad, 1e-6, 1e-5);
     let err = facegpu::kernels::triplet::TripletParams::new(&[10, 4], 0.2, 1.0).unwrap_err().to_string();
     assert!(err.contains("[3k, d]"), "{err}");

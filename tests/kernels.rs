@@ -125,6 +125,8 @@ fn matmul_with_bias_and_transposes_matches_cpu() {
         let (ga, gb, gbias, gc) =
             (up(ctx, "a", &a_shape, &a), up(ctx, "b", &b_shape, &b), up(ctx, "bias", &[n], &bias), up(ctx, "c", &[m, n], &c0));
         record(ctx, |enc| k::matmul::matmul(enc, &ga, &gb, Some(&gbias), &gc, ta, tb, acc).map(|_| ()));
+        // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's statistics)
+        // summed in another order by the GPU's tiles: errors grow to about 1e-5 relative, 1e-4 bounds them.
         assert_close(&format!("matmul ta={ta} tb={tb} acc={acc}"), &gc.download(ctx).unwrap(), &want, 1e-4, 1e-4);
     }
 }
@@ -150,6 +152,7 @@ fn batch_norm_inference_with_and_without_gamma_matches_cpu() {
             let want = cpu::batch_norm::batch_norm_inference(&x, &xs, &mm, &mv, gamma.then_some(g.as_slice()), &b, 1e-3).unwrap();
             let gy = GpuTensor::zeros(ctx, "y", &xs);
             record(ctx, |enc| k::batch_norm::batch_norm_inference(enc, &gx, &gmm, &gmv, gamma.then_some(&gg), &gb, &gy, 1e-3));
+            // Sums of tens to hundreds of fp32 terms in another order (tree vs sequential): about 1e-5.
             assert_close(&format!("batch_norm_inference {xs:?}"), &gy.download(ctx).unwrap(), &want, 1e-5, 1e-5);
         }
     }
@@ -172,10 +175,17 @@ fn batch_norm_train_matches_cpu_including_saved_stats_and_moving_averages() {
         let (gy, gmean, ginv) =
             (GpuTensor::zeros(ctx, "y", &xs), GpuTensor::zeros(ctx, "mean", &[c]), GpuTensor::zeros(ctx, "invstd", &[c]));
         record(ctx, |enc| k::batch_norm::batch_norm_train(enc, &gx, None, &gb, &gmm, &gmv, &gy, &gmean, &ginv, 1e-3, 0.995, false));
+        // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's statistics)
+        // summed in another order by the GPU's tiles: errors grow to about 1e-5 relative, 1e-4 bounds them.
         assert_close(&format!("batch_norm_train y {xs:?}"), &gy.download(ctx).unwrap(), &want_y, 1e-4, 1e-4);
+        // Sums of tens to hundreds of fp32 terms in another order (tree vs sequential): about 1e-5.
         assert_close("batch_norm_train mean", &gmean.download(ctx).unwrap(), &want_mean, 1e-5, 1e-5);
+        // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's statistics)
+        // summed in another order by the GPU's tiles: errors grow to about 1e-5 relative, 1e-4 bounds them.
         assert_close("batch_norm_train invstd", &ginv.download(ctx).unwrap(), &want_invstd, 1e-4, 1e-4);
+        // A few fp32 operations or a short sum per value, in another order: about 1e-6.
         assert_close("batch_norm_train moving_mean", &gmm.download(ctx).unwrap(), &mm, 1e-6, 1e-5);
+        // A few fp32 operations or a short sum per value, in another order: about 1e-6.
         assert_close("batch_norm_train moving_var", &gmv.download(ctx).unwrap(), &mv, 1e-6, 1e-5);
         // Fused with a ReLU: the twin's output through the ReLU twin.
         let (gmm, gmv) = (up(ctx, "mm", &[c], &mm0), up(ctx, "mv", &[c], &mv0));
@@ -198,6 +208,7 @@ fn max_pool_same_and_valid_match_cpu_including_argmax() {
         let gx = up(ctx, "x", &xs, &x);
         let (gy, garg) = (GpuTensor::zeros(ctx, "y", &p.out_shape()), GpuTensor::zeros_u32(ctx, "argmax", &p.out_shape()));
         record(ctx, |enc| k::pool::max_pool(enc, &gx, &gy, Some(&garg), kk, s, pad).map(|_| ()));
+        // Exact: the kernel only moves, compares or selects values.
         assert_close("max_pool", &gy.download(ctx).unwrap(), &want, 0.0, 0.0);
         assert_eq!(garg.download_u32(ctx).unwrap(), want_arg, "max_pool argmax {xs:?}");
         // Inference leaves argmax out: the same maxima.
@@ -218,11 +229,13 @@ fn avg_pool_same_excludes_padding_and_global_avg_pool_match_cpu() {
         let (want, p) = cpu::pool::avg_pool(&x, &xs, kk, s, pad).unwrap();
         let gy = GpuTensor::zeros(ctx, "y", &p.out_shape());
         record(ctx, |enc| k::pool::avg_pool(enc, &gx, &gy, kk, s, pad).map(|_| ()));
+        // A few fp32 operations or a short sum per value, in another order: about 1e-6.
         assert_close("avg_pool", &gy.download(ctx).unwrap(), &want, 1e-6, 1e-5);
     }
     let want = cpu::pool::global_avg_pool(&x, &xs).unwrap();
     let gy = GpuTensor::zeros(ctx, "y", &[2, 3]);
     record(ctx, |enc| k::pool::global_avg_pool(enc, &gx, &gy).map(|_| ()));
+    // A few fp32 operations or a short sum per value, in another order: about 1e-6.
     assert_close("global_avg_pool", &gy.download(ctx).unwrap(), &want, 1e-6, 1e-5);
 }
 
@@ -239,11 +252,17 @@ fn softmax_and_softmax_xent_match_cpu() {
         (GpuTensor::zeros(ctx, "prob", &[rows, cols]), GpuTensor::zeros(ctx, "row_loss", &[rows]), GpuTensor::zeros(ctx, "loss", &[1]));
     record(ctx, |enc| k::softmax::softmax_xent(enc, &gz, &glab, &gp, &grl, &gl));
     let (want_p, want_rl, want_l) = cpu::softmax::softmax_xent(&z, &[rows, cols], &labels).unwrap();
+    // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's statistics)
+    // summed in another order by the GPU's tiles: errors grow to about 1e-5 relative, 1e-4 bounds them.
     assert_close("softmax_xent prob", &gp.download(ctx).unwrap(), &want_p, 1e-6, 1e-4);
+    // Sums of tens to hundreds of fp32 terms in another order (tree vs sequential): about 1e-5.
     assert_close("softmax_xent row loss", &grl.download(ctx).unwrap(), &want_rl, 1e-5, 1e-5);
+    // Sums of tens to hundreds of fp32 terms in another order (tree vs sequential): about 1e-5.
     assert_close("softmax_xent loss", &gl.download(ctx).unwrap(), &[want_l], 1e-5, 1e-5);
     let gp2 = GpuTensor::zeros(ctx, "prob2", &[rows, cols]);
     record(ctx, |enc| k::softmax::softmax(enc, &gz, &gp2));
+    // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's statistics)
+    // summed in another order by the GPU's tiles: errors grow to about 1e-5 relative, 1e-4 bounds them.
     assert_close("softmax", &gp2.download(ctx).unwrap(), &cpu::softmax::softmax(&z, &[rows, cols]).unwrap(), 1e-6, 1e-4);
 }
 
@@ -262,8 +281,11 @@ fn center_loss_with_repeated_labels_matches_cpu_loss_and_update() {
     let scratch = CenterLossScratch { sq: GpuTensor::zeros(ctx, "sq", &[b, d]), diff: GpuTensor::zeros(ctx, "diff", &[b, d]) };
     let gl = GpuTensor::zeros(ctx, "loss", &[1]);
     record(ctx, |enc| k::center_loss::center_loss(enc, &gx, &glab, &gc, &scratch, &gl, 0.95));
+    // A few fp32 operations or a short sum per value, in another order: about 1e-6.
     assert_close("center_loss loss", &gl.download(ctx).unwrap(), &[want_l], 1e-6, 1e-5);
+    // A few fp32 operations or a short sum per value, in another order: about 1e-6.
     assert_close("center_loss centers", &gc.download(ctx).unwrap(), &want_c, 1e-6, 1e-5);
+    // A few fp32 operations or a short sum per value, in another order: about 1e-6.
     assert_close("center_loss diff", &scratch.diff.download(ctx).unwrap(), &want_diff, 1e-6, 1e-5);
 }
 
@@ -282,9 +304,13 @@ fn elementwise_relu_prelu_add_scaled_affine_match_cpu() {
         k::elementwise::add_scaled(enc, &gx, &gz, 0.17, &ys[2])?;
         k::elementwise::affine(enc, &gx, -1.5, 0.25, &ys[3])
     });
+    // Exact: the kernel only moves, compares or selects values.
     assert_close("relu", &ys[0].download(ctx).unwrap(), &cpu::elementwise::relu(&x), 0.0, 0.0);
+    // One or two fp32 operations per value on each side: they differ by rounding only.
     assert_close("prelu", &ys[1].download(ctx).unwrap(), &cpu::elementwise::prelu(&x, &alpha), 1e-7, 1e-6);
+    // One or two fp32 operations per value on each side: they differ by rounding only.
     assert_close("add_scaled", &ys[2].download(ctx).unwrap(), &cpu::elementwise::add_scaled(&x, &z, 0.17), 1e-7, 1e-6);
+    // One or two fp32 operations per value on each side: they differ by rounding only.
     assert_close("affine", &ys[3].download(ctx).unwrap(), &cpu::elementwise::affine(&x, -1.5, 0.25), 1e-7, 1e-6);
     // 105 elements leave a last vec4 of one; 8 channels take prelu's vec4 of alphas.
     let (x8, alpha8) = (rng.vec(48, -1.0, 1.0), rng.vec(8, 0.0, 0.5));
@@ -304,6 +330,7 @@ fn dropout_is_seeded_and_matches_cpu_mask() {
     record(ctx, |enc| k::elementwise::dropout(enc, &gx, 0.8, 1234, &gy, &gm));
     let (want_y, want_m) = cpu::elementwise::dropout(&x, 0.8, 1234);
     assert_eq!(gm.download_u32(ctx).unwrap(), want_m, "dropout mask");
+    // One or two fp32 operations per value on each side: they differ by rounding only.
     assert_close("dropout", &gy.download(ctx).unwrap(), &want_y, 1e-7, 1e-6);
     let kept = want_m.iter().sum::<u32>() as f32 / n as f32;
     assert!((kept - 0.8).abs() < 0.03, "kept fraction {kept} should be near 0.8");
@@ -328,6 +355,7 @@ fn concat_and_split_of_whole_vec4s_match_cpu() {
     let gparts: Vec<GpuTensor> = parts.iter().zip(&shapes).map(|(p, s)| up(ctx, "part", s, p)).collect();
     let gout = GpuTensor::zeros(ctx, "concat", &out_shape);
     record(ctx, |enc| k::concat::concat_channels(enc, &gparts.iter().collect::<Vec<_>>(), &gout));
+    // Exact: the kernel only moves, compares or selects values.
     assert_close("concat vec4", &gout.download(ctx).unwrap(), &want, 0.0, 0.0);
     // Accumulating: the whole plus the parts again, then each part plus its slice of the whole.
     record(ctx, |enc| k::concat::concat_channels_into(enc, &gparts.iter().collect::<Vec<_>>(), &gout, true));
@@ -336,6 +364,7 @@ fn concat_and_split_of_whole_vec4s_match_cpu() {
     record(ctx, |enc| k::concat::split_channels_into(enc, &gout, &gparts.iter().collect::<Vec<_>>(), &[true, false, true]));
     for (i, (g, p)) in gparts.iter().zip(&parts).enumerate() {
         let want: Vec<f32> = p.iter().map(|v| if i == 1 { v + v } else { v + v + v }).collect();
+        // Exact: the kernel only moves, compares or selects values.
         assert_close(&format!("split vec4 part {i}"), &g.download(ctx).unwrap(), &want, 0.0, 0.0);
     }
 }
@@ -353,12 +382,15 @@ fn concat_and_split_channels_match_cpu() {
     let gparts: Vec<GpuTensor> = parts.iter().zip(&shapes).map(|(p, s)| up(ctx, "part", s, p)).collect();
     let gout = GpuTensor::zeros(ctx, "concat", &out_shape);
     record(ctx, |enc| k::concat::concat_channels(enc, &gparts.iter().collect::<Vec<_>>(), &gout));
+    // Exact: the kernel only moves, compares or selects values.
     assert_close("concat", &gout.download(ctx).unwrap(), &want, 0.0, 0.0);
     let splits: Vec<GpuTensor> = shapes.iter().map(|s| GpuTensor::zeros(ctx, "split", s)).collect();
     record(ctx, |enc| k::concat::split_channels(enc, &gout, &splits.iter().collect::<Vec<_>>()));
     let want_split = cpu::concat::split_channels(&want, &out_shape, &shapes.iter().map(|s| s.as_slice()).collect::<Vec<_>>()).unwrap();
     for ((g, w), p) in splits.iter().zip(&want_split).zip(&parts) {
+        // Exact: the kernel only moves, compares or selects values.
         assert_close("split", &g.download(ctx).unwrap(), w, 0.0, 0.0);
+        // Exact: the kernel only moves, compares or selects values.
         assert_close("split round trip", w, p, 0.0, 0.0);
     }
     let err = k::concat::channel_offsets("concat", &[&[2, 3, 5, 7], &[2, 4, 5, 1]], &[2, 3, 5, 8]).unwrap_err().to_string();
@@ -376,7 +408,9 @@ fn l2_normalize_matches_cpu_including_inverse_norm() {
     let gx = up(ctx, "x", &[rows, cols], &x);
     let (gy, ginv) = (GpuTensor::zeros(ctx, "y", &[rows, cols]), GpuTensor::zeros(ctx, "inv", &[rows]));
     record(ctx, |enc| k::l2_normalize::l2_normalize(enc, &gx, &gy, &ginv, 1e-10));
+    // A few fp32 operations or a short sum per value, in another order: about 1e-6.
     assert_close("l2_normalize", &gy.download(ctx).unwrap(), &want_y, 1e-6, 1e-5);
+    // A few fp32 operations or a short sum per value, in another order: about 1e-6.
     assert_close("l2_normalize inv", &ginv.download(ctx).unwrap(), &want_inv, 1e-6, 1e-5);
 }
 
@@ -403,6 +437,7 @@ fn resize_bilinear_and_area_up_and_down_match_cpu() {
     for out in [(12, 9), (7, 5), (40, 31), (24, 24), (23, 17), (30, 10)] {
         let gy = GpuTensor::zeros(ctx, "y", &[2, out.0, out.1, 3]);
         record(ctx, |enc| k::image::resize_bilinear(enc, &gx, &gy));
+        // Pixel values up to 255 interpolated in another order: 1e-3 absolute is 4e-6 of the range.
         assert_close(
             &format!("resize_bilinear {out:?}"),
             &gy.download(ctx).unwrap(),
@@ -411,6 +446,8 @@ fn resize_bilinear_and_area_up_and_down_match_cpu() {
             1e-5,
         );
         record(ctx, |enc| k::image::resize_area(enc, &gx, &gy, Transform::IDENTITY));
+        // Pixel values up to 255 weighted and summed over a window in another order: 1e-3 absolute is
+        // 4e-6 of the range.
         assert_close(
             &format!("resize_area {out:?}"),
             &gy.download(ctx).unwrap(),
@@ -442,10 +479,12 @@ fn resize_area_rounds_and_normalizes_like_mtcnn_pyramid() {
     let gy = GpuTensor::zeros(ctx, "y", &[1, 19, 16, 3]);
     record(ctx, |enc| k::image::resize_area(enc, &gx, &gy, t));
     let want = cpu::image::resize_area(&x, &xs, (19, 16), t).unwrap();
+    // A few fp32 operations or a short sum per value, in another order: about 1e-6.
     assert_close("resize_area rounded", &gy.download(ctx).unwrap(), &want, 1e-6, 0.0);
     let (xs4, x4, gx4) = rgb8_image(ctx, &mut rng, [1, 31, 26]);
     let gy4 = GpuTensor::zeros(ctx, "y", &[1, 19, 16, 4]);
     record(ctx, |enc| k::image::resize_area_rgb8(enc, &gx4, &gy4, t));
+    // As above, on integer pixel values summed exactly: the scaling alone rounds.
     assert_close(
         "resize_area_rgb8 rounded",
         &gy4.download(ctx).unwrap(),
@@ -469,6 +508,7 @@ fn rgb8_resizes_over_wide_windows_match_cpu() {
         let t = Transform { round: true, add: -127.5, mul: 0.0078125 };
         record(ctx, |enc| k::image::resize_area_rgb8(enc, &gx4, &gy4, t));
         let want = cpu::image::resize_area(&x4, &xs4, out, t).unwrap();
+        // A few fp32 operations or a short sum per value, in another order: about 1e-6.
         assert_close(&format!("resize_area_rgb8 {out:?}"), &gy4.download(ctx).unwrap(), &want, 1e-6, 0.0);
     }
     // (image, x0, y0, cw, ch): inside, over the left/top, right/bottom and all four borders, wholly outside.
@@ -481,6 +521,7 @@ fn rgb8_resizes_over_wide_windows_match_cpu() {
         let gy4 = GpuTensor::zeros(ctx, "y", &[n, size, size, 4]);
         record(ctx, |enc| k::image::crop_resize_area_rgb8(enc, &gx4, &gb, &gy4, t));
         let want = cpu::image::crop_resize_area(&x4, &xs4, &boxes, (size, size), t).unwrap();
+        // Sums of tens to hundreds of fp32 terms in another order (tree vs sequential): about 1e-5.
         assert_close(&format!("crop_resize_area_rgb8 {size}"), &gy4.download(ctx).unwrap(), &want, 1e-5, 1e-5);
     }
 }
@@ -502,12 +543,16 @@ fn crop_resize_area_pads_with_zeros_and_matches_cpu() {
     let gy = GpuTensor::zeros(ctx, "y", &[n, 24, 24, 3]);
     record(ctx, |enc| k::image::crop_resize_area(enc, &gx, &gb, &gy, t));
     let want = cpu::image::crop_resize_area(&x, &xs, &boxes, (24, 24), t).unwrap();
+    // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's statistics)
+    // summed in another order by the GPU's tiles: errors grow to about 1e-5 relative, 1e-4 bounds them.
     assert_close("crop_resize_area", &gy.download(ctx).unwrap(), &want, 1e-4, 1e-5);
     // The same boxes on packed RGB8 images (MTCNN's input), a pixel per invocation.
     let (xs4, x4, gx4) = rgb8_image(ctx, &mut rng, [2, 20, 27]);
     let gy4 = GpuTensor::zeros(ctx, "y", &[n, 24, 24, 4]);
     record(ctx, |enc| k::image::crop_resize_area_rgb8(enc, &gx4, &gb, &gy4, t));
     let want4 = cpu::image::crop_resize_area(&x4, &xs4, &boxes, (24, 24), t).unwrap();
+    // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's statistics)
+    // summed in another order by the GPU's tiles: errors grow to about 1e-5 relative, 1e-4 bounds them.
     assert_close("crop_resize_area_rgb8", &gy4.download(ctx).unwrap(), &want4, 1e-4, 1e-5);
     // A box wholly outside the image is the normalized zero everywhere.
     let last = &want[(n - 1) * 24 * 24 * 3..];
@@ -517,6 +562,7 @@ fn crop_resize_area_pads_with_zeros_and_matches_cpu() {
         .flat_map(|r| (0..12).flat_map(move |c| (0..3).map(move |ch| (r, c, ch))))
         .map(|(r, c, ch)| x[((3 + r) * 27 + 2 + c) * 3 + ch])
         .collect();
+    // The same arithmetic on both sides of the equality, up to where the window sums start: 1e-6.
     assert_close(
         "crop == resize of crop",
         &want[..24 * 24 * 3],
@@ -556,11 +602,17 @@ fn crop_pad_flip_and_standardizations_match_cpu() {
         k::image::fixed_standardize(enc, &gx, &gs)?;
         k::image::prewhiten(enc, &gx, &gp, &gst)
     });
+    // Exact: the kernel only moves, compares or selects values.
     assert_close("crop_pad", &gc.download(ctx).unwrap(), &cpu::image::crop_pad(&x, &xs, (8, 14), -2, 3).unwrap(), 0.0, 0.0);
+    // Exact: the kernel only moves, compares or selects values.
     assert_close("flip_h", &gf.download(ctx).unwrap(), &cpu::image::flip_h(&x, &xs).unwrap(), 0.0, 0.0);
+    // A few fp32 operations or a short sum per value, in another order: about 1e-6.
     assert_close("fixed_standardize", &gs.download(ctx).unwrap(), &cpu::image::fixed_standardize(&x), 1e-6, 1e-6);
     let (want, want_stats) = cpu::image::prewhiten(&x, &xs).unwrap();
+    // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's statistics)
+    // summed in another order by the GPU's tiles: errors grow to about 1e-5 relative, 1e-4 bounds them.
     assert_close("prewhiten", &gp.download(ctx).unwrap(), &want, 1e-4, 1e-4);
+    // Sums of thousands of values of order 100 (mean and standard deviation of an image): 1e-3 absolute.
     assert_close("prewhiten stats", &gst.download(ctx).unwrap(), &want_stats, 1e-3, 1e-5);
 }
 
@@ -704,6 +756,8 @@ fn check_conv_pool(ctx: &facegpu::gpu::GpuContext, seed: u64, xs: [usize; 4], ws
     };
     let gy = GpuTensor::zeros(ctx, "y", &pp.out_shape());
     record(ctx, |enc| k::conv2d::conv2d_max_pool2(enc, &gx, &gw, &gpu_epi, &gy, padding).map(|_| ()));
+    // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's statistics)
+    // summed in another order by the GPU's tiles: errors grow to about 1e-5 relative, 1e-4 bounds them.
     assert_close(&format!("conv2d_max_pool2 {xs:?} * {ws:?}"), &gy.download(ctx).unwrap(), &want, 1e-4, 1e-4);
 }
 
@@ -745,6 +799,8 @@ fn check_conv_head(ctx: &facegpu::gpu::GpuContext, seed: u64, xs: [usize; 4], ws
     let gepi = Epilogue { bias: Some(&gb), act: Activation::Prelu(&gal), ..Default::default() };
     let gy = GpuTensor::zeros(ctx, "y", &hp.out_shape());
     record(ctx, |enc| k::conv2d::conv2d_head8(enc, &gx, &gw, &gepi, &ghw, &ghb, &gy, padding).map(|_| ()));
+    // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's statistics)
+    // summed in another order by the GPU's tiles: errors grow to about 1e-5 relative, 1e-4 bounds them.
     assert_close(&format!("conv2d_head8 {xs:?} * {ws:?}"), &gy.download(ctx).unwrap(), &want, 1e-4, 1e-4);
 }
 
@@ -795,6 +851,8 @@ fn conv2d_into_writes_its_channel_slice_and_nothing_else() {
         record(ctx, |enc| k::conv2d::conv2d_into(enc, &gx, &gw, &epi, &gy, off, stride, Padding::Same).map(|_| ()));
         let got = gy.download(ctx).unwrap();
         let slice: Vec<f32> = got.chunks_exact(total).flat_map(|px| px[off..off + oc].to_vec()).collect();
+        // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's statistics)
+        // summed in another order by the GPU's tiles: errors grow to about 1e-5 relative, 1e-4 bounds them.
         assert_close(&format!("conv2d_into {xs:?} * {ws:?} at {off} of {total}"), &slice, &want, 1e-4, 1e-4);
         let others = got.chunks_exact(total).flat_map(|px| px[..off].iter().chain(&px[off + oc..]).copied().collect::<Vec<_>>());
         assert!(others.into_iter().all(|v| v == 7.0), "conv2d_into {xs:?} touched channels outside {off}..{}", off + oc);
@@ -855,6 +913,8 @@ fn convs_of_one_submission_each_read_their_own_input_while_the_staging_texture_g
         Ok(())
     });
     for (_, _, y, want) in &cases {
+        // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's statistics)
+        // summed in another order by the GPU's tiles: errors grow to about 1e-5 relative, 1e-4 bounds them.
         assert_close("conv2d", &y.download(ctx).unwrap(), want, 1e-4, 1e-4);
     }
 }

@@ -37,11 +37,15 @@ fn optimizers_match_cpu_twins_over_several_steps() {
             cpu::optimizer::ema(&mut shadow, &w, kopt::ema_decay(0.9999, step));
         }
         let name = kind.name();
+        // A few fp32 operations or a short sum per value, in another order: about 1e-6.
         assert_close(&format!("{name} weights"), &store.get(id).value.download(ctx).unwrap(), &w, 1e-6, 1e-5);
+        // Exact: the kernel only moves, compares or selects values.
         assert_close(&format!("{name} gradient zeroed"), &store.get(id).grad.download(ctx).unwrap(), &vec![0.0; n], 0.0, 0.0);
         for (i, want) in [s1, s2].iter().enumerate().take(kind.slots()) {
+            // A few fp32 operations or a short sum per value, in another order: about 1e-6.
             assert_close(&format!("{name} slot {i}"), &opt.slots[0][i].download(ctx).unwrap(), want, 1e-6, 1e-5);
         }
+        // A few fp32 operations or a short sum per value, in another order: about 1e-6.
         assert_close(&format!("{name} moving average"), &ema.shadows[0].download(ctx).unwrap(), &shadow, 1e-6, 1e-5);
         let moved = w.iter().zip(&w0).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(moved > 1e-5, "{name}: six steps moved the weights by only {moved}");
@@ -316,6 +320,7 @@ fn one_training_step_gives_the_same_weights_on_gpu_and_cpu() {
     tape.backward(&mut enc).unwrap();
     enc.submit().unwrap();
     let names = ["conv weights", "beta", "fc weights", "fc biases"];
+    // A few fp32 operations or a short sum per value, in another order: about 1e-6.
     assert_close("loss", &loss.download(ctx).unwrap(), &[want_loss], 1e-6, 1e-5);
     for ((&id, want), name) in ids.iter().zip(&want_grads).zip(names) {
         // Gradients summed over 2048 pixels (conv weights) in another order.
@@ -325,9 +330,12 @@ fn one_training_step_gives_the_same_weights_on_gpu_and_cpu() {
     opt.step(&mut enc, &store, 0.05).unwrap();
     enc.submit().unwrap();
     for ((&id, want), name) in ids.iter().zip(&params).zip(names) {
+        // A few fp32 operations or a short sum per value, in another order: about 1e-6.
         assert_close(&format!("{name} after one ADAM step"), &store.get(id).value.download(ctx).unwrap(), want, 1e-6, 1e-5);
     }
+    // A few fp32 operations or a short sum per value, in another order: about 1e-6.
     assert_close("moving mean", &store.state(net.moving_mean).download(ctx).unwrap(), &moving[0], 1e-6, 1e-5);
+    // A few fp32 operations or a short sum per value, in another order: about 1e-6.
     assert_close("moving variance", &store.state(net.moving_var).download(ctx).unwrap(), &moving[1], 1e-6, 1e-5);
 }
 

@@ -15,6 +15,7 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod progress;
+pub mod simd;
 pub mod tape;
 pub mod train;
 pub mod workflows;

@@ -222,7 +222,7 @@ fn eval_on_deepface_photos_gives_the_same_metrics_from_tf_checkpoint_and_safeten
     let png = root.join("roc.png");
     a.save_roc(&png).unwrap();
     let img = image::open(&png).unwrap();
-    assert_eq!((img.width(), img.height()), (560, 480));
+    assert_eq!((img.width(), img.height()), (640, 480));
     let _ = std::fs::remove_dir_all(&root);
 }
 

@@ -1,0 +1,269 @@
+//! `C[m, n] = A[m, k] * B[k, n]` on the CPU: B packed once into panels of [`NR`] columns, A packed per
+//! block of [`MR`] rows by a caller-supplied gather (a plain matrix, or a convolution's input windows:
+//! implicit GEMM), register-blocked micro-kernels for AVX-512, AVX2+FMA and a portable fallback chosen
+//! at run time, and the rows split over threads. The epilogue (bias, scaled residual, ReLU) is applied
+//! as each tile of C is stored.
+
+/// Rows of A per micro-kernel tile.
+pub const MR: usize = 8;
+/// Columns of B per packed panel (two AVX-512 registers, four AVX2 registers).
+pub const NR: usize = 32;
+/// Depth of one packed block of A and B (the micro-kernel's loop): its A panel (MR x KC) and B panel
+/// (KC x NR) stay in L1.
+pub const KC: usize = 256;
+
+/// B packed for [`gemm`]: for each block of [`KC`] rows of k, for each panel of [`NR`] columns, KC x NR
+/// values row by row (columns past n are zero).
+#[derive(Debug, Clone)]
+pub struct PackedB {
+    pub k: usize,
+    pub n: usize,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    /// Packs a row-major `[k, n]` matrix.
+    pub fn new(b: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(b.len(), k * n, "B is [k, n]");
+        let panels = n.div_ceil(NR);
+        let mut data = vec![0f32; k.div_ceil(KC) * KC * panels * NR];
+        for kb in 0..k.div_ceil(KC) {
+            let depth = KC.min(k - kb * KC);
+            for p in 0..panels {
+                let base = (kb * panels + p) * KC * NR;
+                for kk in 0..depth {
+                    let row = &b[(kb * KC + kk) * n..(kb * KC + kk + 1) * n];
+                    let cols = NR.min(n - p * NR);
+                    data[base + kk * NR..base + kk * NR + cols].copy_from_slice(&row[p * NR..p * NR + cols]);
+                }
+            }
+        }
+        Self { k, n, data }
+    }
+
+    fn panel(&self, kb: usize, p: usize) -> &[f32] {
+        let panels = self.n.div_ceil(NR);
+        let base = (kb * panels + p) * KC * NR;
+        &self.data[base..base + KC * NR]
+    }
+}
+
+/// What is applied to each output as it is stored: `y = act(residual * 1 + res_scale * (acc + bias))`
+/// (without a residual, `y = act(acc + bias)`).
+#[derive(Debug, Clone, Copy)]
+pub struct Epilogue<'a> {
+    /// Per output column.
+    pub bias: Option<&'a [f32]>,
+    /// The residual input (same layout as C: row stride `ldc`, from column `c_off`) and its scale on the
+    /// conv's output.
+    pub residual: Option<(&'a [f32], f32)>,
+    pub relu: bool,
+}
+
+/// Where C is written: a row-major matrix with row stride `ldc`, columns `[off, off + n)` (a slice of a
+/// concatenation written in place).
+pub struct Output<'a> {
+    pub c: &'a mut [f32],
+    pub ldc: usize,
+    pub off: usize,
+}
+
+/// Fills `dst` (MR x KC, row by row, zero-padded) with rows `[r0, r0 + MR)` (those below m) and depth
+/// `[k0, k0 + depth)` of A.
+pub trait PackA: Sync {
+    fn pack(&self, r0: usize, k0: usize, depth: usize, dst: &mut [f32]);
+}
+
+/// A plain row-major `[m, k]` matrix.
+pub struct Rows<'a> {
+    pub a: &'a [f32],
+    pub m: usize,
+    pub k: usize,
+}
+
+impl PackA for Rows<'_> {
+    fn pack(&self, r0: usize, k0: usize, depth: usize, dst: &mut [f32]) {
+        for r in 0..MR {
+            let row = &mut dst[r * KC..r * KC + depth];
+            if r0 + r < self.m {
+                row.copy_from_slice(&self.a[(r0 + r) * self.k + k0..(r0 + r) * self.k + k0 + depth]);
+            } else {
+                row.fill(0.0);
+            }
+        }
+    }
+}
+
+/// The micro-kernel available on this CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::env::var("FACEGPU_SIMD").is_ok_and(|v| v == "portable") {
+                return Isa::Portable;
+            }
+            if std::env::var("FACEGPU_SIMD").is_ok_and(|v| v == "avx2") && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2;
+            }
+            if is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    }
+}
+
+/// `acc[MR][NR] += A_panel (MR x depth) * B_panel (depth x NR)`.
+fn kernel(isa: Isa, a: &[f32], b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR]) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: Isa::detect returned Avx512 only where the CPU has AVX-512F.
+        Isa::Avx512 => unsafe { x86::kernel_avx512(a, b, depth, acc) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: Isa::detect returned Avx2 only where the CPU has AVX2 and FMA.
+        Isa::Avx2 => unsafe { x86::kernel_avx2(a, b, depth, acc) },
+        _ => kernel_portable(a, b, depth, acc),
+    }
+}
+
+fn kernel_portable(a: &[f32], b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR]) {
+    for kk in 0..depth {
+        let brow = &b[kk * NR..kk * NR + NR];
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = a[r * KC + kk];
+            for (c, v) in row.iter_mut().enumerate() {
+                *v = av.mul_add(brow[c], *v);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{KC, MR, NR};
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn kernel_avx512(a: &[f32], b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR]) {
+        debug_assert!(a.len() >= MR * KC && b.len() >= depth * NR);
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        let mut c = [[_mm512_setzero_ps(); 2]; MR];
+        for kk in 0..depth {
+            let b0 = _mm512_loadu_ps(bp.add(kk * NR));
+            let b1 = _mm512_loadu_ps(bp.add(kk * NR + 16));
+            for (r, cr) in c.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*ap.add(r * KC + kk));
+                cr[0] = _mm512_fmadd_ps(av, b0, cr[0]);
+                cr[1] = _mm512_fmadd_ps(av, b1, cr[1]);
+            }
+        }
+        for (r, cr) in c.iter().enumerate() {
+            let out = acc[r].as_mut_ptr();
+            _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), cr[0]));
+            _mm512_storeu_ps(out.add(16), _mm512_add_ps(_mm512_loadu_ps(out.add(16)), cr[1]));
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn kernel_avx2(a: &[f32], b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR]) {
+        debug_assert!(a.len() >= MR * KC && b.len() >= depth * NR);
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        // 8 rows x 32 columns do not fit 16 ymm registers: two passes of 16 columns (8 x 2 accumulators).
+        for half in 0..2 {
+            let mut c = [[_mm256_setzero_ps(); 2]; MR];
+            for kk in 0..depth {
+                let b0 = _mm256_loadu_ps(bp.add(kk * NR + half * 16));
+                let b1 = _mm256_loadu_ps(bp.add(kk * NR + half * 16 + 8));
+                for (r, cr) in c.iter_mut().enumerate() {
+                    let av = _mm256_set1_ps(*ap.add(r * KC + kk));
+                    cr[0] = _mm256_fmadd_ps(av, b0, cr[0]);
+                    cr[1] = _mm256_fmadd_ps(av, b1, cr[1]);
+                }
+            }
+            for (r, cr) in c.iter().enumerate() {
+                let out = acc[r].as_mut_ptr().add(half * 16);
+                _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), cr[0]));
+                _mm256_storeu_ps(out.add(8), _mm256_add_ps(_mm256_loadu_ps(out.add(8)), cr[1]));
+            }
+        }
+    }
+}
+
+/// Stores one MR x NR tile (rows from r0, columns from c0 of the n) through the epilogue.
+fn store(acc: &[[f32; NR]; MR], r0: usize, c0: usize, m: usize, n: usize, epi: &Epilogue, out: &mut Output, row_base: usize) {
+    let cols = NR.min(n - c0);
+    for (r, row) in acc.iter().enumerate().take(MR.min(m - r0)) {
+        let at = (r0 + r - row_base) * out.ldc + out.off + c0;
+        for c in 0..cols {
+            let mut v = row[c] + epi.bias.map_or(0.0, |b| b[c0 + c]);
+            if let Some((res, s)) = epi.residual {
+                v = res[(r0 + r) * out.ldc + out.off + c0 + c] + s * v;
+            }
+            if epi.relu {
+                v = v.max(0.0);
+            }
+            out.c[at + c] = v;
+        }
+    }
+}
+
+/// `C = epilogue(A * B)` for `m` rows, on `threads` threads (rows split evenly in multiples of MR).
+/// `out.c` holds the m rows of C (stride `ldc`).
+pub fn gemm(a: &dyn PackA, m: usize, b: &PackedB, epi: &Epilogue, out: &mut Output, threads: usize) {
+    let isa = Isa::detect();
+    let tiles = m.div_ceil(MR);
+    let threads = threads.clamp(1, tiles.max(1));
+    let per = tiles.div_ceil(threads) * MR;
+    let ldc = out.ldc;
+    let off = out.off;
+    std::thread::scope(|s| {
+        let mut rest: &mut [f32] = out.c;
+        let mut row = 0;
+        while row < m {
+            let rows = per.min(m - row);
+            let take = if row + rows < m { rows * ldc } else { rest.len() };
+            let (mine, tail) = rest.split_at_mut(take);
+            rest = tail;
+            let r0 = row;
+            s.spawn(move || {
+                let mut part = Output { c: mine, ldc, off };
+                gemm_rows(isa, a, r0, r0 + rows, m, b, epi, &mut part);
+            });
+            row += rows;
+        }
+    });
+}
+
+/// Rows `[from, to)` of C into `out` (whose first row is row `from`).
+#[allow(clippy::too_many_arguments)]
+fn gemm_rows(isa: Isa, a: &dyn PackA, from: usize, to: usize, m: usize, b: &PackedB, epi: &Epilogue, out: &mut Output) {
+    let (k, n) = (b.k, b.n);
+    let panels = n.div_ceil(NR);
+    let kblocks = k.div_ceil(KC);
+    let mut apack = vec![0f32; kblocks * MR * KC];
+    let mut acc = [[0f32; NR]; MR];
+    for r0 in (from..to).step_by(MR) {
+        for kb in 0..kblocks {
+            let depth = KC.min(k - kb * KC);
+            a.pack(r0, kb * KC, depth, &mut apack[kb * MR * KC..(kb + 1) * MR * KC]);
+        }
+        for p in 0..panels {
+            acc.iter_mut().for_each(|r| r.fill(0.0));
+            for kb in 0..kblocks {
+                let depth = KC.min(k - kb * KC);
+                kernel(isa, &apack[kb * MR * KC..(kb + 1) * MR * KC], b.panel(kb, p), depth, &mut acc);
+            }
+            store(&acc, r0, p * NR, m.min(to), n, epi, out, from);
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The CPU backend's kernels: SIMD Rust for machines where the best adapter is a CPU driver. Convolution
+//! is an implicit GEMM ([`gemm`]) whose A panels are gathered straight from the NHWC input, with the
+//! conv's epilogue fused into the stores and its output written into a channel slice of a wider tensor
+//! (a concatenation in place); pooling and normalization are plain loops. Tensors are NHWC `f32` slices.
+//!
+//! This layer imports only [`crate::ops`].
+
+pub mod gemm;
+
+use crate::ops::conv2d::{out_size, Padding};
+use crate::ops::OpError;
+use gemm::{Epilogue, Output, PackA, PackedB, Rows, KC, MR};
+
+/// Worker threads for the CPU kernels: `FACEGPU_THREADS`, else the machine's available parallelism.
+pub fn threads() -> usize {
+    std::env::var("FACEGPU_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&t: &usize| t > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// A convolution's weights packed for [`gemm::gemm`], with its geometry.
+#[derive(Debug, Clone)]
+pub struct ConvWeights {
+    pub kh: usize,
+    pub kw: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub stride: usize,
+    pub padding: Padding,
+    packed: PackedB,
+}
+
+impl ConvWeights {
+    /// Packs HWIO weights `[kh, kw, cin, cout]`.
+    pub fn new(w: &[f32], (kh, kw): (usize, usize), cin: usize, cout: usize, stride: usize, padding: Padding) -> Self {
+        Self { kh, kw, cin, cout, stride, padding, packed: PackedB::new(w, kh * kw * cin, cout) }
+    }
+
+    /// `[n, oh, ow, cout]` for an NHWC input shape.
+    pub fn out_shape(&self, x: [usize; 4]) -> Result<[usize; 4], OpError> {
+        let (oh, _, _) = out_size("conv2d", x[1], self.kh, self.stride, self.padding, 0)?;
+        let (ow, _, _) = out_size("conv2d", x[2], self.kw, self.stride, self.padding, 1)?;
+        Ok([x[0], oh, ow, self.cout])
+    }
+}
+
+/// The im2col rows of a convolution, gathered as they are packed: row `(b, oy, ox)`, column
+/// `(ky, kx, ci)` (the HWIO weights' row order); taps outside the image read as 0.
+struct Windows<'a> {
+    x: &'a [f32],
+    shape: [usize; 4],
+    w: &'a ConvWeights,
+    oh: usize,
+    ow: usize,
+    pad_top: usize,
+    pad_left: usize,
+}
+
+impl PackA for Windows<'_> {
+    fn pack(&self, r0: usize, k0: usize, depth: usize, dst: &mut [f32]) {
+        let [n, h, wd, c] = self.shape;
+        let m = n * self.oh * self.ow;
+        for r in 0..MR {
+            let row = &mut dst[r * KC..r * KC + depth];
+            if r0 + r >= m {
+                row.fill(0.0);
+                continue;
+            }
+            let p = r0 + r;
+            let (b, oy, ox) = (p / (self.oh * self.ow), p / self.ow % self.oh, p % self.ow);
+            let mut kk = 0;
+            while kk < depth {
+                let (tap, ci) = ((k0 + kk) / c, (k0 + kk) % c);
+                let run = (c - ci).min(depth - kk);
+                let (ky, kx) = (tap / self.w.kw, tap % self.w.kw);
+                let iy = (oy * self.w.stride + ky) as isize - self.pad_top as isize;
+                let ix = (ox * self.w.stride + kx) as isize - self.pad_left as isize;
+                let out = &mut row[kk..kk + run];
+                if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= wd {
+                    out.fill(0.0);
+                } else {
+                    let at = ((b * h + iy as usize) * wd + ix as usize) * c + ci;
+                    out.copy_from_slice(&self.x[at..at + run]);
+                }
+                kk += run;
+            }
+        }
+    }
+}
+
+/// `y[.., off..off + cout] = epilogue(conv2d(x, w))`, y having `y_c` channels per pixel.
+pub fn conv2d_into(x: &[f32], shape: [usize; 4], w: &ConvWeights, epi: &Epilogue, y: &mut [f32], y_c: usize, off: usize) -> Result<[usize; 4], OpError> {
+    if shape[3] != w.cin {
+        return Err(OpError::Shape { op: "conv2d", detail: format!("input {shape:?} has {} channels, the weights expect {}", shape[3], w.cin) });
+    }
+    let out = w.out_shape(shape)?;
+    let pad_top = out_size("conv2d", shape[1], w.kh, w.stride, w.padding, 0)?.1 as usize;
+    let pad_left = out_size("conv2d", shape[2], w.kw, w.stride, w.padding, 1)?.1 as usize;
+    let m = out[0] * out[1] * out[2];
+    if y.len() < m * y_c || off + w.cout > y_c {
+        return Err(OpError::Shape { op: "conv2d", detail: format!("output of {} values for {out:?} at channel {off} of {y_c}", y.len()) });
+    }
+    let mut dst = Output { c: &mut y[..m * y_c], ldc: y_c, off };
+    let pointwise = w.kh == 1 && w.kw == 1 && w.stride == 1 && pad_top == 0 && pad_left == 0;
+    if pointwise {
+        gemm::gemm(&Rows { a: x, m, k: w.cin }, m, &w.packed, epi, &mut dst, threads());
+    } else {
+        let windows = Windows { x, shape, w, oh: out[1], ow: out[2], pad_top, pad_left };
+        gemm::gemm(&windows, m, &w.packed, epi, &mut dst, threads());
+    }
+    Ok(out)
+}
+
+/// A `k x k` max pool with stride `s`, VALID, into channels `[off, off + c)` of a `y_c`-channel output.
+pub fn max_pool_into(x: &[f32], shape: [usize; 4], k: usize, s: usize, y: &mut [f32], y_c: usize, off: usize) -> Result<[usize; 4], OpError> {
+    let [n, h, w, c] = shape;
+    let (oh, _, _) = out_size("max_pool", h, k, s, Padding::Valid, 0)?;
+    let (ow, _, _) = out_size("max_pool", w, k, s, Padding::Valid, 1)?;
+    for b in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let o = ((b * oh + oy) * ow + ox) * y_c + off;
+                let dst = &mut y[o..o + c];
+                dst.fill(f32::NEG_INFINITY);
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let i = ((b * h + oy * s + ky) * w + ox * s + kx) * c;
+                        for (d, v) in dst.iter_mut().zip(&x[i..i + c]) {
+                            *d = d.max(*v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok([n, oh, ow, c])
+}
+
+/// The mean over each image's pixels: `[n, h, w, c]` to `[n, c]`.
+pub fn global_avg_pool(x: &[f32], shape: [usize; 4]) -> Vec<f32> {
+    let [n, h, w, c] = shape;
+    let mut y = vec![0f32; n * c];
+    for b in 0..n {
+        let out = &mut y[b * c..(b + 1) * c];
+        for p in 0..h * w {
+            for (o, v) in out.iter_mut().zip(&x[(b * h * w + p) * c..(b * h * w + p + 1) * c]) {
+                *o += v;
+            }
+        }
+        out.iter_mut().for_each(|v| *v /= (h * w) as f32);
+    }
+    y
+}
+
+/// Rows of `[rows, d]` scaled to unit length (`eps` bounds the squared norm from below, as TF's
+/// `l2_normalize`).
+pub fn l2_normalize(x: &mut [f32], d: usize, eps: f32) {
+    for row in x.chunks_mut(d) {
+        let inv = 1.0 / row.iter().map(|v| v * v).sum::<f32>().max(eps).sqrt();
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
+}

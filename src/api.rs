@@ -113,7 +113,7 @@ impl FaceNet {
 
     /// The length of an embedding (128 or 512 for facenet's released models).
     pub fn embedding_size(&self) -> usize {
-        self.embedder.model.embedding_size
+        self.embedder.model.embedding_size()
     }
 
     /// The side of the square input faces are resized to.

@@ -142,7 +142,8 @@ fn a_batch_above_the_adapters_binding_limit_is_embedded_in_halves_with_the_same_
     // 100 images in one batch: Conv2d_2b_3x3's output alone is 100 x 77 x 77 x 64 floats (152 MB),
     // above llvmpipe's 128 MiB binding limit; the batch is embedded in halves instead.
     let files: Vec<PathBuf> = (0..20).flat_map(|_| five.iter().cloned()).collect();
-    let mut embedder = facegpu::workflows::embed::Embedder::load(ctx, &ckpt, None, 160).unwrap();
+    let gpu = Some(facegpu::models::Device::Gpu);
+    let mut embedder = facegpu::workflows::embed::Embedder::load_on(ctx, &ckpt, None, 160, gpu).unwrap();
     let limit = ctx.summary().max_storage_buffer_binding_size;
     println!("binding limit {limit} bytes; 100 images need {} bytes in one buffer", 100u64 * 77 * 77 * 64 * 4);
     let big = embedder.embed_files(ctx, &files, 100, &mut ()).unwrap();

@@ -260,7 +260,7 @@ fn a_frozen_512d_graph_with_folded_batch_norm_gives_tensorflows_embeddings_both_
         [(Standardization::Prewhiten, "embeddings_prewhiten.npy"), (Standardization::Fixed, "embeddings_fixed_standardization.npy")]
     {
         let mut embedder = facegpu::workflows::embed::Embedder::load(ctx, &pb, Some(std), 160).unwrap();
-        assert_eq!(embedder.model.embedding_size, 512, "the embedding size comes from the weights");
+        assert_eq!(embedder.model.embedding_size(), 512, "the embedding size comes from the weights");
         let got: Vec<f32> = embedder.embed_files(ctx, &files, 5, &mut ()).unwrap().into_iter().flat_map(|(_, e)| e).collect();
         let (shape, want) = facegpu::data::npy::read_f32(&want_dir.join(file)).unwrap();
         assert_eq!(shape, [5, 512]);

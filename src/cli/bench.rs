@@ -114,6 +114,9 @@ pub(crate) struct BenchEmbedCmd {
     /// Model weights (TF model folder or .safetensors).
     #[arg(long)]
     pub(crate) model: PathBuf,
+    /// cpu (SIMD kernels) or gpu (WGSL kernels); default as for embed.
+    #[arg(long, value_enum)]
+    pub(crate) device: Option<facegpu::models::Device>,
     #[command(flatten)]
     pub(crate) run: BenchArgs,
 }
@@ -143,16 +146,21 @@ pub(crate) fn bench_detect(args: BenchDetectCmd) -> Result<(), BoxError> {
 }
 
 pub(crate) fn bench_model(args: BenchEmbedCmd) -> Result<(), BoxError> {
-    let BenchEmbedCmd { model, run: BenchArgs { batch_size, reps, json } } = args;
+    let BenchEmbedCmd { model, device, run: BenchArgs { batch_size, reps, json } } = args;
     let ctx = gpu()?;
-    let mut embedder = Embedder::load(&ctx, &model, None, 160)?;
+    let mut embedder = Embedder::load_on(&ctx, &model, None, 160, device)?;
     let b = bench_embed(&ctx, &mut embedder, batch_size, reps)?;
     if json {
         println!("{}", serde_json::to_string(&b)?);
     } else {
         println!(
-            "adapter: {}\nbatch {}: {:.2} images/s ({:.1} ms per batch, median of {reps})",
-            b.adapter, b.batch_size, b.images_per_s, b.ms_per_batch
+            "device: {:?} {}{}\nbatch {}: {:.2} images/s ({:.1} ms per batch, median of {reps})",
+            b.device,
+            b.adapter,
+            if b.simd.is_empty() { String::new() } else { format!(" ({})", b.simd) },
+            b.batch_size,
+            b.images_per_s,
+            b.ms_per_batch
         );
         println!("activation memory: {} bytes after the first pass, {} after the last", b.activation_bytes_first, b.activation_bytes_last);
     }

@@ -24,12 +24,17 @@ pub(crate) struct ModelArgs {
     /// Input size; images of another size are resized bilinearly.
     #[arg(long, default_value_t = 160)]
     pub(crate) image_size: u32,
+    /// Where the network runs: cpu (SIMD kernels) or gpu (the WGSL kernels); default FACEGPU_DEVICE,
+    /// else cpu when the best adapter is a CPU driver, else gpu.
+    #[arg(long, value_enum)]
+    pub(crate) device: Option<facegpu::models::Device>,
 }
 
 impl ModelArgs {
-    /// Loads the model and says on stderr which standardization it gets and why.
+    /// Loads the model and says on stderr where it runs and which standardization it gets, and why.
     pub(crate) fn load(&self, ctx: &GpuContext) -> Result<Embedder, facegpu::checkpoint::CheckpointError> {
-        let e = Embedder::load(ctx, &self.model, self.standardization, self.image_size)?;
+        let e = Embedder::load_on(ctx, &self.model, self.standardization, self.image_size, self.device)?;
+        eprintln!("device: {:?} ({})", e.model.device(), e.device_reason);
         eprintln!("standardization: {:?} ({})", e.standardization, e.standardization_reason);
         Ok(e)
     }

@@ -139,7 +139,7 @@ pub(crate) fn embed(args: EmbedCmd) -> Result<(), BoxError> {
         }
     }
     if let Some(out) = out {
-        let d = embedder.model.embedding_size;
+        let d = embedder.model.embedding_size();
         let flat: Vec<f32> = rows.iter().flat_map(|(_, e)| e.iter().copied()).collect();
         facegpu::data::npy::write_f32(&out, &[rows.len(), d], &flat)?;
         let names: String = rows.iter().map(|(p, _)| format!("{}\n", p.display())).collect();

@@ -228,7 +228,7 @@ pub(crate) fn filter_merge(args: FilterMetricsCmd) -> Result<(), BoxError> {
 pub(crate) fn filter_metrics(args: FilterMetricsCmd) -> Result<(), BoxError> {
     let FilterMetricsCmd { model, standardization, image_size, data_dir, out, shard, batch_size, .. } = args;
     let ctx = gpu()?;
-    let model = ModelArgs { model: model.ok_or("--model is needed")?, standardization, image_size };
+    let model = ModelArgs { model: model.ok_or("--model is needed")?, standardization, image_size, device: None };
     let mut embedder = model.load(&ctx)?;
     let classes = facegpu::data::dataset::get_dataset(&data_dir.ok_or("--data-dir is needed")?)?;
     let mine = match shard {

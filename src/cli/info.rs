@@ -14,9 +14,16 @@ pub(crate) fn info(args: InfoCmd) -> Result<(), BoxError> {
     let InfoCmd { json } = args;
     let ctx = gpu()?;
     let s = ctx.summary();
+    let (device, why) = facegpu::models::Device::choose(None, &ctx);
+    let simd = format!("{:?} x {} threads", facegpu::simd::gemm::Isa::detect(), facegpu::simd::threads());
     if json {
-        println!("{}", serde_json::to_string(&s)?);
+        let mut v = serde_json::to_value(&s)?;
+        v["inference_device"] = serde_json::to_value(device)?;
+        v["inference_device_reason"] = why.into();
+        v["cpu_backend"] = simd.into();
+        println!("{v}");
     } else {
+        println!("inference: {device:?} ({why}); CPU backend: {simd}");
         println!("adapter: {}\nbackend: {}\ntype: {}\ndriver: {} {}", s.name, s.backend, s.device_type, s.driver, s.driver_info);
         println!("max storage buffer binding: {} bytes", s.max_storage_buffer_binding_size);
         println!("max buffer: {} bytes", s.max_buffer_size);

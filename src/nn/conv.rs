@@ -60,46 +60,79 @@ impl<'a> Scope<'a> {
         kind: ConvKind,
     ) -> Result<Conv, CheckpointError> {
         let full = format!("{}/{name}", self.prefix);
-        let wname = format!("{full}/weights");
-        // The Bottleneck's weights are stored (in, out); view them as a 1x1 conv.
-        let w = if kind == ConvKind::BnLinear {
-            self.weights.get(&wname, &[cin, cout])?
-        } else {
-            self.weights.get(&wname, &[k.0, k.1, cin, cout])?
+        let host = HostConv::read(self.weights, &full, k, cin, cout, kind)?;
+        let w = self.upload(&format!("{full}/weights"), &[k.0, k.1, cin, cout], &host.w)?;
+        let affine = match &host.affine {
+            Some((scale, shift)) => Some((
+                self.upload(&format!("{full}/BatchNorm scale"), &[cout], scale)?,
+                self.upload(&format!("{full}/BatchNorm shift"), &[cout], shift)?,
+            )),
+            None => None,
         };
-        let w = self.upload(&wname, &[k.0, k.1, cin, cout], &w.data)?;
-        let (affine, bias) = match kind {
-            ConvKind::Bias => {
-                let b = self.weights.get(&format!("{full}/biases"), &[cout])?;
-                (None, Some(self.upload(&format!("{full}/biases"), &[cout], &b.data)?))
-            }
-            // A frozen graph with its batch norms folded: the weights are scaled, the shift is a bias.
-            ConvKind::BnRelu if self.weights.tensors.contains_key(&format!("{full}/Conv2D_bn_offset")) => {
-                let shift = self.weights.get(&format!("{full}/Conv2D_bn_offset"), &[cout])?;
-                (
-                    Some((
-                        self.upload(&format!("{full}/BatchNorm scale"), &[cout], &vec![1.0; cout])?,
-                        self.upload(&format!("{full}/Conv2D_bn_offset"), &[cout], &shift.data)?,
-                    )),
-                    None,
-                )
-            }
-            ConvKind::BnRelu | ConvKind::BnLinear => {
-                let beta = self.weights.get(&format!("{full}/BatchNorm/beta"), &[cout])?;
-                let mean = self.weights.get(&format!("{full}/BatchNorm/moving_mean"), &[cout])?;
-                let var = self.weights.get(&format!("{full}/BatchNorm/moving_variance"), &[cout])?;
-                let scale: Vec<f32> = var.data.iter().map(|v| 1.0 / (v + crate::arch::inception_resnet_v1::BN_EPS).sqrt()).collect();
-                let shift: Vec<f32> = (0..cout).map(|c| beta.data[c] - mean.data[c] * scale[c]).collect();
-                (
-                    Some((
-                        self.upload(&format!("{full}/BatchNorm scale"), &[cout], &scale)?,
-                        self.upload(&format!("{full}/BatchNorm shift"), &[cout], &shift)?,
-                    )),
-                    None,
-                )
-            }
+        let bias = match &host.bias {
+            Some(b) => Some(self.upload(&format!("{full}/biases"), &[cout], b)?),
+            None => None,
         };
         Ok(Conv { name: full, w, affine, bias, stride, padding, kind })
+    }
+}
+
+/// A conv layer's weights as read from a checkpoint, on the host: HWIO weights, the folded batch norm's
+/// per-channel `(scale, shift)` applied after the conv, or a bias. Both backends build from it.
+#[derive(Debug, Clone)]
+pub struct HostConv {
+    pub w: Vec<f32>,
+    pub affine: Option<(Vec<f32>, Vec<f32>)>,
+    pub bias: Option<Vec<f32>>,
+}
+
+impl HostConv {
+    /// Reads `<full>/weights` and what follows it for `kind`; the error names the missing or mis-shaped
+    /// variable.
+    pub fn read(
+        weights: &Weights,
+        full: &str,
+        k: (usize, usize),
+        cin: usize,
+        cout: usize,
+        kind: ConvKind,
+    ) -> Result<Self, CheckpointError> {
+        let wname = format!("{full}/weights");
+        // The Bottleneck's weights are stored (in, out); view them as a 1x1 conv.
+        let w =
+            if kind == ConvKind::BnLinear { weights.get(&wname, &[cin, cout])? } else { weights.get(&wname, &[k.0, k.1, cin, cout])? };
+        let w = w.data.clone();
+        let offset = format!("{full}/Conv2D_bn_offset");
+        Ok(match kind {
+            ConvKind::Bias => Self { w, affine: None, bias: Some(weights.get(&format!("{full}/biases"), &[cout])?.data.clone()) },
+            // A frozen graph with its batch norms folded: the weights are scaled, the shift is a bias.
+            ConvKind::BnRelu if weights.tensors.contains_key(&offset) => {
+                let shift = weights.get(&offset, &[cout])?.data.clone();
+                Self { w, affine: Some((vec![1.0; cout], shift)), bias: None }
+            }
+            ConvKind::BnRelu | ConvKind::BnLinear => {
+                let beta = weights.get(&format!("{full}/BatchNorm/beta"), &[cout])?;
+                let mean = weights.get(&format!("{full}/BatchNorm/moving_mean"), &[cout])?;
+                let var = weights.get(&format!("{full}/BatchNorm/moving_variance"), &[cout])?;
+                let scale: Vec<f32> = var.data.iter().map(|v| 1.0 / (v + crate::arch::inception_resnet_v1::BN_EPS).sqrt()).collect();
+                let shift: Vec<f32> = (0..cout).map(|c| beta.data[c] - mean.data[c] * scale[c]).collect();
+                Self { w, affine: Some((scale, shift)), bias: None }
+            }
+        })
+    }
+
+    /// The weights with the affine's scale folded in, and the bias the conv then adds (the affine's
+    /// shift, or the conv's own bias): `conv(x, w') + b == conv(x, w) * scale + shift` up to rounding.
+    pub fn folded(&self) -> (Vec<f32>, Vec<f32>) {
+        match (&self.affine, &self.bias) {
+            (Some((scale, shift)), _) => {
+                let cout = scale.len();
+                let w = self.w.iter().enumerate().map(|(i, v)| v * scale[i % cout]).collect();
+                (w, shift.clone())
+            }
+            (None, Some(b)) => (self.w.clone(), b.clone()),
+            (None, None) => (self.w.clone(), Vec::new()),
+        }
     }
 }
 

@@ -3,4 +3,4 @@
 
 mod conv;
 
-pub use conv::{Conv, ConvKind, Scope};
+pub use conv::{Conv, ConvKind, HostConv, Scope};

@@ -103,13 +103,33 @@ pub enum Isa {
 }
 
 impl Isa {
+    /// Every micro-kernel this CPU can run, fastest first.
+    pub fn available() -> Vec<Isa> {
+        let mut v = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                v.push(Isa::Avx512);
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                v.push(Isa::Avx2);
+            }
+        }
+        v.push(Isa::Portable);
+        v
+    }
+
+    /// The fastest available, or `FACEGPU_SIMD=avx512|avx2|portable` where available.
     pub fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
             if std::env::var("FACEGPU_SIMD").is_ok_and(|v| v == "portable") {
                 return Isa::Portable;
             }
-            if std::env::var("FACEGPU_SIMD").is_ok_and(|v| v == "avx2") && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            if std::env::var("FACEGPU_SIMD").is_ok_and(|v| v == "avx2")
+                && is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+            {
                 return Isa::Avx2;
             }
             if is_x86_feature_detected!("avx512f") {
@@ -218,9 +238,9 @@ fn store(acc: &[[f32; NR]; MR], r0: usize, c0: usize, m: usize, n: usize, epi: &
 }
 
 /// `C = epilogue(A * B)` for `m` rows, on `threads` threads (rows split evenly in multiples of MR).
-/// `out.c` holds the m rows of C (stride `ldc`).
-pub fn gemm(a: &dyn PackA, m: usize, b: &PackedB, epi: &Epilogue, out: &mut Output, threads: usize) {
-    let isa = Isa::detect();
+/// `out.c` holds the m rows of C (stride `ldc`). `isa` must be one the CPU has ([`Isa::available`]).
+pub fn gemm(isa: Isa, a: &dyn PackA, m: usize, b: &PackedB, epi: &Epilogue, out: &mut Output, threads: usize) {
+    assert!(Isa::available().contains(&isa), "{isa:?} is not available on this CPU");
     let tiles = m.div_ceil(MR);
     let threads = threads.clamp(1, tiles.max(1));
     let per = tiles.div_ceil(threads) * MR;

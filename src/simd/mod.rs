@@ -9,7 +9,7 @@ pub mod gemm;
 
 use crate::ops::conv2d::{out_size, Padding};
 use crate::ops::OpError;
-use gemm::{Epilogue, Output, PackA, PackedB, Rows, KC, MR};
+use gemm::{Epilogue, Isa, Output, PackA, PackedB, Rows, KC, MR};
 
 /// Worker threads for the CPU kernels: `FACEGPU_THREADS`, else the machine's available parallelism.
 pub fn threads() -> usize {
@@ -90,10 +90,37 @@ impl PackA for Windows<'_> {
     }
 }
 
-/// `y[.., off..off + cout] = epilogue(conv2d(x, w))`, y having `y_c` channels per pixel.
-pub fn conv2d_into(x: &[f32], shape: [usize; 4], w: &ConvWeights, epi: &Epilogue, y: &mut [f32], y_c: usize, off: usize) -> Result<[usize; 4], OpError> {
+/// `y[.., off..off + cout] = epilogue(conv2d(x, w))`, y having `y_c` channels per pixel, with the
+/// fastest micro-kernel.
+pub fn conv2d_into(
+    x: &[f32],
+    shape: [usize; 4],
+    w: &ConvWeights,
+    epi: &Epilogue,
+    y: &mut [f32],
+    y_c: usize,
+    off: usize,
+) -> Result<[usize; 4], OpError> {
+    conv2d_into_isa(Isa::detect(), x, shape, w, epi, y, y_c, off)
+}
+
+/// [`conv2d_into`] with a given micro-kernel (the tests run each).
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_into_isa(
+    isa: Isa,
+    x: &[f32],
+    shape: [usize; 4],
+    w: &ConvWeights,
+    epi: &Epilogue,
+    y: &mut [f32],
+    y_c: usize,
+    off: usize,
+) -> Result<[usize; 4], OpError> {
     if shape[3] != w.cin {
-        return Err(OpError::Shape { op: "conv2d", detail: format!("input {shape:?} has {} channels, the weights expect {}", shape[3], w.cin) });
+        return Err(OpError::Shape {
+            op: "conv2d",
+            detail: format!("input {shape:?} has {} channels, the weights expect {}", shape[3], w.cin),
+        });
     }
     let out = w.out_shape(shape)?;
     let pad_top = out_size("conv2d", shape[1], w.kh, w.stride, w.padding, 0)?.1 as usize;
@@ -105,16 +132,24 @@ pub fn conv2d_into(x: &[f32], shape: [usize; 4], w: &ConvWeights, epi: &Epilogue
     let mut dst = Output { c: &mut y[..m * y_c], ldc: y_c, off };
     let pointwise = w.kh == 1 && w.kw == 1 && w.stride == 1 && pad_top == 0 && pad_left == 0;
     if pointwise {
-        gemm::gemm(&Rows { a: x, m, k: w.cin }, m, &w.packed, epi, &mut dst, threads());
+        gemm::gemm(isa, &Rows { a: x, m, k: w.cin }, m, &w.packed, epi, &mut dst, threads());
     } else {
         let windows = Windows { x, shape, w, oh: out[1], ow: out[2], pad_top, pad_left };
-        gemm::gemm(&windows, m, &w.packed, epi, &mut dst, threads());
+        gemm::gemm(isa, &windows, m, &w.packed, epi, &mut dst, threads());
     }
     Ok(out)
 }
 
 /// A `k x k` max pool with stride `s`, VALID, into channels `[off, off + c)` of a `y_c`-channel output.
-pub fn max_pool_into(x: &[f32], shape: [usize; 4], k: usize, s: usize, y: &mut [f32], y_c: usize, off: usize) -> Result<[usize; 4], OpError> {
+pub fn max_pool_into(
+    x: &[f32],
+    shape: [usize; 4],
+    k: usize,
+    s: usize,
+    y: &mut [f32],
+    y_c: usize,
+    off: usize,
+) -> Result<[usize; 4], OpError> {
     let [n, h, w, c] = shape;
     let (oh, _, _) = out_size("max_pool", h, k, s, Padding::Valid, 0)?;
     let (ow, _, _) = out_size("max_pool", w, k, s, Padding::Valid, 1)?;

@@ -8,13 +8,14 @@ use crate::checkpoint::safetensors::{save, StorageDtype};
 use crate::checkpoint::{CheckpointError, Standardization, Weights};
 use crate::data::images::load_rgb;
 use crate::gpu::GpuContext;
-use crate::models::inception_resnet_v1::InceptionResnetV1;
-use crate::models::ModelError;
+use crate::models::{Device, ModelError, Network};
 use crate::progress::{Event, Progress};
 
 /// A model ready to embed, with the standardization to use.
 pub struct Embedder {
-    pub model: InceptionResnetV1,
+    pub model: Network,
+    /// Why the model runs where it does (see [`Device::choose`]).
+    pub device_reason: String,
     pub standardization: Standardization,
     /// Why: `--standardization`, the model file's record, or the run id in its path.
     pub standardization_reason: String,
@@ -42,15 +43,27 @@ impl Embedder {
     /// Loads `--model` (TF model folder, prefix, `.index`, or `.safetensors`). The standardization is
     /// `override_std`, else the one the file records, else prewhiten (facenet's 2017 models).
     pub fn load(ctx: &GpuContext, model: &Path, override_std: Option<Standardization>, image_size: u32) -> Result<Self, CheckpointError> {
+        Self::load_on(ctx, model, override_std, image_size, None)
+    }
+
+    /// [`Embedder::load`] on `device`, or where [`Device::choose`] says when `None`.
+    pub fn load_on(
+        ctx: &GpuContext,
+        model: &Path,
+        override_std: Option<Standardization>,
+        image_size: u32,
+        device: Option<Device>,
+    ) -> Result<Self, CheckpointError> {
         let weights = Weights::load(model)?;
         let model_id = model_id(model, &weights);
-        let network = InceptionResnetV1::load(ctx, &weights)?;
+        let (device, device_reason) = Device::choose(device, ctx);
+        let network = Network::load(ctx, &weights, device)?;
         let (standardization, standardization_reason) = match (override_std, weights.standardization) {
             (Some(s), _) => (s, "--standardization".to_string()),
             (None, Some(s)) => (s, format!("recorded in {}", model.display())),
             (None, None) => crate::checkpoint::standardization_for(model),
         };
-        Ok(Self { model: network, standardization, standardization_reason, image_size, split_batches: 0, model_id })
+        Ok(Self { model: network, device_reason, standardization, standardization_reason, image_size, split_batches: 0, model_id })
     }
 
     /// Embeds image files in batches. Unreadable files, and images whose embedding fails on the GPU
@@ -98,7 +111,7 @@ impl Embedder {
         }
         let s = self.image_size as usize;
         match self.model.embed(ctx, pixels, [n, s, s, 3], self.standardization) {
-            Ok(emb) => Ok(emb.chunks(self.model.embedding_size).map(|e| Ok(e.to_vec())).collect()),
+            Ok(emb) => Ok(emb.chunks(self.model.embedding_size()).map(|e| Ok(e.to_vec())).collect()),
             Err(e) if e.is_device_lost() || !matches!(e, ModelError::Gpu(_)) => Err(e),
             Err(e) => {
                 self.model.release_buffers();
@@ -124,7 +137,10 @@ impl Embedder {
         for f in files {
             pixels.extend(load_rgb(f, self.image_size)?);
         }
-        let (_, taps) = self.model.embed_with_taps(ctx, &pixels, [files.len(), s, s, 3], self.standardization, true)?;
+        let Network::Gpu(model) = &mut self.model else {
+            return Err(crate::workflows::invalid!("--dump-activations runs on the GPU backend: add --device gpu"));
+        };
+        let (_, taps) = model.embed_with_taps(ctx, &pixels, [files.len(), s, s, 3], self.standardization, true)?;
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         for (name, (shape, data)) in &taps {
             crate::data::npy::write_f32(&dir.join(format!("activation_{}.npy", name.replace('/', "_"))), shape, data)?;
@@ -173,6 +189,9 @@ pub fn convert(tf_checkpoint: &Path, out: &Path, standardization: Standardizatio
 #[derive(Debug, serde::Serialize)]
 pub struct EmbedBench {
     pub adapter: String,
+    pub device: Device,
+    /// The CPU backend's micro-kernel and threads (empty on the GPU).
+    pub simd: String,
     pub batch_size: usize,
     pub images_per_s: f64,
     pub ms_per_batch: f64,
@@ -195,8 +214,14 @@ pub fn bench_embed(ctx: &GpuContext, embedder: &mut Embedder, batch: usize, reps
     }
     times.sort_by(f64::total_cmp);
     let med = times[times.len() / 2];
+    let simd = match embedder.model.device() {
+        Device::Cpu => format!("{:?} x {} threads", crate::simd::gemm::Isa::detect(), crate::simd::threads()),
+        Device::Gpu => String::new(),
+    };
     Ok(EmbedBench {
         adapter: ctx.adapter_name(),
+        device: embedder.model.device(),
+        simd,
         batch_size: batch,
         images_per_s: batch as f64 / med,
         ms_per_batch: med * 1e3,

@@ -754,7 +754,7 @@ pub fn export_embeddings(
     let (faces, skipped) = embed_faces(ctx, mtcnn, embedder, &files, detect, align, Pick::First, aligned, progress, |_, _| Ok(()))?;
     let class_of: HashMap<&Path, (usize, &str)> =
         classes.iter().flat_map(|(i, (name, f))| f.iter().map(move |p| (p.as_path(), (*i, name.as_str())))).collect();
-    let d = faces.first().map_or(embedder.model.embedding_size, |f| f.embedding.len());
+    let d = faces.first().map_or(embedder.model.embedding_size(), |f| f.embedding.len());
     let data: Vec<f64> = faces.iter().flat_map(|f| f.embedding.iter().map(|&v| f64::from(v))).collect();
     let labels: Vec<i64> = faces.iter().map(|f| class_of[f.image.as_path()].0 as i64).collect();
     let strings: Vec<String> = faces.iter().map(|f| class_of[f.image.as_path()].1.to_string()).collect();

@@ -68,9 +68,11 @@ pub(super) fn lfw_during_training(
 ) -> Result<(f64, f64), crate::workflows::Error> {
     let mut w = download_all(ctx, state, false)?;
     w.standardization = Some(cfg.standardization());
-    let model = crate::models::inception_resnet_v1::InceptionResnetV1::load(ctx, &w)?;
+    let (device, device_reason) = crate::models::Device::choose(None, ctx);
+    let model = crate::models::Network::load(ctx, &w, device)?;
     let mut embedder = crate::workflows::embed::Embedder {
         model,
+        device_reason,
         standardization: cfg.standardization(),
         standardization_reason: "the training run's".into(),
         image_size: cfg.image_size,

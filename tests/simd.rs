@@ -1,0 +1,120 @@
+//! The CPU backend's kernels against plain loops at awkward shapes, with every micro-kernel this CPU
+//! has (AVX-512, AVX2+FMA, portable), and its Inception-ResNet-v1 against TensorFlow's embeddings.
+
+mod common;
+
+use common::{assert_close, Rng};
+use facegpu::checkpoint::{Standardization, Weights};
+use facegpu::cpu;
+use facegpu::data::images::load_rgb;
+use facegpu::data::npy;
+use facegpu::models::inception_resnet_v1_cpu::InceptionResnetV1Cpu;
+use facegpu::ops::conv2d::{Activation, Epilogue as TwinEpilogue, Padding};
+use facegpu::simd::gemm::{gemm, Epilogue, Isa, Output, PackedB, Rows};
+use facegpu::simd::{conv2d_into_isa, ConvWeights};
+
+/// `relu?(residual + s * (a * b + bias))` in f64, into columns `[off, off + n)` of rows of `ldc`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_f64(
+    a: &[f32],
+    b: &[f32],
+    (m, k, n): (usize, usize, usize),
+    bias: &[f32],
+    res: Option<(&[f32], f32)>,
+    relu: bool,
+    ldc: usize,
+    off: usize,
+    c: &mut [f32],
+) {
+    for i in 0..m {
+        for j in 0..n {
+            let mut v: f64 = (0..k).map(|q| a[i * k + q] as f64 * b[q * n + j] as f64).sum::<f64>() + bias[j] as f64;
+            if let Some((r, s)) = res {
+                v = r[i * ldc + off + j] as f64 + s as f64 * v;
+            }
+            if relu {
+                v = v.max(0.0);
+            }
+            c[i * ldc + off + j] = v as f32;
+        }
+    }
+}
+
+#[test]
+fn gemm_matches_f64_at_awkward_shapes_with_every_micro_kernel_and_thread_count() {
+    let mut rng = Rng::new(41);
+    // m around the 8-row tiles, k around the 256-deep blocks, n around the 32-column panels.
+    for &(m, k, n) in &[(1, 1, 1), (7, 3, 5), (9, 255, 31), (33, 256, 32), (17, 257, 33), (100, 600, 70)] {
+        let (a, b, bias) = (rng.vec(m * k, -1.0, 1.0), rng.vec(k * n, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
+        let (ldc, off) = (n + 5, 3);
+        let res = rng.vec(m * ldc, -1.0, 1.0);
+        let mut want = vec![7f32; m * ldc];
+        gemm_f64(&a, &b, (m, k, n), &bias, Some((&res, 0.17)), true, ldc, off, &mut want);
+        let packed = PackedB::new(&b, k, n);
+        for isa in Isa::available() {
+            for threads in [1, 2, 3] {
+                let mut got = vec![7f32; m * ldc];
+                let epi = Epilogue { bias: Some(&bias), residual: Some((&res, 0.17)), relu: true };
+                gemm(isa, &Rows { a: &a, m, k }, m, &packed, &epi, &mut Output { c: &mut got, ldc, off }, threads);
+                // k fp32 products summed in another order than f64's: up to k * 2^-24 relative to the
+                // terms' magnitudes (|a|, |b| <= 1), 600 terms at most: 1e-4 absolute.
+                assert_close(&format!("gemm {isa:?} {threads} threads m={m} k={k} n={n}"), &got, &want, 1e-4, 1e-5);
+            }
+        }
+    }
+}
+
+#[test]
+fn conv2d_matches_the_cpu_twin_at_awkward_shapes_with_every_micro_kernel() {
+    let mut rng = Rng::new(42);
+    // (input, kernel, cout, stride, padding): an RGB stem, TF SAME with asymmetric padding at stride 2,
+    // 1x7 and 7x1, a pointwise conv (the GEMM-on-rows path), odd channel counts, VALID.
+    let cases: &[([usize; 4], (usize, usize), usize, usize, Padding)] = &[
+        ([2, 17, 19, 3], (3, 3), 32, 2, Padding::Valid),
+        ([1, 10, 9, 5], (3, 3), 7, 2, Padding::Same),
+        ([2, 8, 8, 12], (1, 7), 9, 1, Padding::Same),
+        ([1, 8, 8, 12], (7, 1), 33, 1, Padding::Same),
+        ([3, 5, 6, 70], (1, 1), 40, 1, Padding::Same),
+        ([1, 9, 9, 4], (3, 3), 6, 1, Padding::Valid),
+    ];
+    for &(xs, k, cout, stride, padding) in cases {
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(k.0 * k.1 * xs[3] * cout, -0.5, 0.5);
+        let bias = rng.vec(cout, -0.5, 0.5);
+        let twin = TwinEpilogue { bias: Some(&bias[..]), act: Activation::Relu, ..Default::default() };
+        let (want, _) = cpu::conv2d::conv2d(&x, &xs, &w, &[k.0, k.1, xs[3], cout], &twin, (stride, stride), padding).unwrap();
+        let weights = ConvWeights::new(&w, k, xs[3], cout, stride, padding);
+        let out = weights.out_shape(xs).unwrap();
+        for isa in Isa::available() {
+            // Written at channel 2 of a tensor 3 channels wider, as a concatenation's part.
+            let y_c = cout + 3;
+            let mut y = vec![-9f32; out[0] * out[1] * out[2] * y_c];
+            let epi = Epilogue { bias: Some(&bias), residual: None, relu: true };
+            conv2d_into_isa(isa, &x, xs, &weights, &epi, &mut y, y_c, 2).unwrap();
+            let got: Vec<f32> = y.chunks(y_c).flat_map(|p| p[2..2 + cout].to_vec()).collect();
+            // Up to 7 * 7 * 70 products summed in another order than the twin's: 1e-4 absolute.
+            assert_close(&format!("conv2d {isa:?} {xs:?} k={k:?} s={stride}"), &got, &want, 1e-4, 1e-4);
+            assert!(y.chunks(y_c).all(|p| p[..2] == [-9.0, -9.0] && p[2 + cout] == -9.0), "channels outside the slice untouched");
+        }
+    }
+}
+
+#[test]
+fn cpu_backend_embeddings_match_tensorflow_within_1e5() {
+    let Some(ckpt) = common::fixture("facenet-20170512-110547/checkpoint") else { return };
+    let Some(golden) = common::fixture("irv1-golden/order.json") else { return };
+    let (ckpt, golden) = (ckpt.with_file_name(""), golden.with_file_name(""));
+    let model = InceptionResnetV1Cpu::load(&Weights::load(&ckpt).unwrap()).unwrap();
+    let images: Vec<f32> = common::golden_faces(&golden).iter().flat_map(|p| load_rgb(p, 160).unwrap()).collect();
+    for (std, file) in
+        [(Standardization::Prewhiten, "embeddings_prewhiten.npy"), (Standardization::Fixed, "embeddings_fixed_standardization.npy")]
+    {
+        let got = model.embed(&images, [5, 160, 160, 3], std).unwrap();
+        let (_, want) = npy::read_f32(&golden.join(file)).unwrap();
+        let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        eprintln!("{std:?}: CPU backend max abs embedding error vs TensorFlow {err:e}");
+        // As the GPU path: fp32 sums in another order over 100+ layers; a wrong layer moves unit-norm
+        // components by 1e-2 or more.
+        assert_close(&format!("CPU embeddings {std:?}"), &got, &want, 1e-5, 0.0);
+    }
+}

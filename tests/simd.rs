@@ -69,7 +69,8 @@ fn conv2d_matches_the_cpu_twin_at_awkward_shapes_with_every_micro_kernel() {
     let mut rng = Rng::new(42);
     // (input, kernel, cout, stride, padding): an RGB stem, TF SAME with asymmetric padding at stride 2,
     // 1x7 and 7x1, a pointwise conv (the GEMM-on-rows path), odd channel counts, VALID.
-    let cases: &[([usize; 4], (usize, usize), usize, usize, Padding)] = &[
+    type Case = ([usize; 4], (usize, usize), usize, usize, Padding);
+    let cases: &[Case] = &[
         ([2, 17, 19, 3], (3, 3), 32, 2, Padding::Valid),
         ([1, 10, 9, 5], (3, 3), 7, 2, Padding::Same),
         ([2, 8, 8, 12], (1, 7), 9, 1, Padding::Same),

@@ -3,6 +3,8 @@
 //! residual and ReLU fused into each conv's stores, each block's branches writing their channels of the
 //! concatenation in place.
 
+use std::sync::Mutex;
+
 use super::ModelError;
 use crate::arch::inception_resnet_v1::{self as arch, Stage};
 use crate::arch::{Branch, ConvLayer};
@@ -35,6 +37,7 @@ impl Conv {
     }
 
     /// `relu?(residual + scale * (conv(x) + bias))` into channels `[off, off + cout)` of `y`.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
         x: &[f32],
@@ -49,10 +52,10 @@ impl Conv {
         Ok(simd::conv2d_into(x, shape, &self.w, &epi, y, y_c, off).map_err(crate::gpu::GpuError::from)?)
     }
 
-    /// The conv into a new tensor.
-    fn apply(&self, x: &[f32], shape: [usize; 4], relu: bool) -> Result<(Vec<f32>, [usize; 4]), ModelError> {
+    /// The conv into a new tensor from `pool`.
+    fn apply(&self, x: &[f32], shape: [usize; 4], relu: bool, pool: &Pool) -> Result<(Vec<f32>, [usize; 4]), ModelError> {
         let out = self.w.out_shape(shape).map_err(crate::gpu::GpuError::from)?;
-        let mut y = vec![0f32; out.iter().product()];
+        let mut y = pool.take(out.iter().product());
         self.run(x, shape, &mut y, out[3], 0, None, relu)?;
         Ok((y, out))
     }
@@ -60,6 +63,27 @@ impl Conv {
 
 /// A block's branches: chains of convs.
 type Branches = Vec<Vec<Conv>>;
+
+/// Activation buffers kept between layers and passes: large allocations are otherwise returned to the
+/// OS when freed and fault their pages in again on the next pass.
+#[derive(Default)]
+struct Pool(Mutex<Vec<Vec<f32>>>);
+
+impl Pool {
+    /// A buffer of `len` values (zeroed), reusing the smallest kept one that fits.
+    fn take(&self, len: usize) -> Vec<f32> {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let best = (0..kept.len()).filter(|&i| kept[i].capacity() >= len).min_by_key(|&i| kept[i].capacity());
+        let mut v = best.map(|i| kept.swap_remove(i)).unwrap_or_default();
+        v.clear();
+        v.resize(len, 0.0);
+        v
+    }
+
+    fn give(&self, v: Vec<f32>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(v);
+    }
+}
 
 enum Layer {
     Conv(Conv),
@@ -75,6 +99,7 @@ pub struct InceptionResnetV1Cpu {
     pub embedding_size: usize,
     /// The standardization recorded in the weights file, if any.
     pub standardization: Option<Standardization>,
+    pool: Pool,
 }
 
 fn chain(weights: &Weights, scope: &str, cin: usize, convs: &[ConvLayer]) -> Result<Vec<Conv>, CheckpointError> {
@@ -126,7 +151,7 @@ impl InceptionResnetV1Cpu {
         }
         let full = format!("{}/{}", arch::ROOT, arch::BOTTLENECK);
         let bottleneck = Conv::load(weights, &full, (1, 1), cin, embedding_size, 1, Padding::Valid, ConvKind::BnLinear)?;
-        Ok(Self { layers, bottleneck, embedding_size, standardization: weights.standardization })
+        Ok(Self { layers, bottleneck, embedding_size, standardization: weights.standardization, pool: Pool::default() })
     }
 
     /// Embeddings of raw RGB images `[n, size, size, 3]` (values 0..255), `n x embedding_size` values.
@@ -148,32 +173,36 @@ impl InceptionResnetV1Cpu {
         };
         let mut s = shape;
         for layer in &self.layers {
-            (h, s) = self.layer(layer, &h, s)?;
+            let (y, ys) = self.layer(layer, &h, s)?;
+            self.pool.give(std::mem::replace(&mut h, y));
+            s = ys;
         }
         let pooled = simd::global_avg_pool(&h, s);
-        let (y, _) = self.bottleneck.apply(&pooled, [s[0], 1, 1, s[3]], false)?;
+        self.pool.give(h);
+        let (y, _) = self.bottleneck.apply(&pooled, [s[0], 1, 1, s[3]], false, &self.pool)?;
         Ok(y)
     }
 
     fn layer(&self, layer: &Layer, x: &[f32], s: [usize; 4]) -> Result<(Vec<f32>, [usize; 4]), ModelError> {
         let op = |e: crate::ops::OpError| ModelError::Gpu(e.into());
         match layer {
-            Layer::Conv(c) => c.apply(x, s, true),
+            Layer::Conv(c) => c.apply(x, s, true, &self.pool),
             Layer::MaxPool => {
                 let (k, stride, _) = arch::POOL;
                 let (oh, ow) = ((s[1] - k.0) / stride.0 + 1, (s[2] - k.1) / stride.1 + 1);
-                let mut y = vec![0f32; s[0] * oh * ow * s[3]];
+                let mut y = self.pool.take(s[0] * oh * ow * s[3]);
                 let out = simd::max_pool_into(x, s, k.0, stride.0, &mut y, s[3], 0).map_err(op)?;
                 Ok((y, out))
             }
             Layer::Residual { branches, up, scale, relu } => {
-                let (mixed, ms) = run_branches(branches, x, s, 0)?;
-                let mut y = vec![0f32; x.len()];
+                let (mixed, ms) = run_branches(branches, x, s, 0, &self.pool)?;
+                let mut y = self.pool.take(x.len());
                 up.run(&mixed, ms, &mut y, s[3], 0, Some((x, *scale)), *relu)?;
+                self.pool.give(mixed);
                 Ok((y, s))
             }
             Layer::Reduction(branches) => {
-                let (mut y, ys) = run_branches(branches, x, s, s[3])?;
+                let (mut y, ys) = run_branches(branches, x, s, s[3], &self.pool)?;
                 let (k, stride, _) = arch::POOL;
                 let width = ys[3];
                 simd::max_pool_into(x, s, k.0, stride.0, &mut y, width, width - s[3]).map_err(op)?;
@@ -186,7 +215,7 @@ impl InceptionResnetV1Cpu {
 /// Runs each branch on `x`, its last conv writing its channels of one concatenated output; `extra`
 /// channels are left at the end for the caller (a reduction's max pool). Returns the output and its
 /// shape (extra channels included).
-fn run_branches(branches: &Branches, x: &[f32], s: [usize; 4], extra: usize) -> Result<(Vec<f32>, [usize; 4]), ModelError> {
+fn run_branches(branches: &Branches, x: &[f32], s: [usize; 4], extra: usize, pool: &Pool) -> Result<(Vec<f32>, [usize; 4]), ModelError> {
     let op = |e: crate::ops::OpError| ModelError::Gpu(e.into());
     let mut shape = [0; 4];
     for br in branches {
@@ -197,15 +226,24 @@ fn run_branches(branches: &Branches, x: &[f32], s: [usize; 4], extra: usize) -> 
         shape = [t[0], t[1], t[2], shape[3] + t[3]];
     }
     shape[3] += extra;
-    let mut y = vec![0f32; shape.iter().product()];
+    let mut y = pool.take(shape.iter().product());
     let mut off = 0;
     for br in branches {
         let (last, rest) = br.split_last().expect("a branch has a conv");
-        let (mut h, mut hs) = (x.to_vec(), s);
+        // The branch's intermediate activations; the first conv reads x itself.
+        let mut h: Option<(Vec<f32>, [usize; 4])> = None;
         for c in rest {
-            (h, hs) = c.apply(&h, hs, true)?;
+            let (input, is) = h.as_ref().map_or((x, s), |(v, hs)| (&v[..], *hs));
+            let next = c.apply(input, is, true, pool)?;
+            if let Some((old, _)) = h.replace(next) {
+                pool.give(old);
+            }
         }
-        last.run(&h, hs, &mut y, shape[3], off, None, true)?;
+        let (input, is) = h.as_ref().map_or((x, s), |(v, hs)| (&v[..], *hs));
+        last.run(input, is, &mut y, shape[3], off, None, true)?;
+        if let Some((old, _)) = h {
+            pool.give(old);
+        }
         off += last.w.cout;
     }
     Ok((y, shape))

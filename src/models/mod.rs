@@ -61,7 +61,7 @@ impl Device {
 
 /// Inception-ResNet-v1 on one backend.
 pub enum Network {
-    Gpu(inception_resnet_v1::InceptionResnetV1),
+    Gpu(Box<inception_resnet_v1::InceptionResnetV1>),
     Cpu(inception_resnet_v1_cpu::InceptionResnetV1Cpu),
 }
 
@@ -69,7 +69,7 @@ impl Network {
     /// Builds the network from `weights` on `device`.
     pub fn load(ctx: &crate::gpu::GpuContext, weights: &crate::checkpoint::Weights, device: Device) -> Result<Self, CheckpointError> {
         Ok(match device {
-            Device::Gpu => Network::Gpu(inception_resnet_v1::InceptionResnetV1::load(ctx, weights)?),
+            Device::Gpu => Network::Gpu(Box::new(inception_resnet_v1::InceptionResnetV1::load(ctx, weights)?)),
             Device::Cpu => Network::Cpu(inception_resnet_v1_cpu::InceptionResnetV1Cpu::load(weights)?),
         })
     }

@@ -72,6 +72,12 @@ pub struct Output<'a> {
 /// `[k0, k0 + depth)` of A.
 pub trait PackA: Sync {
     fn pack(&self, r0: usize, k0: usize, depth: usize, dst: &mut [f32]);
+
+    /// A already laid out as the micro-kernel reads it: rows `[r0, r0 + MR)` from the returned slice
+    /// with the returned row stride, or `None` to pack.
+    fn direct(&self, _r0: usize) -> Option<(&[f32], usize)> {
+        None
+    }
 }
 
 /// A plain row-major `[m, k]` matrix.
@@ -82,6 +88,10 @@ pub struct Rows<'a> {
 }
 
 impl PackA for Rows<'_> {
+    fn direct(&self, r0: usize) -> Option<(&[f32], usize)> {
+        (r0 + MR <= self.m).then(|| (&self.a[r0 * self.k..], self.k))
+    }
+
     fn pack(&self, r0: usize, k0: usize, depth: usize, dst: &mut [f32]) {
         for r in 0..MR {
             let row = &mut dst[r * KC..r * KC + depth];
@@ -143,24 +153,31 @@ impl Isa {
     }
 }
 
-/// `acc[MR][NR] += A_panel (MR x depth) * B_panel (depth x NR)`.
-fn kernel(isa: Isa, a: &[f32], b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR]) {
+/// `acc[MR][NR] = A (MR rows of `lda`, depth columns) * B_panel (depth x NR)`, plus `acc` unless `first`.
+fn kernel(isa: Isa, a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR], first: bool) {
+    assert!(a.len() >= (MR - 1) * lda + depth && b.len() >= depth * NR, "the kernel's operands hold its tile");
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Isa::detect returned Avx512 only where the CPU has AVX-512F.
-        Isa::Avx512 => unsafe { x86::kernel_avx512(a, b, depth, acc) },
+        // SAFETY: gemm checks that the CPU has the ISA (Isa::available); the operands' extents are
+        // checked above.
+        Isa::Avx512 => unsafe { x86::kernel_avx512(a, lda, b, depth, acc, first) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Isa::detect returned Avx2 only where the CPU has AVX2 and FMA.
-        Isa::Avx2 => unsafe { x86::kernel_avx2(a, b, depth, acc) },
-        _ => kernel_portable(a, b, depth, acc),
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { x86::kernel_avx2(a, lda, b, depth, acc, first) },
+        _ => {
+            if first {
+                acc.iter_mut().for_each(|r| r.fill(0.0));
+            }
+            kernel_portable(a, lda, b, depth, acc)
+        }
     }
 }
 
-fn kernel_portable(a: &[f32], b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR]) {
+fn kernel_portable(a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR]) {
     for kk in 0..depth {
         let brow = &b[kk * NR..kk * NR + NR];
         for (r, row) in acc.iter_mut().enumerate() {
-            let av = a[r * KC + kk];
+            let av = a[r * lda + kk];
             for (c, v) in row.iter_mut().enumerate() {
                 *v = av.mul_add(brow[c], *v);
             }
@@ -170,33 +187,86 @@ fn kernel_portable(a: &[f32], b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR]
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{KC, MR, NR};
+    use super::{MR, NR};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn kernel_avx512(a: &[f32], b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR]) {
-        debug_assert!(a.len() >= MR * KC && b.len() >= depth * NR);
+    pub unsafe fn kernel_avx512(a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR], first: bool) {
         let (ap, bp) = (a.as_ptr(), b.as_ptr());
         let mut c = [[_mm512_setzero_ps(); 2]; MR];
         for kk in 0..depth {
             let b0 = _mm512_loadu_ps(bp.add(kk * NR));
             let b1 = _mm512_loadu_ps(bp.add(kk * NR + 16));
             for (r, cr) in c.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*ap.add(r * KC + kk));
+                let av = _mm512_set1_ps(*ap.add(r * lda + kk));
                 cr[0] = _mm512_fmadd_ps(av, b0, cr[0]);
                 cr[1] = _mm512_fmadd_ps(av, b1, cr[1]);
             }
         }
         for (r, cr) in c.iter().enumerate() {
             let out = acc[r].as_mut_ptr();
-            _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), cr[0]));
-            _mm512_storeu_ps(out.add(16), _mm512_add_ps(_mm512_loadu_ps(out.add(16)), cr[1]));
+            if first {
+                _mm512_storeu_ps(out, cr[0]);
+                _mm512_storeu_ps(out.add(16), cr[1]);
+            } else {
+                _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), cr[0]));
+                _mm512_storeu_ps(out.add(16), _mm512_add_ps(_mm512_loadu_ps(out.add(16)), cr[1]));
+            }
+        }
+    }
+
+    /// [`kernel_avx512`] then, for its tile, `y = relu?(res + s * (acc + bias))` stored at `out` (rows
+    /// `ldc` apart; the residual's rows too).
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn kernel_avx512_store(
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        depth: usize,
+        acc: &[[f32; NR]; MR],
+        first: bool,
+        out: *mut f32,
+        ldc: usize,
+        bias: &[f32],
+        res: Option<(&[f32], f32)>,
+        relu: bool,
+    ) {
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        let mut c = [[_mm512_setzero_ps(); 2]; MR];
+        for kk in 0..depth {
+            let b0 = _mm512_loadu_ps(bp.add(kk * NR));
+            let b1 = _mm512_loadu_ps(bp.add(kk * NR + 16));
+            for (r, cr) in c.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*ap.add(r * lda + kk));
+                cr[0] = _mm512_fmadd_ps(av, b0, cr[0]);
+                cr[1] = _mm512_fmadd_ps(av, b1, cr[1]);
+            }
+        }
+        let (bias0, bias1) = (_mm512_loadu_ps(bias.as_ptr()), _mm512_loadu_ps(bias.as_ptr().add(16)));
+        let zero = _mm512_setzero_ps();
+        for (r, cr) in c.iter().enumerate() {
+            let (mut v0, mut v1) = (_mm512_add_ps(cr[0], bias0), _mm512_add_ps(cr[1], bias1));
+            if !first {
+                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(acc[r].as_ptr()));
+                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(acc[r].as_ptr().add(16)));
+            }
+            if let Some((rp, s)) = res {
+                let sv = _mm512_set1_ps(s);
+                v0 = _mm512_fmadd_ps(sv, v0, _mm512_loadu_ps(rp.as_ptr().add(r * ldc)));
+                v1 = _mm512_fmadd_ps(sv, v1, _mm512_loadu_ps(rp.as_ptr().add(r * ldc + 16)));
+            }
+            if relu {
+                v0 = _mm512_max_ps(v0, zero);
+                v1 = _mm512_max_ps(v1, zero);
+            }
+            _mm512_storeu_ps(out.add(r * ldc), v0);
+            _mm512_storeu_ps(out.add(r * ldc + 16), v1);
         }
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn kernel_avx2(a: &[f32], b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR]) {
-        debug_assert!(a.len() >= MR * KC && b.len() >= depth * NR);
+    pub unsafe fn kernel_avx2(a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR], first: bool) {
         let (ap, bp) = (a.as_ptr(), b.as_ptr());
         // 8 rows x 32 columns do not fit 16 ymm registers: two passes of 16 columns (8 x 2 accumulators).
         for half in 0..2 {
@@ -205,35 +275,81 @@ mod x86 {
                 let b0 = _mm256_loadu_ps(bp.add(kk * NR + half * 16));
                 let b1 = _mm256_loadu_ps(bp.add(kk * NR + half * 16 + 8));
                 for (r, cr) in c.iter_mut().enumerate() {
-                    let av = _mm256_set1_ps(*ap.add(r * KC + kk));
+                    let av = _mm256_set1_ps(*ap.add(r * lda + kk));
                     cr[0] = _mm256_fmadd_ps(av, b0, cr[0]);
                     cr[1] = _mm256_fmadd_ps(av, b1, cr[1]);
                 }
             }
             for (r, cr) in c.iter().enumerate() {
                 let out = acc[r].as_mut_ptr().add(half * 16);
-                _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), cr[0]));
-                _mm256_storeu_ps(out.add(8), _mm256_add_ps(_mm256_loadu_ps(out.add(8)), cr[1]));
+                if first {
+                    _mm256_storeu_ps(out, cr[0]);
+                    _mm256_storeu_ps(out.add(8), cr[1]);
+                } else {
+                    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), cr[0]));
+                    _mm256_storeu_ps(out.add(8), _mm256_add_ps(_mm256_loadu_ps(out.add(8)), cr[1]));
+                }
             }
         }
     }
 }
 
-/// Stores one MR x NR tile (rows from r0, columns from c0 of the n) through the epilogue.
+/// Stores one MR x NR tile (rows from r0, columns from c0 of the n) through the epilogue. Each part of
+/// the epilogue is a separate branch-free pass over a row, which the compiler vectorizes.
+#[allow(clippy::too_many_arguments)]
 fn store(acc: &[[f32; NR]; MR], r0: usize, c0: usize, m: usize, n: usize, epi: &Epilogue, out: &mut Output, row_base: usize) {
     let cols = NR.min(n - c0);
+    let zero = [0f32; NR];
+    let bias = epi.bias.map_or(&zero[..cols], |b| &b[c0..c0 + cols]);
     for (r, row) in acc.iter().enumerate().take(MR.min(m - r0)) {
         let at = (r0 + r - row_base) * out.ldc + out.off + c0;
-        for c in 0..cols {
-            let mut v = row[c] + epi.bias.map_or(0.0, |b| b[c0 + c]);
-            if let Some((res, s)) = epi.residual {
-                v = res[(r0 + r) * out.ldc + out.off + c0 + c] + s * v;
-            }
-            if epi.relu {
-                v = v.max(0.0);
-            }
-            out.c[at + c] = v;
+        let dst = &mut out.c[at..at + cols];
+        for ((d, v), b) in dst.iter_mut().zip(&row[..cols]).zip(bias) {
+            *d = v + b;
         }
+        if let Some((res, s)) = epi.residual {
+            let src = &res[(r0 + r) * out.ldc + out.off + c0..][..cols];
+            for (d, x) in dst.iter_mut().zip(src) {
+                *d = x + s * *d;
+            }
+        }
+        if epi.relu {
+            dst.iter_mut().for_each(|d| *d = d.max(0.0));
+        }
+    }
+}
+
+/// The last block of k of a whole MR x NR tile on AVX-512, with the epilogue applied in registers and
+/// the tile stored to C: rows from `r0` (C's first row is `row_base`), columns from `c0`.
+#[allow(clippy::too_many_arguments)]
+fn store_fused(
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    depth: usize,
+    acc: &[[f32; NR]; MR],
+    first: bool,
+    r0: usize,
+    c0: usize,
+    epi: &Epilogue,
+    out: &mut Output,
+    row_base: usize,
+) {
+    assert!(a.len() >= (MR - 1) * lda + depth && b.len() >= depth * NR, "the kernel's operands hold its tile");
+    let at = (r0 - row_base) * out.ldc + out.off + c0;
+    assert!(at + (MR - 1) * out.ldc + NR <= out.c.len(), "the tile lies inside C");
+    let zero = [0f32; NR];
+    let bias = epi.bias.map_or(&zero[..], |b| &b[c0..c0 + NR]);
+    let res = epi.residual.map(|(r, s)| {
+        let from = r0 * out.ldc + out.off + c0;
+        assert!(from + (MR - 1) * out.ldc + NR <= r.len(), "the tile lies inside the residual");
+        (&r[from..], s)
+    });
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: only called with Isa::Avx512 (available, checked by gemm); every pointer's extent is
+    // asserted above.
+    unsafe {
+        x86::kernel_avx512_store(a, lda, b, depth, acc, first, out.c[at..].as_mut_ptr(), out.ldc, bias, res, epi.relu)
     }
 }
 
@@ -246,7 +362,9 @@ pub fn gemm(isa: Isa, a: &dyn PackA, m: usize, b: &PackedB, epi: &Epilogue, out:
     let per = tiles.div_ceil(threads) * MR;
     let ldc = out.ldc;
     let off = out.off;
-    std::thread::scope(|s| {
+    // Rayon's pool, so a layer does not pay for starting threads (at batch 1 a network has 133 small
+    // GEMMs).
+    rayon::scope(|s| {
         let mut rest: &mut [f32] = out.c;
         let mut row = 0;
         while row < m {
@@ -255,7 +373,7 @@ pub fn gemm(isa: Isa, a: &dyn PackA, m: usize, b: &PackedB, epi: &Epilogue, out:
             let (mine, tail) = rest.split_at_mut(take);
             rest = tail;
             let r0 = row;
-            s.spawn(move || {
+            s.spawn(move |_| {
                 let mut part = Output { c: mine, ldc, off };
                 gemm_rows(isa, a, r0, r0 + rows, m, b, epi, &mut part);
             });
@@ -273,17 +391,31 @@ fn gemm_rows(isa: Isa, a: &dyn PackA, from: usize, to: usize, m: usize, b: &Pack
     let mut apack = vec![0f32; kblocks * MR * KC];
     let mut acc = [[0f32; NR]; MR];
     for r0 in (from..to).step_by(MR) {
-        for kb in 0..kblocks {
-            let depth = KC.min(k - kb * KC);
-            a.pack(r0, kb * KC, depth, &mut apack[kb * MR * KC..(kb + 1) * MR * KC]);
-        }
-        for p in 0..panels {
-            acc.iter_mut().for_each(|r| r.fill(0.0));
+        let direct = a.direct(r0);
+        if direct.is_none() {
             for kb in 0..kblocks {
                 let depth = KC.min(k - kb * KC);
-                kernel(isa, &apack[kb * MR * KC..(kb + 1) * MR * KC], b.panel(kb, p), depth, &mut acc);
+                a.pack(r0, kb * KC, depth, &mut apack[kb * MR * KC..(kb + 1) * MR * KC]);
             }
-            store(&acc, r0, p * NR, m.min(to), n, epi, out, from);
+        }
+        for p in 0..panels {
+            // A whole tile on AVX-512 takes its epilogue in registers on the last block of k.
+            let fused = isa == Isa::Avx512 && r0 + MR <= to.min(m) && (p + 1) * NR <= n;
+            for kb in 0..kblocks {
+                let depth = KC.min(k - kb * KC);
+                let (ablock, lda) = match direct {
+                    Some((rows, lda)) => (&rows[kb * KC..], lda),
+                    None => (&apack[kb * MR * KC..(kb + 1) * MR * KC], KC),
+                };
+                if fused && kb + 1 == kblocks {
+                    store_fused(ablock, lda, b.panel(kb, p), depth, &acc, kb == 0, r0, p * NR, epi, out, from);
+                } else {
+                    kernel(isa, ablock, lda, b.panel(kb, p), depth, &mut acc, kb == 0);
+                }
+            }
+            if !fused {
+                store(&acc, r0, p * NR, m.min(to), n, epi, out, from);
+            }
         }
     }
 }

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# facegpu's CPU backend and its wgpu path against onnxruntime and facenet-pytorch, in one run on this
+# machine: embed at batch 1 and 32. onnxruntime runs the same network built from the facenet model
+# (benches/onnxruntime_bench.py), facenet-pytorch its InceptionResnetV1 with random weights; each in a
+# throwaway venv (ORT_VENV, TORCH_VENV; created on first use). Not part of CI.
+#
+#   bash benches/compare_cpu.sh          # REPS=5 by default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FIX="${FIXTURES:-../shared/fixtures}"
+MODEL="${MODEL:-$FIX/facenet-20170512-110547}"
+REPS="${REPS:-5}"
+ORT_VENV="${ORT_VENV:-${TMPDIR:-/tmp}/facegpu-ort-venv}"
+TORCH_VENV="${TORCH_VENV:-${TMPDIR:-/tmp}/facegpu-compare-venv}"
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/facegpu-xdg}"
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+if [ ! -x "$ORT_VENV/bin/python" ]; then
+    python3 -m venv "$ORT_VENV" && "$ORT_VENV/bin/pip" install -q onnx onnxruntime numpy
+fi
+if [ ! -x "$TORCH_VENV/bin/python" ] || ! "$TORCH_VENV/bin/python" -c 'import facenet_pytorch' 2>/dev/null; then
+    python3 -m venv "$TORCH_VENV" && "$TORCH_VENV/bin/pip" install -q torch facenet-pytorch pillow
+fi
+cargo build --release -q
+B=./target/release/facegpu
+ST="${TMPDIR:-/tmp}/facegpu-compare-model.safetensors"
+[ -f "$ST" ] || $B convert --model "$MODEL" --out "$ST" >/dev/null
+
+lscpu | grep -E "^Model name|^CPU\(s\)|^Thread" >&2
+for dev in cpu gpu; do
+    for b in 1 32; do
+        echo "facegpu $dev batch $b: $($B bench embed --model "$MODEL" --device $dev --batch-size $b --reps "$REPS" --json 2>/dev/null)"
+    done
+done
+echo "onnxruntime: $("$ORT_VENV/bin/python" benches/onnxruntime_bench.py "$ST" --reps "$REPS")"
+echo "facenet-pytorch: $("$TORCH_VENV/bin/python" - "$REPS" <<'PY'
+import json, os, sys, time
+import torch
+from facenet_pytorch import InceptionResnetV1
+torch.set_num_threads(os.cpu_count() or 1)
+net = InceptionResnetV1().eval()
+reps = int(sys.argv[1])
+out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+with torch.no_grad():
+    for b in (1, 32):
+        x = torch.randn(b, 3, 160, 160)
+        net(x)
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter(); net(x); times.append(time.perf_counter() - t)
+        out[f"embed_images_per_s_batch{b}"] = b / sorted(times)[len(times) // 2]
+print(json.dumps(out))
+PY
+)"

@@ -190,8 +190,10 @@ mod x86 {
     use super::{MR, NR};
     use std::arch::x86_64::*;
 
+    /// The tile's products over `depth`: MR rows x 2 registers of 16 columns.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn kernel_avx512(a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR], first: bool) {
+    #[inline]
+    unsafe fn products(a: &[f32], lda: usize, b: &[f32], depth: usize) -> [[__m512; 2]; MR] {
         let (ap, bp) = (a.as_ptr(), b.as_ptr());
         let mut c = [[_mm512_setzero_ps(); 2]; MR];
         for kk in 0..depth {
@@ -203,6 +205,12 @@ mod x86 {
                 cr[1] = _mm512_fmadd_ps(av, b1, cr[1]);
             }
         }
+        c
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn kernel_avx512(a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR], first: bool) {
+        let c = products(a, lda, b, depth);
         for (r, cr) in c.iter().enumerate() {
             let out = acc[r].as_mut_ptr();
             if first {
@@ -232,17 +240,7 @@ mod x86 {
         res: Option<(&[f32], f32)>,
         relu: bool,
     ) {
-        let (ap, bp) = (a.as_ptr(), b.as_ptr());
-        let mut c = [[_mm512_setzero_ps(); 2]; MR];
-        for kk in 0..depth {
-            let b0 = _mm512_loadu_ps(bp.add(kk * NR));
-            let b1 = _mm512_loadu_ps(bp.add(kk * NR + 16));
-            for (r, cr) in c.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*ap.add(r * lda + kk));
-                cr[0] = _mm512_fmadd_ps(av, b0, cr[0]);
-                cr[1] = _mm512_fmadd_ps(av, b1, cr[1]);
-            }
-        }
+        let c = products(a, lda, b, depth);
         let (bias0, bias1) = (_mm512_loadu_ps(bias.as_ptr()), _mm512_loadu_ps(bias.as_ptr().add(16)));
         let zero = _mm512_setzero_ps();
         for (r, cr) in c.iter().enumerate() {

@@ -12,6 +12,7 @@ use facegpu::gpu::Arena;
 use facegpu::gpu::{Encoder, GpuTensor};
 use facegpu::models::mtcnn::boxes::{self, nms, pad, rerec, scales, Overlap};
 use facegpu::models::mtcnn::{DetectOptions, Face, Mtcnn, LANES};
+use facegpu::models::Device;
 
 fn fixtures() -> PathBuf {
     common::fixtures_root().join("mtcnn")
@@ -38,12 +39,20 @@ fn detections_match_facenet_golden() {
     let golden: BTreeMap<String, Golden> = serde_json::from_str(&text).unwrap();
     let images: Vec<image::RgbImage> = golden.keys().map(|name| load_image(&fixtures().join("images").join(name)).unwrap()).collect();
     let refs: Vec<&image::RgbImage> = images.iter().collect();
-    let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
-    let found = mtcnn.detect(ctx, &refs, &DetectOptions::default()).unwrap();
+    for device in [Device::Gpu, Device::Cpu] {
+        let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
+        mtcnn.device = device;
+        let found = mtcnn.detect(ctx, &refs, &DetectOptions::default()).unwrap();
+        println!("{device:?}:");
+        check_against_golden(&golden, &images, &found);
+    }
+}
+
+fn check_against_golden(golden: &BTreeMap<String, Golden>, images: &[image::RgbImage], found: &[Vec<facegpu::models::mtcnn::Face>]) {
     let mut worst_iou = 1f64;
     let mut worst_landmark = 0f64;
     let mut worst_box = 0f64;
-    for (((name, want), got), img) in golden.iter().zip(&found).zip(&images) {
+    for (((name, want), got), img) in golden.iter().zip(found).zip(images) {
         assert_eq!((img.width(), img.height()), (want.width, want.height), "{name}: size");
         println!("{name}: {} faces (facenet {})", got.len(), want.faces.len());
         assert_eq!(got.len(), want.faces.len(), "{name}: face count");
@@ -305,11 +314,11 @@ fn detection_in_row_bands_and_small_crop_chunks_equals_whole_passes() {
     let photos = golden_photos();
     let refs: Vec<&image::RgbImage> = photos.iter().collect();
     let opts = DetectOptions::default();
-    let mut whole = Mtcnn::load_from(ctx, None).unwrap();
+    let mut whole = gpu_mtcnn(ctx);
     let want = whole.detect(ctx, &refs, &opts).unwrap();
     // A 1 MiB binding limit cuts the larger photos' first pyramid levels into bands of a few PNet rows
     // and ONet's chunks to 3 crops.
-    let mut banded = Mtcnn::load_from(ctx, None).unwrap();
+    let mut banded = gpu_mtcnn(ctx);
     banded.binding_limit = 1 << 20;
     let got = banded.detect(ctx, &refs, &opts).unwrap();
     println!("PNet passes: whole {}, banded {}", whole.times.pnet_passes, banded.times.pnet_passes);
@@ -321,7 +330,7 @@ fn detection_in_row_bands_and_small_crop_chunks_equals_whole_passes() {
         assert_same_faces(&format!("photo {i}"), g, w, 1e-3);
     }
     // Below what one band of one PNet row needs, the photo is refused by name, not crashed on.
-    let mut tiny = Mtcnn::load_from(ctx, None).unwrap();
+    let mut tiny = gpu_mtcnn(ctx);
     tiny.binding_limit = 4096;
     let err = tiny.detect(ctx, &refs[..1], &opts).unwrap_err().to_string();
     assert!(err.contains("above the adapter's limit of 4096 bytes"), "{err}");
@@ -343,7 +352,7 @@ fn best_match<'a>(found: &'a [Face], want: &[f64; 4]) -> (&'a Face, f64) {
 fn camera_size_photos_of_33_and_73_megapixels_find_the_scaled_up_faces() {
     let ctx = gpu_or_skip!();
     let photo = load_image(&fixtures().join("images/couple.jpg")).unwrap();
-    let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
+    let mut mtcnn = gpu_mtcnn(ctx);
     let small = mtcnn.detect(ctx, &[&photo], &DetectOptions::default()).unwrap().remove(0);
     // couple.jpg (1140x794) 6 and 9 times: 6840x4764 and 10260x7146.
     for times in [6, 9] {
@@ -422,7 +431,7 @@ fn one_photo_that_fails_alone_is_reported_skipped_on_resume_and_retried_on_reque
     // A limit that one PNet row of the wide photo (3420 columns: 984 KB for the first level's conv1)
     // exceeds but the others fit (at most 345 KB): its batch fails, the photos are retried one by one,
     // and only the wide one fails.
-    let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
+    let mut mtcnn = gpu_mtcnn(ctx);
     mtcnn.binding_limit = 1 << 19;
     let s = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts, &mut ()).unwrap();
     assert_eq!(s.failed, [input.join("person/wide.png")], "{:?}", s.failed);
@@ -435,7 +444,7 @@ fn one_photo_that_fails_alone_is_reported_skipped_on_resume_and_retried_on_reque
     let again = facegpu::workflows::align::align(ctx, &mut mtcnn, &DetectOptions::default(), &input, &output, &opts, &mut ()).unwrap();
     assert_eq!((again.previously_failed, again.failed.len(), again.aligned), (1, 0, 0));
     // On an adapter with room (the real limit), --retry-failed aligns it and clears the report.
-    let mut roomy = Mtcnn::load_from(ctx, None).unwrap();
+    let mut roomy = gpu_mtcnn(ctx);
     let retry = facegpu::workflows::align::AlignOptions { retry_failed: true, ..opts };
     let third = facegpu::workflows::align::align(ctx, &mut roomy, &DetectOptions::default(), &input, &output, &retry, &mut ()).unwrap();
     assert_eq!((third.aligned, third.failed.len()), (1, 0));
@@ -452,7 +461,7 @@ fn a_lost_device_is_replaced_once_and_detection_goes_on() {
     let photos = golden_photos();
     let (root, input, _) = photo_folder("device-lost", &[("a.png", &photos[0]), ("b.png", &photos[1])]);
     let files = vec![input.join("person/a.png"), input.join("person/b.png")];
-    let mut mtcnn = Mtcnn::load_from(&ctx, None).unwrap();
+    let mut mtcnn = gpu_mtcnn(&ctx);
     let want = mtcnn.detect(&ctx, &[&photos[0], &photos[1]], &DetectOptions::default()).unwrap();
     ctx.simulate_device_loss();
     assert!(mtcnn.detect(&ctx, &[&photos[0]], &DetectOptions::default()).unwrap_err().is_device_lost());
@@ -556,4 +565,12 @@ fn a_folder_with_a_camera_size_photo_and_ordinary_ones_aligns_every_face() {
         assert!(output.join("person").join(name).exists(), "{name}");
     }
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The detector on the wgpu kernels, for the tests of what only that path has (passes cut to the
+/// binding limit, GPU failures, device loss).
+fn gpu_mtcnn(ctx: &facegpu::gpu::GpuContext) -> Mtcnn {
+    let mut m = Mtcnn::load_from(ctx, None).unwrap();
+    m.device = Device::Gpu;
+    m
 }

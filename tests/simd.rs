@@ -54,7 +54,7 @@ fn gemm_matches_f64_at_awkward_shapes_with_every_micro_kernel_and_thread_count()
         for isa in Isa::available() {
             for threads in [1, 2, 3] {
                 let mut got = vec![7f32; m * ldc];
-                let epi = Epilogue { bias: Some(&bias), residual: Some((&res, 0.17)), relu: true };
+                let epi = Epilogue { bias: Some(&bias), residual: Some((&res, 0.17)), relu: true, prelu: None };
                 gemm(isa, &Rows { a: &a, m, k }, m, &packed, &epi, &mut Output { c: &mut got, ldc, off }, threads);
                 // k fp32 products summed in another order than f64's: up to k * 2^-24 relative to the
                 // terms' magnitudes (|a|, |b| <= 1), 600 terms at most: 1e-4 absolute.
@@ -90,7 +90,7 @@ fn conv2d_matches_the_cpu_twin_at_awkward_shapes_with_every_micro_kernel() {
             // Written at channel 2 of a tensor 3 channels wider, as a concatenation's part.
             let y_c = cout + 3;
             let mut y = vec![-9f32; out[0] * out[1] * out[2] * y_c];
-            let epi = Epilogue { bias: Some(&bias), residual: None, relu: true };
+            let epi = Epilogue { bias: Some(&bias), residual: None, relu: true, prelu: None };
             conv2d_into_isa(isa, &x, xs, &weights, &epi, &mut y, y_c, 2).unwrap();
             let got: Vec<f32> = y.chunks(y_c).flat_map(|p| p[2..2 + cout].to_vec()).collect();
             // Up to 7 * 7 * 70 products summed in another order than the twin's: 1e-4 absolute.

@@ -48,7 +48,7 @@ impl Conv {
         residual: Option<(&[f32], f32)>,
         relu: bool,
     ) -> Result<[usize; 4], ModelError> {
-        let epi = Epilogue { bias: Some(&self.bias), residual, relu };
+        let epi = Epilogue { bias: Some(&self.bias), residual, relu, prelu: None };
         Ok(simd::conv2d_into(x, shape, &self.w, &epi, y, y_c, off).map_err(crate::gpu::GpuError::from)?)
     }
 

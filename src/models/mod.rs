@@ -59,6 +59,18 @@ impl Device {
     }
 }
 
+impl Device {
+    /// Where MTCNN runs: `requested`, else `FACEGPU_DEVICE`, else the GPU path whatever the adapter. The
+    /// CPU backend's MTCNN gives facenet's detections but is slower than wgpu on lavapipe (its small
+    /// convs leave most of the SIMD tile empty, and the pyramid is resized by the plain-loop twins).
+    pub fn choose_for_detection(requested: Option<Device>) -> Device {
+        requested.unwrap_or(match std::env::var("FACEGPU_DEVICE").ok().as_deref() {
+            Some("cpu") => Device::Cpu,
+            _ => Device::Gpu,
+        })
+    }
+}
+
 /// Inception-ResNet-v1 on one backend.
 pub enum Network {
     Gpu(Box<inception_resnet_v1::InceptionResnetV1>),

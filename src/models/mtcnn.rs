@@ -16,6 +16,7 @@
 
 pub mod boxes;
 
+use crate::simd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -133,6 +134,8 @@ struct ConvWeights {
     gw: GpuTensor,
     gb: GpuTensor,
     galpha: Option<GpuTensor>,
+    /// The weights packed for the CPU backend (stride 1, VALID, as every MTCNN conv).
+    packed: simd::ConvWeights,
 }
 
 enum Layer {
@@ -297,6 +300,31 @@ impl Net {
     }
 
     /// The same forward pass with the CPU twins; returns the output and its shape.
+    /// The net on the CPU backend: SIMD convs with bias and PReLU fused, the twin's max pools; unpadded
+    /// NHWC in and out, like [`Net::forward_cpu`].
+    pub fn forward_simd(&self, x: &[f32], shape: [usize; 4]) -> Result<(Vec<f32>, [usize; 4]), GpuError> {
+        let mut h: Option<(Vec<f32>, [usize; 4])> = None;
+        for layer in &self.layers {
+            let (input, s) = h.as_ref().map_or((x, shape), |(v, s)| (&v[..], *s));
+            let next = match layer {
+                Layer::Conv(c) => {
+                    let out = c.packed.out_shape(s)?;
+                    let mut y = vec![0f32; out.iter().product()];
+                    let epi = simd::gemm::Epilogue { bias: Some(&c.b), residual: None, relu: false, prelu: c.alpha.as_deref() };
+                    simd::conv2d_into(input, s, &c.packed, &epi, &mut y, out[3], 0)?;
+                    (y, out)
+                }
+                &Layer::Pool(k, st, padding) => {
+                    let (y, _, p) = cpu::pool::max_pool(input, &s, (k, k), (st, st), padding)?;
+                    let o = p.out_shape();
+                    (y, [o[0], o[1], o[2], o[3]])
+                }
+            };
+            h = Some(next);
+        }
+        Ok(h.unwrap_or_else(|| (x.to_vec(), shape)))
+    }
+
     pub fn forward_cpu(&self, x: &[f32], shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>), GpuError> {
         let (mut x, mut shape) = (x.to_vec(), shape.to_vec());
         for layer in &self.layers {
@@ -374,7 +402,8 @@ impl ConvWeights {
         let gw = GpuTensor::upload(ctx, &name, &gw_shape, &pw).map_err(bad)?;
         let gb = GpuTensor::upload(ctx, &name, &[cout_padded], &padded(&b)).map_err(bad)?;
         let galpha = alpha.as_ref().map(|a| GpuTensor::upload(ctx, &name, &[cout_padded], &padded(a))).transpose().map_err(bad)?;
-        Ok(Self { w_shape, gw_shape, w, b, alpha, gw, gb, galpha })
+        let packed = simd::ConvWeights::new(&w, (w_shape[0], w_shape[1]), cin, cout, 1, Valid);
+        Ok(Self { w_shape, gw_shape, w, b, alpha, gw, gb, galpha, packed })
     }
 }
 
@@ -394,7 +423,12 @@ pub struct Mtcnn {
     pub times: StageTimes,
     /// The weights file loaded (`None`: the embedded weights), to load them again on a new device.
     pub source: Option<std::path::PathBuf>,
+    /// Where the nets run: the wgpu kernels, or the CPU backend (pyramid and crops through the CPU twins'
+    /// area resizes, the nets through SIMD convs).
+    pub device: super::Device,
     input: PackedImages,
+    /// The same images as RGB values for the CPU backend, `[n, h, w, 3]`.
+    host_input: (Vec<f32>, [usize; 4]),
     arena: Arena,
 }
 
@@ -409,7 +443,9 @@ impl Mtcnn {
             binding_limit: ctx.binding_limit(),
             times: StageTimes::default(),
             source: None,
+            device: super::Device::choose_for_detection(None),
             input: PackedImages::default(),
+            host_input: (Vec::new(), [0; 4]),
             arena: Arena::default(),
         })
     }
@@ -427,7 +463,7 @@ impl Mtcnn {
     /// settings.
     pub fn reload(&self, ctx: &GpuContext) -> Result<Self, CheckpointError> {
         let fresh = Self::load_from(ctx, self.source.as_deref())?;
-        Ok(Self { chunk: self.chunk, max_batch_values: self.max_batch_values, times: self.times, ..fresh })
+        Ok(Self { chunk: self.chunk, max_batch_values: self.max_batch_values, times: self.times, device: self.device, ..fresh })
     }
 
     /// Bytes of GPU working memory held (input and activation buffers).
@@ -464,8 +500,13 @@ impl Mtcnn {
         let n = images.len();
         let size = (images[0].width() as usize, images[0].height() as usize);
         // Packed RGB8, a pixel per u32; the resizes add a padding channel (see the module doc).
-        let pixels: Vec<u32> = images.iter().flat_map(|im| im.pixels().map(|px| pack_rgb8(px.0))).collect();
-        self.input.upload(ctx, [n, size.1, size.0], &pixels)?;
+        if self.device == super::Device::Cpu {
+            let rgb: Vec<f32> = images.iter().flat_map(|im| im.as_raw().iter().map(|&v| f32::from(v))).collect();
+            self.host_input = (rgb, [n, size.1, size.0, 3]);
+        } else {
+            let pixels: Vec<u32> = images.iter().flat_map(|im| im.pixels().map(|px| pack_rgb8(px.0))).collect();
+            self.input.upload(ctx, [n, size.1, size.0], &pixels)?;
+        }
         let stage1 = self.stage1(ctx, n, size, opts)?;
         let stage2 = self.stage2(ctx, &stage1, size, opts)?;
         self.stage3(ctx, &stage2, size, opts)
@@ -572,6 +613,9 @@ impl Mtcnn {
     /// rows: band `[r0, r1)` reads level rows from `r0 * stride`, just the rows its windows cover (the last
     /// band to the level's end, so the pool's padding is the whole level's), which gives the same maps.
     fn pnet_maps(&mut self, ctx: &GpuContext, n: usize, (hs, ws): (usize, usize)) -> Result<(Vec<f32>, [usize; 3]), ModelError> {
+        if self.device == super::Device::Cpu {
+            return self.pnet_maps_cpu((hs, ws));
+        }
         let (oh, ow, k) = (self.pnet.output_rows(hs), self.pnet.output_rows(ws), self.pnet.padded_outputs);
         let fits = |rows: usize| self.pnet.largest_tensor(n, self.pnet.input_rows(rows).min(hs), ws) <= self.binding_limit;
         if !fits(1) {
@@ -627,6 +671,9 @@ impl Mtcnn {
         (w, h): (usize, usize),
         size: usize,
     ) -> Result<Vec<f32>, ModelError> {
+        if self.device == super::Device::Cpu {
+            return self.run_crops_cpu(which, boxes, (w, h), size);
+        }
         let windows: Vec<i32> = boxes
             .iter()
             .enumerate()
@@ -656,6 +703,45 @@ impl Mtcnn {
         }
         Ok(out)
     }
+}
+
+impl Mtcnn {
+    /// [`Mtcnn::pnet_maps`] on the CPU backend: the whole level at once (no binding limit).
+    fn pnet_maps_cpu(&mut self, (hs, ws): (usize, usize)) -> Result<(Vec<f32>, [usize; 3]), ModelError> {
+        let op = |e: crate::ops::OpError| ModelError::Gpu(e.into());
+        self.times.pnet_passes += 1;
+        let (x, shape) = (&self.host_input.0, self.host_input.1);
+        let level = cpu::image::resize_area(x, &shape, (hs, ws), NORMALIZE_ROUNDED).map_err(op)?;
+        let (y, s) = self.pnet.forward_simd(&level, [shape[0], hs, ws, 3])?;
+        Ok((pad_rows(&y, self.pnet.outputs, self.pnet.padded_outputs), [s[1], s[2], self.pnet.padded_outputs]))
+    }
+
+    /// [`Mtcnn::run_crops`] on the CPU backend.
+    fn run_crops_cpu(&mut self, which: Which, boxes: &[Vec<BBox>], (w, h): (usize, usize), size: usize) -> Result<Vec<f32>, ModelError> {
+        let op = |e: crate::ops::OpError| ModelError::Gpu(e.into());
+        let windows: Vec<i32> = boxes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, bbs)| bbs.iter().flat_map(move |b| std::iter::once(i as i32).chain(pad(b, w, h).window())))
+            .collect();
+        let net = match which {
+            Which::R => &self.rnet,
+            Which::O => &self.onet,
+        };
+        let mut out = Vec::with_capacity(windows.len() / 5 * net.padded_outputs);
+        let (x, shape) = (&self.host_input.0, self.host_input.1);
+        for chunk in windows.chunks(self.chunk.max(1) * 5) {
+            let crops = cpu::image::crop_resize_area(x, &shape, chunk, (size, size), NORMALIZE).map_err(op)?;
+            let (y, _) = net.forward_simd(&crops, [chunk.len() / 5, size, size, 3])?;
+            out.extend(pad_rows(&y, net.outputs, net.padded_outputs));
+        }
+        Ok(out)
+    }
+}
+
+/// Rows of `from` values each widened to `to` with zeros (the GPU nets' padded output layout).
+fn pad_rows(y: &[f32], from: usize, to: usize) -> Vec<f32> {
+    y.chunks(from).flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(0.0, to - from))).collect()
 }
 
 #[derive(Clone, Copy)]

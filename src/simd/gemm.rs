@@ -58,6 +58,8 @@ pub struct Epilogue<'a> {
     /// conv's output.
     pub residual: Option<(&'a [f32], f32)>,
     pub relu: bool,
+    /// PReLU's per-column alpha: `max(y, 0) + alpha * min(y, 0)` (MTCNN), after the rest.
+    pub prelu: Option<&'a [f32]>,
 }
 
 /// Where C is written: a row-major matrix with row stride `ldc`, columns `[off, off + n)` (a slice of a
@@ -314,6 +316,11 @@ fn store(acc: &[[f32; NR]; MR], r0: usize, c0: usize, m: usize, n: usize, epi: &
         if epi.relu {
             dst.iter_mut().for_each(|d| *d = d.max(0.0));
         }
+        if let Some(alpha) = epi.prelu {
+            for (d, a) in dst.iter_mut().zip(&alpha[c0..c0 + cols]) {
+                *d = d.max(0.0) + a * d.min(0.0);
+            }
+        }
     }
 }
 
@@ -398,7 +405,7 @@ fn gemm_rows(isa: Isa, a: &dyn PackA, from: usize, to: usize, m: usize, b: &Pack
         }
         for p in 0..panels {
             // A whole tile on AVX-512 takes its epilogue in registers on the last block of k.
-            let fused = isa == Isa::Avx512 && r0 + MR <= to.min(m) && (p + 1) * NR <= n;
+            let fused = isa == Isa::Avx512 && r0 + MR <= to.min(m) && (p + 1) * NR <= n && epi.prelu.is_none();
             for kb in 0..kblocks {
                 let depth = KC.min(k - kb * KC);
                 let (ablock, lda) = match direct {

@@ -674,11 +674,7 @@ impl Mtcnn {
         if self.device == super::Device::Cpu {
             return self.run_crops_cpu(which, boxes, (w, h), size);
         }
-        let windows: Vec<i32> = boxes
-            .iter()
-            .enumerate()
-            .flat_map(|(i, bbs)| bbs.iter().flat_map(move |b| std::iter::once(i as i32).chain(pad(b, w, h).window())))
-            .collect();
+        let windows = crop_windows(boxes, (w, h));
         let net = match which {
             Which::R => &self.rnet,
             Which::O => &self.onet,
@@ -719,11 +715,7 @@ impl Mtcnn {
     /// [`Mtcnn::run_crops`] on the CPU backend.
     fn run_crops_cpu(&mut self, which: Which, boxes: &[Vec<BBox>], (w, h): (usize, usize), size: usize) -> Result<Vec<f32>, ModelError> {
         let op = |e: crate::ops::OpError| ModelError::Gpu(e.into());
-        let windows: Vec<i32> = boxes
-            .iter()
-            .enumerate()
-            .flat_map(|(i, bbs)| bbs.iter().flat_map(move |b| std::iter::once(i as i32).chain(pad(b, w, h).window())))
-            .collect();
+        let windows = crop_windows(boxes, (w, h));
         let net = match which {
             Which::R => &self.rnet,
             Which::O => &self.onet,
@@ -737,6 +729,16 @@ impl Mtcnn {
         }
         Ok(out)
     }
+}
+
+/// facenet's `pad` window of every box, as the crop kernels take them: the image index, then `(x0, y0,
+/// width, height)` ([`Pad::window`](boxes::Pad::window)).
+fn crop_windows(boxes: &[Vec<BBox>], (w, h): (usize, usize)) -> Vec<i32> {
+    boxes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, bbs)| bbs.iter().flat_map(move |b| std::iter::once(i as i32).chain(pad(b, w, h).window())))
+        .collect()
 }
 
 /// Rows of `from` values each widened to `to` with zeros (the GPU nets' padded output layout).

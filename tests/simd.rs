@@ -11,7 +11,8 @@ use facegpu::data::npy;
 use facegpu::models::inception_resnet_v1_cpu::InceptionResnetV1Cpu;
 use facegpu::ops::conv2d::{Activation, Epilogue as TwinEpilogue, Padding};
 use facegpu::simd::gemm::{gemm, Epilogue, Isa, Output, PackedB, Rows};
-use facegpu::simd::{conv2d_into_isa, ConvWeights};
+use facegpu::ops::image::Transform;
+use facegpu::simd::{conv2d_into_isa, max_pool_into, ConvWeights};
 
 /// `relu?(residual + s * (a * b + bias))` in f64, into columns `[off, off + n)` of rows of `ldc`.
 #[allow(clippy::too_many_arguments)]
@@ -61,6 +62,88 @@ fn gemm_matches_f64_at_awkward_shapes_with_every_micro_kernel_and_thread_count()
                 assert_close(&format!("gemm {isa:?} {threads} threads m={m} k={k} n={n}"), &got, &want, 1e-4, 1e-5);
             }
         }
+    }
+}
+
+#[test]
+fn gemm_with_prelu_matches_f64_on_narrow_and_partial_panels() {
+    let mut rng = Rng::new(43);
+    // MTCNN's widths: 10, 16 and 6 columns fill one 16-wide register, 28 and 48 two and a half-panel,
+    // and rows that end mid-tile.
+    for &(m, k, n) in &[(16, 27, 10), (24, 90, 16), (11, 32, 6), (40, 27, 28), (19, 252, 48)] {
+        let (a, b, bias, alpha) = (rng.vec(m * k, -1.0, 1.0), rng.vec(k * n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(n, 0.0, 0.5));
+        let (ldc, off) = (n + 2, 1);
+        let mut want = vec![5f32; m * ldc];
+        gemm_f64(&a, &b, (m, k, n), &bias, None, false, ldc, off, &mut want);
+        for i in 0..m {
+            for j in 0..n {
+                let v = &mut want[i * ldc + off + j];
+                *v = v.max(0.0) + alpha[j] * v.min(0.0);
+            }
+        }
+        let packed = PackedB::new(&b, k, n);
+        for isa in Isa::available() {
+            let mut got = vec![5f32; m * ldc];
+            let epi = Epilogue { bias: Some(&bias), residual: None, relu: false, prelu: Some(&alpha) };
+            gemm(isa, &Rows { a: &a, m, k }, m, &packed, &epi, &mut Output { c: &mut got, ldc, off }, 2);
+            // As above: at most 252 fp32 products (|a|, |b| <= 1) summed in another order than f64's.
+            assert_close(&format!("gemm+prelu {isa:?} m={m} k={k} n={n}"), &got, &want, 1e-4, 1e-5);
+            assert!(got.chunks(ldc).all(|r| r[0] == 5.0 && r[off + n..].iter().all(|&v| v == 5.0)), "columns outside the slice untouched");
+        }
+    }
+}
+
+#[test]
+fn area_resizes_equal_the_cpu_twin_bit_for_bit() {
+    let mut rng = Rng::new(44);
+    let t = Transform { round: true, add: -127.5, mul: 0.0078125 };
+    // Pyramid levels (shrinking by non-integer factors, to one pixel; one large enough to be split over
+    // threads), an enlarging resize, 5 channels (not the RGB fast path); the SIMD path reorders no sum,
+    // so equality is exact.
+    for &(shape, out) in &[([1, 300, 401, 3], (180, 241)), ([1, 37, 53, 3], (26, 37)), ([2, 40, 31, 3], (1, 1)), ([1, 9, 7, 3], (20, 16)), ([1, 12, 13, 5], (5, 7))] {
+        let x: Vec<f32> = rng.vec(shape.iter().product(), 0.0, 255.0).iter().map(|v| v.floor()).collect();
+        let want = cpu::image::resize_area(&x, &shape, out, t).unwrap();
+        let got = facegpu::simd::image::resize_area(&x, shape, out, t).unwrap();
+        assert_eq!(got, want, "resize_area {shape:?} -> {out:?}");
+    }
+    // RNet/ONet crops: inside the image, across each edge, wholly outside, larger than the output,
+    // smaller (enlarging), from the second image.
+    let shape = [2, 30, 40, 3];
+    let x = rng.vec(shape.iter().product(), 0.0, 255.0);
+    let boxes = [0, 3, 4, 20, 25, 1, -5, -6, 30, 18, 0, 30, 20, 15, 40, 1, 50, 50, 9, 9, 0, 10, 10, 7, 5, 1, 0, 0, 40, 30];
+    let t = Transform { round: false, add: -127.5, mul: 0.0078125 };
+    for size in [24, 48] {
+        let want = cpu::image::crop_resize_area(&x, &shape, &boxes, (size, size), t).unwrap();
+        let got = facegpu::simd::image::crop_resize_area(&x, shape, &boxes, (size, size), t).unwrap();
+        assert_eq!(got, want, "crop_resize_area to {size}");
+    }
+    let bad = facegpu::simd::image::crop_resize_area(&x, shape, &[2, 0, 0, 5, 5], (24, 24), t).unwrap_err();
+    assert!(bad.to_string().contains("names image 2 of 2"), "{bad}");
+}
+
+#[test]
+fn max_pool_equals_the_cpu_twin_with_same_and_valid_padding() {
+    let mut rng = Rng::new(45);
+    // MTCNN's pools (2x2 and 3x3 stride 2, SAME with its one-sided padding, VALID) and the stem's 3x3,
+    // at odd and even sizes.
+    for &(shape, k, s, padding) in &[
+        ([2, 9, 11, 10], 2, 2, Padding::Same),
+        ([3, 22, 22, 28], 3, 2, Padding::Same),
+        ([1, 10, 9, 48], 3, 2, Padding::Valid),
+        ([1, 5, 5, 64], 2, 2, Padding::Same),
+        ([1, 147, 147, 64], 3, 2, Padding::Valid),
+    ] {
+        let x = rng.vec(shape.iter().product(), -3.0, 3.0);
+        let (want, _, p) = cpu::pool::max_pool(&x, &shape, (k, k), (s, s), padding).unwrap();
+        let o = p.out_shape();
+        // Into channels [1, 1 + c) of a wider output, as a concatenation's part.
+        let y_c = shape[3] + 2;
+        let mut y = vec![9f32; o[0] * o[1] * o[2] * y_c];
+        let got_shape = max_pool_into(&x, shape, k, s, padding, &mut y, y_c, 1).unwrap();
+        assert_eq!(got_shape.to_vec(), o.to_vec());
+        let got: Vec<f32> = y.chunks(y_c).flat_map(|p| p[1..1 + shape[3]].to_vec()).collect();
+        assert_eq!(got, want, "max_pool {shape:?} k={k} s={s} {padding:?}");
+        assert!(y.chunks(y_c).all(|p| p[0] == 9.0 && p[y_c - 1] == 9.0), "channels outside the slice untouched");
     }
 }
 

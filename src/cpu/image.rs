@@ -1,6 +1,6 @@
 //! CPU twin of `kernels::image`.
 
-use crate::ops::image::{hw, ImageParams, Transform};
+use crate::ops::image::{area_taps, hw, ImageParams, Transform};
 use crate::ops::OpError;
 
 fn map_out(p: &ImageParams, mut f: impl FnMut(usize, usize, usize, usize) -> f32) -> Vec<f32> {
@@ -36,43 +36,6 @@ pub fn resize_bilinear(x: &[f32], x_shape: &[usize], out_hw: (usize, usize)) -> 
         let bot = at(x, &p, b, y1, x0, ch) * (1.0 - fx) + at(x, &p, b, y1, x1, ch) * fx;
         top * (1.0 - fy) + bot * fy
     }))
-}
-
-/// `(input index, weight)` taps of output `o` along one axis of OpenCV INTER_AREA; `shrink` is true when
-/// neither axis of the image grows (otherwise OpenCV uses its enlarging rule on both axes).
-pub fn area_taps(o: usize, n_in: usize, n_out: usize, shrink: bool) -> Vec<(usize, f32)> {
-    let s = n_in as f32 / n_out as f32;
-    if shrink {
-        // OpenCV's computeResizeAreaTab: whole pixels weigh 1/cell, the partial ends their covered
-        // fraction / cell (dropped below 1e-3), cell = min(s, n_in - lo).
-        let lo = o as f32 * s;
-        let hi = lo + s;
-        let cell = s.min(n_in as f32 - lo);
-        let last = (hi.floor() as usize).min(n_in - 1);
-        let inner = (lo.ceil() as usize).min(last);
-        let mut taps = Vec::new();
-        if inner as f32 - lo > 1e-3 {
-            taps.push((inner - 1, (inner as f32 - lo) / cell));
-        }
-        taps.extend((inner..last).map(|i| (i, 1.0 / cell)));
-        if hi - last as f32 > 1e-3 {
-            taps.push((last, (hi - last as f32).min(1.0).min(cell) / cell));
-        }
-        taps
-    } else {
-        let mut sx = (o as f32 * s).floor() as usize;
-        let mut f = (o + 1) as f32 - (sx + 1) as f32 / s;
-        f = if f <= 0.0 { 0.0 } else { f - f.floor() };
-        if sx >= n_in - 1 {
-            sx = n_in - 1;
-            f = 0.0;
-        }
-        if sx + 1 < n_in {
-            vec![(sx, 1.0 - f), (sx + 1, f)]
-        } else {
-            vec![(sx, 1.0 - f)]
-        }
-    }
 }
 
 /// Area resize of the `ch x cw` window at `(y0, x0)` of a virtual image given by `pixel(iy, ix, ch)`.

@@ -191,7 +191,7 @@ impl InceptionResnetV1Cpu {
                 let (k, stride, _) = arch::POOL;
                 let (oh, ow) = ((s[1] - k.0) / stride.0 + 1, (s[2] - k.1) / stride.1 + 1);
                 let mut y = self.pool.take(s[0] * oh * ow * s[3]);
-                let out = simd::max_pool_into(x, s, k.0, stride.0, &mut y, s[3], 0).map_err(op)?;
+                let out = simd::max_pool_into(x, s, k.0, stride.0, Padding::Valid, &mut y, s[3], 0).map_err(op)?;
                 Ok((y, out))
             }
             Layer::Residual { branches, up, scale, relu } => {
@@ -205,7 +205,7 @@ impl InceptionResnetV1Cpu {
                 let (mut y, ys) = run_branches(branches, x, s, s[3], &self.pool)?;
                 let (k, stride, _) = arch::POOL;
                 let width = ys[3];
-                simd::max_pool_into(x, s, k.0, stride.0, &mut y, width, width - s[3]).map_err(op)?;
+                simd::max_pool_into(x, s, k.0, stride.0, Padding::Valid, &mut y, width, width - s[3]).map_err(op)?;
                 Ok((y, ys))
             }
         }

@@ -299,8 +299,7 @@ impl Net {
         most
     }
 
-    /// The same forward pass with the CPU twins; returns the output and its shape.
-    /// The net on the CPU backend: SIMD convs with bias and PReLU fused, the twin's max pools; unpadded
+    /// The net on the CPU backend: SIMD convs with bias and PReLU fused, and max pools; unpadded
     /// NHWC in and out, like [`Net::forward_cpu`].
     pub fn forward_simd(&self, x: &[f32], shape: [usize; 4]) -> Result<(Vec<f32>, [usize; 4]), GpuError> {
         let mut h: Option<(Vec<f32>, [usize; 4])> = None;
@@ -315,9 +314,10 @@ impl Net {
                     (y, out)
                 }
                 &Layer::Pool(k, st, padding) => {
-                    let (y, _, p) = cpu::pool::max_pool(input, &s, (k, k), (st, st), padding)?;
-                    let o = p.out_shape();
-                    (y, [o[0], o[1], o[2], o[3]])
+                    let (oh, ow) = pool_out(k, st, padding, s[1], s[2]);
+                    let mut y = vec![0f32; s[0] * oh * ow * s[3]];
+                    let out = simd::max_pool_into(input, s, k, st, padding, &mut y, s[3], 0)?;
+                    (y, out)
                 }
             };
             h = Some(next);
@@ -325,6 +325,7 @@ impl Net {
         Ok(h.unwrap_or_else(|| (x.to_vec(), shape)))
     }
 
+    /// The same forward pass with the CPU twins; returns the output and its shape.
     pub fn forward_cpu(&self, x: &[f32], shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>), GpuError> {
         let (mut x, mut shape) = (x.to_vec(), shape.to_vec());
         for layer in &self.layers {
@@ -707,7 +708,7 @@ impl Mtcnn {
         let op = |e: crate::ops::OpError| ModelError::Gpu(e.into());
         self.times.pnet_passes += 1;
         let (x, shape) = (&self.host_input.0, self.host_input.1);
-        let level = cpu::image::resize_area(x, &shape, (hs, ws), NORMALIZE_ROUNDED).map_err(op)?;
+        let level = simd::image::resize_area(x, shape, (hs, ws), NORMALIZE_ROUNDED).map_err(op)?;
         let (y, s) = self.pnet.forward_simd(&level, [shape[0], hs, ws, 3])?;
         Ok((pad_rows(&y, self.pnet.outputs, self.pnet.padded_outputs), [s[1], s[2], self.pnet.padded_outputs]))
     }
@@ -723,7 +724,7 @@ impl Mtcnn {
         let mut out = Vec::with_capacity(windows.len() / 5 * net.padded_outputs);
         let (x, shape) = (&self.host_input.0, self.host_input.1);
         for chunk in windows.chunks(self.chunk.max(1) * 5) {
-            let crops = cpu::image::crop_resize_area(x, &shape, chunk, (size, size), NORMALIZE).map_err(op)?;
+            let crops = simd::image::crop_resize_area(x, shape, chunk, (size, size), NORMALIZE).map_err(op)?;
             let (y, _) = net.forward_simd(&crops, [chunk.len() / 5, size, size, 3])?;
             out.extend(pad_rows(&y, net.outputs, net.padded_outputs));
         }

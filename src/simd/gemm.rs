@@ -155,14 +155,16 @@ impl Isa {
     }
 }
 
-/// `acc[MR][NR] = A (MR rows of `lda`, depth columns) * B_panel (depth x NR)`, plus `acc` unless `first`.
-fn kernel(isa: Isa, a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR], first: bool) {
+/// `acc[MR][NR] = A (MR rows of `lda`, depth columns) * B_panel (depth x NR)`, plus `acc` unless `first`;
+/// only the first `cols` columns are needed (AVX-512 computes 16 where that is enough).
+#[allow(clippy::too_many_arguments)]
+fn kernel(isa: Isa, a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR], first: bool, cols: usize) {
     assert!(a.len() >= (MR - 1) * lda + depth && b.len() >= depth * NR, "the kernel's operands hold its tile");
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: gemm checks that the CPU has the ISA (Isa::available); the operands' extents are
         // checked above.
-        Isa::Avx512 => unsafe { x86::kernel_avx512(a, lda, b, depth, acc, first) },
+        Isa::Avx512 => unsafe { x86::kernel_avx512(a, lda, b, depth, acc, first, cols) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Isa::Avx2 => unsafe { x86::kernel_avx2(a, lda, b, depth, acc, first) },
@@ -192,41 +194,62 @@ mod x86 {
     use super::{MR, NR};
     use std::arch::x86_64::*;
 
-    /// The tile's products over `depth`: MR rows x 2 registers of 16 columns.
+    /// The tile's products over `depth`: MR rows x W registers of 16 columns (W = 1 for panels of at
+    /// most 16 columns: half the FMAs).
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn products(a: &[f32], lda: usize, b: &[f32], depth: usize) -> [[__m512; 2]; MR] {
+    unsafe fn products<const W: usize>(a: &[f32], lda: usize, b: &[f32], depth: usize) -> [[__m512; W]; MR] {
         let (ap, bp) = (a.as_ptr(), b.as_ptr());
-        let mut c = [[_mm512_setzero_ps(); 2]; MR];
+        let mut c = [[_mm512_setzero_ps(); W]; MR];
         for kk in 0..depth {
-            let b0 = _mm512_loadu_ps(bp.add(kk * NR));
-            let b1 = _mm512_loadu_ps(bp.add(kk * NR + 16));
+            let mut bv = [_mm512_setzero_ps(); W];
+            for (w, v) in bv.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(bp.add(kk * NR + w * 16));
+            }
             for (r, cr) in c.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*ap.add(r * lda + kk));
-                cr[0] = _mm512_fmadd_ps(av, b0, cr[0]);
-                cr[1] = _mm512_fmadd_ps(av, b1, cr[1]);
+                for (cv, bv) in cr.iter_mut().zip(&bv) {
+                    *cv = _mm512_fmadd_ps(av, *bv, *cv);
+                }
             }
         }
         c
     }
 
+    /// The tile's products into `acc` (its first `cols` columns), added to it unless `first`.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn kernel_avx512(a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR], first: bool) {
-        let c = products(a, lda, b, depth);
-        for (r, cr) in c.iter().enumerate() {
-            let out = acc[r].as_mut_ptr();
-            if first {
-                _mm512_storeu_ps(out, cr[0]);
-                _mm512_storeu_ps(out.add(16), cr[1]);
-            } else {
-                _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), cr[0]));
-                _mm512_storeu_ps(out.add(16), _mm512_add_ps(_mm512_loadu_ps(out.add(16)), cr[1]));
+    pub unsafe fn kernel_avx512(a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR], first: bool, cols: usize) {
+        if cols <= 16 {
+            accumulate(&products::<1>(a, lda, b, depth), acc, first)
+        } else {
+            accumulate(&products::<2>(a, lda, b, depth), acc, first)
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn accumulate<const W: usize>(c: &[[__m512; W]; MR], acc: &mut [[f32; NR]; MR], first: bool) {
+        for (cr, row) in c.iter().zip(acc.iter_mut()) {
+            for (w, v) in cr.iter().enumerate() {
+                let out = row.as_mut_ptr().add(w * 16);
+                let v = if first { *v } else { _mm512_add_ps(_mm512_loadu_ps(out), *v) };
+                _mm512_storeu_ps(out, v);
             }
         }
     }
 
-    /// [`kernel_avx512`] then, for its tile, `y = relu?(res + s * (acc + bias))` stored at `out` (rows
-    /// `ldc` apart; the residual's rows too).
+    /// What [`kernel_avx512_store`] applies: bias, residual rows and their scale, ReLU, PReLU alphas.
+    /// Slices start at the tile's first column and hold at least its `cols` columns.
+    pub struct Fused<'a> {
+        pub cols: usize,
+        pub bias: &'a [f32],
+        pub res: Option<(&'a [f32], f32)>,
+        pub relu: bool,
+        pub prelu: Option<&'a [f32]>,
+    }
+
+    /// [`kernel_avx512`] then, for its tile, `y = prelu?(relu?(res + s * (acc + bias)))` stored at `out`
+    /// (rows `ldc` apart; the residual's rows too), columns past `cols` masked off.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn kernel_avx512_store(
@@ -238,30 +261,41 @@ mod x86 {
         first: bool,
         out: *mut f32,
         ldc: usize,
-        bias: &[f32],
-        res: Option<(&[f32], f32)>,
-        relu: bool,
+        f: &Fused,
     ) {
-        let c = products(a, lda, b, depth);
-        let (bias0, bias1) = (_mm512_loadu_ps(bias.as_ptr()), _mm512_loadu_ps(bias.as_ptr().add(16)));
+        if f.cols <= 16 {
+            store_tile(&products::<1>(a, lda, b, depth), acc, first, out, ldc, f)
+        } else {
+            store_tile(&products::<2>(a, lda, b, depth), acc, first, out, ldc, f)
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn store_tile<const W: usize>(c: &[[__m512; W]; MR], acc: &[[f32; NR]; MR], first: bool, out: *mut f32, ldc: usize, f: &Fused) {
         let zero = _mm512_setzero_ps();
+        let mask = |w: usize| -> __mmask16 { (((1u32 << f.cols.saturating_sub(w * 16).min(16)) - 1) & 0xffff) as __mmask16 };
+        let masks: [__mmask16; W] = std::array::from_fn(mask);
+        let load = |p: *const f32, w: usize| _mm512_maskz_loadu_ps(masks[w], p.add(w * 16));
+        let bias: [__m512; W] = std::array::from_fn(|w| load(f.bias.as_ptr(), w));
+        let alpha: Option<[__m512; W]> = f.prelu.map(|al| std::array::from_fn(|w| load(al.as_ptr(), w)));
         for (r, cr) in c.iter().enumerate() {
-            let (mut v0, mut v1) = (_mm512_add_ps(cr[0], bias0), _mm512_add_ps(cr[1], bias1));
-            if !first {
-                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(acc[r].as_ptr()));
-                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(acc[r].as_ptr().add(16)));
+            for w in 0..W {
+                let mut v = _mm512_add_ps(cr[w], bias[w]);
+                if !first {
+                    v = _mm512_add_ps(v, _mm512_loadu_ps(acc[r].as_ptr().add(w * 16)));
+                }
+                if let Some((rp, s)) = f.res {
+                    v = _mm512_fmadd_ps(_mm512_set1_ps(s), v, load(rp.as_ptr().add(r * ldc), w));
+                }
+                if f.relu {
+                    v = _mm512_max_ps(v, zero);
+                }
+                if let Some(al) = &alpha {
+                    v = _mm512_add_ps(_mm512_max_ps(v, zero), _mm512_mul_ps(al[w], _mm512_min_ps(v, zero)));
+                }
+                _mm512_mask_storeu_ps(out.add(r * ldc + w * 16), masks[w], v);
             }
-            if let Some((rp, s)) = res {
-                let sv = _mm512_set1_ps(s);
-                v0 = _mm512_fmadd_ps(sv, v0, _mm512_loadu_ps(rp.as_ptr().add(r * ldc)));
-                v1 = _mm512_fmadd_ps(sv, v1, _mm512_loadu_ps(rp.as_ptr().add(r * ldc + 16)));
-            }
-            if relu {
-                v0 = _mm512_max_ps(v0, zero);
-                v1 = _mm512_max_ps(v1, zero);
-            }
-            _mm512_storeu_ps(out.add(r * ldc), v0);
-            _mm512_storeu_ps(out.add(r * ldc + 16), v1);
         }
     }
 
@@ -324,8 +358,9 @@ fn store(acc: &[[f32; NR]; MR], r0: usize, c0: usize, m: usize, n: usize, epi: &
     }
 }
 
-/// The last block of k of a whole MR x NR tile on AVX-512, with the epilogue applied in registers and
-/// the tile stored to C: rows from `r0` (C's first row is `row_base`), columns from `c0`.
+/// The last block of k of a tile of MR whole rows and `cols` columns on AVX-512, with the epilogue
+/// applied in registers and the tile stored to C: rows from `r0` (C's first row is `row_base`), columns
+/// from `c0`.
 #[allow(clippy::too_many_arguments)]
 fn store_fused(
     a: &[f32],
@@ -334,27 +369,28 @@ fn store_fused(
     depth: usize,
     acc: &[[f32; NR]; MR],
     first: bool,
-    r0: usize,
-    c0: usize,
+    (r0, c0, cols): (usize, usize, usize),
     epi: &Epilogue,
     out: &mut Output,
     row_base: usize,
 ) {
     assert!(a.len() >= (MR - 1) * lda + depth && b.len() >= depth * NR, "the kernel's operands hold its tile");
     let at = (r0 - row_base) * out.ldc + out.off + c0;
-    assert!(at + (MR - 1) * out.ldc + NR <= out.c.len(), "the tile lies inside C");
+    assert!(cols <= NR && at + (MR - 1) * out.ldc + cols <= out.c.len(), "the tile lies inside C");
     let zero = [0f32; NR];
-    let bias = epi.bias.map_or(&zero[..], |b| &b[c0..c0 + NR]);
+    let bias = epi.bias.map_or(&zero[..], |b| &b[c0..c0 + cols]);
     let res = epi.residual.map(|(r, s)| {
         let from = r0 * out.ldc + out.off + c0;
-        assert!(from + (MR - 1) * out.ldc + NR <= r.len(), "the tile lies inside the residual");
+        assert!(from + (MR - 1) * out.ldc + cols <= r.len(), "the tile lies inside the residual");
         (&r[from..], s)
     });
+    let prelu = epi.prelu.map(|al| &al[c0..c0 + cols]);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: only called with Isa::Avx512 (available, checked by gemm); every pointer's extent is
-    // asserted above.
+    // asserted above, and the kernel touches only the first `cols` columns of each row.
     unsafe {
-        x86::kernel_avx512_store(a, lda, b, depth, acc, first, out.c[at..].as_mut_ptr(), out.ldc, bias, res, epi.relu)
+        let f = x86::Fused { cols, bias, res, relu: epi.relu, prelu };
+        x86::kernel_avx512_store(a, lda, b, depth, acc, first, out.c[at..].as_mut_ptr(), out.ldc, &f)
     }
 }
 
@@ -404,8 +440,9 @@ fn gemm_rows(isa: Isa, a: &dyn PackA, from: usize, to: usize, m: usize, b: &Pack
             }
         }
         for p in 0..panels {
-            // A whole tile on AVX-512 takes its epilogue in registers on the last block of k.
-            let fused = isa == Isa::Avx512 && r0 + MR <= to.min(m) && (p + 1) * NR <= n && epi.prelu.is_none();
+            let cols = NR.min(n - p * NR);
+            // A tile of whole rows on AVX-512 takes its epilogue in registers on the last block of k.
+            let fused = isa == Isa::Avx512 && r0 + MR <= to.min(m);
             for kb in 0..kblocks {
                 let depth = KC.min(k - kb * KC);
                 let (ablock, lda) = match direct {
@@ -413,9 +450,9 @@ fn gemm_rows(isa: Isa, a: &dyn PackA, from: usize, to: usize, m: usize, b: &Pack
                     None => (&apack[kb * MR * KC..(kb + 1) * MR * KC], KC),
                 };
                 if fused && kb + 1 == kblocks {
-                    store_fused(ablock, lda, b.panel(kb, p), depth, &acc, kb == 0, r0, p * NR, epi, out, from);
+                    store_fused(ablock, lda, b.panel(kb, p), depth, &acc, kb == 0, (r0, p * NR, cols), epi, out, from);
                 } else {
-                    kernel(isa, ablock, lda, b.panel(kb, p), depth, &mut acc, kb == 0);
+                    kernel(isa, ablock, lda, b.panel(kb, p), depth, &mut acc, kb == 0, cols);
                 }
             }
             if !fused {

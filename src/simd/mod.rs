@@ -6,6 +6,7 @@
 //! This layer imports only [`crate::ops`].
 
 pub mod gemm;
+pub mod image;
 
 use crate::ops::conv2d::{out_size, Padding};
 use crate::ops::OpError;
@@ -73,18 +74,22 @@ impl PackA for Windows<'_> {
             let mut kk = 0;
             while kk < depth {
                 let (tap, ci) = ((k0 + kk) / c, (k0 + kk) % c);
-                let run = (c - ci).min(depth - kk);
                 let (ky, kx) = (tap / self.w.kw, tap % self.w.kw);
                 let iy = (oy * self.w.stride + ky) as isize - self.pad_top as isize;
                 let ix = (ox * self.w.stride + kx) as isize - self.pad_left as isize;
-                let out = &mut row[kk..kk + run];
                 if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= wd {
-                    out.fill(0.0);
+                    let run = (c - ci).min(depth - kk);
+                    row[kk..kk + run].fill(0.0);
+                    kk += run;
                 } else {
+                    // The taps kx.. of this kernel row that lie in the image are adjacent pixels of
+                    // one input row, so contiguous in NHWC: one copy.
+                    let cols = (self.w.kw - kx).min(wd - ix as usize);
+                    let run = (cols * c - ci).min(depth - kk);
                     let at = ((b * h + iy as usize) * wd + ix as usize) * c + ci;
-                    out.copy_from_slice(&self.x[at..at + run]);
+                    row[kk..kk + run].copy_from_slice(&self.x[at..at + run]);
+                    kk += run;
                 }
-                kk += run;
             }
         }
     }
@@ -140,28 +145,42 @@ pub fn conv2d_into_isa(
     Ok(out)
 }
 
-/// A `k x k` max pool with stride `s`, VALID, into channels `[off, off + c)` of a `y_c`-channel output.
+/// A `k x k` max pool with stride `s` into channels `[off, off + c)` of a `y_c`-channel output; taps
+/// outside the image (SAME padding) are left out, as in TensorFlow.
+#[allow(clippy::too_many_arguments)]
 pub fn max_pool_into(
     x: &[f32],
     shape: [usize; 4],
     k: usize,
     s: usize,
+    padding: Padding,
     y: &mut [f32],
     y_c: usize,
     off: usize,
 ) -> Result<[usize; 4], OpError> {
     let [n, h, w, c] = shape;
-    let (oh, _, _) = out_size("max_pool", h, k, s, Padding::Valid, 0)?;
-    let (ow, _, _) = out_size("max_pool", w, k, s, Padding::Valid, 1)?;
-    for b in 0..n {
-        for oy in 0..oh {
+    let (oh, top, _) = out_size("max_pool", h, k, s, padding, 0)?;
+    let (ow, left, _) = out_size("max_pool", w, k, s, padding, 1)?;
+    let (top, left) = (top as usize, left as usize);
+    if x.len() != n * h * w * c || y.len() < n * oh * ow * y_c || off + c > y_c {
+        return Err(OpError::Shape {
+            op: "max_pool",
+            detail: format!("{} values as {shape:?} into {} values at channel {off} of {y_c}", x.len(), y.len()),
+        });
+    }
+    // The taps of output index o along an axis of n_in: [lo, hi) of the input.
+    let span = |o: usize, pad: usize, n_in: usize| ((o * s).saturating_sub(pad), (o * s + k).saturating_sub(pad).min(n_in));
+    par_rows(&mut y[..n * oh * ow * y_c], ow * y_c, |first, band| {
+        for (r, row) in band.chunks_exact_mut(ow * y_c).enumerate() {
+            let (b, oy) = ((first + r) / oh, (first + r) % oh);
+            let (y0, y1) = span(oy, top, h);
             for ox in 0..ow {
-                let o = ((b * oh + oy) * ow + ox) * y_c + off;
-                let dst = &mut y[o..o + c];
+                let (x0, x1) = span(ox, left, w);
+                let dst = &mut row[ox * y_c + off..ox * y_c + off + c];
                 dst.fill(f32::NEG_INFINITY);
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let i = ((b * h + oy * s + ky) * w + ox * s + kx) * c;
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        let i = ((b * h + iy) * w + ix) * c;
                         for (d, v) in dst.iter_mut().zip(&x[i..i + c]) {
                             *d = d.max(*v);
                         }
@@ -169,8 +188,28 @@ pub fn max_pool_into(
                 }
             }
         }
-    }
+    });
     Ok([n, oh, ow, c])
+}
+
+/// Runs `f(first, band)` on `y` cut into bands of whole rows of `row_len` values, one band per worker
+/// thread, `first` being the band's first row; small outputs run on the calling thread.
+pub(crate) fn par_rows(y: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    /// Below this many values a band is not worth a task.
+    const SMALL: usize = 1 << 14;
+    let rows = y.len() / row_len.max(1);
+    let threads = threads().min(y.len() / SMALL).clamp(1, rows.max(1));
+    if threads == 1 {
+        f(0, y);
+        return;
+    }
+    let per = rows.div_ceil(threads);
+    let f = &f;
+    rayon::scope(|s| {
+        for (i, band) in y.chunks_mut(per * row_len).enumerate() {
+            s.spawn(move |_| f(i * per, band));
+        }
+    });
 }
 
 /// The mean over each image's pixels: `[n, h, w, c]` to `[n, c]`.

@@ -1,0 +1,131 @@
+//! Area resizes on the CPU backend: MTCNN's image pyramid and its RNet/ONet crops.
+//!
+//! OpenCV's INTER_AREA is separable: each output value is `sum_y wy * (sum_x wx * pixel)`. The twin
+//! (`cpu::image`) evaluates that sum per output value; here the inner sums are computed once per input
+//! row (a horizontal pass into a scratch of `rows x ow` pixels) and the outer ones as weighted sums of
+//! whole scratch rows (a vertical pass that vectorizes across the row). Both passes add in the twin's
+//! order, so the results are the twin's bit for bit.
+
+use super::par_rows;
+use crate::ops::image::{area_taps, Transform};
+use crate::ops::OpError;
+
+/// The taps of every output index along one axis.
+fn taps(n_in: usize, n_out: usize, shrink: bool) -> Vec<Vec<(usize, f32)>> {
+    (0..n_out).map(|o| area_taps(o, n_in, n_out, shrink)).collect()
+}
+
+/// One output image of an area resize of the `cw x ch` window at `(y0, x0)` of image `img`
+/// (`[h, w, c]`; pixels outside it read as 0) into `y` (`[oh, ow, c]`).
+fn window(img: &[f32], (h, w, c): (usize, usize, usize), (y0, x0, ch, cw): (i64, i64, usize, usize), y: &mut [f32], (oh, ow): (usize, usize), t: Transform) {
+    let shrink = oh <= ch && ow <= cw;
+    let (tx, ty) = (taps(cw, ow, shrink), taps(ch, oh, shrink));
+    let mut rows = vec![0f32; ch * ow * c];
+    horizontal(img, (h, w, c), (y0, x0), &tx, 0, &mut rows);
+    vertical(&rows, ow * c, &ty, 0, y, t);
+}
+
+/// `rows[r][ox][ch] = sum_x wx * pixel(first + r, x)` for the window rows in `rows` (`ow * c` values each).
+fn horizontal(img: &[f32], (h, w, c): (usize, usize, usize), (y0, x0): (i64, i64), tx: &[Vec<(usize, f32)>], first: usize, rows: &mut [f32]) {
+    let ow = tx.len();
+    let inside = x0 >= 0 && tx.iter().flatten().all(|&(ix, _)| x0 as usize + ix < w);
+    for (r, row) in rows.chunks_exact_mut(ow * c).enumerate() {
+        let iy = y0 + (first + r) as i64;
+        if iy < 0 || iy >= h as i64 {
+            row.fill(0.0);
+            continue;
+        }
+        let line = &img[iy as usize * w * c..(iy as usize + 1) * w * c];
+        match (inside, c) {
+            (true, 3) => rgb_row(&line[x0 as usize * 3..], tx, row),
+            _ => {
+                for (ox, taps) in tx.iter().enumerate() {
+                    for ch in 0..c {
+                        let mut acc = 0f32;
+                        for &(ix, wx) in taps {
+                            let ix = x0 + ix as i64;
+                            let v = if ix >= 0 && ix < w as i64 { line[ix as usize * c + ch] } else { 0.0 };
+                            acc += wx * v;
+                        }
+                        row[ox * c + ch] = acc;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`horizontal`] for one row of RGB pixels whose taps all lie inside `line`: the three channels'
+/// sums side by side, each in tap order.
+fn rgb_row(line: &[f32], tx: &[Vec<(usize, f32)>], row: &mut [f32]) {
+    for (out, taps) in row.chunks_exact_mut(3).zip(tx) {
+        let mut acc = [0f32; 3];
+        for &(ix, wx) in taps {
+            let px = &line[ix * 3..ix * 3 + 3];
+            for (a, v) in acc.iter_mut().zip(px) {
+                *a += wx * v;
+            }
+        }
+        out.copy_from_slice(&acc);
+    }
+}
+
+/// `y[oy] = t(sum_y wy * rows[y])` for output rows `first..` (as many as `y` holds).
+fn vertical(rows: &[f32], len: usize, ty: &[Vec<(usize, f32)>], first: usize, y: &mut [f32], t: Transform) {
+    for (r, out) in y.chunks_exact_mut(len).enumerate() {
+        out.fill(0.0);
+        for &(iy, wy) in &ty[first + r] {
+            for (o, v) in out.iter_mut().zip(&rows[iy * len..(iy + 1) * len]) {
+                *o += wy * v;
+            }
+        }
+        out.iter_mut().for_each(|v| *v = t.apply(*v));
+    }
+}
+
+/// OpenCV INTER_AREA resize of NHWC `x` to `out_hw`, each value then mapped by `t`; equal to
+/// `cpu::image::resize_area`.
+pub fn resize_area(x: &[f32], [n, h, w, c]: [usize; 4], (oh, ow): (usize, usize), t: Transform) -> Result<Vec<f32>, OpError> {
+    check("resize_area", x, [n, h, w, c], (oh, ow))?;
+    let shrink = oh <= h && ow <= w;
+    let (tx, ty) = (taps(w, ow, shrink), taps(h, oh, shrink));
+    let mut y = vec![0f32; n * oh * ow * c];
+    let mut rows = vec![0f32; h * ow * c];
+    for (b, out) in y.chunks_exact_mut(oh * ow * c).enumerate() {
+        let img = &x[b * h * w * c..(b + 1) * h * w * c];
+        par_rows(&mut rows, ow * c, |first, band| horizontal(img, (h, w, c), (0, 0), &tx, first, band));
+        par_rows(out, ow * c, |first, band| vertical(&rows, ow * c, &ty, first, band, t));
+    }
+    Ok(y)
+}
+
+/// Area resizes of windows of NHWC `x`, each to `out_hw`: `boxes` holds `(image, x0, y0, width,
+/// height)` per output image, pixels outside the image reading as 0; equal to
+/// `cpu::image::crop_resize_area`.
+pub fn crop_resize_area(x: &[f32], [n, h, w, c]: [usize; 4], boxes: &[i32], (oh, ow): (usize, usize), t: Transform) -> Result<Vec<f32>, OpError> {
+    check("crop_resize_area", x, [n, h, w, c], (oh, ow))?;
+    if let Some(bx) = boxes.chunks_exact(5).find(|bx| bx[0] < 0 || bx[0] as usize >= n) {
+        return Err(OpError::Shape { op: "crop_resize_area", detail: format!("box {bx:?} names image {} of {n}", bx[0]) });
+    }
+    let size = oh * ow * c;
+    let mut y = vec![0f32; boxes.len() / 5 * size];
+    par_rows(&mut y, size, |first, band| {
+        for (i, out) in band.chunks_exact_mut(size).enumerate() {
+            let bx = &boxes[(first + i) * 5..(first + i + 1) * 5];
+            let img = &x[bx[0] as usize * h * w * c..(bx[0] as usize + 1) * h * w * c];
+            let win = (bx[2] as i64, bx[1] as i64, bx[4].max(1) as usize, bx[3].max(1) as usize);
+            window(img, (h, w, c), win, out, (oh, ow), t);
+        }
+    });
+    Ok(y)
+}
+
+fn check(op: &'static str, x: &[f32], shape: [usize; 4], (oh, ow): (usize, usize)) -> Result<(), OpError> {
+    if shape[1] == 0 || shape[2] == 0 || oh == 0 || ow == 0 || x.len() != shape.iter().product::<usize>() {
+        return Err(OpError::Shape {
+            op,
+            detail: format!("input of {} values as {shape:?} must be a non-empty NHWC image and the output {:?} non-empty", x.len(), (oh, ow)),
+        });
+    }
+    Ok(())
+}

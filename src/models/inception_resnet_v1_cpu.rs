@@ -3,7 +3,6 @@
 //! residual and ReLU fused into each conv's stores, each block's branches writing their channels of the
 //! concatenation in place.
 
-use std::sync::Mutex;
 
 use super::ModelError;
 use crate::arch::inception_resnet_v1::{self as arch, Stage};
@@ -12,7 +11,7 @@ use crate::checkpoint::{CheckpointError, Standardization, Weights};
 use crate::nn::{ConvKind, HostConv};
 use crate::ops::conv2d::Padding;
 use crate::simd::gemm::Epilogue;
-use crate::simd::{self, ConvWeights};
+use crate::simd::{self, Buffers, ConvWeights};
 
 /// One conv with its batch norm folded: packed weights and the bias its stores add.
 struct Conv {
@@ -53,7 +52,7 @@ impl Conv {
     }
 
     /// The conv into a new tensor from `pool`.
-    fn apply(&self, x: &[f32], shape: [usize; 4], relu: bool, pool: &Pool) -> Result<(Vec<f32>, [usize; 4]), ModelError> {
+    fn apply(&self, x: &[f32], shape: [usize; 4], relu: bool, pool: &Buffers) -> Result<(Vec<f32>, [usize; 4]), ModelError> {
         let out = self.w.out_shape(shape).map_err(crate::gpu::GpuError::from)?;
         let mut y = pool.take(out.iter().product());
         self.run(x, shape, &mut y, out[3], 0, None, relu)?;
@@ -63,27 +62,6 @@ impl Conv {
 
 /// A block's branches: chains of convs.
 type Branches = Vec<Vec<Conv>>;
-
-/// Activation buffers kept between layers and passes: large allocations are otherwise returned to the
-/// OS when freed and fault their pages in again on the next pass.
-#[derive(Default)]
-struct Pool(Mutex<Vec<Vec<f32>>>);
-
-impl Pool {
-    /// A buffer of `len` values (zeroed), reusing the smallest kept one that fits.
-    fn take(&self, len: usize) -> Vec<f32> {
-        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let best = (0..kept.len()).filter(|&i| kept[i].capacity() >= len).min_by_key(|&i| kept[i].capacity());
-        let mut v = best.map(|i| kept.swap_remove(i)).unwrap_or_default();
-        v.clear();
-        v.resize(len, 0.0);
-        v
-    }
-
-    fn give(&self, v: Vec<f32>) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(v);
-    }
-}
 
 enum Layer {
     Conv(Conv),
@@ -99,7 +77,7 @@ pub struct InceptionResnetV1Cpu {
     pub embedding_size: usize,
     /// The standardization recorded in the weights file, if any.
     pub standardization: Option<Standardization>,
-    pool: Pool,
+    pool: Buffers,
 }
 
 fn chain(weights: &Weights, scope: &str, cin: usize, convs: &[ConvLayer]) -> Result<Vec<Conv>, CheckpointError> {
@@ -151,7 +129,7 @@ impl InceptionResnetV1Cpu {
         }
         let full = format!("{}/{}", arch::ROOT, arch::BOTTLENECK);
         let bottleneck = Conv::load(weights, &full, (1, 1), cin, embedding_size, 1, Padding::Valid, ConvKind::BnLinear)?;
-        Ok(Self { layers, bottleneck, embedding_size, standardization: weights.standardization, pool: Pool::default() })
+        Ok(Self { layers, bottleneck, embedding_size, standardization: weights.standardization, pool: Buffers::default() })
     }
 
     /// Embeddings of raw RGB images `[n, size, size, 3]` (values 0..255), `n x embedding_size` values.
@@ -215,7 +193,7 @@ impl InceptionResnetV1Cpu {
 /// Runs each branch on `x`, its last conv writing its channels of one concatenated output; `extra`
 /// channels are left at the end for the caller (a reduction's max pool). Returns the output and its
 /// shape (extra channels included).
-fn run_branches(branches: &Branches, x: &[f32], s: [usize; 4], extra: usize, pool: &Pool) -> Result<(Vec<f32>, [usize; 4]), ModelError> {
+fn run_branches(branches: &Branches, x: &[f32], s: [usize; 4], extra: usize, pool: &Buffers) -> Result<(Vec<f32>, [usize; 4]), ModelError> {
     let op = |e: crate::ops::OpError| ModelError::Gpu(e.into());
     let mut shape = [0; 4];
     for br in branches {

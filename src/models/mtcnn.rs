@@ -301,26 +301,29 @@ impl Net {
 
     /// The net on the CPU backend: SIMD convs with bias and PReLU fused, and max pools; unpadded
     /// NHWC in and out, like [`Net::forward_cpu`].
-    pub fn forward_simd(&self, x: &[f32], shape: [usize; 4]) -> Result<(Vec<f32>, [usize; 4]), GpuError> {
+    /// Activations come from `buffers` and go back to it; so does the output, once the caller is done.
+    pub fn forward_simd(&self, x: &[f32], shape: [usize; 4], buffers: &simd::Buffers) -> Result<(Vec<f32>, [usize; 4]), GpuError> {
         let mut h: Option<(Vec<f32>, [usize; 4])> = None;
         for layer in &self.layers {
             let (input, s) = h.as_ref().map_or((x, shape), |(v, s)| (&v[..], *s));
             let next = match layer {
                 Layer::Conv(c) => {
                     let out = c.packed.out_shape(s)?;
-                    let mut y = vec![0f32; out.iter().product()];
+                    let mut y = buffers.take(out.iter().product());
                     let epi = simd::gemm::Epilogue { bias: Some(&c.b), residual: None, relu: false, prelu: c.alpha.as_deref() };
                     simd::conv2d_into(input, s, &c.packed, &epi, &mut y, out[3], 0)?;
                     (y, out)
                 }
                 &Layer::Pool(k, st, padding) => {
                     let (oh, ow) = pool_out(k, st, padding, s[1], s[2]);
-                    let mut y = vec![0f32; s[0] * oh * ow * s[3]];
+                    let mut y = buffers.take(s[0] * oh * ow * s[3]);
                     let out = simd::max_pool_into(input, s, k, st, padding, &mut y, s[3], 0)?;
                     (y, out)
                 }
             };
-            h = Some(next);
+            if let Some((old, _)) = h.replace(next) {
+                buffers.give(old);
+            }
         }
         Ok(h.unwrap_or_else(|| (x.to_vec(), shape)))
     }
@@ -424,12 +427,13 @@ pub struct Mtcnn {
     pub times: StageTimes,
     /// The weights file loaded (`None`: the embedded weights), to load them again on a new device.
     pub source: Option<std::path::PathBuf>,
-    /// Where the nets run: the wgpu kernels, or the CPU backend (pyramid and crops through the CPU twins'
-    /// area resizes, the nets through SIMD convs).
+    /// Where the nets run: the wgpu kernels, or the CPU backend (`simd`'s area resizes, convs and pools).
     pub device: super::Device,
     input: PackedImages,
     /// The same images as RGB values for the CPU backend, `[n, h, w, 3]`.
     host_input: (Vec<f32>, [usize; 4]),
+    /// The CPU backend's activations, kept between passes.
+    buffers: simd::Buffers,
     arena: Arena,
 }
 
@@ -447,6 +451,7 @@ impl Mtcnn {
             device: super::Device::choose_for_detection(None),
             input: PackedImages::default(),
             host_input: (Vec::new(), [0; 4]),
+            buffers: simd::Buffers::default(),
             arena: Arena::default(),
         })
     }
@@ -502,7 +507,9 @@ impl Mtcnn {
         let size = (images[0].width() as usize, images[0].height() as usize);
         // Packed RGB8, a pixel per u32; the resizes add a padding channel (see the module doc).
         if self.device == super::Device::Cpu {
-            let rgb: Vec<f32> = images.iter().flat_map(|im| im.as_raw().iter().map(|&v| f32::from(v))).collect();
+            let mut rgb = std::mem::take(&mut self.host_input.0);
+            rgb.clear();
+            rgb.extend(images.iter().flat_map(|im| im.as_raw().iter().map(|&v| f32::from(v))));
             self.host_input = (rgb, [n, size.1, size.0, 3]);
         } else {
             let pixels: Vec<u32> = images.iter().flat_map(|im| im.pixels().map(|px| pack_rgb8(px.0))).collect();
@@ -708,9 +715,13 @@ impl Mtcnn {
         let op = |e: crate::ops::OpError| ModelError::Gpu(e.into());
         self.times.pnet_passes += 1;
         let (x, shape) = (&self.host_input.0, self.host_input.1);
-        let level = simd::image::resize_area(x, shape, (hs, ws), NORMALIZE_ROUNDED).map_err(op)?;
-        let (y, s) = self.pnet.forward_simd(&level, [shape[0], hs, ws, 3])?;
-        Ok((pad_rows(&y, self.pnet.outputs, self.pnet.padded_outputs), [s[1], s[2], self.pnet.padded_outputs]))
+        let mut level = self.buffers.take(shape[0] * hs * ws * 3);
+        let mut rows = self.buffers.take(0);
+        simd::image::resize_area_into(x, shape, (hs, ws), NORMALIZE_ROUNDED, &mut level, &mut rows).map_err(op)?;
+        let (y, s) = self.pnet.forward_simd(&level, [shape[0], hs, ws, 3], &self.buffers)?;
+        let maps = pad_rows(&y, self.pnet.outputs, self.pnet.padded_outputs);
+        [level, rows, y].into_iter().for_each(|v| self.buffers.give(v));
+        Ok((maps, [s[1], s[2], self.pnet.padded_outputs]))
     }
 
     /// [`Mtcnn::run_crops`] on the CPU backend.
@@ -724,9 +735,12 @@ impl Mtcnn {
         let mut out = Vec::with_capacity(windows.len() / 5 * net.padded_outputs);
         let (x, shape) = (&self.host_input.0, self.host_input.1);
         for chunk in windows.chunks(self.chunk.max(1) * 5) {
-            let crops = simd::image::crop_resize_area(x, shape, chunk, (size, size), NORMALIZE).map_err(op)?;
-            let (y, _) = net.forward_simd(&crops, [chunk.len() / 5, size, size, 3])?;
+            let mut crops = self.buffers.take(chunk.len() / 5 * size * size * 3);
+            simd::image::crop_resize_area_into(x, shape, chunk, (size, size), NORMALIZE, &mut crops).map_err(op)?;
+            let (y, _) = net.forward_simd(&crops, [chunk.len() / 5, size, size, 3], &self.buffers)?;
             out.extend(pad_rows(&y, net.outputs, net.padded_outputs));
+            self.buffers.give(crops);
+            self.buffers.give(y);
         }
         Ok(out)
     }

@@ -85,31 +85,63 @@ fn vertical(rows: &[f32], len: usize, ty: &[Vec<(usize, f32)>], first: usize, y:
 
 /// OpenCV INTER_AREA resize of NHWC `x` to `out_hw`, each value then mapped by `t`; equal to
 /// `cpu::image::resize_area`.
-pub fn resize_area(x: &[f32], [n, h, w, c]: [usize; 4], (oh, ow): (usize, usize), t: Transform) -> Result<Vec<f32>, OpError> {
+pub fn resize_area(x: &[f32], shape: [usize; 4], out_hw: (usize, usize), t: Transform) -> Result<Vec<f32>, OpError> {
+    let mut y = vec![0f32; shape[0] * out_hw.0 * out_hw.1 * shape[3]];
+    resize_area_into(x, shape, out_hw, t, &mut y, &mut Vec::new())?;
+    Ok(y)
+}
+
+/// [`resize_area`] into `y` (`[n, oh, ow, c]`), with `rows` as scratch (grown as needed).
+pub fn resize_area_into(
+    x: &[f32],
+    [n, h, w, c]: [usize; 4],
+    (oh, ow): (usize, usize),
+    t: Transform,
+    y: &mut [f32],
+    rows: &mut Vec<f32>,
+) -> Result<(), OpError> {
     check("resize_area", x, [n, h, w, c], (oh, ow))?;
+    if y.len() != n * oh * ow * c {
+        return Err(OpError::Shape { op: "resize_area", detail: format!("output of {} values for {:?}", y.len(), [n, oh, ow, c]) });
+    }
     let shrink = oh <= h && ow <= w;
     let (tx, ty) = (taps(w, ow, shrink), taps(h, oh, shrink));
-    let mut y = vec![0f32; n * oh * ow * c];
-    let mut rows = vec![0f32; h * ow * c];
+    rows.resize(h * ow * c, 0.0);
     for (b, out) in y.chunks_exact_mut(oh * ow * c).enumerate() {
         let img = &x[b * h * w * c..(b + 1) * h * w * c];
-        par_rows(&mut rows, ow * c, |first, band| horizontal(img, (h, w, c), (0, 0), &tx, first, band));
-        par_rows(out, ow * c, |first, band| vertical(&rows, ow * c, &ty, first, band, t));
+        par_rows(rows, ow * c, |first, band| horizontal(img, (h, w, c), (0, 0), &tx, first, band));
+        par_rows(out, ow * c, |first, band| vertical(rows, ow * c, &ty, first, band, t));
     }
-    Ok(y)
+    Ok(())
 }
 
 /// Area resizes of windows of NHWC `x`, each to `out_hw`: `boxes` holds `(image, x0, y0, width,
 /// height)` per output image, pixels outside the image reading as 0; equal to
 /// `cpu::image::crop_resize_area`.
-pub fn crop_resize_area(x: &[f32], [n, h, w, c]: [usize; 4], boxes: &[i32], (oh, ow): (usize, usize), t: Transform) -> Result<Vec<f32>, OpError> {
+pub fn crop_resize_area(x: &[f32], shape: [usize; 4], boxes: &[i32], out_hw: (usize, usize), t: Transform) -> Result<Vec<f32>, OpError> {
+    let mut y = vec![0f32; boxes.len() / 5 * out_hw.0 * out_hw.1 * shape[3]];
+    crop_resize_area_into(x, shape, boxes, out_hw, t, &mut y)?;
+    Ok(y)
+}
+
+/// [`crop_resize_area`] into `y` (`[boxes, oh, ow, c]`).
+pub fn crop_resize_area_into(
+    x: &[f32],
+    [n, h, w, c]: [usize; 4],
+    boxes: &[i32],
+    (oh, ow): (usize, usize),
+    t: Transform,
+    y: &mut [f32],
+) -> Result<(), OpError> {
     check("crop_resize_area", x, [n, h, w, c], (oh, ow))?;
     if let Some(bx) = boxes.chunks_exact(5).find(|bx| bx[0] < 0 || bx[0] as usize >= n) {
         return Err(OpError::Shape { op: "crop_resize_area", detail: format!("box {bx:?} names image {} of {n}", bx[0]) });
     }
     let size = oh * ow * c;
-    let mut y = vec![0f32; boxes.len() / 5 * size];
-    par_rows(&mut y, size, |first, band| {
+    if y.len() != boxes.len() / 5 * size {
+        return Err(OpError::Shape { op: "crop_resize_area", detail: format!("output of {} values for {} crops of {:?}", y.len(), boxes.len() / 5, [oh, ow, c]) });
+    }
+    par_rows(y, size, |first, band| {
         for (i, out) in band.chunks_exact_mut(size).enumerate() {
             let bx = &boxes[(first + i) * 5..(first + i + 1) * 5];
             let img = &x[bx[0] as usize * h * w * c..(bx[0] as usize + 1) * h * w * c];
@@ -117,7 +149,7 @@ pub fn crop_resize_area(x: &[f32], [n, h, w, c]: [usize; 4], boxes: &[i32], (oh,
             window(img, (h, w, c), win, out, (oh, ow), t);
         }
     });
-    Ok(y)
+    Ok(())
 }
 
 fn check(op: &'static str, x: &[f32], shape: [usize; 4], (oh, ow): (usize, usize)) -> Result<(), OpError> {

@@ -12,6 +12,27 @@ use crate::ops::conv2d::{out_size, Padding};
 use crate::ops::OpError;
 use gemm::{Epilogue, Isa, Output, PackA, PackedB, Rows, KC, MR};
 
+/// Activation buffers kept between layers and passes: large allocations are otherwise returned to the
+/// OS when freed and fault their pages in again on the next pass.
+#[derive(Default)]
+pub struct Buffers(std::sync::Mutex<Vec<Vec<f32>>>);
+
+impl Buffers {
+    /// A buffer of `len` values (zeroed), reusing the smallest kept one that fits.
+    pub fn take(&self, len: usize) -> Vec<f32> {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let best = (0..kept.len()).filter(|&i| kept[i].capacity() >= len).min_by_key(|&i| kept[i].capacity());
+        let mut v = best.map(|i| kept.swap_remove(i)).unwrap_or_default();
+        v.clear();
+        v.resize(len, 0.0);
+        v
+    }
+
+    pub fn give(&self, v: Vec<f32>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(v);
+    }
+}
+
 /// Worker threads for the CPU kernels: `FACEGPU_THREADS`, else the machine's available parallelism.
 pub fn threads() -> usize {
     std::env::var("FACEGPU_THREADS")
@@ -62,36 +83,71 @@ struct Windows<'a> {
 impl PackA for Windows<'_> {
     fn pack(&self, r0: usize, k0: usize, depth: usize, dst: &mut [f32]) {
         let [n, h, wd, c] = self.shape;
-        let m = n * self.oh * self.ow;
+        let (kw, stride) = (self.w.kw, self.w.stride);
+        let (oh, ow) = (self.oh, self.ow);
+        let m = n * oh * ow;
+        // The first row's pixel and the first column's tap, decomposed once and then stepped.
+        let (mut b, mut oy, mut ox) = (r0 / (oh * ow), r0 / ow % oh, r0 % ow);
+        let (tap0, ci0) = (k0 / c, k0 % c);
         for r in 0..MR {
             let row = &mut dst[r * KC..r * KC + depth];
             if r0 + r >= m {
                 row.fill(0.0);
                 continue;
             }
-            let p = r0 + r;
-            let (b, oy, ox) = (p / (self.oh * self.ow), p / self.ow % self.oh, p % self.ow);
+            let (mut ky, mut kx, mut ci) = (tap0 / kw, tap0 % kw, ci0);
             let mut kk = 0;
             while kk < depth {
-                let (tap, ci) = ((k0 + kk) / c, (k0 + kk) % c);
-                let (ky, kx) = (tap / self.w.kw, tap % self.w.kw);
-                let iy = (oy * self.w.stride + ky) as isize - self.pad_top as isize;
-                let ix = (ox * self.w.stride + kx) as isize - self.pad_left as isize;
-                if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= wd {
+                let iy = (oy * stride + ky) as isize - self.pad_top as isize;
+                let ix = (ox * stride + kx) as isize - self.pad_left as isize;
+                let cols = if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= wd {
                     let run = (c - ci).min(depth - kk);
                     row[kk..kk + run].fill(0.0);
                     kk += run;
+                    1
                 } else {
                     // The taps kx.. of this kernel row that lie in the image are adjacent pixels of
                     // one input row, so contiguous in NHWC: one copy.
-                    let cols = (self.w.kw - kx).min(wd - ix as usize);
+                    let cols = (kw - kx).min(wd - ix as usize);
                     let run = (cols * c - ci).min(depth - kk);
                     let at = ((b * h + iy as usize) * wd + ix as usize) * c + ci;
-                    row[kk..kk + run].copy_from_slice(&self.x[at..at + run]);
+                    copy_run(&mut row[kk..kk + run], &self.x[at..at + run]);
                     kk += run;
+                    cols
+                };
+                // Unless depth ended the run mid-way, it ended on a tap boundary.
+                (kx, ci) = (kx + cols, 0);
+                if kx == kw {
+                    (ky, kx) = (ky + 1, 0);
+                }
+            }
+            ox += 1;
+            if ox == ow {
+                (ox, oy) = (0, oy + 1);
+                if oy == oh {
+                    (oy, b) = (0, b + 1);
                 }
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of a narrow conv's gather (MTCNN's 3-48 channels): in
+/// 8-value blocks the compiler keeps in registers rather than a call to `memcpy` per run.
+#[inline]
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    if dst.len() > 64 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let block: [f32; 8] = s.try_into().expect("an 8-value chunk");
+        d.copy_from_slice(&block);
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
     }
 }
 

@@ -160,6 +160,13 @@ fn conv2d_matches_the_cpu_twin_at_awkward_shapes_with_every_micro_kernel() {
         ([1, 8, 8, 12], (7, 1), 33, 1, Padding::Same),
         ([3, 5, 6, 70], (1, 1), 40, 1, Padding::Same),
         ([1, 9, 9, 4], (3, 3), 6, 1, Padding::Valid),
+        // Rows of at least 8 output pixels whose windows the AVX-512 kernel reads in place (k <= 256):
+        // MTCNN's narrow VALID convs, SAME with border tiles packed and inner ones not, stride 2, a 2x2.
+        ([2, 12, 30, 10], (3, 3), 16, 1, Padding::Valid),
+        ([1, 11, 37, 16], (3, 3), 32, 1, Padding::Valid),
+        ([1, 16, 33, 8], (3, 3), 20, 1, Padding::Same),
+        ([1, 21, 41, 3], (3, 3), 10, 2, Padding::Valid),
+        ([3, 7, 12, 48], (2, 2), 64, 1, Padding::Valid),
     ];
     for &(xs, k, cout, stride, padding) in cases {
         let x = rng.vec(xs.iter().product(), -1.0, 1.0);

@@ -80,6 +80,24 @@ pub trait PackA: Sync {
     fn direct(&self, _r0: usize) -> Option<(&[f32], usize)> {
         None
     }
+
+    /// Rows `[r0, r0 + MR)` of A read in place as [`Strided`] pieces (a convolution's windows where
+    /// they lie in the image), or `None` to pack. Asked only where k fits one block ([`KC`]).
+    fn strided(&self, _r0: usize) -> Option<Strided<'_>> {
+        None
+    }
+}
+
+/// A tile of A in place, in `segs` pieces of `seg` consecutive columns of k: piece `j` of row `r`
+/// starts at `base[j * seg_stride + r * lda]`. A stride-`s` conv's windows of MR adjacent output
+/// pixels: a piece per kernel row (`kw * c` values of one input row), rows `s * c` apart.
+#[derive(Debug, Clone, Copy)]
+pub struct Strided<'a> {
+    pub base: &'a [f32],
+    pub lda: usize,
+    pub seg: usize,
+    pub seg_stride: usize,
+    pub segs: usize,
 }
 
 /// A plain row-major `[m, k]` matrix.
@@ -214,6 +232,42 @@ mod x86 {
             }
         }
         c
+    }
+
+    /// [`products`] over the pieces of a [`Strided`](super::Strided) A, `b` holding their k rows in
+    /// order.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn products_strided<const W: usize>(a: &super::Strided, b: &[f32]) -> [[__m512; W]; MR] {
+        let (ap, bp) = (a.base.as_ptr(), b.as_ptr());
+        let mut c = [[_mm512_setzero_ps(); W]; MR];
+        for j in 0..a.segs {
+            let (aj, bj) = (ap.add(j * a.seg_stride), bp.add(j * a.seg * NR));
+            for kk in 0..a.seg {
+                let mut bv = [_mm512_setzero_ps(); W];
+                for (w, v) in bv.iter_mut().enumerate() {
+                    *v = _mm512_loadu_ps(bj.add(kk * NR + w * 16));
+                }
+                for (r, cr) in c.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*aj.add(r * a.lda + kk));
+                    for (cv, bv) in cr.iter_mut().zip(&bv) {
+                        *cv = _mm512_fmadd_ps(av, *bv, *cv);
+                    }
+                }
+            }
+        }
+        c
+    }
+
+    /// [`kernel_avx512_store`] of a whole-k tile whose A is read in place.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn kernel_avx512_store_strided(a: &super::Strided, b: &[f32], out: *mut f32, ldc: usize, f: &Fused) {
+        let unused = [[0f32; NR]; MR];
+        if f.cols <= 16 {
+            store_tile(&products_strided::<1>(a, b), &unused, true, out, ldc, f)
+        } else {
+            store_tile(&products_strided::<2>(a, b), &unused, true, out, ldc, f)
+        }
     }
 
     /// The tile's products into `acc` (its first `cols` columns), added to it unless `first`.
@@ -358,13 +412,18 @@ fn store(acc: &[[f32; NR]; MR], r0: usize, c0: usize, m: usize, n: usize, epi: &
     }
 }
 
+/// Where the micro-kernel reads a tile of A: packed or in place with a row stride, or in strided pieces.
+enum TileA<'a> {
+    Rows(&'a [f32], usize),
+    Strided(Strided<'a>),
+}
+
 /// The last block of k of a tile of MR whole rows and `cols` columns on AVX-512, with the epilogue
 /// applied in registers and the tile stored to C: rows from `r0` (C's first row is `row_base`), columns
 /// from `c0`.
 #[allow(clippy::too_many_arguments)]
 fn store_fused(
-    a: &[f32],
-    lda: usize,
+    a: TileA,
     b: &[f32],
     depth: usize,
     acc: &[[f32; NR]; MR],
@@ -374,7 +433,14 @@ fn store_fused(
     out: &mut Output,
     row_base: usize,
 ) {
-    assert!(a.len() >= (MR - 1) * lda + depth && b.len() >= depth * NR, "the kernel's operands hold its tile");
+    match a {
+        TileA::Rows(a, lda) => assert!(a.len() >= (MR - 1) * lda + depth, "the kernel's A holds its tile"),
+        TileA::Strided(st) => assert!(
+            first && st.segs * st.seg == depth && st.base.len() >= (st.segs - 1) * st.seg_stride + (MR - 1) * st.lda + st.seg,
+            "the strided A holds its tile and all of k"
+        ),
+    }
+    assert!(b.len() >= depth * NR, "the kernel's B holds its tile");
     let at = (r0 - row_base) * out.ldc + out.off + c0;
     assert!(cols <= NR && at + (MR - 1) * out.ldc + cols <= out.c.len(), "the tile lies inside C");
     let zero = [0f32; NR];
@@ -390,7 +456,11 @@ fn store_fused(
     // asserted above, and the kernel touches only the first `cols` columns of each row.
     unsafe {
         let f = x86::Fused { cols, bias, res, relu: epi.relu, prelu };
-        x86::kernel_avx512_store(a, lda, b, depth, acc, first, out.c[at..].as_mut_ptr(), out.ldc, &f)
+        let c = out.c[at..].as_mut_ptr();
+        match a {
+            TileA::Rows(a, lda) => x86::kernel_avx512_store(a, lda, b, depth, acc, first, c, out.ldc, &f),
+            TileA::Strided(st) => x86::kernel_avx512_store_strided(&st, b, c, out.ldc, &f),
+        }
     }
 }
 
@@ -432,8 +502,12 @@ fn gemm_rows(isa: Isa, a: &dyn PackA, from: usize, to: usize, m: usize, b: &Pack
     let mut apack = vec![0f32; kblocks * MR * KC];
     let mut acc = [[0f32; NR]; MR];
     for r0 in (from..to).step_by(MR) {
+        // A whole tile on AVX-512 takes its epilogue in registers on the last block of k, and where k
+        // is one block, may read a conv's windows in place.
+        let fused = isa == Isa::Avx512 && r0 + MR <= to.min(m);
+        let strided = if fused && kblocks == 1 { a.strided(r0) } else { None };
         let direct = a.direct(r0);
-        if direct.is_none() {
+        if direct.is_none() && strided.is_none() {
             for kb in 0..kblocks {
                 let depth = KC.min(k - kb * KC);
                 a.pack(r0, kb * KC, depth, &mut apack[kb * MR * KC..(kb + 1) * MR * KC]);
@@ -441,8 +515,10 @@ fn gemm_rows(isa: Isa, a: &dyn PackA, from: usize, to: usize, m: usize, b: &Pack
         }
         for p in 0..panels {
             let cols = NR.min(n - p * NR);
-            // A tile of whole rows on AVX-512 takes its epilogue in registers on the last block of k.
-            let fused = isa == Isa::Avx512 && r0 + MR <= to.min(m);
+            if let Some(st) = strided {
+                store_fused(TileA::Strided(st), b.panel(0, p), k, &acc, true, (r0, p * NR, cols), epi, out, from);
+                continue;
+            }
             for kb in 0..kblocks {
                 let depth = KC.min(k - kb * KC);
                 let (ablock, lda) = match direct {
@@ -450,7 +526,7 @@ fn gemm_rows(isa: Isa, a: &dyn PackA, from: usize, to: usize, m: usize, b: &Pack
                     None => (&apack[kb * MR * KC..(kb + 1) * MR * KC], KC),
                 };
                 if fused && kb + 1 == kblocks {
-                    store_fused(ablock, lda, b.panel(kb, p), depth, &acc, kb == 0, (r0, p * NR, cols), epi, out, from);
+                    store_fused(TileA::Rows(ablock, lda), b.panel(kb, p), depth, &acc, kb == 0, (r0, p * NR, cols), epi, out, from);
                 } else {
                     kernel(isa, ablock, lda, b.panel(kb, p), depth, &mut acc, kb == 0, cols);
                 }

@@ -10,7 +10,7 @@ pub mod image;
 
 use crate::ops::conv2d::{out_size, Padding};
 use crate::ops::OpError;
-use gemm::{Epilogue, Isa, Output, PackA, PackedB, Rows, KC, MR};
+use gemm::{Epilogue, Isa, Output, PackA, PackedB, Rows, Strided, KC, MR};
 
 /// Activation buffers kept between layers and passes: large allocations are otherwise returned to the
 /// OS when freed and fault their pages in again on the next pass.
@@ -81,6 +81,16 @@ struct Windows<'a> {
 }
 
 impl PackA for Windows<'_> {
+    fn strided(&self, r0: usize) -> Option<Strided<'_>> {
+        let [_, h, wd, c] = self.shape;
+        let (kh, kw, s) = (self.w.kh, self.w.kw, self.w.stride);
+        let (b, oy, ox) = (r0 / (self.oh * self.ow), r0 / self.ow % self.oh, r0 % self.ow);
+        // MR output pixels of one row, all of whose taps lie in the image.
+        let (iy, ix) = ((oy * s).checked_sub(self.pad_top)?, (ox * s).checked_sub(self.pad_left)?);
+        let inside = ox + MR <= self.ow && iy + kh <= h && ix + (MR - 1) * s + kw <= wd;
+        inside.then(|| Strided { base: &self.x[((b * h + iy) * wd + ix) * c..], lda: s * c, seg: kw * c, seg_stride: wd * c, segs: kh })
+    }
+
     fn pack(&self, r0: usize, k0: usize, depth: usize, dst: &mut [f32]) {
         let [n, h, wd, c] = self.shape;
         let (kw, stride) = (self.w.kw, self.w.stride);

@@ -3,7 +3,6 @@
 //! residual and ReLU fused into each conv's stores, each block's branches writing their channels of the
 //! concatenation in place.
 
-
 use super::ModelError;
 use crate::arch::inception_resnet_v1::{self as arch, Stage};
 use crate::arch::{Branch, ConvLayer};

@@ -430,8 +430,8 @@ pub struct Mtcnn {
     /// Where the nets run: the wgpu kernels, or the CPU backend (`simd`'s area resizes, convs and pools).
     pub device: super::Device,
     input: PackedImages,
-    /// The same images as RGB values for the CPU backend, `[n, h, w, 3]`.
-    host_input: (Vec<f32>, [usize; 4]),
+    /// The same images' RGB bytes for the CPU backend, `[n, h, w, 3]`.
+    host_input: (Vec<u8>, [usize; 4]),
     /// The CPU backend's activations, kept between passes.
     buffers: simd::Buffers,
     arena: Arena,
@@ -509,7 +509,7 @@ impl Mtcnn {
         if self.device == super::Device::Cpu {
             let mut rgb = std::mem::take(&mut self.host_input.0);
             rgb.clear();
-            rgb.extend(images.iter().flat_map(|im| im.as_raw().iter().map(|&v| f32::from(v))));
+            images.iter().for_each(|im| rgb.extend_from_slice(im.as_raw()));
             self.host_input = (rgb, [n, size.1, size.0, 3]);
         } else {
             let pixels: Vec<u32> = images.iter().flat_map(|im| im.pixels().map(|px| pack_rgb8(px.0))).collect();

@@ -10,6 +10,11 @@ use super::par_rows;
 use crate::ops::image::{area_taps, Transform};
 use crate::ops::OpError;
 
+/// An input value: `f32`, or `u8` (a decoded photo's bytes, read without a conversion pass).
+pub trait Pixel: Copy + Into<f32> + Sync {}
+impl Pixel for f32 {}
+impl Pixel for u8 {}
+
 /// The taps of every output index along one axis.
 fn taps(n_in: usize, n_out: usize, shrink: bool) -> Vec<Vec<(usize, f32)>> {
     (0..n_out).map(|o| area_taps(o, n_in, n_out, shrink)).collect()
@@ -17,7 +22,14 @@ fn taps(n_in: usize, n_out: usize, shrink: bool) -> Vec<Vec<(usize, f32)>> {
 
 /// One output image of an area resize of the `cw x ch` window at `(y0, x0)` of image `img`
 /// (`[h, w, c]`; pixels outside it read as 0) into `y` (`[oh, ow, c]`).
-fn window(img: &[f32], (h, w, c): (usize, usize, usize), (y0, x0, ch, cw): (i64, i64, usize, usize), y: &mut [f32], (oh, ow): (usize, usize), t: Transform) {
+fn window<P: Pixel>(
+    img: &[P],
+    (h, w, c): (usize, usize, usize),
+    (y0, x0, ch, cw): (i64, i64, usize, usize),
+    y: &mut [f32],
+    (oh, ow): (usize, usize),
+    t: Transform,
+) {
     let shrink = oh <= ch && ow <= cw;
     let (tx, ty) = (taps(cw, ow, shrink), taps(ch, oh, shrink));
     let mut rows = vec![0f32; ch * ow * c];
@@ -26,7 +38,14 @@ fn window(img: &[f32], (h, w, c): (usize, usize, usize), (y0, x0, ch, cw): (i64,
 }
 
 /// `rows[r][ox][ch] = sum_x wx * pixel(first + r, x)` for the window rows in `rows` (`ow * c` values each).
-fn horizontal(img: &[f32], (h, w, c): (usize, usize, usize), (y0, x0): (i64, i64), tx: &[Vec<(usize, f32)>], first: usize, rows: &mut [f32]) {
+fn horizontal<P: Pixel>(
+    img: &[P],
+    (h, w, c): (usize, usize, usize),
+    (y0, x0): (i64, i64),
+    tx: &[Vec<(usize, f32)>],
+    first: usize,
+    rows: &mut [f32],
+) {
     let ow = tx.len();
     let inside = x0 >= 0 && tx.iter().flatten().all(|&(ix, _)| x0 as usize + ix < w);
     for (r, row) in rows.chunks_exact_mut(ow * c).enumerate() {
@@ -44,7 +63,7 @@ fn horizontal(img: &[f32], (h, w, c): (usize, usize, usize), (y0, x0): (i64, i64
                         let mut acc = 0f32;
                         for &(ix, wx) in taps {
                             let ix = x0 + ix as i64;
-                            let v = if ix >= 0 && ix < w as i64 { line[ix as usize * c + ch] } else { 0.0 };
+                            let v = if ix >= 0 && ix < w as i64 { line[ix as usize * c + ch].into() } else { 0.0 };
                             acc += wx * v;
                         }
                         row[ox * c + ch] = acc;
@@ -57,13 +76,13 @@ fn horizontal(img: &[f32], (h, w, c): (usize, usize, usize), (y0, x0): (i64, i64
 
 /// [`horizontal`] for one row of RGB pixels whose taps all lie inside `line`: the three channels'
 /// sums side by side, each in tap order.
-fn rgb_row(line: &[f32], tx: &[Vec<(usize, f32)>], row: &mut [f32]) {
+fn rgb_row<P: Pixel>(line: &[P], tx: &[Vec<(usize, f32)>], row: &mut [f32]) {
     for (out, taps) in row.chunks_exact_mut(3).zip(tx) {
         let mut acc = [0f32; 3];
         for &(ix, wx) in taps {
             let px = &line[ix * 3..ix * 3 + 3];
-            for (a, v) in acc.iter_mut().zip(px) {
-                *a += wx * v;
+            for (a, &v) in acc.iter_mut().zip(px) {
+                *a += wx * v.into();
             }
         }
         out.copy_from_slice(&acc);
@@ -79,21 +98,38 @@ fn vertical(rows: &[f32], len: usize, ty: &[Vec<(usize, f32)>], first: usize, y:
                 *o += wy * v;
             }
         }
-        out.iter_mut().for_each(|v| *v = t.apply(*v));
+        if t.round {
+            out.iter_mut().for_each(|v| *v = (round_ties_even(*v) + t.add) * t.mul);
+        } else {
+            out.iter_mut().for_each(|v| *v = t.apply(*v));
+        }
+    }
+}
+
+/// `v.round_ties_even()` without a call to `rintf` (the generic x86-64 target has no rounding
+/// instruction): adding and subtracting 1.5 * 2^23 rounds to an integer in the default rounding mode,
+/// exactly for |v| < 2^22.
+#[inline]
+fn round_ties_even(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    if v.abs() < 4_194_304.0 {
+        (v + MAGIC) - MAGIC
+    } else {
+        v.round_ties_even()
     }
 }
 
 /// OpenCV INTER_AREA resize of NHWC `x` to `out_hw`, each value then mapped by `t`; equal to
 /// `cpu::image::resize_area`.
-pub fn resize_area(x: &[f32], shape: [usize; 4], out_hw: (usize, usize), t: Transform) -> Result<Vec<f32>, OpError> {
+pub fn resize_area<P: Pixel>(x: &[P], shape: [usize; 4], out_hw: (usize, usize), t: Transform) -> Result<Vec<f32>, OpError> {
     let mut y = vec![0f32; shape[0] * out_hw.0 * out_hw.1 * shape[3]];
     resize_area_into(x, shape, out_hw, t, &mut y, &mut Vec::new())?;
     Ok(y)
 }
 
 /// [`resize_area`] into `y` (`[n, oh, ow, c]`), with `rows` as scratch (grown as needed).
-pub fn resize_area_into(
-    x: &[f32],
+pub fn resize_area_into<P: Pixel>(
+    x: &[P],
     [n, h, w, c]: [usize; 4],
     (oh, ow): (usize, usize),
     t: Transform,
@@ -118,15 +154,21 @@ pub fn resize_area_into(
 /// Area resizes of windows of NHWC `x`, each to `out_hw`: `boxes` holds `(image, x0, y0, width,
 /// height)` per output image, pixels outside the image reading as 0; equal to
 /// `cpu::image::crop_resize_area`.
-pub fn crop_resize_area(x: &[f32], shape: [usize; 4], boxes: &[i32], out_hw: (usize, usize), t: Transform) -> Result<Vec<f32>, OpError> {
+pub fn crop_resize_area<P: Pixel>(
+    x: &[P],
+    shape: [usize; 4],
+    boxes: &[i32],
+    out_hw: (usize, usize),
+    t: Transform,
+) -> Result<Vec<f32>, OpError> {
     let mut y = vec![0f32; boxes.len() / 5 * out_hw.0 * out_hw.1 * shape[3]];
     crop_resize_area_into(x, shape, boxes, out_hw, t, &mut y)?;
     Ok(y)
 }
 
 /// [`crop_resize_area`] into `y` (`[boxes, oh, ow, c]`).
-pub fn crop_resize_area_into(
-    x: &[f32],
+pub fn crop_resize_area_into<P: Pixel>(
+    x: &[P],
     [n, h, w, c]: [usize; 4],
     boxes: &[i32],
     (oh, ow): (usize, usize),
@@ -139,7 +181,10 @@ pub fn crop_resize_area_into(
     }
     let size = oh * ow * c;
     if y.len() != boxes.len() / 5 * size {
-        return Err(OpError::Shape { op: "crop_resize_area", detail: format!("output of {} values for {} crops of {:?}", y.len(), boxes.len() / 5, [oh, ow, c]) });
+        return Err(OpError::Shape {
+            op: "crop_resize_area",
+            detail: format!("output of {} values for {} crops of {:?}", y.len(), boxes.len() / 5, [oh, ow, c]),
+        });
     }
     par_rows(y, size, |first, band| {
         for (i, out) in band.chunks_exact_mut(size).enumerate() {
@@ -152,11 +197,15 @@ pub fn crop_resize_area_into(
     Ok(())
 }
 
-fn check(op: &'static str, x: &[f32], shape: [usize; 4], (oh, ow): (usize, usize)) -> Result<(), OpError> {
+fn check<P>(op: &'static str, x: &[P], shape: [usize; 4], (oh, ow): (usize, usize)) -> Result<(), OpError> {
     if shape[1] == 0 || shape[2] == 0 || oh == 0 || ow == 0 || x.len() != shape.iter().product::<usize>() {
         return Err(OpError::Shape {
             op,
-            detail: format!("input of {} values as {shape:?} must be a non-empty NHWC image and the output {:?} non-empty", x.len(), (oh, ow)),
+            detail: format!(
+                "input of {} values as {shape:?} must be a non-empty NHWC image and the output {:?} non-empty",
+                x.len(),
+                (oh, ow)
+            ),
         });
     }
     Ok(())

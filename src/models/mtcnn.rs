@@ -309,14 +309,14 @@ impl Net {
             let next = match layer {
                 Layer::Conv(c) => {
                     let out = c.packed.out_shape(s)?;
-                    let mut y = buffers.take(out.iter().product());
+                    let mut y = buffers.take_overwritten(out.iter().product());
                     let epi = simd::gemm::Epilogue { bias: Some(&c.b), residual: None, relu: false, prelu: c.alpha.as_deref() };
                     simd::conv2d_into(input, s, &c.packed, &epi, &mut y, out[3], 0)?;
                     (y, out)
                 }
                 &Layer::Pool(k, st, padding) => {
                     let (oh, ow) = pool_out(k, st, padding, s[1], s[2]);
-                    let mut y = buffers.take(s[0] * oh * ow * s[3]);
+                    let mut y = buffers.take_overwritten(s[0] * oh * ow * s[3]);
                     let out = simd::max_pool_into(input, s, k, st, padding, &mut y, s[3], 0)?;
                     (y, out)
                 }
@@ -715,8 +715,8 @@ impl Mtcnn {
         let op = |e: crate::ops::OpError| ModelError::Gpu(e.into());
         self.times.pnet_passes += 1;
         let (x, shape) = (&self.host_input.0, self.host_input.1);
-        let mut level = self.buffers.take(shape[0] * hs * ws * 3);
-        let mut rows = self.buffers.take(0);
+        let mut level = self.buffers.take_overwritten(shape[0] * hs * ws * 3);
+        let mut rows = self.buffers.take_overwritten(shape[1] * ws * 3);
         simd::image::resize_area_into(x, shape, (hs, ws), NORMALIZE_ROUNDED, &mut level, &mut rows).map_err(op)?;
         let (y, s) = self.pnet.forward_simd(&level, [shape[0], hs, ws, 3], &self.buffers)?;
         let maps = pad_rows(&y, self.pnet.outputs, self.pnet.padded_outputs);
@@ -735,7 +735,7 @@ impl Mtcnn {
         let mut out = Vec::with_capacity(windows.len() / 5 * net.padded_outputs);
         let (x, shape) = (&self.host_input.0, self.host_input.1);
         for chunk in windows.chunks(self.chunk.max(1) * 5) {
-            let mut crops = self.buffers.take(chunk.len() / 5 * size * size * 3);
+            let mut crops = self.buffers.take_overwritten(chunk.len() / 5 * size * size * 3);
             simd::image::crop_resize_area_into(x, shape, chunk, (size, size), NORMALIZE, &mut crops).map_err(op)?;
             let (y, _) = net.forward_simd(&crops, [chunk.len() / 5, size, size, 3], &self.buffers)?;
             out.extend(pad_rows(&y, net.outputs, net.padded_outputs));

@@ -11,9 +11,18 @@ use crate::ops::image::{area_taps, Transform};
 use crate::ops::OpError;
 
 /// An input value: `f32`, or `u8` (a decoded photo's bytes, read without a conversion pass).
-pub trait Pixel: Copy + Into<f32> + Sync {}
+pub trait Pixel: Copy + Into<f32> + Sync {
+    /// The values as bytes, where they are bytes (read by [`rgb_row_sse`]).
+    fn bytes(_x: &[Self]) -> Option<&[u8]> {
+        None
+    }
+}
 impl Pixel for f32 {}
-impl Pixel for u8 {}
+impl Pixel for u8 {
+    fn bytes(x: &[u8]) -> Option<&[u8]> {
+        Some(x)
+    }
+}
 
 /// The taps of every output index along one axis.
 fn taps(n_in: usize, n_out: usize, shrink: bool) -> Vec<Vec<(usize, f32)>> {
@@ -55,6 +64,14 @@ fn horizontal<P: Pixel>(
             continue;
         }
         let line = &img[iy as usize * w * c..(iy as usize + 1) * w * c];
+        if inside && c == 3 {
+            // The row and what follows it in the image: rgb_row_sse reads 4 bytes per pixel.
+            if let Some(ext) = P::bytes(&img[iy as usize * w * c + x0 as usize * 3..]) {
+                if rgb_row_sse(ext, tx, row) {
+                    continue;
+                }
+            }
+        }
         match (inside, c) {
             (true, 3) => rgb_row(&line[x0 as usize * 3..], tx, row),
             _ => {
@@ -89,6 +106,38 @@ fn rgb_row<P: Pixel>(line: &[P], tx: &[Vec<(usize, f32)>], row: &mut [f32]) {
     }
 }
 
+/// [`rgb_row`] of bytes with SSE2 (x86-64's baseline): each tap's pixel is loaded as 4 bytes (the 4th
+/// belongs to the next pixel and is dropped) and the three channels are multiplied and added as one
+/// 4-lane operation, each lane in tap order as the scalar path. False (nothing written) where `line`
+/// does not hold the 4th byte of the last tap.
+fn rgb_row_sse(line: &[u8], tx: &[Vec<(usize, f32)>], row: &mut [f32]) -> bool {
+    // Taps move right with the output, so the last output's reach furthest (each load is checked
+    // anyway; this sends a row that would fail to the scalar path).
+    let reach = tx.last().and_then(|t| t.iter().map(|&(ix, _)| ix * 3 + 4).max()).unwrap_or(0);
+    if !cfg!(target_arch = "x86_64") || reach > line.len() {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is part of x86-64; the intrinsics touch no memory (loads and stores go through
+    // checked slices).
+    unsafe {
+        use std::arch::x86_64::*;
+        let zero = _mm_setzero_si128();
+        let mut lanes = [0f32; 4];
+        for (ox, taps) in tx.iter().enumerate() {
+            let mut acc = _mm_setzero_ps();
+            for &(ix, wx) in taps {
+                let b = _mm_cvtsi32_si128(i32::from_le_bytes(line[ix * 3..ix * 3 + 4].try_into().expect("4 bytes")));
+                let v = _mm_cvtepi32_ps(_mm_unpacklo_epi16(_mm_unpacklo_epi8(b, zero), zero));
+                acc = _mm_add_ps(acc, _mm_mul_ps(_mm_set1_ps(wx), v));
+            }
+            _mm_storeu_ps(lanes.as_mut_ptr(), acc);
+            row[ox * 3..ox * 3 + 3].copy_from_slice(&lanes[..3]);
+        }
+    }
+    true
+}
+
 /// `y[oy] = t(sum_y wy * rows[y])` for output rows `first..` (as many as `y` holds).
 fn vertical(rows: &[f32], len: usize, ty: &[Vec<(usize, f32)>], first: usize, y: &mut [f32], t: Transform) {
     for (r, out) in y.chunks_exact_mut(len).enumerate() {
@@ -107,15 +156,17 @@ fn vertical(rows: &[f32], len: usize, ty: &[Vec<(usize, f32)>], first: usize, y:
 }
 
 /// `v.round_ties_even()` without a call to `rintf` (the generic x86-64 target has no rounding
-/// instruction): adding and subtracting 1.5 * 2^23 rounds to an integer in the default rounding mode,
-/// exactly for |v| < 2^22.
+/// instruction): for |v| < 2^23, adding and subtracting 2^23 rounds |v| to an integer in the default
+/// rounding mode (ties to even), exactly; both branches are plain arithmetic, so the loop vectorizes.
 #[inline]
 fn round_ties_even(v: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0;
-    if v.abs() < 4_194_304.0 {
-        (v + MAGIC) - MAGIC
+    const TWO_23: f32 = 8_388_608.0;
+    let a = v.abs();
+    // From 2^23 up every f32 is an integer; rounding is symmetric about 0.
+    if a < TWO_23 {
+        ((a + TWO_23) - TWO_23).copysign(v)
     } else {
-        v.round_ties_even()
+        v
     }
 }
 

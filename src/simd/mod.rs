@@ -20,10 +20,17 @@ pub struct Buffers(std::sync::Mutex<Vec<Vec<f32>>>);
 impl Buffers {
     /// A buffer of `len` values (zeroed), reusing the smallest kept one that fits.
     pub fn take(&self, len: usize) -> Vec<f32> {
+        let mut v = self.take_overwritten(len);
+        v.fill(0.0);
+        v
+    }
+
+    /// [`Buffers::take`] for a caller that writes every value: a reused buffer keeps its old values
+    /// (only growth is zeroed), which saves a pass over memory per layer.
+    pub fn take_overwritten(&self, len: usize) -> Vec<f32> {
         let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let best = (0..kept.len()).filter(|&i| kept[i].capacity() >= len).min_by_key(|&i| kept[i].capacity());
         let mut v = best.map(|i| kept.swap_remove(i)).unwrap_or_default();
-        v.clear();
         v.resize(len, 0.0);
         v
     }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # facegpu's CPU backend and its wgpu path against onnxruntime and facenet-pytorch, in one run on this
-# machine: embed at batch 1 and 32. onnxruntime runs the same network built from the facenet model
-# (benches/onnxruntime_bench.py), facenet-pytorch its InceptionResnetV1 with random weights; each in a
-# throwaway venv (ORT_VENV, TORCH_VENV; created on first use). Not part of CI.
+# machine: embed at batch 1 and 32, and MTCNN on the 61 deepface photos (facegpu in process and as a
+# whole `facegpu detect` run, decoding and start-up included; facenet-pytorch's MTCNN in process).
+# onnxruntime runs the same network built from the facenet model (benches/onnxruntime_bench.py),
+# facenet-pytorch its InceptionResnetV1 with random weights; each in a throwaway venv (ORT_VENV,
+# TORCH_VENV; created on first use). Not part of CI.
 #
 #   bash benches/compare_cpu.sh          # REPS=5 by default
 set -euo pipefail
@@ -31,8 +33,15 @@ for dev in cpu gpu; do
         echo "facegpu $dev batch $b: $($B bench embed --model "$MODEL" --device $dev --batch-size $b --reps "$REPS" --json 2>/dev/null)"
     done
 done
+mapfile -t PHOTOS < <(find "$FIX/faces/deepface" -name '*.jpg' | sort)
+for dev in cpu gpu; do
+    echo "facegpu detect $dev in process: $($B bench detect --detect-device $dev --reps "$REPS" --json "${PHOTOS[@]}" 2>/dev/null)"
+    t0=$(date +%s.%N)
+    $B detect --detect-device $dev --json "${PHOTOS[@]}" >/dev/null 2>&1
+    echo "facegpu detect $dev whole run: $(python3 -c "import sys; print(f'{(float(sys.argv[2]) - float(sys.argv[1])) * 1e3 / int(sys.argv[3]):.1f} ms per photo')" "$t0" "$(date +%s.%N)" "${#PHOTOS[@]}")"
+done
 echo "onnxruntime: $("$ORT_VENV/bin/python" benches/onnxruntime_bench.py "$ST" --reps "$REPS")"
-echo "facenet-pytorch: $("$TORCH_VENV/bin/python" - "$REPS" <<'PY'
+echo "facenet-pytorch: $("$TORCH_VENV/bin/python" - "$REPS" "${PHOTOS[@]}" <<'PY'
 import json, os, sys, time
 import torch
 from facenet_pytorch import InceptionResnetV1
@@ -48,6 +57,18 @@ with torch.no_grad():
         for _ in range(reps):
             t = time.perf_counter(); net(x); times.append(time.perf_counter() - t)
         out[f"embed_images_per_s_batch{b}"] = b / sorted(times)[len(times) // 2]
+from facenet_pytorch import MTCNN
+from PIL import Image
+mtcnn = MTCNN(keep_all=True, device="cpu")
+images = [Image.open(p).convert("RGB") for p in sys.argv[2:]]
+def detect_all():
+    return sum(0 if b is None else len(b) for b in (mtcnn.detect(im)[0] for im in images))
+faces = detect_all()
+times = []
+for _ in range(reps):
+    t = time.perf_counter(); detect_all(); times.append(time.perf_counter() - t)
+out["detect_ms_per_photo"] = sorted(times)[len(times) // 2] * 1e3 / len(images)
+out["detect_faces"] = faces
 print(json.dumps(out))
 PY
 )"

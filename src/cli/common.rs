@@ -58,8 +58,8 @@ pub(crate) struct MtcnnArgs {
     /// Most RNet/ONet crops per GPU pass (bounds memory).
     #[arg(long, default_value_t = 256)]
     pub(crate) crop_batch: usize,
-    /// Where MTCNN runs: cpu (SIMD kernels) or gpu; default FACEGPU_DEVICE, else gpu (the CPU backend's
-    /// MTCNN is slower than wgpu even on lavapipe).
+    /// Where MTCNN runs: cpu (SIMD kernels) or gpu; default FACEGPU_DEVICE, else cpu where the best
+    /// adapter is a CPU driver and gpu otherwise.
     #[arg(long, value_enum)]
     pub(crate) detect_device: Option<facegpu::models::Device>,
 }
@@ -67,7 +67,7 @@ pub(crate) struct MtcnnArgs {
 impl MtcnnArgs {
     pub(crate) fn load(&self, ctx: &GpuContext) -> Result<(Mtcnn, DetectOptions), Box<dyn std::error::Error>> {
         let mut mtcnn = Mtcnn::load_from(ctx, self.mtcnn_weights.as_deref())?;
-        mtcnn.device = facegpu::models::Device::choose_for_detection(self.detect_device);
+        mtcnn.device = facegpu::models::Device::choose(self.detect_device, ctx).0;
         mtcnn.chunk = self.crop_batch.max(1);
         let t = &self.thresholds;
         Ok((mtcnn, DetectOptions { min_size: self.min_size, thresholds: [t[0], t[1], t[2]], factor: self.factor }))

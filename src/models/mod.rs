@@ -41,7 +41,7 @@ pub enum Device {
 impl Device {
     /// `requested` (a `--device` flag), else `FACEGPU_DEVICE`, else the CPU backend when the best adapter
     /// is a CPU driver (lavapipe/llvmpipe, SwiftShader, WARP: the SIMD kernels are faster there) and the
-    /// GPU otherwise. Returns the device and why.
+    /// GPU otherwise; for Inception-ResNet-v1 and MTCNN alike. Returns the device and why.
     pub fn choose(requested: Option<Device>, ctx: &crate::gpu::GpuContext) -> (Device, String) {
         if let Some(d) = requested {
             return (d, "--device".into());
@@ -56,18 +56,6 @@ impl Device {
         } else {
             (Device::Gpu, format!("the adapter {} is a GPU", ctx.adapter_name()))
         }
-    }
-}
-
-impl Device {
-    /// Where MTCNN runs: `requested`, else `FACEGPU_DEVICE`, else the GPU path whatever the adapter. The
-    /// CPU backend's MTCNN gives facenet's detections but is slower than wgpu on lavapipe (its small
-    /// convs leave most of the SIMD tile empty, and the pyramid is resized by the plain-loop twins).
-    pub fn choose_for_detection(requested: Option<Device>) -> Device {
-        requested.unwrap_or(match std::env::var("FACEGPU_DEVICE").ok().as_deref() {
-            Some("cpu") => Device::Cpu,
-            _ => Device::Gpu,
-        })
     }
 }
 

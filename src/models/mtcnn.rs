@@ -448,7 +448,7 @@ impl Mtcnn {
             binding_limit: ctx.binding_limit(),
             times: StageTimes::default(),
             source: None,
-            device: super::Device::choose_for_detection(None),
+            device: super::Device::choose(None, ctx).0,
             input: PackedImages::default(),
             host_input: (Vec::new(), [0; 4]),
             buffers: simd::Buffers::default(),

@@ -22,7 +22,10 @@ fi
 if [ ! -x "$TORCH_VENV/bin/python" ] || ! "$TORCH_VENV/bin/python" -c 'import facenet_pytorch' 2>/dev/null; then
     python3 -m venv "$TORCH_VENV" && "$TORCH_VENV/bin/pip" install -q torch facenet-pytorch pillow
 fi
-cargo build --release -q
+# As ./run builds it: libjpeg-turbo's SIMD decoder where nasm is installed.
+FEATURES=""
+command -v nasm >/dev/null 2>&1 && FEATURES="--features jpeg-simd"
+cargo build --release -q $FEATURES
 B=./target/release/facegpu
 ST="${TMPDIR:-/tmp}/facegpu-compare-model.safetensors"
 [ -f "$ST" ] || $B convert --model "$MODEL" --out "$ST" >/dev/null

@@ -45,41 +45,53 @@ pub fn detect_files(
     let batch = batch.max(1);
     // The replacement context and detector after a device loss.
     let mut fresh: Option<(GpuContext, Mtcnn)> = None;
-    for (c, chunk) in files.chunks(batch).enumerate() {
-        let mut imgs = Vec::new();
-        for (j, f) in chunk.iter().enumerate() {
-            match load_image(f) {
-                Ok(img) => imgs.push((c * batch + j, f, img)),
-                Err(e) => each(c * batch + j, Outcome::Unreadable(e.to_string()))?,
-            }
-        }
-        let refs: Vec<&RgbImage> = imgs.iter().map(|(_, _, i)| i).collect();
-        let found = loop {
-            let recovered = fresh.is_some();
-            let (ctx, mtcnn) = match &mut fresh {
-                Some((c, m)) => (&*c, m),
-                None => (ctx, &mut *mtcnn),
+    let chunks: Vec<&[PathBuf]> = files.chunks(batch).collect();
+    let decode = |c: usize| chunks[c].iter().enumerate().map(|(j, f)| (c * batch + j, f, load_image(f))).collect::<Vec<_>>();
+    // The next batch is decoded on its own thread while this one is detected.
+    std::thread::scope(|scope| {
+        let mut next = (!chunks.is_empty()).then(|| scope.spawn(move || decode(0)));
+        for c in 0..chunks.len() {
+            let decoded = match next.take().map(|h| h.join()) {
+                Some(Ok(d)) => d,
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+                None => Vec::new(),
             };
-            match detect_each(ctx, mtcnn, &refs, opts) {
-                Err(e) if e.is_device_lost() && !recovered => {
-                    let ctx = GpuContext::new()?;
-                    let m = mtcnn.reload(&ctx)?;
-                    fresh = Some((ctx, m));
+            next = (c + 1 < chunks.len()).then(|| scope.spawn(move || decode(c + 1)));
+            let mut imgs = Vec::new();
+            for (i, f, img) in decoded {
+                match img {
+                    Ok(img) => imgs.push((i, f, img)),
+                    Err(e) => each(i, Outcome::Unreadable(e.to_string()))?,
                 }
-                result => break result?,
             }
-        };
-        for ((i, path, img), faces) in imgs.iter().zip(found) {
-            match faces {
-                Ok(faces) => {
-                    let d = Detection { image: path.to_path_buf(), width: img.width(), height: img.height(), faces };
-                    each(*i, Outcome::Detected(&d, img))?
+            let refs: Vec<&RgbImage> = imgs.iter().map(|(_, _, i)| i).collect();
+            let found = loop {
+                let recovered = fresh.is_some();
+                let (ctx, mtcnn) = match &mut fresh {
+                    Some((c, m)) => (&*c, m),
+                    None => (ctx, &mut *mtcnn),
+                };
+                match detect_each(ctx, mtcnn, &refs, opts) {
+                    Err(e) if e.is_device_lost() && !recovered => {
+                        let ctx = GpuContext::new()?;
+                        let m = mtcnn.reload(&ctx)?;
+                        fresh = Some((ctx, m));
+                    }
+                    result => break result?,
                 }
-                Err(e) => each(*i, Outcome::Failed(format!("{}: {e}", path.display())))?,
+            };
+            for ((i, path, img), faces) in imgs.iter().zip(found) {
+                match faces {
+                    Ok(faces) => {
+                        let d = Detection { image: path.to_path_buf(), width: img.width(), height: img.height(), faces };
+                        each(*i, Outcome::Detected(&d, img))?
+                    }
+                    Err(e) => each(*i, Outcome::Failed(format!("{}: {e}", path.display())))?,
+                }
             }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// The faces of each image: the batch at once, or where it fails, image by image, with the error of each

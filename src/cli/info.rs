@@ -21,10 +21,14 @@ pub(crate) fn info(args: InfoCmd) -> Result<(), BoxError> {
         v["inference_device"] = serde_json::to_value(device)?;
         v["inference_device_reason"] = why.into();
         v["cpu_backend"] = simd.into();
+        v["llvmpipe_width"] = facegpu::gpu::lavapipe::width_reason().into();
         println!("{v}");
     } else {
         println!("inference: {device:?} ({why}); CPU backend: {simd}");
         println!("adapter: {}\nbackend: {}\ntype: {}\ndriver: {} {}", s.name, s.backend, s.device_type, s.driver, s.driver_info);
+        if let Some(why) = facegpu::gpu::lavapipe::width_reason().filter(|_| ctx.is_cpu_driver()) {
+            println!("llvmpipe vector width: {why}");
+        }
         println!("max storage buffer binding: {} bytes", s.max_storage_buffer_binding_size);
         println!("max buffer: {} bytes", s.max_buffer_size);
         println!("max workgroups per dimension: {}", s.max_compute_workgroups_per_dimension);

@@ -9,6 +9,7 @@ mod eval;
 mod info;
 mod recognize;
 mod train;
+mod tune;
 
 use clap::{Parser, Subcommand};
 
@@ -54,6 +55,9 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Print the chosen GPU adapter, backend, driver and limits.
     Info(info::InfoCmd),
+    /// Measure lavapipe's vector widths on this CPU (a short training benchmark at each) and save the
+    /// fastest for later runs (LP_NATIVE_VECTOR_WIDTH, when set, still wins).
+    Tune(tune::TuneCmd),
     /// Embed aligned face images with Inception-ResNet-v1 (L2-normalized embeddings).
     Embed(embed::EmbedCmd),
     /// facenet's compare.py: detect and align the first face of each photo (--image-size 160 --margin
@@ -91,6 +95,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), BoxError> {
         Command::Bench(BenchCommand::Identify(args)) => bench::bench_identify(args),
         Command::Bench(BenchCommand::Cluster(args)) => bench::bench_cluster(args),
         Command::Info(args) => info::info(args),
+        Command::Tune(args) => tune::tune(args),
         Command::Bench(BenchCommand::Block35(args)) => bench::bench_block35(args),
         Command::Bench(BenchCommand::Train(args)) => bench::bench_train(args),
         Command::Bench(BenchCommand::Kernels(args)) => bench::bench_kernels(args),

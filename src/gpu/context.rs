@@ -64,26 +64,6 @@ pub struct GpuContext {
     lost: Arc<(AtomicBool, Mutex<String>)>,
 }
 
-/// Asks llvmpipe (Mesa's CPU Vulkan driver) for 512-bit vectors, 16 lanes per SIMD instruction instead
-/// of 8, on x86 CPUs with AVX-512, unless `LP_NATIVE_VECTOR_WIDTH` is already set; returns whether it set
-/// it. Other drivers ignore the variable.
-///
-/// 512 bits is faster for embed at batch 32, training and detection on the AMD host measured, slower at
-/// batch 1 (the small last layers leave lanes idle); docs/PERFORMANCE.md has the figures. Results agree within the tests' tolerances at either width (CI runs the kernel tests at
-/// both), but not bit for bit: subgroups of 16 sum some reductions in another order, so a training run's
-/// losses part in the later digits after a few steps.
-///
-/// It sets an environment variable, so it must run while the process has a single thread and before the
-/// first [`GpuContext`]: the `facegpu` binary calls it first thing in `main`.
-pub fn prefer_wide_llvmpipe_vectors() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if std::env::var_os("LP_NATIVE_VECTOR_WIDTH").is_none() && std::arch::is_x86_feature_detected!("avx512f") {
-        std::env::set_var("LP_NATIVE_VECTOR_WIDTH", "512");
-        return true;
-    }
-    false
-}
-
 /// log2 of the staging texture's widest row (16384 texels), lower where the adapter's textures are
 /// narrower.
 const STAGING_ROW_SHIFT: u32 = 14;

@@ -6,12 +6,13 @@ mod buffer;
 mod context;
 mod encoder;
 mod error;
+pub mod lavapipe;
 mod pipeline;
 mod platform;
 
 pub use arena::Arena;
 pub use buffer::{DType, GpuTensor};
-pub use context::{prefer_wide_llvmpipe_vectors, subgroup_lanes_for, AdapterSummary, GpuContext, TESTED_SUBGROUP_SIZES};
+pub use context::{subgroup_lanes_for, AdapterSummary, GpuContext, TESTED_SUBGROUP_SIZES};
 pub use encoder::{flags, groups_1d, Encoder, WORKGROUP_1D};
 pub use error::GpuError;
 pub use pipeline::{Constants, Shader};

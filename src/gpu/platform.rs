@@ -86,7 +86,7 @@ pub fn os_release_ids(text: &str) -> Vec<String> {
 
 /// Gives the process a private `XDG_RUNTIME_DIR` when none is set, so Mesa's window-system probes do not
 /// print `XDG_RUNTIME_DIR is invalid or not set` on a headless machine. It sets an environment variable,
-/// so like [`super::prefer_wide_llvmpipe_vectors`] it must run while the process has one thread, before
+/// so like [`super::lavapipe::choose_width`] it must run while the process has one thread, before
 /// the first [`super::GpuContext`]: the `facegpu` binary calls it first thing in `main`.
 pub fn ensure_runtime_dir() {
     #[cfg(unix)]

@@ -1,7 +1,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::pipeline::PipelineCache;
+use super::pipeline::{DiskCache, PipelineCache};
 use super::{GpuError, Platform};
 
 /// What `facegpu info` prints about the chosen adapter.
@@ -30,6 +30,8 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub adapter: wgpu::Adapter,
     pub(crate) pipelines: PipelineCache,
+    /// The driver's compiled pipelines on disk, where the adapter supports it.
+    pub(crate) disk_cache: Option<DiskCache>,
     /// Uniform buffer holding every dispatch's `Params` of one submission; grown, never shrunk.
     pub(crate) params: Mutex<Option<wgpu::Buffer>>,
     /// A 16-byte storage buffer bound where an optional operand is absent.
@@ -113,7 +115,8 @@ impl GpuContext {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("facegpu"),
-                required_features: if subgroup_lanes.is_some() { wgpu::Features::SUBGROUP } else { wgpu::Features::empty() },
+                required_features: DiskCache::feature(&adapter)
+                    | if subgroup_lanes.is_some() { wgpu::Features::SUBGROUP } else { wgpu::Features::empty() },
                 required_limits: limits.clone(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
@@ -150,6 +153,7 @@ impl GpuContext {
                 view_formats: &[],
             })
             .create_view(&Default::default());
+        let disk_cache = DiskCache::open(&adapter, &device);
         Ok(Self {
             texture_row_shift: STAGING_ROW_SHIFT.min(limits.max_texture_dimension_2d.ilog2()),
             staging: Mutex::new(None),
@@ -159,6 +163,7 @@ impl GpuContext {
             queue,
             adapter,
             pipelines: PipelineCache::default(),
+            disk_cache,
             params: Mutex::new(None),
             dummy,
             dummy_rw,
@@ -397,4 +402,13 @@ fn watch_errors(device: &wgpu::Device) -> ErrorSlots {
         flag.0.store(true, Ordering::SeqCst);
     });
     (uncaptured, lost)
+}
+
+impl Drop for GpuContext {
+    /// Keeps the pipelines compiled in this context for the next run (see `DiskCache`).
+    fn drop(&mut self) {
+        if let Some(d) = &self.disk_cache {
+            d.save();
+        }
+    }
 }

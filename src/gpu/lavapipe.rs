@@ -54,13 +54,9 @@ pub fn candidate_widths() -> Vec<u32> {
     vec![128]
 }
 
-/// `$FACEGPU_CACHE_DIR`, else `$XDG_CACHE_HOME/facegpu`, else `~/.cache/facegpu`, with `lavapipe.json`.
+/// `lavapipe.json` in [`super::cache_dir`].
 pub fn cache_path() -> Option<PathBuf> {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let dir = var("FACEGPU_CACHE_DIR")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("facegpu")))
-        .or_else(|| var("HOME").map(|d| d.join(".cache/facegpu")))?;
-    Some(dir.join("lavapipe.json"))
+    Some(super::cache_dir()?.join("lavapipe.json"))
 }
 
 /// The saved measurement at `path`, if it is readable and for this CPU.

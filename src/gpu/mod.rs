@@ -16,7 +16,7 @@ pub use context::{subgroup_lanes_for, AdapterSummary, GpuContext, TESTED_SUBGROU
 pub use encoder::{flags, groups_1d, Encoder, WORKGROUP_1D};
 pub use error::GpuError;
 pub use pipeline::{Constants, Shader};
-pub use platform::{ensure_runtime_dir, os_release_ids, Platform};
+pub use platform::{cache_dir, ensure_runtime_dir, os_release_ids, Platform};
 
 /// Checks that `got` equals `want`, naming the op and the operand on mismatch.
 pub fn check_shape(op: &'static str, what: &str, got: &[usize], want: &[usize]) -> Result<(), GpuError> {

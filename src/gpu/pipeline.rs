@@ -1,4 +1,6 @@
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{GpuContext, GpuError};
@@ -84,6 +86,59 @@ pub(crate) struct PipelineCache {
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
 }
 
+/// The driver's compiled pipelines kept on disk between runs (wgpu's `PipelineCache`), where the adapter
+/// supports it: `<cache_dir>/pipelines/<wgpu's key for the adapter>`, read when the context is made and
+/// written when it is dropped if it compiled new pipelines. `FACEGPU_PIPELINE_CACHE=0` turns it off.
+pub(crate) struct DiskCache {
+    pub(crate) cache: wgpu::PipelineCache,
+    path: PathBuf,
+    /// Pipelines compiled through the cache since it was read.
+    pub(crate) added: AtomicUsize,
+}
+
+impl DiskCache {
+    /// The feature `device` must be requested with for [`DiskCache::open`], if the adapter has it.
+    pub(crate) fn feature(adapter: &wgpu::Adapter) -> wgpu::Features {
+        let wanted = !std::env::var("FACEGPU_PIPELINE_CACHE").is_ok_and(|v| v == "0")
+            && wgpu::util::pipeline_cache_key(&adapter.get_info()).is_some()
+            && super::cache_dir().is_some();
+        adapter.features() & wgpu::Features::PIPELINE_CACHE & if wanted { wgpu::Features::all() } else { wgpu::Features::empty() }
+    }
+
+    pub(crate) fn open(adapter: &wgpu::Adapter, device: &wgpu::Device) -> Option<Self> {
+        if !device.features().contains(wgpu::Features::PIPELINE_CACHE) {
+            return None;
+        }
+        let path = super::cache_dir()?.join("pipelines").join(wgpu::util::pipeline_cache_key(&adapter.get_info())?);
+        let data = std::fs::read(&path).ok();
+        // SAFETY: the data is what `get_data` wrote for an adapter of the same key; `fallback` makes
+        // the driver start empty instead of failing where it rejects the data (another driver version),
+        // and Vulkan checks the header's vendor, device and cache UUID before using it.
+        let cache = unsafe {
+            device.create_pipeline_cache(&wgpu::PipelineCacheDescriptor {
+                label: Some("facegpu pipelines"),
+                data: data.as_deref(),
+                fallback: true,
+            })
+        };
+        Some(Self { cache, path, added: AtomicUsize::new(0) })
+    }
+
+    /// Writes the cache if pipelines were added (a new file renamed over the old one, so concurrent runs
+    /// and failed writes never leave a torn file); best effort, as the cache only saves time.
+    pub(crate) fn save(&self) {
+        if self.added.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let Some(data) = self.cache.get_data() else { return };
+        let tmp = self.path.with_extension(format!("tmp{}", std::process::id()));
+        let written = self.path.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok()) && std::fs::write(&tmp, data).is_ok();
+        if !(written && std::fs::rename(&tmp, &self.path).is_ok()) {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
 impl GpuContext {
     /// The compiled pipeline of `shader::entry`, compiled on first use and cached.
     pub fn pipeline(&self, shader: Shader, entry: &'static str) -> Result<Arc<wgpu::ComputePipeline>, GpuError> {
@@ -119,8 +174,11 @@ impl GpuContext {
             module: &module,
             entry_point: Some(entry),
             compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
-            cache: None,
+            cache: self.disk_cache.as_ref().map(|d| &d.cache),
         });
+        if let Some(d) = &self.disk_cache {
+            d.added.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(err) = pollster::block_on(scope.pop()) {
             // Drop the failed module so a later call reports the same error instead of a stale handle.
             self.pipelines.modules.lock().expect("pipeline cache poisoned").remove(&shader);

@@ -99,3 +99,13 @@ pub fn ensure_runtime_dir() {
         }
     }
 }
+
+/// facegpu's folder for what it keeps between runs (llvmpipe's measured width, compiled pipelines):
+/// `$FACEGPU_CACHE_DIR`, else `$XDG_CACHE_HOME/facegpu`, else `~/.cache/facegpu`.
+pub fn cache_dir() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("FACEGPU_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("facegpu")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/facegpu")))
+}

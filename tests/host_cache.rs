@@ -1,6 +1,6 @@
-//! llvmpipe's vector width per host: `facegpu tune` measures the candidate widths and saves the fastest,
-//! and later runs load llvmpipe at that width (only on the CPU it was measured on; the environment
-//! variable still wins).
+//! What facegpu keeps per host between runs: llvmpipe's vector width (`facegpu tune` measures the
+//! candidate widths and saves the fastest; later runs load llvmpipe at that width, only on the CPU it
+//! was measured on, and the environment variable still wins), and the driver's compiled pipelines.
 
 mod common;
 
@@ -83,5 +83,39 @@ fn tune_measures_every_candidate_width_and_saves_the_fastest() {
     let best = saved.images_per_s.iter().max_by(|a, b| a.1.total_cmp(b.1)).unwrap();
     assert_eq!(saved.width, *best.0);
     assert_eq!(saved.cpu, cpu_model());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn compiled_pipelines_are_kept_on_disk_unless_turned_off_and_reading_them_changes_nothing() {
+    let Some(ctx) = common::gpu() else { return };
+    let dir = std::env::temp_dir().join(format!("facegpu-pipelines-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let photo = common::fixtures_root().join("mtcnn/images");
+    let Some(photo) = std::fs::read_dir(&photo).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.path()) else {
+        return;
+    };
+    let detect = |off: bool| {
+        let mut c = bin(&dir);
+        if off {
+            c.env("FACEGPU_PIPELINE_CACHE", "0");
+        }
+        let out = c.args(["detect", "--detect-device", "gpu", "--json"]).arg(&photo).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let without = detect(true);
+    assert!(!dir.join("pipelines").exists(), "FACEGPU_PIPELINE_CACHE=0 writes nothing");
+    let first = detect(false);
+    let files: Vec<_> = std::fs::read_dir(dir.join("pipelines")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    // wgpu keeps pipeline caches on Vulkan (wgpu::util::pipeline_cache_key); other backends may have none.
+    if ctx.summary().backend == "Vulkan" || !files.is_empty() {
+        assert_eq!(files.len(), 1, "one file per adapter key: {files:?}");
+        assert!(std::fs::metadata(&files[0]).unwrap().len() > 0);
+        assert!(!files[0].to_string_lossy().contains(".tmp"), "no temporary file left: {files:?}");
+    }
+    // A run that reads the cache detects the same faces.
+    assert_eq!(detect(false), first);
+    assert_eq!(first, without);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,6 +1,6 @@
 //! `C[m, n] = A[m, k] * B[k, n]` on the CPU: B packed once into panels of [`NR`] columns, A packed per
 //! block of [`MR`] rows by a caller-supplied gather (a plain matrix, or a convolution's input windows:
-//! implicit GEMM), register-blocked micro-kernels for AVX-512, AVX2+FMA and a portable fallback chosen
+//! implicit GEMM), register-blocked micro-kernels for AVX-512, AVX2+FMA, NEON and a portable fallback chosen
 //! at run time, and the rows split over threads. The epilogue (bias, scaled residual, ReLU) is applied
 //! as each tile of C is stored.
 
@@ -129,6 +129,8 @@ impl PackA for Rows<'_> {
 pub enum Isa {
     Avx512,
     Avx2,
+    /// aarch64's Advanced SIMD (4 lanes, 32 registers).
+    Neon,
     Portable,
 }
 
@@ -145,11 +147,16 @@ impl Isa {
                 v.push(Isa::Avx2);
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            v.push(Isa::Neon);
+        }
         v.push(Isa::Portable);
         v
     }
 
-    /// The fastest available, or `FACEGPU_SIMD=avx512|avx2|portable` where available.
+    /// The fastest available, or `FACEGPU_SIMD=avx2|portable` (x86) or `portable` (aarch64) where
+    /// available.
     pub fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
@@ -169,6 +176,10 @@ impl Isa {
                 return Isa::Avx2;
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("neon") && !std::env::var("FACEGPU_SIMD").is_ok_and(|v| v == "portable") {
+            return Isa::Neon;
+        }
         Isa::Portable
     }
 }
@@ -176,6 +187,7 @@ impl Isa {
 /// `acc[MR][NR] = A (MR rows of `lda`, depth columns) * B_panel (depth x NR)`, plus `acc` unless `first`;
 /// only the first `cols` columns are needed (AVX-512 computes 16 where that is enough).
 #[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(unused_variables))]
 fn kernel(isa: Isa, a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR], first: bool, cols: usize) {
     assert!(a.len() >= (MR - 1) * lda + depth && b.len() >= depth * NR, "the kernel's operands hold its tile");
     match isa {
@@ -186,6 +198,9 @@ fn kernel(isa: Isa, a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Isa::Avx2 => unsafe { x86::kernel_avx2(a, lda, b, depth, acc, first) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: as above.
+        Isa::Neon => unsafe { arm::kernel_neon(a, lda, b, depth, acc, first, cols) },
         _ => {
             if first {
                 acc.iter_mut().for_each(|r| r.fill(0.0));
@@ -382,6 +397,39 @@ mod x86 {
     }
 }
 
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use super::{MR, NR};
+    use std::arch::aarch64::*;
+
+    /// `acc` (its first `cols` columns) = the tile's products, plus `acc` unless `first`: 8 rows x 8
+    /// columns at a time (16 accumulators of 4 lanes, half of the 32 registers), as many column blocks as
+    /// `cols` needs.
+    #[target_feature(enable = "neon")]
+    pub unsafe fn kernel_neon(a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR], first: bool, cols: usize) {
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        for q in 0..cols.div_ceil(8).min(NR / 8) {
+            let mut c = [[vdupq_n_f32(0.0); 2]; MR];
+            for kk in 0..depth {
+                let b0 = vld1q_f32(bp.add(kk * NR + q * 8));
+                let b1 = vld1q_f32(bp.add(kk * NR + q * 8 + 4));
+                for (r, cr) in c.iter_mut().enumerate() {
+                    let av = vdupq_n_f32(*ap.add(r * lda + kk));
+                    cr[0] = vfmaq_f32(cr[0], av, b0);
+                    cr[1] = vfmaq_f32(cr[1], av, b1);
+                }
+            }
+            for (cr, row) in c.iter().zip(acc.iter_mut()) {
+                let out = row.as_mut_ptr().add(q * 8);
+                for (h, v) in cr.iter().enumerate() {
+                    let v = if first { *v } else { vaddq_f32(vld1q_f32(out.add(h * 4)), *v) };
+                    vst1q_f32(out.add(h * 4), v);
+                }
+            }
+        }
+    }
+}
+
 /// Stores one MR x NR tile (rows from r0, columns from c0 of the n) through the epilogue. Each part of
 /// the epilogue is a separate branch-free pass over a row, which the compiler vectorizes.
 #[allow(clippy::too_many_arguments)]
@@ -422,6 +470,7 @@ enum TileA<'a> {
 /// applied in registers and the tile stored to C: rows from `r0` (C's first row is `row_base`), columns
 /// from `c0`.
 #[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn store_fused(
     a: TileA,
     b: &[f32],

@@ -110,6 +110,7 @@ fn rgb_row<P: Pixel>(line: &[P], tx: &[Vec<(usize, f32)>], row: &mut [f32]) {
 /// belongs to the next pixel and is dropped) and the three channels are multiplied and added as one
 /// 4-lane operation, each lane in tap order as the scalar path. False (nothing written) where `line`
 /// does not hold the 4th byte of the last tap.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn rgb_row_sse(line: &[u8], tx: &[Vec<(usize, f32)>], row: &mut [f32]) -> bool {
     // Taps move right with the output, so the last output's reach furthest (each load is checked
     // anyway; this sends a row that would fail to the scalar path).

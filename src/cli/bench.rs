@@ -47,6 +47,9 @@ pub(crate) enum BenchCommand {
 pub(crate) struct BenchKernelsCmd {
     #[command(flatten)]
     pub(crate) run: BenchArgs,
+    /// The WGSL kernels (gpu) or the CPU backend's SIMD kernels, with the micro-kernel's in-cache peak.
+    #[arg(long, value_enum, default_value = "gpu")]
+    pub(crate) device: facegpu::models::Device,
 }
 
 #[derive(clap::Args)]
@@ -258,8 +261,33 @@ pub(crate) fn bench_train(args: BenchTrainCmd) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// `bench kernels --device cpu`: each kernel's GFLOP/s beside the micro-kernel's in-cache throughput on
+/// every thread (the host's practical peak).
+fn bench_kernels_cpu(batch_size: usize, reps: usize, json: bool) -> Result<(), BoxError> {
+    use facegpu::simd::gemm::{peak_gflops, Isa};
+    let (isa, threads) = (Isa::detect(), facegpu::simd::threads());
+    let rows = facegpu::workflows::bench::kernels_cpu(batch_size, reps)?;
+    let peak = peak_gflops(isa, threads, 300);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "device": "cpu", "simd": format!("{isa:?}"), "threads": threads, "batch_size": batch_size, "peak_gflops": peak, "kernels": rows })
+        );
+        return Ok(());
+    }
+    println!("CPU backend: {isa:?} x {threads} threads (batch {batch_size}, median of {reps}); micro-kernel in L1: {peak:.1} GFLOP/s");
+    println!("{:<42} {:>10} {:>10} {:>7}  shape", "kernel", "ms", "GFLOP/s", "of peak");
+    for r in &rows {
+        println!("{:<42} {:>10.2} {:>10.2} {:>6.0}%  {}", r.name, r.ms, r.gflops, 100.0 * r.gflops / peak, r.shape);
+    }
+    Ok(())
+}
+
 pub(crate) fn bench_kernels(args: BenchKernelsCmd) -> Result<(), BoxError> {
-    let BenchKernelsCmd { run: BenchArgs { batch_size, reps, json } } = args;
+    let BenchKernelsCmd { run: BenchArgs { batch_size, reps, json }, device } = args;
+    if device == facegpu::models::Device::Cpu {
+        return bench_kernels_cpu(batch_size, reps, json);
+    }
     let ctx = gpu()?;
     let rows = facegpu::workflows::bench::kernels(&ctx, batch_size, reps)?;
     let adapter = ctx.adapter_name();

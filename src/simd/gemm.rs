@@ -197,7 +197,7 @@ fn kernel(isa: Isa, a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[
         Isa::Avx512 => unsafe { x86::kernel_avx512(a, lda, b, depth, acc, first, cols) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Isa::Avx2 => unsafe { x86::kernel_avx2(a, lda, b, depth, acc, first) },
+        Isa::Avx2 => unsafe { x86::kernel_avx2(a, lda, b, depth, acc, first, cols) },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: as above.
         Isa::Neon => unsafe { arm::kernel_neon(a, lda, b, depth, acc, first, cols) },
@@ -210,13 +210,15 @@ fn kernel(isa: Isa, a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[
     }
 }
 
+/// Plain multiply and add, which the compiler vectorizes with the target's baseline SIMD (`mul_add`
+/// would be a libm call per value without a hardware FMA in the baseline).
 fn kernel_portable(a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR]) {
     for kk in 0..depth {
-        let brow = &b[kk * NR..kk * NR + NR];
+        let brow: &[f32; NR] = b[kk * NR..kk * NR + NR].try_into().expect("a row of NR");
         for (r, row) in acc.iter_mut().enumerate() {
             let av = a[r * lda + kk];
-            for (c, v) in row.iter_mut().enumerate() {
-                *v = av.mul_add(brow[c], *v);
+            for (v, bv) in row.iter_mut().zip(brow) {
+                *v += av * bv;
             }
         }
     }
@@ -368,29 +370,29 @@ mod x86 {
         }
     }
 
+    /// 8 rows x 32 columns do not fit 16 ymm registers: passes of 4 rows x 16 columns (8 accumulators,
+    /// 2 B registers and the broadcast A: no spills), only the column halves `cols` needs.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn kernel_avx2(a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR], first: bool) {
+    pub unsafe fn kernel_avx2(a: &[f32], lda: usize, b: &[f32], depth: usize, acc: &mut [[f32; NR]; MR], first: bool, cols: usize) {
         let (ap, bp) = (a.as_ptr(), b.as_ptr());
-        // 8 rows x 32 columns do not fit 16 ymm registers: two passes of 16 columns (8 x 2 accumulators).
-        for half in 0..2 {
-            let mut c = [[_mm256_setzero_ps(); 2]; MR];
-            for kk in 0..depth {
-                let b0 = _mm256_loadu_ps(bp.add(kk * NR + half * 16));
-                let b1 = _mm256_loadu_ps(bp.add(kk * NR + half * 16 + 8));
-                for (r, cr) in c.iter_mut().enumerate() {
-                    let av = _mm256_set1_ps(*ap.add(r * lda + kk));
-                    cr[0] = _mm256_fmadd_ps(av, b0, cr[0]);
-                    cr[1] = _mm256_fmadd_ps(av, b1, cr[1]);
+        for half in 0..cols.div_ceil(16).min(2) {
+            for rows in (0..MR).step_by(4) {
+                let mut c = [[_mm256_setzero_ps(); 2]; 4];
+                for kk in 0..depth {
+                    let b0 = _mm256_loadu_ps(bp.add(kk * NR + half * 16));
+                    let b1 = _mm256_loadu_ps(bp.add(kk * NR + half * 16 + 8));
+                    for (r, cr) in c.iter_mut().enumerate() {
+                        let av = _mm256_set1_ps(*ap.add((rows + r) * lda + kk));
+                        cr[0] = _mm256_fmadd_ps(av, b0, cr[0]);
+                        cr[1] = _mm256_fmadd_ps(av, b1, cr[1]);
+                    }
                 }
-            }
-            for (r, cr) in c.iter().enumerate() {
-                let out = acc[r].as_mut_ptr().add(half * 16);
-                if first {
-                    _mm256_storeu_ps(out, cr[0]);
-                    _mm256_storeu_ps(out.add(8), cr[1]);
-                } else {
-                    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), cr[0]));
-                    _mm256_storeu_ps(out.add(8), _mm256_add_ps(_mm256_loadu_ps(out.add(8)), cr[1]));
+                for (r, cr) in c.iter().enumerate() {
+                    let out = acc[rows + r].as_mut_ptr().add(half * 16);
+                    for (h, v) in cr.iter().enumerate() {
+                        let v = if first { *v } else { _mm256_add_ps(_mm256_loadu_ps(out.add(h * 8)), *v) };
+                        _mm256_storeu_ps(out.add(h * 8), v);
+                    }
                 }
             }
         }
@@ -511,6 +513,34 @@ fn store_fused(
             TileA::Strided(st) => x86::kernel_avx512_store_strided(&st, b, c, out.ldc, &f),
         }
     }
+}
+
+/// The micro-kernel's throughput on operands held in L1, in GFLOP/s summed over `threads` threads each
+/// running it for about `millis` ms: the practical peak of this CPU for [`gemm`] (the VM may not expose
+/// the clock, so this measures it instead of multiplying one).
+pub fn peak_gflops(isa: Isa, threads: usize, millis: u64) -> f64 {
+    assert!(Isa::available().contains(&isa), "{isa:?} is not available on this CPU");
+    let (a, b) = (vec![0.5f32; MR * KC], vec![0.25f32; KC * NR]);
+    let per_thread: Vec<f64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut acc = [[0f32; NR]; MR];
+                    let (start, mut calls) = (std::time::Instant::now(), 0u64);
+                    while start.elapsed().as_millis() < millis as u128 {
+                        for _ in 0..64 {
+                            kernel(isa, &a, KC, &b, KC, &mut acc, calls == 0, NR);
+                            calls += 1;
+                        }
+                    }
+                    std::hint::black_box(&acc);
+                    2.0 * (MR * NR * KC) as f64 * calls as f64 / start.elapsed().as_secs_f64() / 1e9
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a peak thread does not panic")).collect()
+    });
+    per_thread.iter().sum()
 }
 
 /// `C = epilogue(A * B)` for `m` rows, on `threads` threads (rows split evenly in multiples of MR).

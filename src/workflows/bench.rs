@@ -91,6 +91,64 @@ pub fn kernels(ctx: &GpuContext, batch: usize, reps: usize) -> Result<Vec<Kernel
     Ok(rows)
 }
 
+/// [`kernels`] on the CPU backend: the same convs (bias and ReLU fused into the stores) and matmul
+/// through [`crate::simd`], with the fastest micro-kernel and every worker thread.
+pub fn kernels_cpu(batch: usize, reps: usize) -> Result<Vec<KernelBench>, crate::ops::OpError> {
+    use crate::simd::gemm::{gemm, Epilogue as SimdEpilogue, Isa, Output, PackedB, Rows};
+    let median = |f: &mut dyn FnMut() -> Result<(), crate::ops::OpError>| -> Result<f64, crate::ops::OpError> {
+        f()?;
+        let mut t = Vec::new();
+        for _ in 0..reps.max(1) {
+            let start = Instant::now();
+            f()?;
+            t.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        t.sort_by(f64::total_cmp);
+        Ok(t[t.len() / 2])
+    };
+    let mut rows = Vec::new();
+    for (i, (name, hwc, wshape, stride, padding)) in CONV_LAYERS.iter().enumerate() {
+        let xs = [batch, hwc[0], hwc[1], hwc[2]];
+        let p = Conv2dParams::new(&xs, wshape, (*stride, *stride), *padding)
+            .map_err(|e| crate::ops::OpError::Shape { op: "conv2d", detail: e.to_string() })?;
+        let x = seeded(xs.iter().product(), i as u64);
+        let w = crate::simd::ConvWeights::new(
+            &seeded(wshape.iter().product(), 100 + i as u64),
+            (wshape[0], wshape[1]),
+            wshape[2],
+            wshape[3],
+            *stride,
+            *padding,
+        );
+        let bias = seeded(wshape[3], 200 + i as u64);
+        let out = w.out_shape(xs)?;
+        let mut y = vec![0f32; out.iter().product()];
+        let epi = SimdEpilogue { bias: Some(&bias), residual: None, relu: true, prelu: None };
+        let ms = median(&mut || crate::simd::conv2d_into(&x, xs, &w, &epi, &mut y, out[3], 0).map(|_| ()))?;
+        rows.push(KernelBench {
+            name: format!("conv2d {name}"),
+            shape: format!("{xs:?} * {wshape:?} s{stride}"),
+            ms,
+            gflops: p.flops() / ms / 1e6,
+        });
+    }
+    let n = 1024;
+    let (a, b) = (seeded(n * n, 7), PackedB::new(&seeded(n * n, 8), n, n));
+    let mut c = vec![0f32; n * n];
+    let epi = SimdEpilogue { bias: None, residual: None, relu: false, prelu: None };
+    let ms = median(&mut || {
+        gemm(Isa::detect(), &Rows { a: &a, m: n, k: n }, n, &b, &epi, &mut Output { c: &mut c, ldc: n, off: 0 }, crate::simd::threads());
+        Ok(())
+    })?;
+    rows.push(KernelBench {
+        name: "matmul".into(),
+        shape: "1024x1024 * 1024x1024".into(),
+        ms,
+        gflops: 2.0 * (n as f64).powi(3) / ms / 1e6,
+    });
+    Ok(rows)
+}
+
 /// `facegpu bench block35`: one block35 of Inception-ResNet-v1 (17x17x256 at 160x160 input) as a training
 /// sub-network: six conv + batch norm (training statistics, no gamma) + ReLU layers in three branches,
 /// concat, the 1x1 up-projection with bias, `x + 0.17 * up` and ReLU fused into its epilogue.

@@ -5,7 +5,7 @@ mod common;
 
 use common::{assert_close, record, up, Rng};
 use facegpu::cpu;
-use facegpu::gpu::GpuTensor;
+use facegpu::gpu::{GpuTensor, KernelShape};
 use facegpu::kernels::center_loss::CenterLossScratch;
 use facegpu::kernels::conv2d::{Activation, Epilogue, Padding, TileLayout};
 use facegpu::kernels::image::Transform;
@@ -122,12 +122,17 @@ fn matmul_with_bias_and_transposes_matches_cpu() {
         let (a, b, bias, c0) = (rng.vec(m * kk, -1.0, 1.0), rng.vec(kk * n, -1.0, 1.0), rng.vec(n, -1.0, 1.0), rng.vec(m * n, -1.0, 1.0));
         let mut want = c0.clone();
         cpu::matmul::matmul(&a, &a_shape, &b, &b_shape, Some(&bias), &mut want, ta, tb, acc).unwrap();
-        let (ga, gb, gbias, gc) =
-            (up(ctx, "a", &a_shape, &a), up(ctx, "b", &b_shape, &b), up(ctx, "bias", &[n], &bias), up(ctx, "c", &[m, n], &c0));
-        record(ctx, |enc| k::matmul::matmul(enc, &ga, &gb, Some(&gbias), &gc, ta, tb, acc).map(|_| ()));
-        // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's statistics)
-        // summed in another order by the GPU's tiles: errors grow to about 1e-5 relative, 1e-4 bounds them.
-        assert_close(&format!("matmul ta={ta} tb={tb} acc={acc}"), &gc.download(ctx).unwrap(), &want, 1e-4, 1e-4);
+        let (ga, gb, gbias) = (up(ctx, "a", &a_shape, &a), up(ctx, "b", &b_shape, &b), up(ctx, "bias", &[n], &bias));
+        // Both kernel shapes on this adapter: the CPU drivers' register tiles and the GPUs' shared-memory
+        // tiles (FACEGPU_KERNELS picks one for the networks).
+        for shape in [KernelShape::CpuDriver, KernelShape::Gpu] {
+            let gc = up(ctx, "c", &[m, n], &c0);
+            record(ctx, |enc| k::matmul::matmul_shaped(enc, &ga, &gb, Some(&gbias), &gc, (ta, tb, acc), shape).map(|_| ()));
+            // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's
+            // statistics) summed in another order by the GPU's tiles: errors grow to about 1e-5 relative,
+            // 1e-4 bounds them.
+            assert_close(&format!("matmul {shape:?} ta={ta} tb={tb} acc={acc}"), &gc.download(ctx).unwrap(), &want, 1e-4, 1e-4);
+        }
     }
 }
 

@@ -22,6 +22,8 @@ pub struct AdapterSummary {
     pub subgroup_max_size: u32,
     /// Lanes the kernels share operand loads across, or `None` where they use no subgroup operations.
     pub kernel_lanes: Option<u32>,
+    /// The shape of kernels recorded where two exist (`FACEGPU_KERNELS`, else by adapter type).
+    pub kernel_shape: KernelShape,
 }
 
 /// The device, queue and caches every kernel call goes through. Create it once and pass it in.
@@ -43,6 +45,8 @@ pub struct GpuContext {
     /// Lanes that share one weight fetch through subgroup shuffles (the adapter's largest subgroup), or
     /// `None` where kernels load every operand themselves. See [`GpuContext::subgroup_lanes`].
     pub(crate) subgroup_lanes: Option<u32>,
+    /// Which shape of kernels to record where both exist (see [`KernelShape`]).
+    kernel_shape: KernelShape,
     /// Milliseconds and calls per kernel entry point when `FACEGPU_PROFILE=1` (each dispatch then runs
     /// alone and is waited for; see [`GpuContext::profile_table`]).
     pub(crate) profile: Option<Mutex<std::collections::BTreeMap<String, (f64, u64)>>>,
@@ -95,7 +99,35 @@ pub fn subgroup_lanes_for(subgroups: bool, min: u32, max: u32) -> Option<u32> {
     (subgroups && min >= 8 && TESTED_SUBGROUP_SIZES.contains(&max)).then_some(max)
 }
 
+/// Kernels exist in two shapes where it matters: register tiles per invocation, loads shared across
+/// subgroups and operands through textures, for CPU drivers (each invocation a SIMD lane); and
+/// workgroup tiles staged in shared memory with a few outputs per invocation, for GPUs (no register
+/// spills, any subgroup size). So far matmul has both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelShape {
+    CpuDriver,
+    Gpu,
+}
+
+impl KernelShape {
+    /// `FACEGPU_KERNELS=gpu|cpu-driver`, else by the adapter's type.
+    fn choose(adapter: &wgpu::Adapter) -> Self {
+        match std::env::var("FACEGPU_KERNELS").ok().as_deref() {
+            Some("gpu") => KernelShape::Gpu,
+            Some("cpu-driver") => KernelShape::CpuDriver,
+            _ if adapter.get_info().device_type == wgpu::DeviceType::Cpu => KernelShape::CpuDriver,
+            _ => KernelShape::Gpu,
+        }
+    }
+}
+
 impl GpuContext {
+    /// The kernel shape this context records by default (see [`KernelShape`]).
+    pub fn kernel_shape(&self) -> KernelShape {
+        self.kernel_shape
+    }
+
     /// Picks a discrete GPU, then an integrated one, then anything (lavapipe included).
     /// `FACEGPU_ADAPTER` (substring of the adapter name, case-insensitive) and `WGPU_BACKEND` override it.
     pub fn new() -> Result<Self, GpuError> {
@@ -154,6 +186,7 @@ impl GpuContext {
             })
             .create_view(&Default::default());
         let disk_cache = DiskCache::open(&adapter, &device);
+        let kernel_shape = KernelShape::choose(&adapter);
         Ok(Self {
             texture_row_shift: STAGING_ROW_SHIFT.min(limits.max_texture_dimension_2d.ilog2()),
             staging: Mutex::new(None),
@@ -168,6 +201,7 @@ impl GpuContext {
             dummy,
             dummy_rw,
             subgroup_lanes,
+            kernel_shape,
             profile: std::env::var("FACEGPU_PROFILE").is_ok_and(|v| v == "1").then(Default::default),
             splitk: Mutex::new(None),
             uncaptured,
@@ -325,6 +359,7 @@ impl GpuContext {
             subgroup_min_size: info.subgroup_min_size,
             subgroup_max_size: info.subgroup_max_size,
             kernel_lanes: self.subgroup_lanes,
+            kernel_shape: self.kernel_shape,
         }
     }
 

@@ -12,7 +12,7 @@ mod platform;
 
 pub use arena::Arena;
 pub use buffer::{DType, GpuTensor};
-pub use context::{subgroup_lanes_for, AdapterSummary, GpuContext, TESTED_SUBGROUP_SIZES};
+pub use context::{subgroup_lanes_for, AdapterSummary, GpuContext, KernelShape, TESTED_SUBGROUP_SIZES};
 pub use encoder::{flags, groups_1d, Encoder, WORKGROUP_1D};
 pub use error::GpuError;
 pub use pipeline::{Constants, Shader};

@@ -37,6 +37,7 @@ shaders! {
     Conv2dGradInput => "conv2d_grad_input.wgsl" + "conv2d_backward_common.wgsl" + "tile.wgsl" + "index.wgsl",
     Conv2dGradWeight => "conv2d_grad_weight.wgsl" + "conv2d_backward_common.wgsl" + "tile.wgsl" + "index.wgsl",
     Matmul => "matmul.wgsl",
+    MatmulTiled => "matmul_tiled.wgsl",
     BatchNorm => "batch_norm.wgsl" + "row_blocks.wgsl",
     BatchNormStats => "batch_norm_stats.wgsl" + "row_blocks.wgsl" + "workgroup_reduce.wgsl",
     BatchNormBackward => "batch_norm_backward.wgsl" + "row_blocks.wgsl" + "workgroup_reduce.wgsl",

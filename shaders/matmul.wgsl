@@ -1,33 +1,6 @@
-// matmul / linear with an 8x8 register tile and no shared memory.
-//
-//   c[i,j] = beta * c[i,j] + sum_k a[i,k] * b[k,j] + bias[j]
-//   a[i,k] is read at a[i*a_rs + k*a_cs] and b[k,j] at b[k*b_rs + j*b_cs], so a transposed operand is
-//   just swapped strides. beta is 0 (overwrite) or 1 (accumulate, flags & 2); bias when flags & 1.
-//   Untransposed operands with k and n multiples of 4 are read as vec4s (four k per step), like conv2d
-//   (flags & 4, set by src/kernels/matmul.rs).
-
-struct Params {
-    m: u32, n: u32, k: u32, flags: u32,
-    a_rs: u32, a_cs: u32, b_rs: u32, b_cs: u32,
-}
-
-// FLAGS is the params' `flags`, compiled into each pipeline (src/gpu/encoder.rs `flags`): CPU drivers run
-// both sides of every branch under a lane mask, so a branch on the uniform would cost the paths not taken.
-override FLAGS: u32;
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;   // [m, k] (strided; buffers padded to 16 bytes)
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;   // [k, n] (strided)
-@group(0) @binding(3) var<storage, read> bias: array<f32>;      // [n] (flags & 1)
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;   // [m, n]
-
-fn as_(i: u32) -> f32 {
-    return a[i >> 2u][i & 3u];
-}
-
-fn bs(i: u32) -> f32 {
-    return b[i >> 2u][i & 3u];
-}
+// matmul / linear with an 8x8 register tile and no shared memory (the operation and operands in
+// matmul_common.wgsl). Untransposed operands with k and n multiples of 4 are read as vec4s (four k per
+// step), like conv2d (flags & 4, set by src/kernels/matmul.rs).
 
 @compute @workgroup_size(64)
 fn matmul(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {

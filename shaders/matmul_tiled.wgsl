@@ -1,28 +1,11 @@
-// matmul for GPUs: workgroup-tiled through shared memory, the same operation and operands as
-// matmul.wgsl (which is shaped for CPU drivers).
-//
-//   c[i,j] = beta * c[i,j] + sum_k a[i,k] * b[k,j] + bias[j]
-//   a[i,k] is read at a[i*a_rs + k*a_cs] and b[k,j] at b[k*b_rs + j*b_cs] (a transpose swaps strides);
-//   beta is 1 with flags & 2, else 0; bias with flags & 1.
+// matmul for GPUs: workgroup-tiled through shared memory (the operation and operands in
+// matmul_common.wgsl; matmul.wgsl is the shape for CPU drivers).
 //
 // A workgroup of 16 x 16 invocations owns a 64 x 64 block of c, each invocation 4 x 4 outputs (16
 // accumulators: no spills, and the same code for any subgroup size). k advances 16 at a time: the
 // workgroup stages a 64 x 16 tile of a and a 16 x 64 tile of b in shared memory (8 KiB), each invocation
 // loading 4 values of each (consecutive invocations read consecutive k of a and consecutive j of b,
 // contiguous for untransposed operands), then every invocation reads 4 + 4 values per k for 16 FMAs.
-
-struct Params {
-    m: u32, n: u32, k: u32, flags: u32,
-    a_rs: u32, a_cs: u32, b_rs: u32, b_cs: u32,
-}
-
-override FLAGS: u32;
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;   // [m, k] (strided; buffers padded to 16 bytes)
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;   // [k, n] (strided)
-@group(0) @binding(3) var<storage, read> bias: array<f32>;      // [n] (flags & 1)
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;   // [m, n]
 
 const BM: u32 = 64u;
 const BN: u32 = 64u;
@@ -35,16 +18,14 @@ fn load_a(i: u32, k: u32) -> f32 {
     if (i >= p.m || k >= p.k) {
         return 0.0;
     }
-    let at = i * p.a_rs + k * p.a_cs;
-    return a[at >> 2u][at & 3u];
+    return as_(i * p.a_rs + k * p.a_cs);
 }
 
 fn load_b(k: u32, j: u32) -> f32 {
     if (k >= p.k || j >= p.n) {
         return 0.0;
     }
-    let at = k * p.b_rs + j * p.b_cs;
-    return b[at >> 2u][at & 3u];
+    return bs(k * p.b_rs + j * p.b_cs);
 }
 
 fn store(i: u32, j0: u32, v: vec4<f32>) {

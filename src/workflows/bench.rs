@@ -18,6 +18,17 @@ pub struct KernelBench {
     pub gflops: f64,
 }
 
+impl KernelBench {
+    fn conv(name: &str, xs: [usize; 4], w: &[usize; 4], stride: usize, flops: f64, ms: f64) -> Self {
+        Self { name: format!("conv2d {name}"), shape: format!("{xs:?} * {w:?} s{stride}"), ms, gflops: flops / ms / 1e6 }
+    }
+
+    /// An `n x n x n` matmul.
+    fn matmul(n: usize, ms: f64) -> Self {
+        Self { name: "matmul".into(), shape: format!("{n}x{n} * {n}x{n}"), ms, gflops: 2.0 * (n as f64).powi(3) / ms / 1e6 }
+    }
+}
+
 /// (name, input NHWC without batch, HWIO weights, stride, padding) of a benchmarked layer.
 pub type ConvLayer = (&'static str, [usize; 3], [usize; 4], usize, Padding);
 
@@ -70,24 +81,14 @@ pub fn kernels(ctx: &GpuContext, batch: usize, reps: usize) -> Result<Vec<Kernel
         let y = GpuTensor::zeros(ctx, "bench y", &p.out_shape());
         let epi = Epilogue { affine: Some((&scale, &shift)), act: Activation::Relu, ..Default::default() };
         let ms = time_ms(ctx, reps, |enc| conv2d(enc, &x, &w, &epi, &y, (*stride, *stride), *padding).map(|_| ()))?;
-        rows.push(KernelBench {
-            name: format!("conv2d {name}"),
-            shape: format!("{xs:?} * {wshape:?} s{stride}"),
-            ms,
-            gflops: p.flops() / ms / 1e6,
-        });
+        rows.push(KernelBench::conv(name, xs, wshape, *stride, p.flops(), ms));
     }
     let n = 1024;
     let a = GpuTensor::upload(ctx, "bench a", &[n, n], &seeded(n * n, 7))?;
     let b = GpuTensor::upload(ctx, "bench b", &[n, n], &seeded(n * n, 8))?;
     let c = GpuTensor::zeros(ctx, "bench c", &[n, n]);
     let ms = time_ms(ctx, reps, |enc| matmul(enc, &a, &b, None, &c, false, false, false).map(|_| ()))?;
-    rows.push(KernelBench {
-        name: "matmul".into(),
-        shape: "1024x1024 * 1024x1024".into(),
-        ms,
-        gflops: 2.0 * (n as f64).powi(3) / ms / 1e6,
-    });
+    rows.push(KernelBench::matmul(n, ms));
     Ok(rows)
 }
 
@@ -109,8 +110,6 @@ pub fn kernels_cpu(batch: usize, reps: usize) -> Result<Vec<KernelBench>, crate:
     let mut rows = Vec::new();
     for (i, (name, hwc, wshape, stride, padding)) in CONV_LAYERS.iter().enumerate() {
         let xs = [batch, hwc[0], hwc[1], hwc[2]];
-        let p = Conv2dParams::new(&xs, wshape, (*stride, *stride), *padding)
-            .map_err(|e| crate::ops::OpError::Shape { op: "conv2d", detail: e.to_string() })?;
         let x = seeded(xs.iter().product(), i as u64);
         let w = crate::simd::ConvWeights::new(
             &seeded(wshape.iter().product(), 100 + i as u64),
@@ -125,12 +124,8 @@ pub fn kernels_cpu(batch: usize, reps: usize) -> Result<Vec<KernelBench>, crate:
         let mut y = vec![0f32; out.iter().product()];
         let epi = SimdEpilogue { bias: Some(&bias), residual: None, relu: true, prelu: None };
         let ms = median(&mut || crate::simd::conv2d_into(&x, xs, &w, &epi, &mut y, out[3], 0).map(|_| ()))?;
-        rows.push(KernelBench {
-            name: format!("conv2d {name}"),
-            shape: format!("{xs:?} * {wshape:?} s{stride}"),
-            ms,
-            gflops: p.flops() / ms / 1e6,
-        });
+        let flops = 2.0 * y.len() as f64 * (wshape[0] * wshape[1] * wshape[2]) as f64;
+        rows.push(KernelBench::conv(name, xs, wshape, *stride, flops, ms));
     }
     let n = 1024;
     let (a, b) = (seeded(n * n, 7), PackedB::new(&seeded(n * n, 8), n, n));
@@ -140,12 +135,7 @@ pub fn kernels_cpu(batch: usize, reps: usize) -> Result<Vec<KernelBench>, crate:
         gemm(Isa::detect(), &Rows { a: &a, m: n, k: n }, n, &b, &epi, &mut Output { c: &mut c, ldc: n, off: 0 }, crate::simd::threads());
         Ok(())
     })?;
-    rows.push(KernelBench {
-        name: "matmul".into(),
-        shape: "1024x1024 * 1024x1024".into(),
-        ms,
-        gflops: 2.0 * (n as f64).powi(3) / ms / 1e6,
-    });
+    rows.push(KernelBench::matmul(n, ms));
     Ok(rows)
 }
 

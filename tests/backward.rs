@@ -454,17 +454,23 @@ fn conv2d_backward_cases(ctx: &facegpu::gpu::GpuContext) {
             let (mut dx, mut dw) = (dx0.clone(), dw0.clone());
             cpu::conv2d_backward::grad_input(&g, &w, &ws, &mut dx, &xs, stride, padding, accumulate).unwrap();
             cpu::conv2d_backward::grad_weight(&x, &xs, &g, &mut dw, &ws, stride, padding, accumulate).unwrap();
-            let (gx, gw, gg) = (up(ctx, "x", &xs, &x), up(ctx, "w", &ws, &w), up(ctx, "g", &q.conv.out_shape(), &g));
-            let (gdx, gdw) = (up(ctx, "dx", &xs, &dx0), up(ctx, "dw", &ws, &dw0));
-            let scratch = GpuTensor::zeros(ctx, "split-k", &[q.scratch_len().max(1)]);
-            record(ctx, |enc| {
-                k::conv2d_backward::grad_input(enc, &gg, &gw, &gdx, stride, padding, accumulate)?;
-                k::conv2d_backward::grad_weight(enc, &gx, &gg, &gdw, Some(&scratch), stride, padding, accumulate)
-            });
-            let name = format!("{xs:?}x{ws:?} s{stride:?} {padding:?} splits {} acc {accumulate}", q.splits);
-            // fp32 sums of up to ~5000 products of magnitude <= 1 in another order.
-            assert_close(&format!("grad_input {name}"), &gdx.download(ctx).unwrap(), &dx, 2e-4, 1e-4);
-            assert_close(&format!("grad_weight {name}"), &gdw.download(ctx).unwrap(), &dw, 1e-3, 1e-4);
+            for ctx in common::both_shapes(ctx) {
+                let (gx, gw, gg) = (up(ctx, "x", &xs, &x), up(ctx, "w", &ws, &w), up(ctx, "g", &q.conv.out_shape(), &g));
+                let (gdx, gdw) = (up(ctx, "dx", &xs, &dx0), up(ctx, "dw", &ws, &dw0));
+                let scratch = GpuTensor::zeros(ctx, "split-k", &[q.scratch_len().max(1)]);
+                record(ctx, |enc| {
+                    k::conv2d_backward::grad_input(enc, &gg, &gw, &gdx, stride, padding, accumulate)?;
+                    k::conv2d_backward::grad_weight(enc, &gx, &gg, &gdw, Some(&scratch), stride, padding, accumulate)
+                });
+                let name = format!(
+                    "{xs:?}x{ws:?} s{stride:?} {padding:?} splits {} acc {accumulate} ({:?} kernels)",
+                    q.splits,
+                    ctx.kernel_shape()
+                );
+                // fp32 sums of up to ~5000 products of magnitude <= 1 in another order.
+                assert_close(&format!("grad_input {name}"), &gdx.download(ctx).unwrap(), &dx, 2e-4, 1e-4);
+                assert_close(&format!("grad_weight {name}"), &gdw.download(ctx).unwrap(), &dw, 1e-3, 1e-4);
+            }
         }
     }
 }

@@ -197,3 +197,23 @@ fn training_net_in_inference_mode_gives_the_inference_models_embeddings() {
     // a separate pass on the other) across 100+ layers: differences of a few 1e-7 per unit-norm component.
     assert_close("embeddings", &got, &want, 1e-5, 0.0);
 }
+
+/// The GPU-shaped kernels (shared-memory tiles: conv2d_tiled.wgsl, matmul_tiled.wgsl) through the whole
+/// network on the real weights, on whatever adapter runs the tests: TensorFlow's embeddings within the
+/// same 1e-5 as the default kernels.
+#[test]
+fn gpu_shaped_kernels_give_tensorflows_embeddings() {
+    gpu_or_skip!();
+    let ctx = common::gpu_shaped().expect("a GPU-shaped context beside the shared one");
+    let Some((ckpt, golden)) = fixtures() else { return };
+    let weights = Weights::load(&ckpt).unwrap();
+    let mut model = InceptionResnetV1::load(ctx, &weights).unwrap();
+    let images = golden_images(&golden);
+    let emb = model.embed(ctx, &images, [5, 160, 160, 3], Standardization::Prewhiten).unwrap();
+    let (_, want) = npy::read_f32(&golden.join("embeddings_prewhiten.npy")).unwrap();
+    let max_err = emb.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    eprintln!("GPU-shaped kernels: max abs embedding error vs TensorFlow {max_err:e}");
+    // fp32 sums in a third order (k in steps of 16 through shared memory): as the default kernels, a few
+    // 1e-7 per unit-norm component; 1e-5 leaves nothing for a wrong layer.
+    assert_close("embeddings (GPU-shaped kernels)", &emb, &want, 1e-5, 0.0);
+}

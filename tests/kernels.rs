@@ -43,9 +43,32 @@ fn check_conv(
         },
     };
     let (want, _) = cpu::conv2d::conv2d(&x, &xs, &w, &ws, &cpu_epi, stride, padding).unwrap();
-    let (gx, gw) = (up(ctx, "x", &xs, &x), up(ctx, "w", &ws, &w));
-    let (gb, gsc, gsh, gal) = (up(ctx, "b", &[oc], &b), up(ctx, "sc", &[oc], &sc), up(ctx, "sh", &[oc], &sh), up(ctx, "al", &[oc], &al));
-    let gres = up(ctx, "res", &p.out_shape(), &res);
+    for ctx in common::both_shapes(ctx) {
+        let got = conv_on(ctx, [&x, &w, &b, &sc, &sh, &al, &res], xs, ws, stride, padding, [bias, affine], residual, act);
+        // fp32 sums of up to ~500 products of magnitude <= 0.5 in a different order.
+        assert_close(&format!("conv2d ({:?} kernels)", ctx.kernel_shape()), &got, &want, 1e-4, 1e-4);
+    }
+}
+
+/// check_conv's GPU side on `ctx`: x, w, bias, scale, shift, alpha and the residual uploaded, the conv
+/// recorded with the epilogue asked for, y downloaded.
+#[allow(clippy::too_many_arguments)]
+fn conv_on(
+    ctx: &facegpu::gpu::GpuContext,
+    [x, w, b, sc, sh, al, res]: [&[f32]; 7],
+    xs: [usize; 4],
+    ws: [usize; 4],
+    stride: (usize, usize),
+    padding: Padding,
+    [bias, affine]: [bool; 2],
+    residual: Option<f32>,
+    act: u32,
+) -> Vec<f32> {
+    let oc = ws[3];
+    let p = facegpu::kernels::conv2d::Conv2dParams::new(&xs, &ws, stride, padding).unwrap();
+    let (gx, gw) = (up(ctx, "x", &xs, x), up(ctx, "w", &ws, w));
+    let (gb, gsc, gsh, gal) = (up(ctx, "b", &[oc], b), up(ctx, "sc", &[oc], sc), up(ctx, "sh", &[oc], sh), up(ctx, "al", &[oc], al));
+    let gres = up(ctx, "res", &p.out_shape(), res);
     let gpu_epi = Epilogue {
         bias: bias.then_some(&gb),
         affine: affine.then_some((&gsc, &gsh)),
@@ -58,8 +81,7 @@ fn check_conv(
     };
     let gy = GpuTensor::zeros(ctx, "y", &p.out_shape());
     record(ctx, |enc| k::conv2d::conv2d(enc, &gx, &gw, &gpu_epi, &gy, stride, padding).map(|_| ()));
-    // fp32 sums of up to ~500 products of magnitude <= 0.5 in a different order.
-    assert_close("conv2d", &gy.download(ctx).unwrap(), &want, 1e-4, 1e-4);
+    gy.download(ctx).unwrap()
 }
 
 #[test]
@@ -850,17 +872,20 @@ fn conv2d_into_writes_its_channel_slice_and_nothing_else() {
         let cpu_epi = Epilogue { bias: Some(b.as_slice()), act: Activation::Relu, ..Default::default() };
         let (want, p) = cpu::conv2d::conv2d(&x, &xs, &w, &ws, &cpu_epi, stride, Padding::Same).unwrap();
         let [n, oh, ow, oc] = p.out_shape();
-        let (gx, gw, gb) = (up(ctx, "x", &xs, &x), up(ctx, "w", &ws, &w), up(ctx, "b", &[oc], &b));
-        let gy = up(ctx, "y", &[n, oh, ow, total], &vec![7.0; n * oh * ow * total]);
-        let epi = Epilogue { bias: Some(&gb), act: Activation::Relu, ..Default::default() };
-        record(ctx, |enc| k::conv2d::conv2d_into(enc, &gx, &gw, &epi, &gy, off, stride, Padding::Same).map(|_| ()));
-        let got = gy.download(ctx).unwrap();
-        let slice: Vec<f32> = got.chunks_exact(total).flat_map(|px| px[off..off + oc].to_vec()).collect();
-        // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's statistics)
-        // summed in another order by the GPU's tiles: errors grow to about 1e-5 relative, 1e-4 bounds them.
-        assert_close(&format!("conv2d_into {xs:?} * {ws:?} at {off} of {total}"), &slice, &want, 1e-4, 1e-4);
-        let others = got.chunks_exact(total).flat_map(|px| px[..off].iter().chain(&px[off + oc..]).copied().collect::<Vec<_>>());
-        assert!(others.into_iter().all(|v| v == 7.0), "conv2d_into {xs:?} touched channels outside {off}..{}", off + oc);
+        for ctx in common::both_shapes(ctx) {
+            let (gx, gw, gb) = (up(ctx, "x", &xs, &x), up(ctx, "w", &ws, &w), up(ctx, "b", &[oc], &b));
+            let gy = up(ctx, "y", &[n, oh, ow, total], &vec![7.0; n * oh * ow * total]);
+            let epi = Epilogue { bias: Some(&gb), act: Activation::Relu, ..Default::default() };
+            record(ctx, |enc| k::conv2d::conv2d_into(enc, &gx, &gw, &epi, &gy, off, stride, Padding::Same).map(|_| ()));
+            let got = gy.download(ctx).unwrap();
+            let slice: Vec<f32> = got.chunks_exact(total).flat_map(|px| px[off..off + oc].to_vec()).collect();
+            let name = format!("conv2d_into {xs:?} * {ws:?} at {off} of {total} ({:?} kernels)", ctx.kernel_shape());
+            // Reductions of hundreds to thousands of fp32 products (a conv's or matmul's, a row's statistics)
+            // summed in another order by the GPU's tiles: errors grow to about 1e-5 relative, 1e-4 bounds them.
+            assert_close(&name, &slice, &want, 1e-4, 1e-4);
+            let others = got.chunks_exact(total).flat_map(|px| px[..off].iter().chain(&px[off + oc..]).copied().collect::<Vec<_>>());
+            assert!(others.into_iter().all(|v| v == 7.0), "{name} touched channels outside {off}..{}", off + oc);
+        }
     }
     // A slice past the end is refused by name.
     let (gx, gw, gy) =

@@ -39,11 +39,14 @@ fn detections_match_facenet_golden() {
     let golden: BTreeMap<String, Golden> = serde_json::from_str(&text).unwrap();
     let images: Vec<image::RgbImage> = golden.keys().map(|name| load_image(&fixtures().join("images").join(name)).unwrap()).collect();
     let refs: Vec<&image::RgbImage> = images.iter().collect();
-    for device in [Device::Gpu, Device::Cpu] {
+    // The GPU path in both kernel shapes (the GPU shape's tiled convs with the pools and heads on their
+    // own), and the CPU backend.
+    let shaped = common::gpu_shaped().unwrap();
+    for (ctx, device) in [(ctx, Device::Gpu), (shaped, Device::Gpu), (ctx, Device::Cpu)] {
         let mut mtcnn = Mtcnn::load_from(ctx, None).unwrap();
         mtcnn.device = device;
         let found = mtcnn.detect(ctx, &refs, &DetectOptions::default()).unwrap();
-        println!("{device:?}:");
+        println!("{device:?} ({:?} kernels):", ctx.kernel_shape());
         check_against_golden(&golden, &images, &found);
     }
 }
@@ -83,8 +86,7 @@ fn check_against_golden(golden: &BTreeMap<String, Golden>, images: &[image::RgbI
 
 /// Runs `net` on random `[n, size, size, 3]` inputs on the GPU (given as RGB plus a zero channel, with
 /// channels padded to 4 throughout) and with the CPU twin (the checkpoint's shapes).
-fn net_matches_cpu(net: &facegpu::models::mtcnn::Net, shape: [usize; 4], seed: u64) {
-    let ctx = common::gpu().unwrap();
+fn net_matches_cpu(ctx: &facegpu::gpu::GpuContext, net: &facegpu::models::mtcnn::Net, shape: [usize; 4], seed: u64) {
     let x = Rng::new(seed).vec(shape.iter().product(), -1.0, 1.0);
     let x4: Vec<f32> = x.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 0.0]).collect();
     let gx = GpuTensor::upload(ctx, "x", &[shape[0], shape[1], shape[2], LANES], &x4).unwrap();
@@ -107,13 +109,18 @@ fn net_matches_cpu(net: &facegpu::models::mtcnn::Net, shape: [usize; 4], seed: u
 #[test]
 fn pnet_rnet_onet_match_cpu_twins() {
     let ctx = gpu_or_skip!();
+    // Both kernel shapes: the fused conv + pool and conv + heads of the CPU-driver shape, the GPU shape's
+    // tiled convs.
+    for ctx in common::both_shapes(ctx) {
+        let mtcnn = Mtcnn::load_from(ctx, None).unwrap();
+        // PNet on an odd-sized pyramid level (SAME pooling pads one side), RNet/ONet on crop batches.
+        net_matches_cpu(ctx, &mtcnn.pnet, [2, 37, 29, 3], 1);
+        // A larger level: conv3 + heads on 44-column rows (rounded up to 48 in its row tiles).
+        net_matches_cpu(ctx, &mtcnn.pnet, [2, 120, 97, 3], 4);
+        net_matches_cpu(ctx, &mtcnn.rnet, [7, 24, 24, 3], 2);
+        net_matches_cpu(ctx, &mtcnn.onet, [5, 48, 48, 3], 3);
+    }
     let mtcnn = Mtcnn::load_from(ctx, None).unwrap();
-    // PNet on an odd-sized pyramid level (SAME pooling pads one side), RNet/ONet on crop batches.
-    net_matches_cpu(&mtcnn.pnet, [2, 37, 29, 3], 1);
-    // A larger level: conv3 + heads on 44-column rows (rounded up to 48 in its row tiles).
-    net_matches_cpu(&mtcnn.pnet, [2, 120, 97, 3], 4);
-    net_matches_cpu(&mtcnn.rnet, [7, 24, 24, 3], 2);
-    net_matches_cpu(&mtcnn.onet, [5, 48, 48, 3], 3);
     assert_eq!((mtcnn.pnet.outputs, mtcnn.rnet.outputs, mtcnn.onet.outputs), (6, 6, 16));
     assert_eq!((mtcnn.pnet.padded_outputs, mtcnn.rnet.padded_outputs, mtcnn.onet.padded_outputs), (8, 8, 16));
 }

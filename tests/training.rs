@@ -301,6 +301,13 @@ fn cpu_step(
 #[test]
 fn one_training_step_gives_the_same_weights_on_gpu_and_cpu() {
     let ctx = gpu_or_skip!();
+    // Both kernel shapes: the conv's weight gradient, the linear layer's matmuls.
+    for ctx in common::both_shapes(ctx) {
+        one_training_step_matches_cpu(ctx);
+    }
+}
+
+fn one_training_step_matches_cpu(ctx: &GpuContext) {
     let mut rng = Rng::new(404);
     let mut store = ParamStore::new();
     let net = SmallNet::new(ctx, &mut store, 405);

@@ -35,7 +35,7 @@ pub(crate) fn info(args: InfoCmd) -> Result<(), BoxError> {
         println!("max invocations per workgroup: {}", s.max_compute_invocations_per_workgroup);
         println!("max storage buffers per stage: {}", s.max_storage_buffers_per_shader_stage);
         println!("subgroup sizes: {}..{}", s.subgroup_min_size, s.subgroup_max_size);
-        println!("kernel shape: {:?} (FACEGPU_KERNELS=gpu|cpu-driver forces one; so far matmul has both)", s.kernel_shape);
+        println!("kernel shape: {:?} (conv2d, its gradients and matmul; FACEGPU_KERNELS=gpu|cpu-driver forces one)", s.kernel_shape);
         match s.kernel_lanes {
             Some(lanes) => println!("kernel lanes: {lanes} (subgroup operations)"),
             None => println!("kernel lanes: none (no subgroup operations)"),

@@ -128,6 +128,13 @@ impl GpuContext {
         self.kernel_shape
     }
 
+    /// This context recording kernels of `shape` where two exist, whatever the adapter (the tests run the
+    /// GPU shape on CPU drivers for correctness; `FACEGPU_KERNELS` does the same for a whole run).
+    pub fn with_kernel_shape(mut self, shape: KernelShape) -> Self {
+        self.kernel_shape = shape;
+        self
+    }
+
     /// Picks a discrete GPU, then an integrated one, then anything (lavapipe included).
     /// `FACEGPU_ADAPTER` (substring of the adapter name, case-insensitive) and `WGPU_BACKEND` override it.
     pub fn new() -> Result<Self, GpuError> {

@@ -1,6 +1,6 @@
 //! conv2d (NHWC x HWIO) with a fused epilogue: bias, per-channel affine, scaled residual, ReLU/PReLU.
 
-use crate::gpu::{check_shape, groups_1d, Encoder, GpuContext, GpuError, GpuTensor, Shader};
+use crate::gpu::{check_shape, groups_1d, Encoder, GpuContext, GpuError, GpuTensor, KernelShape, Shader};
 use crate::ops::conv2d::flag as bits;
 pub use crate::ops::conv2d::{out_size, Activation, Conv2dParams, Epilogue, Padding};
 
@@ -331,6 +331,10 @@ pub fn conv2d_into(
             detail: format!("output {:?} cannot take channels {y_off}..{} of a [{n}, {oh}, {ow}, {oc}] conv", y.shape, y_off + oc),
         });
     }
+    if enc.ctx().kernel_shape() == KernelShape::Gpu {
+        conv2d_tiled(enc, x, w, epi, y, p, (y_off as u32, y_c as u32))?;
+        return Ok(p);
+    }
     let [bias, scale, shift, alpha, residual] = epilogue_buffers(enc, epi);
     let (mut d, tiles) = Conv2dDispatch::plan(enc.ctx(), p);
     (d.y_off, d.y_c) = (y_off as u32, y_c as u32);
@@ -369,4 +373,35 @@ pub fn conv2d_into(
         )?;
     }
     Ok(p)
+}
+
+/// `conv2d_into` in the GPU shape (conv2d_tiled.wgsl): an implicit GEMM of (output pixels) x (output
+/// channels) x (taps and input channels), one workgroup of 16 x 16 invocations per 64 x 64 block of the
+/// output, staged through shared memory; the same fused epilogue, stored at channels `y_off..` of a `y`
+/// with `y_c` channels.
+fn conv2d_tiled(
+    enc: &mut Encoder,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    epi: &Epilogue<&GpuTensor>,
+    y: &GpuTensor,
+    p: Conv2dParams,
+    (y_off, y_c): (u32, u32),
+) -> Result<(), GpuError> {
+    let [bias, scale, shift, alpha, residual] = epilogue_buffers(enc, epi);
+    let d =
+        Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, tile_layout: TileLayout::Flat as u32, y_off, y_c, solo: 0, tshift: 0, _pad: 0 };
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let constants = [
+        ("BIAS", flag(p.flags & bits::BIAS != 0)),
+        ("AFFINE", flag(p.flags & bits::AFFINE != 0)),
+        ("RESIDUAL", flag(p.flags & bits::RESIDUAL != 0)),
+        ("ACT", f64::from(p.act)),
+        ("VEC_STORE", flag((p.oc | y_c | y_off).is_multiple_of(4))),
+    ];
+    let groups = [p.oc.div_ceil(64), (p.n * p.oh * p.ow).div_ceil(64), 1];
+    let buffers =
+        [Some(&x.buffer), Some(&w.buffer), Some(bias), Some(scale), Some(shift), Some(alpha), Some(residual), Some(&y.buffer), None];
+    enc.tag_with(|| format!("{:?} * {:?} stride {} (tiled)", x.shape, w.shape, p.sh));
+    enc.dispatch_with(Shader::Conv2dTiled, "conv2d_tiled", &constants, &d, &buffers, &[], groups)
 }

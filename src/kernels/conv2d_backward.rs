@@ -2,7 +2,7 @@
 //! gradient (split-K over output pixels).
 
 use super::conv2d::{row_tiles, wide_channels, Activation, Conv2dParams, Epilogue, Padding};
-use crate::gpu::{check_shape, groups_1d, Encoder, GpuContext, GpuError, GpuTensor, Shader};
+use crate::gpu::{check_shape, groups_1d, Encoder, GpuContext, GpuError, GpuTensor, KernelShape, Shader};
 pub use crate::ops::conv2d_backward::{Conv2dBackwardParams, ACCUMULATE, ACCUMULATE_RESIDUAL, AFFINE, RESIDUAL};
 
 impl Conv2dBackwardParams {
@@ -155,6 +155,9 @@ pub fn grad_input(
     let mut q = Conv2dBackwardParams::new(&dx.shape, &w.shape, stride, padding)?;
     check_shape("conv2d grad_input", "g", &g.shape, &q.conv.out_shape())?;
     q.conv.flags = if accumulate { ACCUMULATE } else { 0 };
+    if enc.ctx().kernel_shape() == KernelShape::Gpu {
+        return grad_input_tiled(enc, g, w, dx, q);
+    }
     let wide = q.wide(q.conv.c);
     let cols = if wide { 32 } else { 16 };
     // g through the staging texture (binding 9) on the vec4 path, else from its buffer.
@@ -196,6 +199,9 @@ pub fn grad_weight(
 ) -> Result<(), GpuError> {
     let mut q = Conv2dBackwardParams::new(&x.shape, &dw.shape, stride, padding)?;
     check_shape("conv2d grad_weight", "g", &g.shape, &q.conv.out_shape())?;
+    if enc.ctx().kernel_shape() == KernelShape::Gpu {
+        return grad_weight_tiled(enc, x, g, dw, scratch, q, accumulate);
+    }
     let c = q.conv;
     // Invocations per split: 8 input channels of one tap x 16 output channels each (32 with `wide`), the
     // (tap, channel) rows rounded up to whole subgroups (their lanes share the output channels; see the
@@ -232,15 +238,7 @@ pub fn grad_weight(
             groups_1d(tiles),
         );
     }
-    let scratch = match scratch {
-        Some(s) if s.len() >= need => s,
-        _ => {
-            return Err(GpuError::Shape {
-                op: "conv2d grad_weight",
-                detail: format!("split-K scratch needs {need} elements, got {}", scratch.map_or(0, |s| s.len())),
-            })
-        }
-    };
+    let scratch = scratch_of(scratch, need)?;
     q.conv.flags = 0;
     enc.dispatch_with(
         Shader::Conv2dGradWeight,
@@ -252,6 +250,23 @@ pub fn grad_weight(
         groups_1d(tiles * q.splits as usize),
     )?;
     q.conv.flags = acc;
+    reduce_splits(enc, q, scratch, dw)
+}
+
+/// `scratch` when it holds at least `need` elements, else an error saying how many it needs.
+fn scratch_of(scratch: Option<&GpuTensor>, need: usize) -> Result<&GpuTensor, GpuError> {
+    match scratch {
+        Some(s) if s.len() >= need => Ok(s),
+        _ => Err(GpuError::Shape {
+            op: "conv2d grad_weight",
+            detail: format!("split-K scratch needs {need} elements, got {}", scratch.map_or(0, |s| s.len())),
+        }),
+    }
+}
+
+/// Records `dw (+)= the sum of the splits' partial weight gradients in scratch` (`q.conv.flags`: whether
+/// it adds).
+fn reduce_splits(enc: &mut Encoder, q: Conv2dBackwardParams, scratch: &GpuTensor, dw: &GpuTensor) -> Result<(), GpuError> {
     enc.dispatch_with(
         Shader::Conv2dGradWeight,
         "grad_weight_reduce",
@@ -261,4 +276,63 @@ pub fn grad_weight(
         &[],
         groups_1d(dw.len().div_ceil(4)),
     )
+}
+
+/// `grad_input` in the GPU shape (conv2d_backward_tiled.wgsl): per stride class, an implicit GEMM of
+/// (the class's input pixels) x (input channels) x (the class's taps and output channels), one workgroup
+/// of 16 x 16 per 64 x 64 block of dx.
+fn grad_input_tiled(enc: &mut Encoder, g: &GpuTensor, w: &GpuTensor, dx: &GpuTensor, mut q: Conv2dBackwardParams) -> Result<(), GpuError> {
+    let c = q.conv;
+    let constants = q.constants(enc.ctx(), c.c.is_multiple_of(4), false, false);
+    let tag = format!("{:?} * {:?} stride {} (tiled)", dx.shape, w.shape, c.sh);
+    for (cls_y, cls_x) in (0..c.sh.min(c.h)).flat_map(|y| (0..c.sw.min(c.w)).map(move |x| (y, x))) {
+        (q.cls_y, q.cls_x) = (cls_y, cls_x);
+        let pixels = c.n * (c.h - cls_y).div_ceil(c.sh) * (c.w - cls_x).div_ceil(c.sw);
+        enc.tag_with(|| tag.clone());
+        enc.dispatch_with(
+            Shader::Conv2dBackwardTiled,
+            "grad_input_tiled",
+            &constants,
+            &q,
+            &[Some(&g.buffer), Some(&w.buffer), None, None, None, Some(&dx.buffer), None, None],
+            &[],
+            [c.c.div_ceil(64), pixels.div_ceil(64), 1],
+        )?;
+    }
+    Ok(())
+}
+
+/// `grad_weight` in the GPU shape: an implicit GEMM of (taps and input channels) x (output channels) x
+/// (output pixels), one workgroup of 16 x 16 per 64 x 64 block of dw and split of the pixels; with more
+/// than one split, their partial sums meet in `scratch` and `grad_weight_reduce`.
+fn grad_weight_tiled(
+    enc: &mut Encoder,
+    x: &GpuTensor,
+    g: &GpuTensor,
+    dw: &GpuTensor,
+    scratch: Option<&GpuTensor>,
+    mut q: Conv2dBackwardParams,
+    accumulate: bool,
+) -> Result<(), GpuError> {
+    let c = q.conv;
+    let acc = if accumulate { ACCUMULATE } else { 0 };
+    let groups = [c.oc.div_ceil(64), (c.kh * c.kw * c.c).div_ceil(64), q.splits];
+    enc.tag_with(|| format!("{:?} * {:?} stride {} splits {} (tiled)", x.shape, dw.shape, c.sh, q.splits));
+    let need = q.scratch_len();
+    let out = if need == 0 { dw } else { scratch_of(scratch, need)? };
+    q.conv.flags = if need == 0 { acc } else { 0 };
+    enc.dispatch_with(
+        Shader::Conv2dBackwardTiled,
+        "grad_weight_tiled",
+        &q.constants(enc.ctx(), c.oc.is_multiple_of(4), false, false),
+        &q,
+        &[Some(&x.buffer), Some(&g.buffer), None, None, None, Some(&out.buffer), None, None],
+        &[],
+        groups,
+    )?;
+    if need == 0 {
+        return Ok(());
+    }
+    q.conv.flags = acc;
+    reduce_splits(enc, q, out, dw)
 }

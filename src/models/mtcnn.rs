@@ -27,7 +27,7 @@ use super::ModelError;
 use crate::checkpoint::{safetensors, CheckpointError, Weights};
 use crate::cpu;
 use crate::gpu::Arena;
-use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
+use crate::gpu::{Encoder, GpuContext, GpuError, GpuTensor, KernelShape};
 use crate::kernels::conv2d::{conv2d, conv2d_head8, conv2d_max_pool2, Activation, Conv2dDispatch, Conv2dParams, Epilogue, Padding};
 use crate::kernels::image::{crop_resize_area_rgb8, pack_rgb8, resize_area_rgb8_rows, PackedImages, Transform};
 use crate::kernels::pool::{max_pool, PoolParams};
@@ -222,8 +222,11 @@ impl Net {
                     let shape = conv.out_shape();
                     let act = c.galpha.as_ref().map_or(Activation::None, Activation::Prelu);
                     let epi = Epilogue { bias: Some(&c.gb), act, ..Default::default() };
+                    // The fused forms are register-tiled for CPU drivers; the GPU shape runs the tiled conv
+                    // and then the next layer on its own.
+                    let fuse = ctx.kernel_shape() == KernelShape::CpuDriver;
                     match layers.peek() {
-                        Some(Layer::Pool(2, 2, Same)) => {
+                        Some(Layer::Pool(2, 2, Same)) if fuse => {
                             // A 2x2 stride-2 pool right after: pooled in the conv's registers.
                             layers.next();
                             let y = arena.take(ctx, self.name, &[shape[0], shape[1].div_ceil(2), shape[2].div_ceil(2), shape[3]]);
@@ -234,7 +237,8 @@ impl Net {
                             if h.gw_shape[..2] == [1, 1]
                                 && h.gw_shape[3] == 8
                                 && h.galpha.is_none()
-                                && Conv2dDispatch::head8_fits(&conv) =>
+                                && Conv2dDispatch::head8_fits(&conv)
+                                && fuse =>
                         {
                             // PNet's 1x1 heads (8 padded outputs) right after: applied in the conv's epilogue.
                             layers.next();

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use facegpu::gpu::{Encoder, GpuContext, GpuError, GpuTensor};
+use facegpu::gpu::{Encoder, GpuContext, GpuError, GpuTensor, KernelShape};
 
 /// The shared context, or `None` (with a printed reason) when no adapter exists and
 /// `FACEGPU_REQUIRE_GPU` is not set. With `FACEGPU_REQUIRE_GPU=1` a missing adapter fails the test.
@@ -20,6 +20,25 @@ pub fn gpu() -> Option<&'static GpuContext> {
             None
         }
     }
+}
+
+/// A second context on the same adapter recording the GPU-shaped kernels (`KernelShape::Gpu`: shared-
+/// memory tiles), so that the twin tests check them on any adapter, CPU drivers included. `None` as
+/// [`gpu`].
+pub fn gpu_shaped() -> Option<&'static GpuContext> {
+    static CTX: OnceLock<Option<GpuContext>> = OnceLock::new();
+    gpu()?;
+    CTX.get_or_init(|| Some(GpuContext::new().expect("a second context on the same adapter").with_kernel_shape(KernelShape::Gpu))).as_ref()
+}
+
+/// `ctx`, then the GPU-shaped context where `ctx` records the other shape: the contexts a twin test of a
+/// kernel with two shapes runs on.
+pub fn both_shapes(ctx: &GpuContext) -> Vec<&GpuContext> {
+    let mut out = vec![ctx];
+    if ctx.kernel_shape() != KernelShape::Gpu {
+        out.extend(gpu_shaped());
+    }
+    out
 }
 
 /// The fixtures folder: `FACEGPU_FIXTURES`, else `../shared/fixtures` beside the checkout.

@@ -217,3 +217,35 @@ fn gpu_shaped_kernels_give_tensorflows_embeddings() {
     // 1e-7 per unit-norm component; 1e-5 leaves nothing for a wrong layer.
     assert_close("embeddings (GPU-shaped kernels)", &emb, &want, 1e-5, 0.0);
 }
+
+/// f16 inference (GPU kernel shape, adapters with SHADER_F16: lavapipe has it): the convs stage their
+/// operands and multiply in f16, accumulating each 16 products in f32. The embedding error against
+/// TensorFlow's f32 is measured and bounded, and the same faces stay the same people.
+#[test]
+fn f16_inference_stays_close_to_tensorflows_embeddings() {
+    gpu_or_skip!();
+    let ctx = facegpu::gpu::GpuContext::new().unwrap().with_kernel_shape(facegpu::gpu::KernelShape::Gpu).with_f16(true);
+    if !ctx.f16() {
+        // lavapipe (CI's adapter) has SHADER_F16: there this must run. A GPU without it skips.
+        let info = ctx.adapter.get_info();
+        assert_ne!(info.device_type, wgpu::DeviceType::Cpu, "the CPU driver {} has no SHADER_F16", info.name);
+        eprintln!("skipping: the adapter {} has no SHADER_F16", info.name);
+        return;
+    }
+    let Some((ckpt, golden)) = fixtures() else { return };
+    let weights = Weights::load(&ckpt).unwrap();
+    let mut model = InceptionResnetV1::load(&ctx, &weights).unwrap();
+    let images = golden_images(&golden);
+    let emb = model.embed(&ctx, &images, [5, 160, 160, 3], Standardization::Prewhiten).unwrap();
+    let (_, want) = npy::read_f32(&golden.join("embeddings_prewhiten.npy")).unwrap();
+    let max_err = emb.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let cos: Vec<f32> = emb.chunks(128).zip(want.chunks(128)).map(|(a, b)| a.iter().zip(b).map(|(x, y)| x * y).sum()).collect();
+    eprintln!("f16 inference: max abs embedding error vs TensorFlow {max_err:e}, cosine per face {cos:?}");
+    // f16 keeps 11 significant bits (rounding 4.9e-4 relative per value); the staged operands and each
+    // step's 16 products are rounded, and the errors partly cancel across ~100 layers: measured 6.4e-4 on
+    // lavapipe (cosine >= 0.999998). A wrong layer moves unit-norm components by 1e-2 or more, so 3e-3
+    // bounds f16's rounding and nothing else; below 1e-5 the f32 kernels ran instead.
+    assert!(max_err > 1e-5, "f16 gave f32's embeddings (max error {max_err:e}): the f16 kernels did not run");
+    assert_close("embeddings (f16)", &emb, &want, 3e-3, 0.0);
+    assert!(cos.iter().all(|&c| c > 0.9999), "cosine to TensorFlow's embedding {cos:?}");
+}

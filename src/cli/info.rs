@@ -36,6 +36,11 @@ pub(crate) fn info(args: InfoCmd) -> Result<(), BoxError> {
         println!("max storage buffers per stage: {}", s.max_storage_buffers_per_shader_stage);
         println!("subgroup sizes: {}..{}", s.subgroup_min_size, s.subgroup_max_size);
         println!("kernel shape: {:?} (conv2d, its gradients and matmul; FACEGPU_KERNELS=gpu|cpu-driver forces one)", s.kernel_shape);
+        println!(
+            "f16: {} in shaders; inference in f16 {} (FACEGPU_F16=1 with the GPU kernel shape)",
+            if s.shader_f16 { "available" } else { "not available" },
+            if s.f16_inference { "on" } else { "off" }
+        );
         match s.kernel_lanes {
             Some(lanes) => println!("kernel lanes: {lanes} (subgroup operations)"),
             None => println!("kernel lanes: none (no subgroup operations)"),

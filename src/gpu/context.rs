@@ -24,6 +24,10 @@ pub struct AdapterSummary {
     pub kernel_lanes: Option<u32>,
     /// The shape of kernels recorded where two exist (`FACEGPU_KERNELS`, else by adapter type).
     pub kernel_shape: KernelShape,
+    /// Whether the adapter offers f16 in shaders (`SHADER_F16`).
+    pub shader_f16: bool,
+    /// Whether inference computes in f16 (see [`GpuContext::f16`]).
+    pub f16_inference: bool,
 }
 
 /// The device, queue and caches every kernel call goes through. Create it once and pass it in.
@@ -47,6 +51,8 @@ pub struct GpuContext {
     pub(crate) subgroup_lanes: Option<u32>,
     /// Which shape of kernels to record where both exist (see [`KernelShape`]).
     kernel_shape: KernelShape,
+    /// Whether inference may stage and multiply in f16 (see [`GpuContext::f16`]).
+    f16: bool,
     /// Milliseconds and calls per kernel entry point when `FACEGPU_PROFILE=1` (each dispatch then runs
     /// alone and is waited for; see [`GpuContext::profile_table`]).
     pub(crate) profile: Option<Mutex<std::collections::BTreeMap<String, (f64, u64)>>>,
@@ -128,6 +134,19 @@ impl GpuContext {
         self.kernel_shape
     }
 
+    /// Whether inference (the embedding network's convs, in the GPU kernel shape) stages its operands
+    /// and multiplies in f16, accumulating in f32: `FACEGPU_F16=1` on an adapter with `SHADER_F16`.
+    /// Off by default: facenet's embeddings are f32 and the parity tests hold them to 1e-5.
+    pub fn f16(&self) -> bool {
+        self.f16 && self.kernel_shape == KernelShape::Gpu
+    }
+
+    /// This context with f16 inference on or off (on only where the adapter has `SHADER_F16`).
+    pub fn with_f16(mut self, on: bool) -> Self {
+        self.f16 = on && self.adapter.features().contains(wgpu::Features::SHADER_F16);
+        self
+    }
+
     /// This context recording kernels of `shape` where two exist, whatever the adapter (the tests run the
     /// GPU shape on CPU drivers for correctness; `FACEGPU_KERNELS` does the same for a whole run).
     pub fn with_kernel_shape(mut self, shape: KernelShape) -> Self {
@@ -155,6 +174,7 @@ impl GpuContext {
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("facegpu"),
                 required_features: DiskCache::feature(&adapter)
+                    | (adapter.features() & wgpu::Features::SHADER_F16)
                     | if subgroup_lanes.is_some() { wgpu::Features::SUBGROUP } else { wgpu::Features::empty() },
                 required_limits: limits.clone(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
@@ -194,6 +214,7 @@ impl GpuContext {
             .create_view(&Default::default());
         let disk_cache = DiskCache::open(&adapter, &device);
         let kernel_shape = KernelShape::choose(&adapter);
+        let f16 = std::env::var("FACEGPU_F16").is_ok_and(|v| v == "1") && adapter.features().contains(wgpu::Features::SHADER_F16);
         Ok(Self {
             texture_row_shift: STAGING_ROW_SHIFT.min(limits.max_texture_dimension_2d.ilog2()),
             staging: Mutex::new(None),
@@ -209,6 +230,7 @@ impl GpuContext {
             dummy_rw,
             subgroup_lanes,
             kernel_shape,
+            f16,
             profile: std::env::var("FACEGPU_PROFILE").is_ok_and(|v| v == "1").then(Default::default),
             splitk: Mutex::new(None),
             uncaptured,
@@ -367,6 +389,8 @@ impl GpuContext {
             subgroup_max_size: info.subgroup_max_size,
             kernel_lanes: self.subgroup_lanes,
             kernel_shape: self.kernel_shape,
+            shader_f16: self.adapter.features().contains(wgpu::Features::SHADER_F16),
+            f16_inference: self.f16(),
         }
     }
 

@@ -403,5 +403,6 @@ fn conv2d_tiled(
     let buffers =
         [Some(&x.buffer), Some(&w.buffer), Some(bias), Some(scale), Some(shift), Some(alpha), Some(residual), Some(&y.buffer), None];
     enc.tag_with(|| format!("{:?} * {:?} stride {} (tiled)", x.shape, w.shape, p.sh));
-    enc.dispatch_with(Shader::Conv2dTiled, "conv2d_tiled", &constants, &d, &buffers, &[], groups)
+    let shader = if enc.f16() { Shader::Conv2dTiledF16 } else { Shader::Conv2dTiled };
+    enc.dispatch_with(shader, "conv2d_tiled", &constants, &d, &buffers, &[], groups)
 }

@@ -10,6 +10,8 @@
 // li/16 + 16q (q = 0..3) of a at step column li%16, so 16 consecutive invocations read 16 consecutive
 // input channels of one tap (contiguous in NHWC); and rows li/64 + 4q of b at column li%64, contiguous
 // output channels. Each invocation's 4 pixels of a are decomposed once, before the reduction.
+// The weights are f32 (conv2d_weights_f32.wgsl) or, for f16 inference, f16 (conv2d_weights_f16.wgsl,
+// with stage_f16.wgsl).
 
 // The top-left input tap of output pixel m (iy0, ix0) and its image's offset in x (base); `valid` is
 // false past the last pixel.
@@ -69,7 +71,7 @@ fn conv2d_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
             let kb = k0 + li / 64u + 4u * q;
             var v = 0.0;
             if (kb < k_total && j < p.oc) {
-                v = ws(kb * p.oc + j);
+                v = weight(kb * p.oc + j);
             }
             stage_b(li / 64u + 4u * q, li % 64u, v);
         }

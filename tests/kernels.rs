@@ -948,3 +948,61 @@ fn convs_of_one_submission_each_read_their_own_input_while_the_staging_texture_g
         assert_close("conv2d", &y.download(ctx).unwrap(), want, 1e-4, 1e-4);
     }
 }
+
+#[test]
+fn conv2d_f16_weights_match_cpu_within_f16_rounding() {
+    // f16 inference: weights stored as half floats (two per word: odd counts leave a half word), operands
+    // staged and each 16 products summed in f16, then added in f32. The twin runs on the same inputs
+    // rounded to f16, so only the arithmetic's rounding is left. The CPU-driver shape refuses f16
+    // weights by name.
+    gpu_or_skip!();
+    let ctx16 = facegpu::gpu::GpuContext::new().unwrap().with_kernel_shape(KernelShape::Gpu).with_f16(true);
+    if !ctx16.f16() {
+        let info = ctx16.adapter.get_info();
+        // lavapipe (CI's adapter) has SHADER_F16: there this must run.
+        assert_ne!(info.device_type, wgpu::DeviceType::Cpu, "the CPU driver {} has no SHADER_F16", info.name);
+        return;
+    }
+    let round = |v: &[f32]| v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect::<Vec<f32>>();
+    let mut rng = Rng::new(90);
+    // (input, weights, stride)
+    type Case = ([usize; 4], [usize; 4], (usize, usize));
+    let cases: [Case; 4] = [
+        ([2, 9, 11, 5], [3, 3, 5, 7], (2, 2)),
+        ([1, 7, 6, 32], [1, 1, 32, 96], (1, 1)),
+        ([2, 5, 7, 64], [3, 3, 64, 33], (1, 1)),
+        ([1, 3, 3, 256], [1, 1, 256, 36], (1, 1)),
+    ];
+    let mut worst = 0f32;
+    for (xs, ws, stride) in cases {
+        let x = round(&rng.vec(xs.iter().product(), -1.0, 1.0));
+        let w = round(&rng.vec(ws.iter().product(), -0.5, 0.5));
+        let b = rng.vec(ws[3], -1.0, 1.0);
+        let cpu_epi = Epilogue { bias: Some(b.as_slice()), act: Activation::Relu, ..Default::default() };
+        let (want, p) = cpu::conv2d::conv2d(&x, &xs, &w, &ws, &cpu_epi, stride, Padding::Same).unwrap();
+        let gx = up(&ctx16, "x", &xs, &x);
+        let gw = GpuTensor::upload_f16(&ctx16, "w16", &ws, &w).unwrap();
+        let gb = up(&ctx16, "b", &[ws[3]], &b);
+        let gy = GpuTensor::zeros(&ctx16, "y", &p.out_shape());
+        let epi = Epilogue { bias: Some(&gb), act: Activation::Relu, ..Default::default() };
+        record(&ctx16, |enc| k::conv2d::conv2d(enc, &gx, &gw, &epi, &gy, stride, Padding::Same).map(|_| ()));
+        let got = gy.download(&ctx16).unwrap();
+        worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(worst, f32::max);
+        // Each step's 16 products (|x| <= 1, |w| <= 0.5) are summed in f16, every addition rounded at up
+        // to 2^-11 of a partial sum of magnitude about 1; over up to 36 steps (3x3x64) that measured
+        // 1.04e-2 at most, on outputs up to about 5. 2e-2 + 1e-2 relative bounds f16's rounding; a wrong
+        // tap or channel moves outputs by 0.1 or more.
+        assert_close(&format!("conv2d f16 {xs:?} * {ws:?}"), &got, &want, 2e-2, 1e-2);
+    }
+    eprintln!("conv2d with f16 weights and arithmetic: max abs error vs the f32 twin {worst:e}");
+    // The CPU-driver shape has no f16 path: f16 weights are refused, naming them.
+    let ctx32 = common::gpu().unwrap();
+    if ctx32.kernel_shape() == KernelShape::CpuDriver {
+        let gx = GpuTensor::zeros(ctx32, "x", &[1, 4, 4, 4]);
+        let gw = GpuTensor::upload_f16(ctx32, "half weights", &[1, 1, 4, 8], &[0.5; 32]).unwrap();
+        let gy = GpuTensor::zeros(ctx32, "y", &[1, 4, 4, 8]);
+        let mut enc = facegpu::gpu::Encoder::new(ctx32);
+        let err = k::conv2d::conv2d(&mut enc, &gx, &gw, &Epilogue::default(), &gy, (1, 1), Padding::Same).unwrap_err().to_string();
+        assert!(err.contains("half weights") && err.contains("F16"), "{err}");
+    }
+}

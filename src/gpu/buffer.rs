@@ -5,6 +5,18 @@ use super::{GpuContext, GpuError};
 pub enum DType {
     F32,
     U32,
+    /// IEEE half floats, two per 32-bit word (the low half first): the f16 inference weights.
+    F16,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn bytes(self) -> usize {
+        match self {
+            DType::F32 | DType::U32 => 4,
+            DType::F16 => 2,
+        }
+    }
 }
 
 /// A shape plus a labelled storage buffer. Cloning shares the buffer.
@@ -19,7 +31,7 @@ pub struct GpuTensor {
 impl GpuTensor {
     fn alloc(ctx: &GpuContext, label: &str, shape: &[usize], dtype: DType) -> Self {
         // Padded to 16 bytes: kernels may read a buffer as an array of vec4s.
-        let bytes = (shape.iter().product::<usize>() * 4).max(4).div_ceil(16) as u64 * 16;
+        let bytes = (shape.iter().product::<usize>() * dtype.bytes()).max(4).div_ceil(16) as u64 * 16;
         let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes,
@@ -54,8 +66,21 @@ impl GpuTensor {
         Ok(t)
     }
 
+    /// Uploads `data` rounded to f16 (round to nearest even; the f16 inference weights).
+    pub fn upload_f16(ctx: &GpuContext, label: &str, shape: &[usize], data: &[f32]) -> Result<Self, GpuError> {
+        let t = Self::alloc(ctx, label, shape, DType::F16);
+        t.check_len("upload", data.len())?;
+        let mut halves: Vec<u16> = data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+        halves.resize(halves.len().next_multiple_of(2), 0);
+        if !halves.is_empty() {
+            ctx.queue.write_buffer(&t.buffer, 0, bytemuck::cast_slice(&halves));
+        }
+        Ok(t)
+    }
+
     /// Overwrites the contents (same element count), reusing the buffer.
     pub fn write(&self, ctx: &GpuContext, data: &[f32]) -> Result<(), GpuError> {
+        self.check_dtype("write", DType::F32)?;
         self.check_len("write", data.len())?;
         if !data.is_empty() {
             ctx.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
@@ -68,6 +93,13 @@ impl GpuTensor {
         self.check_len("write", data.len())?;
         if !data.is_empty() {
             ctx.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+
+    fn check_dtype(&self, op: &'static str, want: DType) -> Result<(), GpuError> {
+        if self.dtype != want {
+            return Err(GpuError::Invalid { op, detail: format!("tensor '{}' holds {:?}, not {want:?}", self.label, self.dtype) });
         }
         Ok(())
     }
@@ -142,6 +174,7 @@ impl GpuTensor {
 
     /// Copies an f32 tensor back to the host (waits for all submitted work).
     pub fn download(&self, ctx: &GpuContext) -> Result<Vec<f32>, GpuError> {
+        self.check_dtype("download", DType::F32)?;
         Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(ctx)?))
     }
 

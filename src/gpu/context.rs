@@ -134,9 +134,10 @@ impl GpuContext {
         self.kernel_shape
     }
 
-    /// Whether inference (the embedding network's convs, in the GPU kernel shape) stages its operands
-    /// and multiplies in f16, accumulating in f32: `FACEGPU_F16=1` on an adapter with `SHADER_F16`.
-    /// Off by default: facenet's embeddings are f32 and the parity tests hold them to 1e-5.
+    /// Whether inference models load their conv weights as f16, which makes their convs (GPU kernel
+    /// shape) stage operands and multiply in f16, accumulating in f32: `FACEGPU_F16=1` on an adapter
+    /// with `SHADER_F16`. Off by default: facenet's embeddings are f32 and the parity tests hold them to
+    /// 1e-5. Training never uses it.
     pub fn f16(&self) -> bool {
         self.f16 && self.kernel_shape == KernelShape::Gpu
     }

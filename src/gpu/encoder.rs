@@ -45,25 +45,11 @@ pub struct Encoder<'a> {
     params: Vec<u8>,
     /// Label of the next dispatch in the `FACEGPU_PROFILE=1` table (see [`Encoder::tag_with`]).
     tag: String,
-    /// Whether the kernels recorded may use f16 where the context allows it (inference; see
-    /// [`Encoder::allow_f16`]).
-    f16: bool,
 }
 
 impl<'a> Encoder<'a> {
     pub fn new(ctx: &'a GpuContext) -> Self {
-        Self { ctx, ops: Vec::new(), params: Vec::new(), tag: String::new(), f16: false }
-    }
-
-    /// Lets the kernels recorded from here on compute in f16 where the context allows it
-    /// ([`GpuContext::f16`]). Inference calls this; training never does (its gradients stay f32).
-    pub fn allow_f16(&mut self) {
-        self.f16 = true;
-    }
-
-    /// Whether a kernel recorded now computes in f16.
-    pub fn f16(&self) -> bool {
-        self.f16 && self.ctx.f16()
+        Self { ctx, ops: Vec::new(), params: Vec::new(), tag: String::new() }
     }
 
     /// With `FACEGPU_PROFILE=1`, the next dispatch is listed under its entry point and `tag()` (a shape,

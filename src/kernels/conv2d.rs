@@ -1,6 +1,6 @@
 //! conv2d (NHWC x HWIO) with a fused epilogue: bias, per-channel affine, scaled residual, ReLU/PReLU.
 
-use crate::gpu::{check_shape, groups_1d, Encoder, GpuContext, GpuError, GpuTensor, KernelShape, Shader};
+use crate::gpu::{check_shape, groups_1d, DType, Encoder, GpuContext, GpuError, GpuTensor, KernelShape, Shader};
 use crate::ops::conv2d::flag as bits;
 pub use crate::ops::conv2d::{out_size, Activation, Conv2dParams, Epilogue, Padding};
 
@@ -335,6 +335,12 @@ pub fn conv2d_into(
         conv2d_tiled(enc, x, w, epi, y, p, (y_off as u32, y_c as u32))?;
         return Ok(p);
     }
+    if w.dtype != DType::F32 {
+        return Err(GpuError::Invalid {
+            op: "conv2d",
+            detail: format!("weights '{}' are {:?}: only the GPU kernel shape takes f16 weights (FACEGPU_KERNELS=gpu)", w.label, w.dtype),
+        });
+    }
     let [bias, scale, shift, alpha, residual] = epilogue_buffers(enc, epi);
     let (mut d, tiles) = Conv2dDispatch::plan(enc.ctx(), p);
     (d.y_off, d.y_c) = (y_off as u32, y_c as u32);
@@ -378,7 +384,8 @@ pub fn conv2d_into(
 /// `conv2d_into` in the GPU shape (conv2d_tiled.wgsl): an implicit GEMM of (output pixels) x (output
 /// channels) x (taps and input channels), one workgroup of 16 x 16 invocations per 64 x 64 block of the
 /// output, staged through shared memory; the same fused epilogue, stored at channels `y_off..` of a `y`
-/// with `y_c` channels.
+/// with `y_c` channels. f16 weights (`DType::F16`) select the f16 module: operands staged and
+/// multiplied in f16, summed in f32.
 fn conv2d_tiled(
     enc: &mut Encoder,
     x: &GpuTensor,
@@ -400,9 +407,13 @@ fn conv2d_tiled(
         ("VEC_STORE", flag((p.oc | y_c | y_off).is_multiple_of(4))),
     ];
     let groups = [p.oc.div_ceil(64), (p.n * p.oh * p.ow).div_ceil(64), 1];
+    // f32 weights at binding 2; f16 weights at binding 11 (conv2d_weights_f16.wgsl).
+    let (shader, w32, w16) = match w.dtype {
+        DType::F16 => (Shader::Conv2dTiledF16, None, Some(&w.buffer)),
+        _ => (Shader::Conv2dTiled, Some(&w.buffer), None),
+    };
     let buffers =
-        [Some(&x.buffer), Some(&w.buffer), Some(bias), Some(scale), Some(shift), Some(alpha), Some(residual), Some(&y.buffer), None];
-    enc.tag_with(|| format!("{:?} * {:?} stride {} (tiled)", x.shape, w.shape, p.sh));
-    let shader = if enc.f16() { Shader::Conv2dTiledF16 } else { Shader::Conv2dTiled };
+        [Some(&x.buffer), w32, Some(bias), Some(scale), Some(shift), Some(alpha), Some(residual), Some(&y.buffer), None, None, w16];
+    enc.tag_with(|| format!("{:?} * {:?} stride {} (tiled, {:?})", x.shape, w.shape, p.sh, w.dtype));
     enc.dispatch_with(shader, "conv2d_tiled", &constants, &d, &buffers, &[], groups)
 }

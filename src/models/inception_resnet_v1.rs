@@ -125,8 +125,6 @@ impl InceptionResnetV1 {
     /// Records the forward pass of standardized images `x` `[n, h, w, 3]`; returns (embeddings, prelogits)
     /// and, when `taps` is given, fills it with facenet's named activations.
     fn forward(&mut self, enc: &mut Encoder, x: &GpuTensor, mut taps: Option<&mut Taps>) -> Result<(GpuTensor, GpuTensor), GpuError> {
-        // Inference: f16 where the context allows it (FACEGPU_F16=1 on a GPU with SHADER_F16).
-        enc.allow_f16();
         let ctx = enc.ctx();
         let arena = &mut self.arena;
         let mut tap = |name: &str, t: &GpuTensor| {

@@ -61,7 +61,17 @@ impl<'a> Scope<'a> {
     ) -> Result<Conv, CheckpointError> {
         let full = format!("{}/{name}", self.prefix);
         let host = HostConv::read(self.weights, &full, k, cin, cout, kind)?;
-        let w = self.upload(&format!("{full}/weights"), &[k.0, k.1, cin, cout], &host.w)?;
+        let wname = format!("{full}/weights");
+        // f16 inference (GpuContext::f16): the weights in f16 make the conv compute in f16.
+        let w = if self.ctx.f16() {
+            GpuTensor::upload_f16(self.ctx, &wname, &[k.0, k.1, cin, cout], &host.w).map_err(|e| CheckpointError::BadTensor {
+                path: self.weights.source.clone(),
+                tensor: wname.clone(),
+                detail: e.to_string(),
+            })?
+        } else {
+            self.upload(&wname, &[k.0, k.1, cin, cout], &host.w)?
+        };
         let affine = match &host.affine {
             Some((scale, shift)) => Some((
                 self.upload(&format!("{full}/BatchNorm scale"), &[cout], scale)?,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The device check for a machine with a GPU: prints `facegpu info`, runs the kernel tests (every WGSL
-# kernel against its CPU twin, the backward ops against finite differences, MTCNN against facenet's
-# detections) on the adapter wgpu picks, runs the benches on it, and writes one JSON summary.
+# kernel against its CPU twin in both kernel shapes, the backward ops against finite differences, MTCNN
+# against facenet's detections, the network against TensorFlow's embeddings in f32 and f16) on the
+# adapter wgpu picks, runs the benches on it (embedding in the GPU shape, the CPU-driver shape and f16),
+# and writes one JSON summary.
 #
 #   bash benches/gpu_check.sh                 # summary in gpu_check.json (OUT=... to move it)
 #   FACEGPU_ADAPTER=<name part> bash benches/gpu_check.sh     # another adapter
@@ -30,7 +32,7 @@ esac
 
 # The kernel tests on this adapter; each file's counts go into the summary.
 : > "$LOG"
-for t in platform kernels backward mtcnn simd; do
+for t in platform kernels backward mtcnn simd inception_resnet_v1; do
     echo "== tests/$t.rs" >&2
     if FACEGPU_REQUIRE_GPU=1 cargo test --release -q $FEATURES --test "$t" >> "$LOG" 2>&1; then :; else echo "tests/$t.rs failed (see $LOG)" >&2; fi
     grep "^test result" "$LOG" | tail -1 | sed "s/^/$t: /" >&2
@@ -42,16 +44,18 @@ echo "== benches" >&2
 KERNELS=$(bench bench kernels --batch-size 32 --reps "$REPS")
 EMBED1=$(bench bench embed --model "$MODEL" --device gpu --batch-size 1 --reps "$REPS")
 EMBED32=$(bench bench embed --model "$MODEL" --device gpu --batch-size 32 --reps "$REPS")
+EMBED32_CPU_SHAPE=$(FACEGPU_KERNELS=cpu-driver bench bench embed --model "$MODEL" --device gpu --batch-size 32 --reps "$REPS")
+EMBED32_F16=$(FACEGPU_F16=1 bench bench embed --model "$MODEL" --device gpu --batch-size 32 --reps "$REPS")
 TRAIN=$(bench bench train --batch-size 32 --reps 3)
 mapfile -t PHOTOS < <(find "$FIX/faces/deepface" -name '*.jpg' 2>/dev/null | sort)
 DETECT=null
 [ ${#PHOTOS[@]} -gt 0 ] && DETECT=$(bench bench detect --detect-device gpu --reps "$REPS" "${PHOTOS[@]}")
 
-python3 - "$OUT" "$LOG" "$INFO" "$KERNELS" "$EMBED1" "$EMBED32" "$TRAIN" "$DETECT" <<'PY'
+python3 - "$OUT" "$LOG" "$INFO" "$KERNELS" "$EMBED1" "$EMBED32" "$EMBED32_CPU_SHAPE" "$EMBED32_F16" "$TRAIN" "$DETECT" <<'PY'
 import json, platform, re, subprocess, sys, time
-out, log, info, kernels, embed1, embed32, train, detect = sys.argv[1:]
+out, log, info, kernels, embed1, embed32, embed32_cpu_shape, embed32_f16, train, detect = sys.argv[1:]
 # Each file's results end at its "== end" marker, in the order they ran.
-order = ["platform", "kernels", "backward", "mtcnn", "simd"]
+order = ["platform", "kernels", "backward", "mtcnn", "simd", "inception_resnet_v1"]
 blocks = open(log).read().split("== end ")
 per_file = {}
 for name, block in zip(order, blocks):
@@ -69,10 +73,14 @@ summary = {
     "info": json.loads(info),
     "tests": per_file,
     "benches": {k: json.loads(v) for k, v in
-                [("kernels", kernels), ("embed_batch1", embed1), ("embed_batch32", embed32), ("train_batch32", train), ("detect_deepface", detect)]},
+                [("kernels", kernels), ("embed_batch1", embed1), ("embed_batch32", embed32),
+                 ("embed_batch32_cpu_driver_shape", embed32_cpu_shape), ("embed_batch32_f16", embed32_f16),
+                 ("train_batch32", train), ("detect_deepface", detect)]},
 }
 json.dump(summary, open(out, "w"), indent=1)
-print(json.dumps({"tests": per_file, "embed_batch32_images_per_s": (summary["benches"]["embed_batch32"] or {}).get("images_per_s"),
+ips = lambda k: (summary["benches"][k] or {}).get("images_per_s")
+print(json.dumps({"tests": per_file, "embed_batch32_images_per_s": ips("embed_batch32"),
+                  "cpu_driver_shape": ips("embed_batch32_cpu_driver_shape"), "f16": ips("embed_batch32_f16"),
                   "train_images_per_s": (summary["benches"]["train_batch32"] or {}).get("train_images_per_s")}))
 print(f"summary: {out}", file=sys.stderr)
 PY

@@ -14,6 +14,18 @@
 //   dw[r, o] (+)= sum_m x[n, oy*sh - pad_top + ky, ox*sw - pad_left + kx, ci] * g[m, o]
 //   r = flattened (ky, kx, ci), m = flattened (n, oy, ox)
 
+// Writes (or adds, with ACC) the first min(left, 4) values of v at `at`: one vec4 where the row's
+// channels are multiples of 4 (VEC), else value by value.
+fn put_cols4(at: u32, v: vec4<f32>, left: u32) {
+    if (VEC) {
+        put4(at, v, ACC);
+        return;
+    }
+    for (var q = 0u; q < min(left, 4u); q++) {
+        put(at + q, v[q], ACC);
+    }
+}
+
 // Taps of stride class `cls` along one axis: the first (k0), how many (count).
 struct Taps {
     k0: u32,
@@ -112,17 +124,7 @@ fn grad_input_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     for (var r = 0u; r < 4u; r++) {
         let px = class_pixel(i0 + lid.y * 4u + r, hy, wx);
         if (px.valid) {
-            let at = ((px.b * p.h + px.iy) * p.w + px.ix) * p.c + j;
-            let v = acc_row(&acc, r);
-            if (VEC) {
-                put4(at, v, ACC);
-            } else {
-                for (var q = 0u; q < 4u; q++) {
-                    if (j + q < p.c) {
-                        put(at + q, v[q], ACC);
-                    }
-                }
-            }
+            put_cols4(((px.b * p.h + px.iy) * p.w + px.ix) * p.c + j, acc_row(&acc, r), p.c - j);
         }
     }
 }
@@ -201,17 +203,7 @@ fn grad_weight_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
     for (var r = 0u; r < 4u; r++) {
         let i = i0 + lid.y * 4u + r;
         if (i < rows) {
-            let at = base + i * p.oc + j;
-            let v = acc_row(&acc, r);
-            if (VEC) {
-                put4(at, v, ACC);
-            } else {
-                for (var q = 0u; q < 4u; q++) {
-                    if (j + q < p.oc) {
-                        put(at + q, v[q], ACC);
-                    }
-                }
-            }
+            put_cols4(base + i * p.oc + j, acc_row(&acc, r), p.oc - j);
         }
     }
 }

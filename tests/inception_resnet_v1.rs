@@ -205,12 +205,7 @@ fn training_net_in_inference_mode_gives_the_inference_models_embeddings() {
 fn gpu_shaped_kernels_give_tensorflows_embeddings() {
     gpu_or_skip!();
     let ctx = common::gpu_shaped().expect("a GPU-shaped context beside the shared one");
-    let Some((ckpt, golden)) = fixtures() else { return };
-    let weights = Weights::load(&ckpt).unwrap();
-    let mut model = InceptionResnetV1::load(ctx, &weights).unwrap();
-    let images = golden_images(&golden);
-    let emb = model.embed(ctx, &images, [5, 160, 160, 3], Standardization::Prewhiten).unwrap();
-    let (_, want) = npy::read_f32(&golden.join("embeddings_prewhiten.npy")).unwrap();
+    let Some((emb, want)) = golden_embeddings(ctx) else { return };
     let max_err = emb.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     eprintln!("GPU-shaped kernels: max abs embedding error vs TensorFlow {max_err:e}");
     // fp32 sums in a third order (k in steps of 16 through shared memory): as the default kernels, a few
@@ -218,26 +213,24 @@ fn gpu_shaped_kernels_give_tensorflows_embeddings() {
     assert_close("embeddings (GPU-shaped kernels)", &emb, &want, 1e-5, 0.0);
 }
 
-/// f16 inference (GPU kernel shape, adapters with SHADER_F16: lavapipe has it): the convs stage their
-/// operands and multiply in f16, accumulating each 16 products in f32. The embedding error against
-/// TensorFlow's f32 is measured and bounded, and the same faces stay the same people.
+/// The 5 golden faces' prewhitened embeddings on `ctx`, and TensorFlow's.
+fn golden_embeddings(ctx: &facegpu::gpu::GpuContext) -> Option<(Vec<f32>, Vec<f32>)> {
+    let (ckpt, golden) = fixtures()?;
+    let weights = Weights::load(&ckpt).unwrap();
+    let mut model = InceptionResnetV1::load(ctx, &weights).unwrap();
+    let emb = model.embed(ctx, &golden_images(&golden), [5, 160, 160, 3], Standardization::Prewhiten).unwrap();
+    let (_, want) = npy::read_f32(&golden.join("embeddings_prewhiten.npy")).unwrap();
+    Some((emb, want))
+}
+
+/// f16 inference (GPU kernel shape, adapters with SHADER_F16: lavapipe has it): the convs' weights are
+/// f16, their operands staged and each step's 16 products summed in f16, then added in f32. The
+/// embedding error against TensorFlow's f32 is measured and bounded, and the same faces stay the same
+/// people.
 #[test]
 fn f16_inference_stays_close_to_tensorflows_embeddings() {
-    gpu_or_skip!();
-    let ctx = facegpu::gpu::GpuContext::new().unwrap().with_kernel_shape(facegpu::gpu::KernelShape::Gpu).with_f16(true);
-    if !ctx.f16() {
-        // lavapipe (CI's adapter) has SHADER_F16: there this must run. A GPU without it skips.
-        let info = ctx.adapter.get_info();
-        assert_ne!(info.device_type, wgpu::DeviceType::Cpu, "the CPU driver {} has no SHADER_F16", info.name);
-        eprintln!("skipping: the adapter {} has no SHADER_F16", info.name);
-        return;
-    }
-    let Some((ckpt, golden)) = fixtures() else { return };
-    let weights = Weights::load(&ckpt).unwrap();
-    let mut model = InceptionResnetV1::load(&ctx, &weights).unwrap();
-    let images = golden_images(&golden);
-    let emb = model.embed(&ctx, &images, [5, 160, 160, 3], Standardization::Prewhiten).unwrap();
-    let (_, want) = npy::read_f32(&golden.join("embeddings_prewhiten.npy")).unwrap();
+    let Some(ctx) = common::f16_context() else { return };
+    let Some((emb, want)) = golden_embeddings(&ctx) else { return };
     let max_err = emb.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     let cos: Vec<f32> = emb.chunks(128).zip(want.chunks(128)).map(|(a, b)| a.iter().zip(b).map(|(x, y)| x * y).sum()).collect();
     eprintln!("f16 inference: max abs embedding error vs TensorFlow {max_err:e}, cosine per face {cos:?}");

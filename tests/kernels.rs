@@ -955,14 +955,7 @@ fn conv2d_f16_weights_match_cpu_within_f16_rounding() {
     // staged and each 16 products summed in f16, then added in f32. The twin runs on the same inputs
     // rounded to f16, so only the arithmetic's rounding is left. The CPU-driver shape refuses f16
     // weights by name.
-    gpu_or_skip!();
-    let ctx16 = facegpu::gpu::GpuContext::new().unwrap().with_kernel_shape(KernelShape::Gpu).with_f16(true);
-    if !ctx16.f16() {
-        let info = ctx16.adapter.get_info();
-        // lavapipe (CI's adapter) has SHADER_F16: there this must run.
-        assert_ne!(info.device_type, wgpu::DeviceType::Cpu, "the CPU driver {} has no SHADER_F16", info.name);
-        return;
-    }
+    let Some(ctx16) = common::f16_context() else { return };
     let round = |v: &[f32]| v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect::<Vec<f32>>();
     let mut rng = Rng::new(90);
     // (input, weights, stride)

@@ -31,6 +31,20 @@ pub fn gpu_shaped() -> Option<&'static GpuContext> {
     CTX.get_or_init(|| Some(GpuContext::new().expect("a second context on the same adapter").with_kernel_shape(KernelShape::Gpu))).as_ref()
 }
 
+/// A context on the same adapter with the GPU-shaped kernels and f16 inference, or `None` (with a printed
+/// reason) on a GPU without `SHADER_F16`. lavapipe, CI's adapter, has it: there its absence fails.
+pub fn f16_context() -> Option<GpuContext> {
+    gpu()?;
+    let ctx = GpuContext::new().expect("a second context on the same adapter").with_kernel_shape(KernelShape::Gpu).with_f16(true);
+    if !ctx.f16() {
+        let info = ctx.adapter.get_info();
+        assert_ne!(info.device_type, wgpu::DeviceType::Cpu, "the CPU driver {} has no SHADER_F16", info.name);
+        eprintln!("skipping: the adapter {} has no SHADER_F16", info.name);
+        return None;
+    }
+    Some(ctx)
+}
+
 /// `ctx`, then the GPU-shaped context where `ctx` records the other shape: the contexts a twin test of a
 /// kernel with two shapes runs on.
 pub fn both_shapes(ctx: &GpuContext) -> Vec<&GpuContext> {

@@ -12,6 +12,10 @@
 // output channels. Each invocation's 4 pixels of a are decomposed once, before the reduction.
 // The weights are f32 (conv2d_weights_f32.wgsl) or, for f16 inference, f16 (conv2d_weights_f16.wgsl,
 // with stage_f16.wgsl).
+//
+// Split-K (SPLITK, layers with few output blocks: the 3x3 and 8x8 maps at batch 1): workgroup z takes
+// k in [z * kchunk, (z + 1) * kchunk) and stores its raw sums in `part`; conv2d.wgsl's
+// conv2d_splitk_finish adds the splits and applies the epilogue.
 
 // The top-left input tap of output pixel m (iy0, ix0) and its image's offset in x (base); `valid` is
 // false past the last pixel.
@@ -47,20 +51,22 @@ fn conv2d_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     let k_total = p.kh * p.kw * p.c;
     let i0 = wg.y * BM;
     let j0 = wg.x * BN;
+    let kbeg = wg.z * p.kchunk;
+    let kend = min(kbeg + p.kchunk, k_total);
     // This invocation's staging rows of a: pixels i0 + li/16 + 16q.
     let px0 = pixel(i0 + li / 16u);
     let px1 = pixel(i0 + li / 16u + 16u);
     let px2 = pixel(i0 + li / 16u + 32u);
     let px3 = pixel(i0 + li / 16u + 48u);
     var acc = Acc(vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>());
-    for (var k0 = 0u; k0 < k_total; k0 += BK) {
+    for (var k0 = kbeg; k0 < kend; k0 += BK) {
         // a: column li%16 of the step, one (tap, channel) for the 4 rows.
         let k = k0 + li % 16u;
         let ci = k % p.c;
         let tap = k / p.c;
         let ky = tap / p.kw;
         let kx = tap % p.kw;
-        let k_ok = k < k_total;
+        let k_ok = k < kend;
         stage_a(li / 16u, li % 16u, load_x(px0, ky, kx, ci, k_ok));
         stage_a(li / 16u + 16u, li % 16u, load_x(px1, ky, kx, ci, k_ok));
         stage_a(li / 16u + 32u, li % 16u, load_x(px2, ky, kx, ci, k_ok));
@@ -70,7 +76,7 @@ fn conv2d_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         for (var q = 0u; q < 4u; q++) {
             let kb = k0 + li / 64u + 4u * q;
             var v = 0.0;
-            if (kb < k_total && j < p.oc) {
+            if (kb < kend && j < p.oc) {
                 v = weight(kb * p.oc + j);
             }
             stage_b(li / 64u + 4u * q, li % 64u, v);
@@ -82,6 +88,16 @@ fn conv2d_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     // The epilogue of 4 pixels x 4 consecutive channels (clamped to the last channel; not stored past it).
     let j = j0 + lid.x * 4u;
     if (j >= p.oc) {
+        return;
+    }
+    if (SPLITK) {
+        // Raw sums of this split (oc is a multiple of 4).
+        for (var r = 0u; r < 4u; r++) {
+            let m = i0 + lid.y * 4u + r;
+            if (m < m_total) {
+                part[((wg.z * m_total + m) * p.oc + j) / 4u] = acc_row(&acc, r);
+            }
+        }
         return;
     }
     let cols = min(j + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.oc - 1u));

@@ -734,6 +734,27 @@ fn conv2d_small_layers_split_the_reduction_and_match_cpu() {
 }
 
 #[test]
+fn conv2d_tiled_small_layers_split_the_reduction_and_match_cpu() {
+    // The GPU shape splits k where the output has few 64 x 64 blocks (block8's 3x3 maps, block17's 8x8 at
+    // batch 1); the splits' sums meet in conv2d_splitk_finish, which applies the epilogue. Not where the
+    // output's channels are not multiples of 4 (the finish stores vec4s) or the layer fills the GPU.
+    let ctx = gpu_or_skip!();
+    let splits = |xs: [usize; 4], ws: [usize; 4], y: (u32, u32)| {
+        let p = facegpu::kernels::conv2d::Conv2dParams::new(&xs, &ws, (1, 1), Padding::Same).unwrap();
+        facegpu::kernels::conv2d::tiled_splits(&p, y)
+    };
+    assert_eq!(splits([1, 3, 3, 1792], [1, 1, 1792, 192], (0, 192)), 14);
+    assert_eq!(splits([1, 8, 8, 128], [1, 7, 128, 128], (0, 128)), 7);
+    assert_eq!(splits([1, 3, 3, 256], [1, 1, 256, 36], (0, 36)), 2);
+    assert_eq!(splits([1, 3, 3, 256], [1, 1, 256, 35], (0, 35)), 1);
+    assert_eq!(splits([1, 3, 3, 256], [1, 1, 256, 32], (2, 34)), 1);
+    assert_eq!(splits([32, 17, 17, 256], [1, 1, 256, 32], (0, 32)), 1);
+    check_conv(ctx, 80, [1, 3, 3, 1792], [1, 1, 1792, 192], (1, 1), Padding::Same, true, false, Some(0.2), 1);
+    check_conv(ctx, 81, [1, 8, 8, 128], [1, 7, 128, 128], (1, 1), Padding::Same, false, true, None, 1);
+    check_conv(ctx, 82, [2, 5, 5, 128], [3, 3, 128, 20], (1, 1), Padding::Same, true, true, Some(0.5), 2);
+}
+
+#[test]
 fn conv2d_row_tiles_slide_across_taps_and_match_cpu() {
     // Stride-1 convs at least 5 taps wide, or with 4 input channels, take 8-column tiles of one output
     // row and slide the loaded input columns across the taps: padding on either side, ragged row ends,

@@ -381,11 +381,29 @@ pub fn conv2d_into(
     Ok(p)
 }
 
+/// Splits of the reduction for `conv2d_into` in the GPU shape: where the output has fewer than
+/// [`TILED_BLOCKS`] blocks of 64 x 64 and k is long (the 3x3 and 8x8 maps at batch 1), enough splits of
+/// at least 128 of k to reach that many workgroups. 1 where the output's channels, their stride or
+/// offset are not multiples of 4 (the finish pass stores vec4s).
+pub fn tiled_splits(p: &Conv2dParams, (y_off, y_c): (u32, u32)) -> u32 {
+    let blocks = p.oc.div_ceil(64) * (p.n * p.oh * p.ow).div_ceil(64);
+    let k = p.kh * p.kw * p.c;
+    if !(p.oc | y_c | y_off).is_multiple_of(4) || blocks >= TILED_BLOCKS {
+        return 1;
+    }
+    TILED_BLOCKS.div_ceil(blocks).min(k / 128).max(1)
+}
+
+/// Workgroups a tiled conv aims for: a few per compute unit of a large GPU (an H100 has 132 SMs, an M2
+/// Max 38 cores), so that a small layer does not leave most of them idle.
+pub const TILED_BLOCKS: u32 = 128;
+
 /// `conv2d_into` in the GPU shape (conv2d_tiled.wgsl): an implicit GEMM of (output pixels) x (output
 /// channels) x (taps and input channels), one workgroup of 16 x 16 invocations per 64 x 64 block of the
 /// output, staged through shared memory; the same fused epilogue, stored at channels `y_off..` of a `y`
 /// with `y_c` channels. f16 weights (`DType::F16`) select the f16 module: operands staged and
-/// multiplied in f16, summed in f32.
+/// multiplied in f16, summed in f32. Small layers split k ([`tiled_splits`]); the splits' sums meet in
+/// conv2d.wgsl's `conv2d_splitk_finish`, which applies the epilogue.
 fn conv2d_tiled(
     enc: &mut Encoder,
     x: &GpuTensor,
@@ -396,8 +414,12 @@ fn conv2d_tiled(
     (y_off, y_c): (u32, u32),
 ) -> Result<(), GpuError> {
     let [bias, scale, shift, alpha, residual] = epilogue_buffers(enc, epi);
-    let d =
-        Conv2dDispatch { conv: p, ksplits: 1, kchunk: p.c, tile_layout: TileLayout::Flat as u32, y_off, y_c, solo: 0, tshift: 0, _pad: 0 };
+    let k = p.kh * p.kw * p.c;
+    let splits = tiled_splits(&p, (y_off, y_c));
+    // Whole steps of 16 per split.
+    let kchunk = k.div_ceil(splits).next_multiple_of(16);
+    let ksplits = k.div_ceil(kchunk).max(1);
+    let d = Conv2dDispatch { conv: p, ksplits, kchunk, tile_layout: TileLayout::Flat as u32, y_off, y_c, solo: 0, tshift: 0, _pad: 0 };
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
     let constants = [
         ("BIAS", flag(p.flags & bits::BIAS != 0)),
@@ -405,15 +427,35 @@ fn conv2d_tiled(
         ("RESIDUAL", flag(p.flags & bits::RESIDUAL != 0)),
         ("ACT", f64::from(p.act)),
         ("VEC_STORE", flag((p.oc | y_c | y_off).is_multiple_of(4))),
+        ("SPLITK", flag(ksplits > 1)),
     ];
-    let groups = [p.oc.div_ceil(64), (p.n * p.oh * p.ow).div_ceil(64), 1];
+    let m = p.n * p.oh * p.ow;
+    let groups = [p.oc.div_ceil(64), m.div_ceil(64), ksplits];
+    let part = if ksplits > 1 {
+        enc.ctx().splitk_scratch(u64::from(ksplits) * u64::from(m) * u64::from(p.oc) * 4)
+    } else {
+        enc.absent_rw().clone()
+    };
     // f32 weights at binding 2; f16 weights at binding 11 (conv2d_weights_f16.wgsl).
     let (shader, w32, w16) = match w.dtype {
         DType::F16 => (Shader::Conv2dTiledF16, None, Some(&w.buffer)),
         _ => (Shader::Conv2dTiled, Some(&w.buffer), None),
     };
     let buffers =
-        [Some(&x.buffer), w32, Some(bias), Some(scale), Some(shift), Some(alpha), Some(residual), Some(&y.buffer), None, None, w16];
-    enc.tag_with(|| format!("{:?} * {:?} stride {} (tiled, {:?})", x.shape, w.shape, p.sh, w.dtype));
-    enc.dispatch_with(shader, "conv2d_tiled", &constants, &d, &buffers, &[], groups)
+        [Some(&x.buffer), w32, Some(bias), Some(scale), Some(shift), Some(alpha), Some(residual), Some(&y.buffer), Some(&part), None, w16];
+    enc.tag_with(|| format!("{:?} * {:?} stride {} splits {ksplits} (tiled, {:?})", x.shape, w.shape, p.sh, w.dtype));
+    enc.dispatch_with(shader, "conv2d_tiled", &constants, &d, &buffers, &[], groups)?;
+    if ksplits > 1 {
+        let finish = [None, None, Some(bias), Some(scale), Some(shift), Some(alpha), Some(residual), Some(&y.buffer), Some(&part)];
+        enc.dispatch_with(
+            Shader::Conv2d,
+            "conv2d_splitk_finish",
+            &d.constants(enc.ctx()),
+            &d,
+            &finish,
+            &[],
+            groups_1d((m * p.oc / 4) as usize),
+        )?;
+    }
+    Ok(())
 }

@@ -366,19 +366,20 @@ pub fn conv2d_into(
         groups_1d(tiles * d.ksplits as usize),
     )?;
     if d.ksplits > 1 {
-        let mut finish = buffers;
-        (finish[0], finish[1]) = (None, None);
-        enc.dispatch_with(
-            Shader::Conv2d,
-            "conv2d_splitk_finish",
-            &d.constants(enc.ctx()),
-            &d,
-            &finish,
-            &[],
-            groups_1d(n * oh * ow * oc / 4),
-        )?;
+        finish_splits(enc, &d, &buffers)?;
     }
     Ok(p)
+}
+
+/// Records conv2d.wgsl's `conv2d_splitk_finish` after a split-K conv (either shape): `y = epilogue(the
+/// sum of the splits in part)`, four channels per invocation. `buffers` are the conv's bindings 1-9 (x
+/// and w are not bound).
+fn finish_splits(enc: &mut Encoder, d: &Conv2dDispatch, buffers: &[Option<&wgpu::Buffer>]) -> Result<(), GpuError> {
+    let mut finish = buffers[..9].to_vec();
+    (finish[0], finish[1]) = (None, None);
+    let c = &d.conv;
+    let groups = groups_1d((c.n * c.oh * c.ow * c.oc / 4) as usize);
+    enc.dispatch_with(Shader::Conv2d, "conv2d_splitk_finish", &d.constants(enc.ctx()), d, &finish, &[], groups)
 }
 
 /// Splits of the reduction for `conv2d_into` in the GPU shape: where the output has fewer than
@@ -446,16 +447,7 @@ fn conv2d_tiled(
     enc.tag_with(|| format!("{:?} * {:?} stride {} splits {ksplits} (tiled, {:?})", x.shape, w.shape, p.sh, w.dtype));
     enc.dispatch_with(shader, "conv2d_tiled", &constants, &d, &buffers, &[], groups)?;
     if ksplits > 1 {
-        let finish = [None, None, Some(bias), Some(scale), Some(shift), Some(alpha), Some(residual), Some(&y.buffer), Some(&part)];
-        enc.dispatch_with(
-            Shader::Conv2d,
-            "conv2d_splitk_finish",
-            &d.constants(enc.ctx()),
-            &d,
-            &finish,
-            &[],
-            groups_1d((m * p.oc / 4) as usize),
-        )?;
+        finish_splits(enc, &d, &buffers)?;
     }
     Ok(())
 }
